@@ -1,0 +1,41 @@
+"""The audit log (SEC-06): who did what, when, from where.
+
+One implementation serves both realms; /appliance events live in
+appliance.db and /login events in site.db (so they travel with site backups).
+Every event is also handed to the syslog forwarder when one is configured.
+Details must never carry secrets: callers pass names and ids, not passwords.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import sqlalchemy as sa
+
+
+class AuditLog:
+    def __init__(self, engine: sa.Engine, table: sa.Table, realm: str, forward: Callable[[dict], None] | None = None):
+        self.engine = engine
+        self.table = table
+        self.realm = realm
+        self._forward = forward
+
+    def record(self, actor: str, action: str, target: str | None = None,
+               source_ip: str | None = None, details: dict | None = None, conn: sa.Connection | None = None) -> dict:
+        event = {"at": time.time(), "actor": actor, "action": action, "target": target,
+                 "source_ip": source_ip, "details": details or {}}
+        if conn is not None:
+            conn.execute(self.table.insert().values(**event))
+        else:
+            with self.engine.begin() as c:
+                c.execute(self.table.insert().values(**event))
+        if self._forward:
+            self._forward({"realm": self.realm, **event})
+        return event
+
+    def list(self, limit: int = 100, offset: int = 0) -> list[dict]:
+        t = self.table
+        with self.engine.connect() as c:
+            rows = c.execute(sa.select(t).order_by(t.c.id.desc()).limit(limit).offset(offset)).mappings()
+            return [dict(r) for r in rows]

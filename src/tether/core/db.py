@@ -1,0 +1,58 @@
+"""SQLAlchemy engine helpers and the table shapes both databases share
+(sessions and the audit log), so the /appliance and /login realms use one
+implementation of each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def make_engine(url: str) -> sa.Engine:
+    """An engine; SQLite gets WAL, foreign keys and a busy timeout."""
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def sessions_table(md: sa.MetaData) -> sa.Table:
+    return sa.Table(
+        "sessions",
+        md,
+        sa.Column("token_hash", sa.String(64), primary_key=True),
+        sa.Column("username", sa.String(64), nullable=False),
+        sa.Column("csrf_token", sa.String(64), nullable=False),
+        sa.Column("created_at", sa.Float, nullable=False),
+        sa.Column("expires_at", sa.Float, nullable=False),
+        sa.Column("source_ip", sa.String(64)),
+    )
+
+
+def audit_table(md: sa.MetaData) -> sa.Table:
+    return sa.Table(
+        "audit_log",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("at", sa.Float, nullable=False),
+        sa.Column("actor", sa.String(128), nullable=False),
+        sa.Column("action", sa.String(128), nullable=False),
+        sa.Column("target", sa.String(256)),
+        sa.Column("source_ip", sa.String(64)),
+        sa.Column("details", sa.JSON),
+    )

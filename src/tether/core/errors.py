@@ -1,0 +1,73 @@
+"""The exception tree every layer shares.
+
+    TetherError            base: a message for the user and an optional hint
+    ├── NotFound           the thing named does not exist            (HTTP 404, exit 4)
+    ├── Invalid            bad input; ``field`` names what was wrong (HTTP 422, exit 2)
+    ├── Conflict           the request clashes with current state    (HTTP 409, exit 5)
+    ├── Unauthorized       no or bad credentials                     (HTTP 401, exit 3)
+    ├── Forbidden          authenticated but not allowed             (HTTP 403, exit 3)
+    ├── PasswordChangeRequired  first login: change the password     (HTTP 403, exit 3)
+    ├── Throttled          too many failed attempts; retry later     (HTTP 429, exit 6)
+    └── IntegrityError     a file or package failed verification     (HTTP 400, exit 7)
+
+The web layer maps these to status codes and the CLI to exit codes (documented
+in docs/cli.md); domain code raises them and never formats HTTP responses.
+"""
+
+from __future__ import annotations
+
+
+class TetherError(Exception):
+    status = 400
+    exit_code = 1
+    code = "error"
+
+    def __init__(self, message: str, *, hint: str | None = None, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.field = field
+
+    def to_dict(self) -> dict:
+        body: dict = {"error": self.code, "message": self.message}
+        if self.field:
+            body["field"] = self.field
+        if self.hint:
+            body["hint"] = self.hint
+        return body
+
+
+class NotFound(TetherError):
+    status, exit_code, code = 404, 4, "not_found"
+
+
+class Invalid(TetherError):
+    status, exit_code, code = 422, 2, "invalid"
+
+
+class Conflict(TetherError):
+    status, exit_code, code = 409, 5, "conflict"
+
+
+class Unauthorized(TetherError):
+    status, exit_code, code = 401, 3, "unauthorized"
+
+
+class Forbidden(TetherError):
+    status, exit_code, code = 403, 3, "forbidden"
+
+
+class PasswordChangeRequired(Forbidden):
+    code = "password_change_required"
+
+
+class Throttled(TetherError):
+    status, exit_code, code = 429, 6, "throttled"
+
+    def __init__(self, message: str, *, retry_after: int, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.retry_after = retry_after
+
+
+class IntegrityError(TetherError):
+    status, exit_code, code = 400, 7, "integrity"

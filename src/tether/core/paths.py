@@ -1,0 +1,72 @@
+"""The data-directory layout of one appliance, in one place.
+
+    <data>/appliance.db      /appliance settings, identity, admin, certificates (keys sealed), audit
+    <data>/secret.key        the per-appliance key that seals secrets (0600)
+    <data>/site/site.db      the /login site database (SQLite default)
+    <data>/site/files/       file store, content-addressed
+    <data>/site/recordings/  recordings, content-addressed, never in the db
+    <data>/backups/          backups the appliance took itself
+    <data>/failover/         sync state (later)
+
+Nothing else in the code builds these paths by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class DataDir:
+    root: Path
+
+    @classmethod
+    def at(cls, root: str | Path) -> "DataDir":
+        return cls(Path(root).resolve())
+
+    @property
+    def appliance_db(self) -> Path:
+        return self.root / "appliance.db"
+
+    @property
+    def secret_key(self) -> Path:
+        return self.root / "secret.key"
+
+    @property
+    def site_dir(self) -> Path:
+        return self.root / "site"
+
+    @property
+    def site_db(self) -> Path:
+        return self.site_dir / "site.db"
+
+    @property
+    def files_dir(self) -> Path:
+        return self.site_dir / "files"
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.site_dir / "recordings"
+
+    @property
+    def backups_dir(self) -> Path:
+        return self.root / "backups"
+
+    @property
+    def failover_dir(self) -> Path:
+        return self.root / "failover"
+
+    @property
+    def runtime_dir(self) -> Path:
+        """Short-lived files (pid file, TLS material handed to OpenSSL, never keys in clear)."""
+        return self.root / "run"
+
+    def ensure(self) -> None:
+        for d in (self.root, self.backups_dir, self.runtime_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        self.root.chmod(0o700)
+
+    @property
+    def initialized(self) -> bool:
+        return self.appliance_db.exists() and self.secret_key.exists()

@@ -1,0 +1,23 @@
+"""The ``tether`` command: one Typer app, one module per area."""
+
+from __future__ import annotations
+
+import typer
+
+from tether import __version__
+
+from . import appliance, serve, site
+
+app = typer.Typer(help=f"Tether {__version__}: the remote-support appliance built for disaster recovery.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+
+
+@app.command("version")
+def version():
+    """Print the software version."""
+    typer.echo(__version__)
+
+
+serve.register(app)
+appliance.register(app)
+site.register(app)

@@ -1,0 +1,95 @@
+"""Talking to a running appliance over HTTPS (for every command that takes
+``--url``). TLS trust: ``--cacert FILE`` verifies the chain and host name;
+``--pin-cert FILE`` trusts exactly that certificate (e.g. the appliance's
+built-in one) whatever the address; ``--insecure`` is refused unless named.
+HTTP error bodies are turned back into the same exit codes as local errors."""
+
+from __future__ import annotations
+
+import os
+import ssl
+from dataclasses import dataclass
+from typing import Annotated
+
+import httpx
+import typer
+
+from tether.core import errors as E
+
+from .output import EXIT_UNREACHABLE, fail
+
+UrlOpt = Annotated[str | None, typer.Option("--url", envvar="TETHER_URL", help="Appliance base URL, https://HOST:PORT")]
+CaOpt = Annotated[str | None, typer.Option("--cacert", envvar="TETHER_CACERT", help="CA bundle to verify the appliance")]
+PinOpt = Annotated[str | None, typer.Option("--pin-cert", envvar="TETHER_PIN_CERT",
+                                            help="Trust exactly this certificate (PEM), e.g. the built-in one")]
+UserOpt = Annotated[str, typer.Option("--user", envvar="TETHER_USER", help="User name")]
+PasswordOpt = Annotated[str | None, typer.Option("--password", envvar="TETHER_PASSWORD",
+                                                 help="Password (prefer the TETHER_PASSWORD variable)")]
+TokenOpt = Annotated[str | None, typer.Option("--token", envvar="TETHER_TOKEN", help="API bearer token")]
+
+_STATUS_ERRORS = {400: E.IntegrityError, 401: E.Unauthorized, 403: E.Forbidden, 404: E.NotFound, 409: E.Conflict,
+                  422: E.Invalid, 429: E.Throttled}
+
+
+def ssl_context(cacert: str | None, pin_cert: str | None) -> ssl.SSLContext:
+    if pin_cert:
+        ctx = ssl.create_default_context(cafile=pin_cert)
+        ctx.check_hostname = False  # the pinned certificate itself is the trust anchor
+        return ctx
+    return ssl.create_default_context(cafile=cacert) if cacert else ssl.create_default_context()
+
+
+@dataclass
+class Remote:
+    url: str
+    verify: ssl.SSLContext
+    token: str | None = None
+
+    @classmethod
+    def from_options(cls, url: str | None, cacert: str | None, pin_cert: str | None) -> "Remote":
+        if not url:
+            fail("no appliance URL given", 2, "pass --url https://HOST:PORT or set TETHER_URL")
+        return cls(url.rstrip("/"), ssl_context(cacert, pin_cert))
+
+    def call(self, method: str, path: str, **kw) -> dict | list:
+        headers = kw.pop("headers", {})
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        try:
+            with httpx.Client(verify=self.verify, timeout=float(os.environ.get("TETHER_TIMEOUT", "60"))) as c:
+                r = c.request(method, self.url + path, headers=headers, **kw)
+        except httpx.ConnectError as exc:
+            fail(f"cannot reach {self.url}: {exc}", EXIT_UNREACHABLE,
+                 "check the URL, that the appliance runs, and the certificate options")
+        except httpx.HTTPError as exc:
+            fail(f"request to {self.url} failed: {exc}", EXIT_UNREACHABLE)
+        if r.status_code >= 400:
+            try:
+                body = r.json()
+            except ValueError:
+                body = {"message": r.text.strip() or r.reason_phrase}
+            cls = _STATUS_ERRORS.get(r.status_code, E.TetherError)
+            err = cls.__new__(cls)
+            E.TetherError.__init__(err, body.get("message", "request failed"), hint=body.get("hint"),
+                                   field=body.get("field"))
+            raise err
+        return r.json()
+
+    def appliance_login(self, user: str, password: str | None, accept_agreement: bool = False) -> "Remote":
+        if password is None:
+            password = typer.prompt(f"/appliance password for {user}", hide_input=True)
+        res = self.call("POST", "/appliance/api/session",
+                        json={"username": user, "password": password, "accept_agreement": accept_agreement})
+        self.token = res["token"]
+        return self
+
+    def site_login(self, user: str | None, password: str | None, token: str | None) -> "Remote":
+        if token:
+            self.token = token
+            return self
+        if not user:
+            fail("give --token, or --user and a password", 2)
+        if password is None:
+            password = typer.prompt(f"/login password for {user}", hide_input=True)
+        self.token = self.call("POST", "/api/session", json={"username": user, "password": password})["token"]
+        return self

@@ -1,0 +1,91 @@
+"""``tether init`` and ``tether serve``: make a fresh appliance in a data
+directory and run it in the foreground until SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
+from tether.core.paths import DataDir
+from tether.runtime import Appliance, initialize
+
+from .output import errors, fail
+
+DataOpt = Annotated[Path, typer.Option("--data", envvar="TETHER_DATA", help="The appliance's data directory")]
+TrustOpt = Annotated[list[Path] | None, typer.Option(
+    "--trust-vendor-key", help="Vendor public key (PEM) trusted for site packages; set once, at initialisation")]
+
+
+def init_data(data: Path, trust: list[Path] | None, model: str | None = None) -> DataDir:
+    d = DataDir.at(data)
+    if d.initialized:
+        if trust:
+            fail("trusted vendor keys are set only when the appliance is initialised", 2,
+                 "factory-reset the appliance or use a new --data directory")
+        return d
+    initialize(d, [p.read_bytes() for p in (trust or [])], model)
+    return d
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("init")
+    def init_cmd(data: DataOpt, trust_vendor_key: TrustOpt = None,
+                 model: Annotated[str | None, typer.Option(help="Hardware model to record")] = None):
+        """Make a fresh appliance (identity, built-in certificate, admin / password) in DATA."""
+        with errors():
+            d = init_data(data, trust_vendor_key, model)
+            a = Appliance(d)
+            b = a.status_basics()
+            a.close()
+        typer.echo(f"Appliance {b['serial_number']} ({b['model']}) initialised in {d.root}")
+
+    @app.command("serve")
+    def serve_cmd(data: DataOpt,
+                  listen: Annotated[list[str], typer.Option("--listen", help="HOST:PORT, repeatable (port 0: any)")],
+                  trust_vendor_key: TrustOpt = None,
+                  ready_file: Annotated[Path | None, typer.Option(help="Write the listening addresses here as JSON")] = None):
+        """Run the appliance in the foreground (HTTPS on every --listen address) until SIGTERM."""
+        from tether.web.server import parse_listen, serve_forever
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                            stream=sys.stderr)
+        with errors():
+            try:
+                listens = [parse_listen(x) for x in listen]
+            except ValueError as exc:
+                fail(str(exc), 2)
+            d = init_data(data, trust_vendor_key)
+            appliance = Appliance(d)
+            cert_path = d.root / "builtin-cert.pem"
+            cert_pem = appliance.certs.builtin()["cert_pem"]
+            cert_path.write_text(cert_pem)
+
+        def ready(addrs):
+            fp = x509.load_pem_x509_certificate(cert_pem.encode()).fingerprint(hashes.SHA256()).hex(":")
+            info = {"listen": [f"{h}:{p}" for h, p in addrs], "urls": [f"https://{h}:{p}" for h, p in addrs],
+                    "builtin_cert": str(cert_path), "builtin_cert_sha256": fp, "pid": __import__("os").getpid()}
+            base = info["urls"][0]
+            sys.stdout.write(f"Tether appliance {appliance.identity['serial']} is serving:\n"
+                             f"  /appliance  {base}/appliance\n  /login      {base}/login\n"
+                             f"  API         {base}/api/openapi.json\n"
+                             f"  certificate {cert_path} (SHA-256 {fp})\n")
+            sys.stdout.flush()
+            if ready_file:
+                tmp = ready_file.with_suffix(".tmp")
+                tmp.write_text(json.dumps(info))
+                tmp.rename(ready_file)
+
+        try:
+            asyncio.run(serve_forever(appliance, listens, ready))
+        except OSError as exc:
+            fail(f"cannot listen: {exc}", 1, "choose a free address:port with --listen")
+
+

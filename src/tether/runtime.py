@@ -1,0 +1,236 @@
+"""The running appliance: the one object that composes the domain packages
+over a data directory (appliance database, secret box, settings, admin
+account, certificates, the site if installed, audit and syslog) and that the
+web and CLI layers are handed. It owns no HTTP and no argument parsing."""
+
+from __future__ import annotations
+
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from tether import __version__
+from tether.appliance import admin as admin_mod
+from tether.appliance import store
+from tether.appliance.admin import AdminAccount
+from tether.appliance.identity import BASE_SOFTWARE_VERSION, default_hostname, ensure_identity
+from tether.appliance.settings import ApplianceSettings, Networking, Security
+from tether.certs import tls
+from tether.certs.builtin import BUILTIN_NAME, generate_builtin
+from tether.certs.store import CertStore
+from tether.core.audit import AuditLog
+from tether.core.db import make_engine, sqlite_url
+from tether.core.errors import Conflict, Invalid, NotFound
+from tether.core.paths import DataDir
+from tether.core.secretbox import SecretBox
+from tether.core.sessions import SessionStore
+from tether.core.syslog import SyslogForwarder, SyslogTarget
+from tether.core.throttle import LoginThrottle
+from tether.site import install as site_install
+from tether.site import package as site_package
+from tether.site.site import Site
+
+
+@dataclass
+class Listener:
+    """One HTTPS listener (address:port) and the TLS context it presents."""
+
+    host: str
+    port: int
+    context: ssl.SSLContext
+    cert_id: int | None = None
+
+
+@dataclass
+class ClientCounts:
+    representatives: int = 0
+    jump_clients: int = 0
+    jumpoints: int = 0
+
+    def public(self) -> dict:
+        return {"representatives": self.representatives, "jump_clients": self.jump_clients,
+                "jumpoints": self.jumpoints, "total": self.representatives + self.jump_clients + self.jumpoints}
+
+
+def initialize(data: DataDir, trusted_vendor_keys: list[bytes], model: str | None = None) -> None:
+    """Make a fresh appliance in an empty data directory (idempotent: an
+    initialised directory is left alone, except that new trusted keys are refused)."""
+    if data.initialized:
+        return
+    keys = [site_package.load_public_key(k) for k in trusted_vendor_keys]  # validate before writing
+    data.ensure()
+    box = SecretBox.create(data.secret_key)
+    engine = make_engine(sqlite_url(data.appliance_db))
+    try:
+        store.create_schema(engine)
+        ident = ensure_identity(engine, model)
+        cert_pem, key_der = generate_builtin(ident["serial"])
+        with engine.begin() as c:
+            admin_mod.create_default(c)
+            store.put_setting(c, "trusted_vendor_keys", [k.decode() for k in trusted_vendor_keys])
+            store.put_setting(c, "networking", Networking(hostname=default_hostname_safe()).model_dump())
+            store.put_setting(c, "security", Security().model_dump())
+            CertStore(engine, box).add(BUILTIN_NAME, cert_pem, key_der, builtin=True, conn=c)
+        del keys
+    finally:
+        engine.dispose()
+
+
+def default_hostname_safe() -> str:
+    from tether.core.validate import hostname
+
+    try:
+        return hostname(default_hostname())
+    except ValueError:
+        return "tether.local"
+
+
+class Appliance:
+    def __init__(self, data: DataDir):
+        if not data.initialized:
+            raise NotFound(f"{data.root} is not an initialised appliance data directory",
+                           hint="run `tether init --data DIR` or `tether serve --data DIR` first")
+        self.data = data
+        self.started_at = time.time()
+        self.box = SecretBox.load(data.secret_key)
+        self.engine = make_engine(sqlite_url(data.appliance_db))
+        store.create_schema(self.engine)  # adds tables introduced by newer software
+        self.identity = ensure_identity(self.engine)
+        self.settings = ApplianceSettings(self.engine, self.box)
+        self.throttle = LoginThrottle()
+        self.admin = AdminAccount(self.engine, self.throttle)
+        self.sessions = SessionStore(self.engine, store.sessions)
+        self.certs = CertStore(self.engine, self.box)
+        self.syslog = SyslogForwarder(self._syslog_target, self.hostname)
+        self.audit = AuditLog(self.engine, store.audit_log, "appliance", self.syslog.forward)
+        self.listeners: list[Listener] = []
+        self.client_counts = ClientCounts()
+        self._lock = threading.RLock()
+        self.site: Site | None = None
+        if site_install.site_exists(data):
+            self.site = Site(data, self.throttle, self.syslog.forward)
+
+    # --- identity and status -------------------------------------------------
+    def hostname(self) -> str:
+        return self.settings.get("networking").hostname
+
+    def status_basics(self) -> dict:
+        now = time.time()
+        return {
+            "model": self.identity["model"],
+            "serial_number": self.identity["serial"],
+            "appliance_id": self.identity["appliance_id"],
+            "appliance_version": __version__,
+            "base_software_version": BASE_SOFTWARE_VERSION,
+            "hostname": self.hostname(),
+            "system_time": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(now)),
+            "uptime_seconds": int(now - self.started_at),
+        }
+
+    def site_information(self) -> dict:
+        if self.site is None:
+            raise NotFound("no site is installed on this appliance", hint="install a site package in /appliance")
+        info = self.site.info()
+        return {"product_version": info.version, "site_name": info.name, "edition": info.edition,
+                "appliance_role": "none", "connected_clients": self.client_counts.public()}
+
+    # --- site packages ---------------------------------------------------------
+    def trusted_vendor_keys(self) -> list[Ed25519PublicKey]:
+        pems = store.get_setting(self.engine, "trusted_vendor_keys", [])
+        return [site_package.load_public_key(p.encode()) for p in pems]
+
+    def install_site_package(self, data: bytes, actor: str, source_ip: str | None) -> dict:
+        pkg = site_package.verify(data, self.trusted_vendor_keys())
+        with self._lock:
+            current = self.site.info() if self.site else None
+            action = site_install.check_installable(pkg, current)
+            if action == "install":
+                site_install.install_new(self.data, pkg)
+                self.site = Site(self.data, self.throttle, self.syslog.forward)
+            else:
+                site_install.update(self.site.engine, pkg)
+        self.audit.record(actor, f"site.{action}", pkg.site_name, source_ip,
+                          {"version": pkg.version, "edition": pkg.edition,
+                           "from_version": current.version if current else None})
+        return {"action": action, "site_name": pkg.site_name, "edition": pkg.edition, "version": pkg.version}
+
+    # --- settings ----------------------------------------------------------------
+    def update_settings(self, section: str, data: dict, actor: str, source_ip: str | None) -> dict:
+        model = self.settings.validate(section, data)
+        if section == "security":
+            self._check_not_locked_out(model, source_ip)
+        self.settings.put(section, data)
+        if section == "security":
+            self.refresh_tls()
+        self.audit.record(actor, f"settings.{section}.update", section, source_ip)
+        return self.settings.public(section)
+
+    def _check_not_locked_out(self, sec: Security, source_ip: str | None) -> None:
+        import ipaddress
+
+        if not source_ip or source_ip == "cli":
+            return
+        ip = ipaddress.ip_address(source_ip)
+        nets = [ipaddress.ip_network(n) for n in sec.administration.allowed_networks]
+        if not any(ip.version == n.version and ip in n for n in nets):
+            raise Invalid(f"administration.allowed_networks: your own address {source_ip} would be locked out",
+                          field="administration.allowed_networks",
+                          hint="include the network you administer the appliance from")
+        ports = sec.administration.allowed_ports
+        if ports and self.listeners and not any(lst.port in ports for lst in self.listeners):
+            raise Invalid("administration.allowed_ports: no listener of this appliance uses any of these ports",
+                          field="administration.allowed_ports")
+
+    def admin_allowed(self, client_ip: str | None, server_port: int | None) -> bool:
+        import ipaddress
+
+        adm = self.settings.get("security").administration
+        if adm.allowed_ports and server_port not in adm.allowed_ports:
+            return False
+        if client_ip is None:
+            return False
+        try:
+            ip = ipaddress.ip_address(client_ip)
+        except ValueError:
+            return False
+        return any(ip.version == n.version and ip in n for n in map(ipaddress.ip_network, adm.allowed_networks))
+
+    def _syslog_target(self) -> SyslogTarget | None:
+        s = self.settings.get("security").syslog
+        if not s.enabled or not s.host:
+            return None
+        return SyslogTarget(s.host, s.port, s.transport, s.format)
+
+    # --- TLS listeners -------------------------------------------------------------
+    def add_listener(self, host: str, port: int) -> Listener:
+        lst = Listener(host, port, tls.new_server_context(self.settings.get("security").tls))
+        self._load_listener_cert(lst)
+        self.listeners.append(lst)
+        return lst
+
+    def _load_listener_cert(self, lst: Listener) -> None:
+        row = self.certs.builtin() if lst.cert_id is None else self.certs.get(lst.cert_id)
+        tls.load_identity(lst.context, row["cert_pem"], row["chain_pem"], self.certs.private_key_der(row),
+                          self.data.runtime_dir)
+
+    def refresh_tls(self) -> None:
+        tls_settings = self.settings.get("security").tls
+        with self._lock:
+            for lst in self.listeners:
+                tls.apply_tls_settings(lst.context, tls_settings)
+                self._load_listener_cert(lst)
+
+    def close(self) -> None:
+        if self.site:
+            self.site.close()
+        self.engine.dispose()
+
+
+def open_appliance(path: str) -> Appliance:
+    return Appliance(DataDir.at(path))
+
+
+__all__ = ["Appliance", "initialize", "open_appliance", "Conflict"]

@@ -1,0 +1,81 @@
+"""The ASGI app factory: one app per appliance process, composed of the
+/appliance pages and API, the /login pages, the /api site API, /health and
+static files, behind the security-header and admin-network middleware."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from tether.runtime import Appliance
+
+from . import appliance_api, appliance_pages, login_pages, site_api
+
+SECURITY_HEADERS = [
+    (b"strict-transport-security", b"max-age=31536000"),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"content-security-policy", b"default-src 'self'; frame-ancestors 'none'; form-action 'self'"),
+]
+
+
+class SecurityHeaders:
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = list(message["headers"]) + SECURITY_HEADERS
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class AdminNetworks:
+    """APPL-03: /appliance answers only to the allowed networks and ports."""
+
+    def __init__(self, app: ASGIApp, appliance: Appliance):
+        self.app = app
+        self.appliance = appliance
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send):
+        if scope["type"] == "http" and scope["path"].startswith("/appliance"):
+            client = scope.get("client") or (None, None)
+            server = scope.get("server") or (None, None)
+            if not self.appliance.admin_allowed(client[0], server[1]):
+                body = {"error": "forbidden", "message": "/appliance is not reachable from this network or port"}
+                return await JSONResponse(body, status_code=403)(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+def create_app(appliance: Appliance) -> ASGIApp:
+    app = FastAPI(title="Tether", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.appliance = appliance
+    for sub, prefix in ((appliance_api.create(), "/appliance/api"), (site_api.create(), "/api")):
+        sub.state.appliance = appliance
+        app.mount(prefix, sub)
+    app.include_router(appliance_pages.router)
+    app.include_router(login_pages.router)
+    app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
+
+    @app.get("/")
+    async def root():
+        return RedirectResponse("/login", status_code=303)
+
+    @app.get("/health")
+    async def health(request: Request):
+        ok = request.app.state.appliance.site is not None
+        return PlainTextResponse("ok\n" if ok else "no site\n", status_code=200 if ok else 503)
+
+    return SecurityHeaders(AdminNetworks(app, appliance))

@@ -1,0 +1,135 @@
+"""The /appliance JSON API (``/appliance/api``), the twin of the /appliance
+HTML pages: session login with the prerequisite agreement, first-login
+password change, Status > Basics, Networking, Security, the audit log and
+site-package installation. OpenAPI at /appliance/api/openapi.json."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request, UploadFile
+from pydantic import BaseModel
+
+from tether.core.errors import Invalid, Unauthorized
+from tether.site.package import MAX_PACKAGE_BYTES
+
+from . import auth
+from .auth import Principal, appliance_of, client_ip
+from .errors import install_json_handlers
+
+
+class LoginBody(BaseModel):
+    username: str
+    password: str
+    accept_agreement: bool = False
+
+
+class PasswordBody(BaseModel):
+    current_password: str
+    new_password: str
+
+
+async def admin(request: Request) -> Principal:
+    return await auth.appliance_principal(request)
+
+
+async def admin_pending(request: Request) -> Principal:
+    return await auth.appliance_principal(request, allow_pending_password=True)
+
+
+Admin = Annotated[Principal, Depends(admin)]
+
+
+def login(request: Request, username: str, password: str, accepted: bool) -> tuple[str, Any]:
+    """Shared by the HTML and JSON logins: agreement, throttle, password, session, audit."""
+    app = appliance_of(request)
+    agreement = app.settings.get("security").login_agreement
+    if agreement.enabled and not accepted:
+        raise Invalid("accept the login agreement first", field="accept_agreement",
+                      hint="GET /appliance/api/agreement shows its text")
+    ip = client_ip(request)
+    try:
+        app.admin.authenticate(username, password, ip)
+    except Unauthorized:
+        app.audit.record(username or "-", "login.failed", "appliance", ip)
+        raise
+    token, session = app.sessions.create(username, ip)
+    app.audit.record(username, "login", "appliance", ip)
+    return token, session
+
+
+def change_password(request: Request, p: Principal, current: str, new: str) -> None:
+    app = appliance_of(request)
+    app.admin.change_password(p.name, current, new, client_ip(request))
+    app.sessions.delete_user(p.name, keep=p.token)
+    app.audit.record(p.name, "password.change", "appliance", client_ip(request))
+
+
+async def read_upload(file: UploadFile) -> bytes:
+    data = await file.read(MAX_PACKAGE_BYTES + 1)
+    if not data:
+        raise Invalid("upload the site package file", field="file")
+    return data
+
+
+def create() -> FastAPI:
+    api = FastAPI(title="Tether /appliance API", version="1", openapi_url="/openapi.json", docs_url=None,
+                  redoc_url=None, servers=[{"url": "/appliance/api"}])
+    install_json_handlers(api)
+
+    @api.get("/agreement", summary="The prerequisite login agreement (no authentication)")
+    def get_agreement(request: Request) -> dict:
+        a = appliance_of(request).settings.get("security").login_agreement
+        return a.model_dump()
+
+    @api.post("/session", summary="Log in; returns a bearer session token")
+    def post_session(request: Request, body: LoginBody) -> dict:
+        token, s = login(request, body.username, body.password, body.accept_agreement)
+        return {"token": token, "csrf_token": s.csrf_token, "expires_at": s.expires_at,
+                "must_change_password": appliance_of(request).admin.must_change_password(body.username)}
+
+    @api.delete("/session", summary="Log out")
+    def delete_session(request: Request, p: Annotated[Principal, Depends(admin_pending)]) -> dict:
+        appliance_of(request).sessions.delete(p.token)
+        return {"ok": True}
+
+    @api.post("/password", summary="Change the admin password (required at first login)")
+    def post_password(request: Request, body: PasswordBody, p: Annotated[Principal, Depends(admin_pending)]) -> dict:
+        change_password(request, p, body.current_password, body.new_password)
+        return {"ok": True}
+
+    @api.get("/status", summary="Status > Basics")
+    def get_status(request: Request, _p: Admin) -> dict:
+        return appliance_of(request).status_basics()
+
+    @api.get("/networking", summary="Networking settings")
+    def get_networking(request: Request, _p: Admin) -> dict:
+        return appliance_of(request).settings.public("networking")
+
+    @api.put("/networking", summary="Replace the networking settings")
+    def put_networking(request: Request, body: dict[str, Any], p: Admin) -> dict:
+        return appliance_of(request).update_settings("networking", body, p.name, client_ip(request))
+
+    @api.get("/security", summary="Security settings (TLS, administration, syslog, agreement, SMTP)")
+    def get_security(request: Request, _p: Admin) -> dict:
+        return appliance_of(request).settings.public("security")
+
+    @api.put("/security", summary="Replace the security settings")
+    def put_security(request: Request, body: dict[str, Any], p: Admin) -> dict:
+        return appliance_of(request).update_settings("security", body, p.name, client_ip(request))
+
+    @api.get("/audit", summary="The /appliance audit log, newest first")
+    def get_audit(request: Request, _p: Admin, limit: int = 100, offset: int = 0) -> list[dict]:
+        return appliance_of(request).audit.list(min(max(limit, 1), 1000), max(offset, 0))
+
+    @api.get("/site", summary="The installed site, if any")
+    def get_site(request: Request, _p: Admin) -> dict:
+        app = appliance_of(request)
+        return {"installed": app.site is not None, **(app.site.info().public() if app.site else {})}
+
+    @api.post("/site-package", summary="Install or update the site from a signed site package")
+    async def post_site_package(request: Request, p: Admin, file: UploadFile) -> dict:
+        data = await read_upload(file)
+        return appliance_of(request).install_site_package(data, p.name, client_ip(request))
+
+    return api

@@ -1,0 +1,219 @@
+"""The /appliance HTML pages: agreement, login, forced password change,
+Status > Basics, Networking, Security, Site package, Audit. Each page calls
+the same runtime functions as its /appliance/api twin."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from tether.core.errors import Invalid, TetherError
+
+from . import auth, forms
+from .appliance_api import change_password, login
+from .auth import appliance_of, client_ip
+from .pages import Face, auth_redirect, error_page, redirect, render
+
+FACE = Face("/appliance", "/appliance", auth.APPLIANCE_COOKIE, (
+    ("/appliance/status", "Status"), ("/appliance/networking", "Networking"), ("/appliance/security", "Security"),
+    ("/appliance/site", "Site"), ("/appliance/audit", "Audit log")))
+AGREEMENT_COOKIE = "tether_agreement"
+
+router = APIRouter()
+
+
+def _agreement_digest(text: str, title: str) -> str:
+    return hashlib.sha256(f"{title}\0{text}".encode()).hexdigest()[:32]
+
+
+def _agreement_accepted(request: Request) -> bool:
+    a = appliance_of(request).settings.get("security").login_agreement
+    return not a.enabled or request.cookies.get(AGREEMENT_COOKIE) == _agreement_digest(a.text, a.title)
+
+
+async def _page(request: Request, handler, *, pending_ok: bool = False) -> Response:
+    try:
+        p = await auth.appliance_principal(request, allow_pending_password=pending_ok)
+        return await handler(p)
+    except TetherError as exc:
+        return auth_redirect(FACE, exc) or error_page(request, FACE, exc)
+
+
+@router.get("/appliance")
+async def home(request: Request):
+    return redirect("/appliance/status")
+
+
+@router.get("/appliance/login")
+async def login_page(request: Request):
+    app = appliance_of(request)
+    token = auth.prelogin_token(request)
+    a = app.settings.get("security").login_agreement
+    if not _agreement_accepted(request):
+        resp = render(request, FACE, "agreement.html", a.title, nav=False, agreement=a, prelogin=token,
+                      accept_url="/appliance/agreement")
+    else:
+        resp = render(request, FACE, "login.html", "Log in to /appliance", nav=False, prelogin=token,
+                      agreement_accepted=a.enabled)
+    auth.set_prelogin_cookie(resp, token, "/appliance")
+    return resp
+
+
+@router.post("/appliance/agreement")
+async def accept_agreement(request: Request):
+    form = await request.form()
+    try:
+        auth.check_prelogin(request, form.get("csrf_token"))
+    except TetherError as exc:
+        return error_page(request, FACE, exc)
+    a = appliance_of(request).settings.get("security").login_agreement
+    resp = redirect("/appliance/login")
+    resp.set_cookie(AGREEMENT_COOKIE, _agreement_digest(a.text, a.title), path="/appliance", secure=True,
+                    httponly=True, samesite="strict")
+    appliance_of(request).audit.record("-", "agreement.accept", "appliance", client_ip(request))
+    return resp
+
+
+@router.post("/appliance/login")
+async def login_submit(request: Request):
+    form = await request.form()
+    username = str(form.get("username") or "")
+    try:
+        auth.check_prelogin(request, form.get("csrf_token"))
+        token, _s = login(request, username, str(form.get("password") or ""), _agreement_accepted(request))
+    except Invalid as exc:  # agreement not accepted
+        return redirect("/appliance/login") if exc.field == "accept_agreement" else error_page(request, FACE, exc)
+    except TetherError as exc:
+        resp = render(request, FACE, "login.html", "Log in to /appliance", status=exc.status, nav=False,
+                      prelogin=auth.prelogin_token(request), username=username, error=exc.message,
+                      agreement_accepted=True)
+        return resp
+    target = "/appliance/password" if appliance_of(request).admin.must_change_password(username) else "/appliance/status"
+    resp = redirect(target)
+    auth.set_session_cookie(resp, auth.APPLIANCE_COOKIE, token, "/appliance")
+    return resp
+
+
+@router.post("/appliance/logout")
+async def logout(request: Request):
+    async def h(p):
+        appliance_of(request).sessions.delete(p.token)
+        resp = redirect("/appliance/login")
+        resp.delete_cookie(auth.APPLIANCE_COOKIE, path="/appliance")
+        return resp
+    return await _page(request, h, pending_ok=True)
+
+
+@router.get("/appliance/password")
+async def password_page(request: Request):
+    async def h(p):
+        return render(request, FACE, "password.html", "Change password", csrf_token=p.csrf_token,
+                      pending=p.must_change_password, nav=not p.must_change_password)
+    return await _page(request, h, pending_ok=True)
+
+
+@router.post("/appliance/password")
+async def password_submit(request: Request):
+    async def h(p):
+        form = await request.form()
+        try:
+            if form.get("new_password") != form.get("confirm_password"):
+                raise Invalid("the two new passwords differ", field="confirm_password")
+            change_password(request, p, str(form.get("current_password") or ""), str(form.get("new_password") or ""))
+        except TetherError as exc:
+            return render(request, FACE, "password.html", "Change password", status=exc.status,
+                          csrf_token=p.csrf_token, pending=p.must_change_password, error=exc.message,
+                          nav=not p.must_change_password)
+        return redirect("/appliance/status")
+    return await _page(request, h, pending_ok=True)
+
+
+STATUS_LABELS = (("model", "Model"), ("serial_number", "Serial number"), ("appliance_version", "Appliance version"),
+                 ("base_software_version", "Base software version"), ("hostname", "Host name"),
+                 ("system_time", "System time"), ("uptime", "Uptime"))
+
+
+@router.get("/appliance/status")
+async def status_page(request: Request):
+    async def h(p):
+        b = appliance_of(request).status_basics()
+        b["uptime"] = time.strftime("%H:%M:%S", time.gmtime(b["uptime_seconds"]))
+        if b["uptime_seconds"] >= 86400:
+            b["uptime"] = f"{b['uptime_seconds'] // 86400} d {b['uptime']}"
+        items = [(k, label, b[k]) for k, label in STATUS_LABELS]
+        return render(request, FACE, "keyvalue.html", "Status › Basics", csrf_token=p.csrf_token, items=items,
+                      table_id="status-basics")
+    return await _page(request, h)
+
+
+def _settings_page(section: str, template: str, title: str, from_form, to_form):
+    async def get(request: Request):
+        async def h(p):
+            f = to_form(appliance_of(request).settings.public(section))
+            return render(request, FACE, template, title, csrf_token=p.csrf_token, f=f)
+        return await _page(request, h)
+
+    async def post(request: Request):
+        async def h(p):
+            form = await request.form()
+            app = appliance_of(request)
+            try:
+                app.update_settings(section, from_form(form), p.name, client_ip(request))
+            except TetherError as exc:
+                submitted = {k: form.get(k) for k in form.keys()}
+                f = {**to_form(app.settings.public(section)), **submitted}
+                return render(request, FACE, template, title, status=exc.status, csrf_token=p.csrf_token, f=f,
+                              error=exc.message)
+            return render(request, FACE, template, title, csrf_token=p.csrf_token,
+                          f=to_form(app.settings.public(section)), notice="Saved.")
+        return await _page(request, h)
+
+    router.add_api_route(f"/appliance/{section}", get, methods=["GET"])
+    router.add_api_route(f"/appliance/{section}", post, methods=["POST"])
+
+
+_settings_page("networking", "appliance/networking.html", "Networking", forms.networking_from_form,
+               forms.networking_to_form)
+_settings_page("security", "appliance/security.html", "Security", forms.security_from_form, forms.security_to_form)
+
+
+@router.get("/appliance/site")
+async def site_page(request: Request):
+    async def h(p):
+        app = appliance_of(request)
+        return render(request, FACE, "appliance/site.html", "Site", csrf_token=p.csrf_token,
+                      site=app.site.info() if app.site else None)
+    return await _page(request, h)
+
+
+@router.post("/appliance/site")
+async def site_install(request: Request):
+    async def h(p):
+        app = appliance_of(request)
+        form = await request.form()
+        upload = form.get("file")
+        try:
+            data = await upload.read() if hasattr(upload, "read") else b""
+            if not data:
+                raise Invalid("choose a site package file", field="file")
+            result = app.install_site_package(data, p.name, client_ip(request))
+        except TetherError as exc:
+            return render(request, FACE, "appliance/site.html", "Site", status=exc.status, csrf_token=p.csrf_token,
+                          site=app.site.info() if app.site else None, error=exc.message)
+        return render(request, FACE, "appliance/site.html", "Site", csrf_token=p.csrf_token, site=app.site.info(),
+                      notice=f"Site {result['site_name']} {result['version']}: {result['action']} done. "
+                             "Log in to /login as admin / password and set a new password.")
+    return await _page(request, h)
+
+
+@router.get("/appliance/audit")
+async def audit_page(request: Request):
+    async def h(p):
+        rows = [(time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e["at"])), e["actor"], e["action"], e["target"] or "",
+                 e["source_ip"] or "") for e in appliance_of(request).audit.list(200)]
+        return render(request, FACE, "table.html", "Audit log", csrf_token=p.csrf_token, rows=rows,
+                      headers=("When (UTC)", "Who", "What", "Target", "From"), table_id="audit")
+    return await _page(request, h)

@@ -1,0 +1,194 @@
+"""The /login HTML pages (the site face): login, forced password change,
+Status > Information, Users, API accounts, Audit log. Each page calls the
+same functions and permission checks as its /api twin."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from tether.core.errors import Invalid, TetherError
+from tether.site import permissions as P
+
+from . import auth, forms
+from .auth import appliance_of
+from .pages import Face, auth_redirect, error_page, redirect, render
+from .site_api import (NewApiAccount, NewUser, create_api_account, create_user, delete_api_account,
+                       site_change_password, site_login, site_of)
+
+FACE = Face("/login", "/login", auth.SITE_COOKIE, (
+    ("/login/status", "Status"), ("/login/users", "Users"), ("/login/api-accounts", "API accounts"),
+    ("/login/audit", "Audit log")))
+
+router = APIRouter()
+PERMS = [(p, P.DESCRIPTIONS[p]) for p in P.ALL]
+
+
+async def _page(request: Request, handler, *, pending_ok: bool = False) -> Response:
+    try:
+        p = await auth.site_principal(request, allow_pending_password=pending_ok)
+        return await handler(p)
+    except TetherError as exc:
+        return auth_redirect(FACE, exc) or error_page(request, FACE, exc)
+
+
+@router.get("/login")
+async def login_page(request: Request):
+    if appliance_of(request).site is None:
+        return render(request, FACE, "error.html", "No site", status=503, nav=False, back="/login",
+                      error="No site is installed on this appliance yet; install a site package in /appliance.")
+    token = auth.prelogin_token(request)
+    resp = render(request, FACE, "login.html", "Log in", nav=False, prelogin=token)
+    auth.set_prelogin_cookie(resp, token, "/login")
+    return resp
+
+
+@router.post("/login")
+async def login_submit(request: Request):
+    form = await request.form()
+    username = str(form.get("username") or "")
+    try:
+        auth.check_prelogin(request, form.get("csrf_token"))
+        user, token, _s = site_login(request, username, str(form.get("password") or ""))
+    except TetherError as exc:
+        return render(request, FACE, "login.html", "Log in", status=exc.status, nav=False,
+                      prelogin=auth.prelogin_token(request), username=username, error=exc.message)
+    resp = redirect("/login/password" if user.must_change_password else "/login/status")
+    auth.set_session_cookie(resp, auth.SITE_COOKIE, token, "/login")
+    return resp
+
+
+@router.post("/login/logout")
+async def logout(request: Request):
+    async def h(p):
+        site_of(request).sessions.delete(p.token)
+        resp = redirect("/login")
+        resp.delete_cookie(auth.SITE_COOKIE, path="/login")
+        return resp
+    return await _page(request, h, pending_ok=True)
+
+
+@router.get("/login/password")
+async def password_page(request: Request):
+    async def h(p):
+        return render(request, FACE, "password.html", "Change password", csrf_token=p.csrf_token,
+                      pending=p.must_change_password, nav=not p.must_change_password)
+    return await _page(request, h, pending_ok=True)
+
+
+@router.post("/login/password")
+async def password_submit(request: Request):
+    async def h(p):
+        form = await request.form()
+        try:
+            if form.get("new_password") != form.get("confirm_password"):
+                raise Invalid("the two new passwords differ", field="confirm_password")
+            site_change_password(request, p, str(form.get("current_password") or ""),
+                                 str(form.get("new_password") or ""))
+        except TetherError as exc:
+            return render(request, FACE, "password.html", "Change password", status=exc.status,
+                          csrf_token=p.csrf_token, pending=p.must_change_password, error=exc.message,
+                          nav=not p.must_change_password)
+        return redirect("/login/status")
+    return await _page(request, h, pending_ok=True)
+
+
+@router.get("/login/status")
+async def status_page(request: Request):
+    async def h(p):
+        i = appliance_of(request).site_information()
+        c = i["connected_clients"]
+        items = [("product_version", "Product version", i["product_version"]), ("site_name", "Site name", i["site_name"]),
+                 ("edition", "Edition", i["edition"]), ("appliance_role", "Appliance role", i["appliance_role"]),
+                 ("clients_representatives", "Connected representatives", c["representatives"]),
+                 ("clients_jump", "Connected jump clients", c["jump_clients"]),
+                 ("clients_jumpoints", "Connected jumpoints", c["jumpoints"])]
+        return render(request, FACE, "keyvalue.html", "Status › Information", csrf_token=p.csrf_token, items=items,
+                      table_id="status-information")
+    return await _page(request, h)
+
+
+def _users_page(request, p, status=200, **extra):
+    rows = [(u.username, u.display_name, "yes" if u.is_admin else "no", ", ".join(sorted(u.granted)),
+             "yes" if u.enabled else "no", "yes" if u.must_change_password else "no")
+            for u in site_of(request).users.list()]
+    return render(request, FACE, "site/users.html", "Users", status=status, csrf_token=p.csrf_token, rows=rows,
+                  headers=("User name", "Display name", "Administrator", "Permissions", "Enabled",
+                           "Must change password"), table_id="users", permissions=PERMS, **extra)
+
+
+@router.get("/login/users")
+async def users_page(request: Request):
+    async def h(p):
+        p.require(P.USERS_MANAGE)
+        return _users_page(request, p)
+    return await _page(request, h)
+
+
+@router.post("/login/users")
+async def users_create(request: Request):
+    async def h(p):
+        p.require(P.USERS_MANAGE)
+        form = await request.form()
+        try:
+            body = NewUser(username=str(form.get("username") or ""), password=str(form.get("password") or ""),
+                           display_name=str(form.get("display_name") or ""), is_admin=forms.checkbox(form, "is_admin"),
+                           permissions=[str(x) for x in form.getlist("permissions")])
+            user = create_user(request, p, body)
+        except TetherError as exc:
+            return _users_page(request, p, status=exc.status, error=exc.message)
+        return _users_page(request, p, notice=f"User {user['username']} created.")
+    return await _page(request, h)
+
+
+def _accounts_page(request, p, status=200, **extra):
+    accounts = site_of(request).api_accounts.list()
+    rows = [(a["name"], a["client_id"], ", ".join(a["permissions"]), a["token_ttl"], a["created_by"]) for a in accounts]
+    return render(request, FACE, "site/api_accounts.html", "API accounts", status=status, csrf_token=p.csrf_token,
+                  rows=rows, headers=("Name", "Client id", "Permissions", "Token lifetime (s)", "Created by"),
+                  table_id="api-accounts", permissions=PERMS, accounts=accounts, **extra)
+
+
+@router.get("/login/api-accounts")
+async def accounts_page(request: Request):
+    async def h(p):
+        p.require(P.USERS_MANAGE)
+        return _accounts_page(request, p)
+    return await _page(request, h)
+
+
+@router.post("/login/api-accounts")
+async def accounts_create(request: Request):
+    async def h(p):
+        p.require(P.USERS_MANAGE)
+        form = await request.form()
+        try:
+            body = NewApiAccount(name=str(form.get("name") or ""),
+                                 permissions=[str(x) for x in form.getlist("permissions")],
+                                 token_ttl=forms.integer(form, "token_ttl"))
+            created = create_api_account(request, p, body)
+        except TetherError as exc:
+            return _accounts_page(request, p, status=exc.status, error=exc.message)
+        return _accounts_page(request, p, created=created)
+    return await _page(request, h)
+
+
+@router.post("/login/api-accounts/{client_id}/delete")
+async def accounts_delete(request: Request, client_id: str):
+    async def h(p):
+        gone = delete_api_account(request, p, client_id)
+        return _accounts_page(request, p, notice=f"API account {gone['name']} deleted.")
+    return await _page(request, h)
+
+
+@router.get("/login/audit")
+async def audit_page(request: Request):
+    async def h(p):
+        p.require(P.REPORTING)
+        rows = [(time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e["at"])), e["actor"], e["action"], e["target"] or "",
+                 e["source_ip"] or "") for e in site_of(request).audit.list(200)]
+        return render(request, FACE, "table.html", "Audit log", csrf_token=p.csrf_token, rows=rows,
+                      headers=("When (UTC)", "Who", "What", "Target", "From"), table_id="audit")
+    return await _page(request, h)

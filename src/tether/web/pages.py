@@ -1,0 +1,61 @@
+"""What the /appliance and /login HTML faces share: templates, page
+rendering with navigation and CSRF token, and the redirects that follow an
+authentication problem (to the login page, or to the forced password
+change)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi.templating import Jinja2Templates
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from tether.core.errors import PasswordChangeRequired, TetherError, Unauthorized
+
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+
+@dataclass(frozen=True)
+class Face:
+    name: str  # shown in the title bar
+    prefix: str  # "/appliance" or "/login"
+    cookie: str
+    nav: tuple[tuple[str, str], ...]
+
+    @property
+    def login_url(self) -> str:
+        return f"{self.prefix}/login" if self.prefix == "/appliance" else "/login"
+
+    @property
+    def password_url(self) -> str:
+        return f"{self.prefix}/password"
+
+    @property
+    def logout_url(self) -> str:
+        return f"{self.prefix}/logout"
+
+
+def render(request: Request, face: Face, template: str, title: str, *, status: int = 200, nav: bool = True,
+           csrf_token: str | None = None, **ctx) -> Response:
+    return templates.TemplateResponse(request, template, {
+        "title": title, "face": face.name, "nav": face.nav if nav else None, "active": request.url.path,
+        "logout_url": face.logout_url, "csrf_token": csrf_token, **ctx}, status_code=status)
+
+
+def redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+def auth_redirect(face: Face, exc: TetherError) -> Response | None:
+    if isinstance(exc, PasswordChangeRequired):
+        return redirect(face.password_url)
+    if isinstance(exc, Unauthorized):
+        return redirect(face.login_url)
+    return None
+
+
+def error_page(request: Request, face: Face, exc: TetherError) -> Response:
+    return render(request, face, "error.html", "Error", status=exc.status, nav=False,
+                  error=exc.message + (f" — {exc.hint}" if exc.hint else ""), back=face.prefix if face.prefix != "/login" else "/login")

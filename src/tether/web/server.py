@@ -1,0 +1,76 @@
+"""The HTTPS server: one uvicorn server per listen address, each with its own
+TLS context (so each address can present its own certificate), all in one
+event loop over one app. SIGTERM and SIGINT stop every listener cleanly.
+There is no plain-HTTP listener: a plain HTTP request to an HTTPS port fails
+the TLS handshake and is refused."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+
+import uvicorn
+
+from tether.runtime import Appliance
+
+from .app import create_app
+
+log = logging.getLogger("tether.server")
+
+
+class _Listener(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self):  # signals are handled once, by serve_forever
+        yield
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError(f"--listen {text!r}: write HOST:PORT, e.g. 127.0.0.1:8443")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+async def serve_forever(appliance: Appliance, listens: list[tuple[str, int]], on_ready=None) -> None:
+    asgi = create_app(appliance)
+    servers: list[tuple[_Listener, socket.socket]] = []
+    for host, port in listens:
+        sock = _bind(host, port)
+        actual_port = sock.getsockname()[1]
+        lst = appliance.add_listener(host, actual_port)
+        config = uvicorn.Config(asgi, lifespan="off", log_level=os.environ.get("TETHER_LOG_LEVEL", "warning"),
+                                access_log=False, server_header=False, proxy_headers=False, timeout_graceful_shutdown=5)
+        config.load()
+        config.ssl = lst.context
+        servers.append((_Listener(config), sock))
+    loop = asyncio.get_running_loop()
+
+    def stop(*_):
+        for server, _sock in servers:
+            server.should_exit = True
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop)
+    tasks = [asyncio.create_task(server.serve(sockets=[sock])) for server, sock in servers]
+    while not all(s.started for s, _ in servers):
+        if any(t.done() for t in tasks):
+            break
+        await asyncio.sleep(0.02)
+    if on_ready and all(s.started for s, _ in servers):
+        on_ready([(lst.host, lst.port) for lst in appliance.listeners])
+    await asyncio.gather(*tasks)
+    appliance.close()

@@ -1,0 +1,223 @@
+"""The site's JSON API (``/api``), OpenAPI at /api/openapi.json (SITE-06).
+
+Callers authenticate with a bearer token: either an API account's token from
+``POST /api/oauth/token`` (client credentials) or a site user's session token
+from ``POST /api/session``. Every endpoint checks one permission through
+``Principal.require``, the same check the /login HTML pages use.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Form, Request
+from fastapi.security import HTTPBasic
+from pydantic import BaseModel
+
+from tether.core.errors import Invalid, Unauthorized
+from tether.site import config as site_config
+from tether.site import permissions as P
+
+from . import auth
+from .auth import Principal, appliance_of, client_ip
+from .errors import install_json_handlers
+
+_basic = HTTPBasic(auto_error=False)
+
+
+async def principal(request: Request) -> Principal:
+    return await auth.site_principal(request, cookie=False)
+
+
+async def principal_pending(request: Request) -> Principal:
+    return await auth.site_principal(request, allow_pending_password=True, cookie=False)
+
+
+Caller = Annotated[Principal, Depends(principal)]
+
+
+class LoginBody(BaseModel):
+    username: str
+    password: str
+
+
+class PasswordBody(BaseModel):
+    current_password: str
+    new_password: str
+
+
+class NewUser(BaseModel):
+    username: str
+    password: str
+    display_name: str = ""
+    is_admin: bool = False
+    permissions: list[str] = []
+
+
+class SetPassword(BaseModel):
+    password: str
+    must_change_password: bool = True
+
+
+class NewApiAccount(BaseModel):
+    name: str
+    permissions: list[str]
+    token_ttl: int = 900
+
+
+def site_of(request: Request):
+    site = appliance_of(request).site
+    if site is None:
+        raise Unauthorized("no site is installed on this appliance")
+    return site
+
+
+def site_login(request: Request, username: str, password: str):
+    """Shared by the HTML and JSON logins: throttle, password, session, audit."""
+    site = site_of(request)
+    ip = client_ip(request)
+    try:
+        user = site.users.authenticate(username, password, ip)
+    except Unauthorized:
+        site.audit.record(username or "-", "login.failed", "site", ip)
+        raise
+    token, session = site.sessions.create(user.username, ip)
+    site.audit.record(user.username, "login", "site", ip)
+    return user, token, session
+
+
+def site_change_password(request: Request, p: Principal, current: str, new: str) -> None:
+    if p.realm != "site":
+        raise Invalid("API accounts have no password; rotate the account instead")
+    site = site_of(request)
+    site.users.change_password(p.name, current, new, client_ip(request))
+    site.sessions.delete_user(p.name, keep=p.token)
+    site.audit.record(p.name, "password.change", "site", client_ip(request))
+
+
+def create_user(request: Request, p: Principal, body: NewUser) -> dict:
+    p.require(P.USERS_MANAGE)
+    site = site_of(request)
+    user = site.users.create(body.username, body.password, display_name=body.display_name,
+                             is_admin=body.is_admin, permissions=body.permissions)
+    site.audit.record(p.name, "user.create", body.username, client_ip(request),
+                      {"is_admin": body.is_admin, "permissions": sorted(user.granted)})
+    return user.public()
+
+
+def create_api_account(request: Request, p: Principal, body: NewApiAccount) -> dict:
+    p.require(P.USERS_MANAGE)
+    site = site_of(request)
+    acct = site.api_accounts.create(body.name, body.permissions, p.name, body.token_ttl)
+    site.audit.record(p.name, "api_account.create", body.name, client_ip(request),
+                      {"client_id": acct["client_id"], "permissions": acct["permissions"]})
+    return acct
+
+
+def delete_api_account(request: Request, p: Principal, client_id: str) -> dict:
+    p.require(P.USERS_MANAGE)
+    site = site_of(request)
+    gone = site.api_accounts.delete(client_id)
+    site.audit.record(p.name, "api_account.delete", gone["name"], client_ip(request), {"client_id": client_id})
+    return gone
+
+
+def create() -> FastAPI:
+    api = FastAPI(title="Tether site API", version="1", openapi_url="/openapi.json", docs_url=None, redoc_url=None,
+                  servers=[{"url": "/api"}])
+    install_json_handlers(api)
+
+    @api.post("/oauth/token", summary="Exchange API client credentials for a bearer token")
+    def post_token(request: Request, grant_type: Annotated[str, Form()], client_id: Annotated[str, Form()],
+                   client_secret: Annotated[str, Form()]) -> dict:
+        if grant_type != "client_credentials":
+            raise Invalid("grant_type must be client_credentials", field="grant_type")
+        site = site_of(request)
+        result = site.api_accounts.issue_token(client_id, client_secret, client_ip(request))
+        site.audit.record(client_id, "api.token", "api", client_ip(request))
+        return result
+
+    @api.post("/session", summary="Log a site user in; returns a bearer session token")
+    def post_session(request: Request, body: LoginBody) -> dict:
+        user, token, s = site_login(request, body.username, body.password)
+        return {"token": token, "expires_at": s.expires_at, "must_change_password": user.must_change_password}
+
+    @api.post("/session/password", summary="Change the logged-in user's password")
+    def post_password(request: Request, body: PasswordBody,
+                      p: Annotated[Principal, Depends(principal_pending)]) -> dict:
+        site_change_password(request, p, body.current_password, body.new_password)
+        return {"ok": True}
+
+    @api.delete("/session", summary="Log out (end this session token)")
+    def delete_session(request: Request, p: Annotated[Principal, Depends(principal_pending)]) -> dict:
+        if p.realm == "site":
+            site_of(request).sessions.delete(p.token)
+        return {"ok": True}
+
+    @api.get("/site/information", summary="Status > Information (SITE-05)")
+    def get_information(request: Request, _p: Caller) -> dict:
+        return appliance_of(request).site_information()
+
+    @api.get("/me", summary="The calling user or API account and its permissions")
+    def get_me(p: Caller) -> dict:
+        return {"realm": p.realm, "name": p.name, "permissions": sorted(p.granted)}
+
+    @api.get("/users", summary="List site users")
+    def get_users(request: Request, p: Caller) -> list[dict]:
+        p.require(P.USERS_MANAGE)
+        return [u.public() for u in site_of(request).users.list()]
+
+    @api.post("/users", status_code=201, summary="Create a site user")
+    def post_user(request: Request, body: NewUser, p: Caller) -> dict:
+        return create_user(request, p, body)
+
+    @api.put("/users/{username}/password", summary="Set (reset) a user's password")
+    def put_user_password(request: Request, username: str, body: SetPassword, p: Caller) -> dict:
+        p.require(P.USERS_MANAGE)
+        site = site_of(request)
+        site.users.set_password(username, body.password, must_change=body.must_change_password)
+        site.sessions.delete_user(username)
+        site.audit.record(p.name, "user.password.reset", username, client_ip(request))
+        return {"ok": True}
+
+    @api.get("/api-accounts", summary="List API accounts (secrets are never shown again)")
+    def get_api_accounts(request: Request, p: Caller) -> list[dict]:
+        p.require(P.USERS_MANAGE)
+        return site_of(request).api_accounts.list()
+
+    @api.post("/api-accounts", status_code=201, summary="Create an API account; the secret is shown once")
+    def post_api_account(request: Request, body: NewApiAccount, p: Caller) -> dict:
+        return create_api_account(request, p, body)
+
+    @api.delete("/api-accounts/{client_id}", summary="Delete an API account and revoke its tokens")
+    def del_api_account(request: Request, client_id: str, p: Caller) -> dict:
+        return delete_api_account(request, p, client_id)
+
+    @api.get("/config/site", summary="Read the site settings")
+    def get_site_config(request: Request, p: Caller) -> dict:
+        p.require(P.CONFIG_READ)
+        return site_config.get(site_of(request).engine).model_dump()
+
+    @api.put("/config/site", summary="Replace the site settings")
+    def put_site_config(request: Request, body: dict[str, Any], p: Caller) -> dict:
+        p.require(P.CONFIG_WRITE)
+        site = site_of(request)
+        model = site_config.put(site.engine, body)
+        site.audit.record(p.name, "config.site.update", "site", client_ip(request))
+        return model.model_dump()
+
+    @api.get("/reporting/audit", summary="The site's audit log, newest first")
+    def get_audit(request: Request, p: Caller, limit: int = 100, offset: int = 0) -> list[dict]:
+        p.require(P.REPORTING)
+        return site_of(request).audit.list(min(max(limit, 1), 1000), max(offset, 0))
+
+    @api.post("/command/check_health", summary="Health of this appliance (IC-04, first slice)")
+    def check_health(request: Request, p: Caller) -> dict:
+        p.require(P.COMMAND)
+        app = appliance_of(request)
+        b = app.status_basics()
+        return {"appliance_id": b["appliance_id"], "hostname": b["hostname"], "version": b["appliance_version"],
+                "success": True, "error_message": "", "failover_role": "none", "enabled_shared_ips": [],
+                "last_data_sync_time": None, "last_data_sync_status": None}
+
+    return api

@@ -1,0 +1,212 @@
+"""Fixtures for the certificate domain tests: an appliance.db with the
+certificate tables, a secret box, a test PKI builder, and a loopback SMTP
+relay (aiosmtpd) that records what it receives or fails on demand."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+import tether.certs.expiry  # noqa: F401 - registers certificate_reminders on the metadata
+import tether.certs.pending  # noqa: F401 - registers certificate_requests on the metadata
+from tether.appliance.store import create_schema
+from tether.certs.store import CertStore
+from tether.core.secretbox import SecretBox
+
+NOW = dt.datetime(2030, 6, 1, 12, 0, tzinfo=dt.timezone.utc)
+
+
+@dataclass
+class Node:
+    cert: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+
+    @property
+    def pem(self) -> str:
+        return self.cert.public_bytes(serialization.Encoding.PEM).decode()
+
+    @property
+    def key_der(self) -> bytes:
+        return self.key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption())
+
+
+class Pki:
+    """Builds roots, intermediates and leaves valid around ``NOW`` (or ``start``)."""
+
+    def __init__(self, start: dt.datetime = NOW - dt.timedelta(days=30)):
+        self.start = start
+
+    def _build(self, subject: x509.Name, issuer: Node | None, public_key, sign_key, *, ca: bool,
+               days: int, names: list[x509.GeneralName] | None) -> x509.Certificate:
+        b = (x509.CertificateBuilder()
+             .subject_name(subject)
+             .issuer_name(issuer.cert.subject if issuer else subject)
+             .public_key(public_key)
+             .serial_number(x509.random_serial_number())
+             .not_valid_before(self.start)
+             .not_valid_after(self.start + dt.timedelta(days=days))
+             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if names:
+            b = b.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        return b.sign(sign_key, hashes.SHA256())
+
+    def root(self, cn: str = "Test Root CA", days: int = 3650) -> Node:
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+        return Node(self._build(name, None, key.public_key(), key, ca=True, days=days, names=None), key)
+
+    def intermediate(self, issuer: Node, cn: str = "Test Intermediate CA", days: int = 1825) -> Node:
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+        return Node(self._build(name, issuer, key.public_key(), issuer.key, ca=True, days=days, names=None), key)
+
+    def leaf(self, issuer: Node, fqdn: str = "support.example.com", *, ips: tuple[str, ...] = (),
+             days: int = 365, san: bool = True, key=None) -> Node:
+        import ipaddress
+        key = key or ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, fqdn)])
+        names = [x509.DNSName(fqdn)] + [x509.IPAddress(ipaddress.ip_address(i)) for i in ips] if san else None
+        return Node(self._build(name, issuer, key.public_key(), issuer.key, ca=False, days=days, names=names), key)
+
+    def sign_csr(self, csr_pem: str, issuer: Node, days: int = 365) -> x509.Certificate:
+        csr = x509.load_pem_x509_csr(csr_pem.encode())
+        assert csr.is_signature_valid
+        b = (x509.CertificateBuilder()
+             .subject_name(csr.subject)
+             .issuer_name(issuer.cert.subject)
+             .public_key(csr.public_key())
+             .serial_number(x509.random_serial_number())
+             .not_valid_before(self.start)
+             .not_valid_after(self.start + dt.timedelta(days=days)))
+        for ext in csr.extensions:
+            b = b.add_extension(ext.value, critical=ext.critical)
+        return b.sign(issuer.key, hashes.SHA256())
+
+
+@dataclass
+class Hierarchy:
+    root: Node
+    inter: Node
+    leaf: Node
+
+
+@pytest.fixture(scope="session")
+def pki() -> Pki:
+    return Pki()
+
+
+@pytest.fixture(scope="session")
+def tree(pki: Pki) -> Hierarchy:
+    """Test Root CA -> Test Intermediate CA -> support.example.com."""
+    root = pki.root()
+    inter = pki.intermediate(root)
+    return Hierarchy(root, inter, pki.leaf(inter, ips=("192.0.2.10",)))
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> sa.Engine:
+    eng = sa.create_engine(f"sqlite:///{tmp_path / 'appliance.db'}")
+    create_schema(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def box() -> SecretBox:
+    return SecretBox(os.urandom(32))
+
+
+@pytest.fixture
+def store(engine: sa.Engine, box: SecretBox) -> CertStore:
+    return CertStore(engine, box)
+
+
+# --- SMTP relay -----------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Relay:
+    """What the loopback relay received; ``fail`` > 0 refuses that many DATA commands with 451."""
+    port: int = 0
+    messages: list = field(default_factory=list)
+    fail: int = 0
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.fail > 0:
+            self.fail -= 1
+            return "451 4.3.0 relay busy, try later"
+        self.messages.append(envelope)
+        return "250 OK"
+
+
+USER, PASSWORD = "tether", "s3cret-relay-pass"
+
+
+def _authenticator(server, session, envelope, mechanism, auth_data):
+    ok = isinstance(auth_data, LoginPassword) and auth_data.login == USER.encode() \
+        and auth_data.password == PASSWORD.encode()
+    return AuthResult(success=ok)
+
+
+@pytest.fixture(scope="session")
+def relay_tls(tree: Hierarchy, tmp_path_factory) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(server context for the relay, client context trusting the test root)."""
+    pki = Pki(start=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1))
+    leaf = pki.leaf(tree.inter, "localhost", ips=("127.0.0.1",))
+    d = tmp_path_factory.mktemp("relay")
+    (d / "cert.pem").write_text(leaf.pem + tree.inter.pem)
+    (d / "key.pem").write_bytes(leaf.key.private_bytes(serialization.Encoding.PEM,
+                                                       serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption()))
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(d / "cert.pem", d / "key.pem")
+    client = ssl.create_default_context(cadata=tree.root.pem)
+    return server, client
+
+
+@pytest.fixture
+def relay():
+    """A plain SMTP relay on loopback."""
+    yield from _run(Relay())
+
+
+@pytest.fixture
+def relay_starttls(relay_tls):
+    """A relay that requires STARTTLS and AUTH (USER / PASSWORD)."""
+    yield from _run(Relay(), tls_context=relay_tls[0], require_starttls=True, authenticator=_authenticator,
+                    auth_required=True)
+
+
+@pytest.fixture
+def relay_smtps(relay_tls):
+    """A relay speaking SMTP over implicit TLS."""
+    yield from _run(Relay(), ssl_context=relay_tls[0])
+
+
+def _run(handler: Relay, **kwargs):
+    handler.port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=handler.port, **kwargs)
+    controller.start()
+    try:
+        yield handler
+    finally:
+        controller.stop()

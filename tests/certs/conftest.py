@@ -164,22 +164,24 @@ USER, PASSWORD = "tether", "s3cret-relay-pass"
 def _authenticator(server, session, envelope, mechanism, auth_data):
     ok = isinstance(auth_data, LoginPassword) and auth_data.login == USER.encode() \
         and auth_data.password == PASSWORD.encode()
-    return AuthResult(success=ok)
+    return AuthResult(success=ok, handled=False)
 
 
 @pytest.fixture(scope="session")
-def relay_tls(tree: Hierarchy, tmp_path_factory) -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    """(server context for the relay, client context trusting the test root)."""
+def relay_tls(tmp_path_factory) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(server context for the relay, client context trusting its root), valid today."""
     pki = Pki(start=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1))
-    leaf = pki.leaf(tree.inter, "localhost", ips=("127.0.0.1",))
+    root = pki.root("Relay Root CA")
+    inter = pki.intermediate(root, "Relay Intermediate CA")
+    leaf = pki.leaf(inter, "localhost", ips=("127.0.0.1",))
     d = tmp_path_factory.mktemp("relay")
-    (d / "cert.pem").write_text(leaf.pem + tree.inter.pem)
+    (d / "cert.pem").write_text(leaf.pem + inter.pem)
     (d / "key.pem").write_bytes(leaf.key.private_bytes(serialization.Encoding.PEM,
                                                        serialization.PrivateFormat.PKCS8,
                                                        serialization.NoEncryption()))
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server.load_cert_chain(d / "cert.pem", d / "key.pem")
-    client = ssl.create_default_context(cadata=tree.root.pem)
+    client = ssl.create_default_context(cadata=root.pem)
     return server, client
 
 

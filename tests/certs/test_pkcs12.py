@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 
 from tether.certs.builtin import BUILTIN_NAME, generate_builtin
 from tether.certs.generate import generate_self_signed, load_pem_certificates
-from tether.certs.pkcs12 import KDF_ROUNDS, build_p12, export_certificate, import_certificate, import_p12
+from tether.certs import pkcs12 as p12mod
+from tether.certs.pkcs12 import (KDF_ROUNDS, build_p12, export_certificate, import_certificate, import_p12,
+                                  scan_der)
 from tether.core.errors import Conflict, IntegrityError, Invalid, TetherError
 
 PASS = "correct horse battery"
@@ -156,9 +158,11 @@ def test_key_not_matching_its_certificate_is_refused(tree):
         import_p12(data, PASS)
 
 
-def test_absurd_iteration_count_is_refused_before_decrypting(tree):
-    data = cpk.serialize_key_and_certificates(b"k", tree.leaf.key, tree.leaf.cert, None, _enc(50_000_000))
-    with pytest.raises(Invalid, match="key-derivation rounds"):
+def test_iteration_counts_are_seen_before_decrypting(tree, monkeypatch):
+    data = cpk.serialize_key_and_certificates(b"k", tree.leaf.key, tree.leaf.cert, None, _enc(5000))
+    assert scan_der(data) == 5000  # the PBKDF2 count; the MAC's own count is 2048
+    monkeypatch.setattr(p12mod, "MAX_KDF_ROUNDS", 4999)
+    with pytest.raises(Invalid, match="5000 key-derivation rounds"):
         import_p12(data, PASS)
 
 

@@ -187,10 +187,10 @@ def describe(row: dict, *, hostname: str | None = None, addresses: Sequence[str]
     try:
         cert = load_pem_certificates(row["cert_pem"])[0]
         chain = load_pem_certificates(row["chain_pem"]) if (row.get("chain_pem") or "").strip() else []
-    except Exception:
+        desc = base | info(cert, hostname) | {"chain": [info(c, hostname) for c in chain]}
+    except Exception:  # noqa: BLE001 - one bad row must not break the listing
         return base | {"kind": "unreadable", "chain": [],
                        "warnings": [_warn("unreadable", "the stored certificate does not parse")]}
-    desc = base | info(cert, hostname) | {"chain": [info(c, hostname) for c in chain]}
     warnings = []
     if desc["kind"] == "self-signed" and addresses:
         warnings.append(_warn("self_signed_in_use", "a self-signed certificate is in use on "

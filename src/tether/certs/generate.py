@@ -186,13 +186,12 @@ def order_chain(leaf: x509.Certificate, others: Sequence[x509.Certificate]) -> l
     path: list[x509.Certificate] = []
     pool = [c for c in others if c != leaf]
     current = leaf
-    while current.issuer != current.subject or current is leaf:
-        parent = next((c for c in pool if issued_by(current, c)), None)
-        if parent is None:
-            break
+    while (parent := next((c for c in pool if issued_by(current, c)), None)) is not None:
         path.append(parent)
         pool.remove(parent)
         current = parent
+        if current.issuer == current.subject:  # reached a root
+            break
     return path + pool
 
 

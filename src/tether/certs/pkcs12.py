@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
@@ -103,6 +104,13 @@ def import_p12(data: bytes, password: str | bytes) -> Imported:
         raise Invalid(f"the file asks for {rounds} key-derivation rounds; at most {MAX_KDF_ROUNDS} are accepted",
                       field="file")
     p12 = _load(data, _bytes(password))
+    try:
+        return _unpack(p12)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise Invalid("the file holds a certificate or key this appliance cannot use", field="file") from None
+
+
+def _unpack(p12: pkcs12.PKCS12KeyAndCertificates) -> Imported:
     key = p12.key
     certs = ([p12.cert.certificate] if p12.cert else []) + [c.certificate for c in p12.additional_certs]
     if not certs:
@@ -143,7 +151,9 @@ def _load(data: bytes, secret: bytes):
     for attempt in attempts:
         try:
             return pkcs12.load_pkcs12(data, attempt)
-        except Exception:  # noqa: BLE001 - any decoder failure is a refusal, never a crash
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException:  # noqa: BLE001 - any decoder failure (even a Rust panic) is a refusal
             continue
     raise IntegrityError("the password is wrong, or the file is damaged",
                          hint="check the passphrase the file was exported with")

@@ -110,7 +110,7 @@ def entitled(conn, email: str, at) -> tuple[dict | None, dict | None, str | None
 
 
 def check_entitled(desk, *, channel: str, email: str, incident: int | None = None,
-                   reply: bool = False) -> tuple[dict, dict]:
+                   reply: bool = False, field: str = "inquirer_email") -> tuple[dict, dict]:
     """The representative and customer behind ``email``, or Forbidden (recorded;
     with ``reply`` the reason is also mailed back to the sender)."""
     now = desk.now()
@@ -119,7 +119,7 @@ def check_entitled(desk, *, channel: str, email: str, incident: int | None = Non
     if reason is None:
         return rep, cust
     refuse(desk, channel=channel, who=email, reason=reason, incident=incident, reply=reply)
-    raise Forbidden(f"support refused: {reason}",
+    raise Forbidden(f"support refused: {reason}", field=field,
                     hint="support is given only under a current maintenance agreement to a known representative")
 
 

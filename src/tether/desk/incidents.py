@@ -153,11 +153,11 @@ def add_message(desk, number: int, *, text: str, uploads: list[Upload], channel:
         inc = load(c, number)
     if staff is None:
         rep, cust = check_entitled(desk, channel=channel, email=sender_email, incident=number,
-                                   reply=channel == "mail")
+                                   reply=channel == "mail", field="email")
         if cust["id"] != inc["customer_id"]:
             reason = f"{sender_email} does not represent {inc['organisation']}, the customer of incident {number}"
             refuse(desk, channel=channel, who=sender_email, reason=reason, incident=number, reply=channel == "mail")
-            raise Forbidden(reason)
+            raise Forbidden(reason, field="email")
     now = desk.now()
     with desk.tx() as c:
         inc = load(c, number)

@@ -1,0 +1,181 @@
+"""JSON API for operations: appliance-opened incidents (DESK-09), appliance
+tokens, RMA (DESK-08), releases and update schedules (REL-01..04), and the
+job runner. Same rules as ``api``: parse, call, present.
+"""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+
+from tether.core.errors import Forbidden, Invalid
+from tether.core.releases import Version
+from tether.core.validate import parse_model
+
+from . import auth, rma, updates
+from .bizclock import TZ
+from .deps import appliance, desk_of, staff, uploads_from
+from .incidents import open_incident
+from .jobs import run_jobs
+from .schemas import HostedIn, IncidentIn, InstalledIn, RmaEventIn, RmaIn, TokenIn
+
+router = APIRouter(prefix="/api")
+
+
+# -- appliances (DESK-09) ----------------------------------------------------
+
+@router.post("/tokens", status_code=201, tags=["appliances"])
+def create_token(body: TokenIn, request: Request, user: dict = Depends(staff)) -> dict:
+    """Create an appliance token; the secret is shown only in this answer."""
+    secret, info = auth.create_token(desk_of(request), **body.model_dump())
+    return {"token": secret, **info}
+
+
+@router.delete("/tokens/{name}", tags=["appliances"])
+def revoke_token(name: str, request: Request, user: dict = Depends(staff)) -> dict:
+    auth.revoke_token(desk_of(request), name)
+    return {"revoked": name}
+
+
+@router.post("/appliance/incidents", status_code=201, tags=["appliances"])
+async def appliance_incident(
+    request: Request,
+    summary: str = Form(..., description="what happened, e.g. 'automatic failover to backup'"),
+    version: str = Form(..., description="the appliance's version, X.Y or X.Y.Z"),
+    status: str = Form("{}", description="a JSON object: the appliance's status"),
+    severity: int = Form(2),
+    details: str | None = Form(None),
+    logs: list[UploadFile] = File(default=[]),
+) -> dict:
+    """An appliance opens an incident itself with its version, status and logs
+    (Authorization: Bearer tda_...)."""
+    tok = await run_in_threadpool(appliance, request)
+    try:
+        status_obj = json.loads(status)
+    except ValueError:
+        raise Invalid("status must be a JSON object", field="status") from None
+    if not isinstance(status_obj, dict):
+        raise Invalid("status must be a JSON object", field="status")
+    data = parse_model(IncidentIn, {
+        "summary": summary.strip()[:300] or "appliance incident", "inquirer_email": tok["contact_email"],
+        "inquirer_name": f"appliance {tok['name']}", "product_version": _version(version),
+        "severity": _severity(severity), "description": details})
+    files = await uploads_from(logs)
+    inc = await run_in_threadpool(open_incident, desk_of(request), data, files, channel="appliance",
+                                  customer_id=tok["customer_id"], status=status_obj, actor=f"appliance:{tok['name']}")
+    return {"number": inc["number"], "status": inc["status"], "severity": inc["severity"],
+            "version_retired": inc["version_retired"], "attachments": inc["attachments"], "sla": inc["sla"]}
+
+
+def _version(v: str) -> str:
+    return str(Version.parse(v, field_name="version"))
+
+
+def _severity(s: int) -> int:
+    if s not in (1, 2, 3):
+        raise Invalid("severity must be 1, 2 or 3", field="severity")
+    return s
+
+
+# -- releases and updates (REL-01..04) ---------------------------------------
+
+@router.get("/releases", tags=["releases"])
+def releases(request: Request) -> dict:
+    desk = desk_of(request)
+    return {"on": desk.now().astimezone(TZ).date().isoformat(),
+            "releases": updates.lifecycle(desk.catalog, desk.now().astimezone(TZ).date())}
+
+
+@router.get("/releases/check", tags=["releases"])
+def release_check(request: Request, version: str, target: str | None = None) -> dict:
+    """Is ``version`` supported today, and may ``target`` take an upgrade or a backup from it?"""
+    desk = desk_of(request)
+    v = Version.parse(version, field_name="version")
+    if desk.catalog.major_ga(v.major_line) is None:
+        raise Invalid(f"{version} belongs to no known release", field="version")
+    out = {"version": str(v), "major": v.major_line,
+           "end_of_support": desk.catalog.end_of_support(v).isoformat(),
+           "supported": desk.catalog.is_supported(v, desk.now().astimezone(TZ).date())}
+    if target:
+        Version.parse(target, field_name="target")
+        out["target"] = target
+        out["upgrade_allowed"] = desk.catalog.supports_upgrade(target, v)
+    return out
+
+
+@router.get("/updates/schedule", tags=["releases"])
+def schedule(request: Request, user: dict = Depends(staff)) -> list[dict]:
+    return updates.schedules(desk_of(request))
+
+
+@router.post("/updates/appliances", status_code=201, tags=["releases"])
+def register_hosted(body: HostedIn, request: Request, user: dict = Depends(staff)) -> dict:
+    return updates.register(desk_of(request), body)
+
+
+def _may_see(request: Request, name: str) -> None:
+    if request.headers.get("authorization", "").lower().startswith("bearer tda_"):
+        tok = appliance(request)
+        hosted = updates.schedule_for(desk_of(request), name)
+        if hosted["customer_id"] != tok["customer_id"]:
+            raise Forbidden(f"this token does not belong to the customer of {name}")
+    else:
+        staff(request)
+
+
+@router.get("/updates/appliances/{name}", tags=["releases"])
+def hosted_schedule(name: str, request: Request) -> dict:
+    """The published next update of a hosted appliance (staff or its appliance token)."""
+    _may_see(request, name)
+    return updates.schedule_for(desk_of(request), name)
+
+
+@router.post("/updates/appliances/{name}/installed", tags=["releases"])
+def hosted_installed(name: str, body: InstalledIn, request: Request) -> dict:
+    _may_see(request, name)
+    return updates.installed(desk_of(request), name, body.version)
+
+
+# -- RMA (DESK-08) -----------------------------------------------------------
+
+@router.get("/rmas", tags=["rma"])
+def rmas(request: Request, user: dict = Depends(staff)) -> list[dict]:
+    return rma.list_all(desk_of(request))
+
+
+@router.post("/rmas", status_code=201, tags=["rma"])
+def create_rma(body: RmaIn, request: Request, user: dict = Depends(staff)) -> dict:
+    return rma.create(desk_of(request), body, actor=user["username"])
+
+
+@router.get("/rmas/{rid}", tags=["rma"])
+def get_rma(rid: int, request: Request, user: dict = Depends(staff)) -> dict:
+    return rma.get(desk_of(request), rid)
+
+
+@router.post("/rmas/{rid}/vat-consent", tags=["rma"])
+def vat_consent(rid: int, request: Request, user: dict = Depends(staff)) -> dict:
+    return rma.consent_vat(desk_of(request), rid)
+
+
+_STEPS = {"ship": rma.ship, "live": rma.live, "received": rma.received, "repaired": rma.repaired}
+
+
+@router.post("/rmas/{rid}/{step}", tags=["rma"])
+def rma_step(rid: int, step: str, request: Request, body: RmaEventIn | None = None,
+             user: dict = Depends(staff)) -> dict:
+    """Record a step: ship (replacement sent), live (replacement in service),
+    received (unit back at the vendor), repaired (repaired unit sent back)."""
+    if step not in _STEPS:
+        raise Invalid(f"unknown step {step!r}; use one of {', '.join(_STEPS)}", field="step")
+    return _STEPS[step](desk_of(request), rid, body.at if body else None)
+
+
+# -- jobs --------------------------------------------------------------------
+
+@router.post("/jobs/run", tags=["desk"])
+def jobs_run(request: Request, user: dict = Depends(staff)) -> dict:
+    """Run the time-based jobs now (the desk's clock decides what "now" is)."""
+    return run_jobs(desk_of(request))

@@ -1,0 +1,52 @@
+"""The desk's ASGI application and its server: FastAPI app (JSON API with
+OpenAPI at /api/openapi.json, HTML pages), plus, on the same event loop, the
+SMTP listener for incoming mail and the periodic job loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from . import api, api_ops, web
+from .deps import install_error_handlers
+from .jobs import run_jobs
+from .mailin import start_listener
+
+log = logging.getLogger("tether.desk")
+
+
+def create_app(desk, *, smtp_listen: tuple[str, int] | None = None, jobs_interval: float = 0) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        smtp = await start_listener(desk, *smtp_listen) if smtp_listen else None
+        loop_task = asyncio.create_task(_job_loop(desk, jobs_interval)) if jobs_interval > 0 else None
+        try:
+            yield
+        finally:
+            if loop_task:
+                loop_task.cancel()
+            if smtp:
+                smtp.close()
+                await smtp.wait_closed()
+
+    app = FastAPI(title="Tether support desk", version="1", lifespan=lifespan,
+                  openapi_url="/api/openapi.json", docs_url="/api/docs", redoc_url=None)
+    app.state.desk = desk
+    install_error_handlers(app)
+    app.include_router(api.router)
+    app.include_router(api_ops.router)
+    app.include_router(web.router)
+    return app
+
+
+async def _job_loop(desk, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await asyncio.to_thread(run_jobs, desk)
+        except Exception:  # keep the loop alive; the next round retries
+            log.exception("job run failed")

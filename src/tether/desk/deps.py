@@ -1,0 +1,96 @@
+"""HTTP plumbing shared by the API and the HTML pages: the desk instance on
+the app, who is calling (staff session by bearer token or cookie + CSRF,
+appliance token), uploads, and the JSON error shape
+``{"error", "message", "field"[, "hint"]}`` for every 4xx.
+"""
+
+from __future__ import annotations
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from tether.core.errors import Forbidden, Invalid, TetherError, Unauthorized
+
+from .attachments import Upload
+from .auth import appliance_for_token, staff_for_session
+
+COOKIE = "desk_session"
+SAFE = ("GET", "HEAD", "OPTIONS")
+
+
+def desk_of(request: Request):
+    return request.app.state.desk
+
+
+def _bearer(request: Request) -> str | None:
+    h = request.headers.get("authorization", "")
+    return h[7:].strip() if h.lower().startswith("bearer ") else None
+
+
+def optional_staff(request: Request) -> dict | None:
+    """The staff member calling, or None. Cookie sessions must carry the CSRF
+    token on changes (header X-CSRF-Token or form field csrf, checked by the
+    HTML routes)."""
+    desk = desk_of(request)
+    token = _bearer(request)
+    if token and not token.startswith("tda_"):
+        found = staff_for_session(desk, token)
+        if found is None:
+            raise Unauthorized("the session has expired or the token is wrong; log in again")
+        return found[0]
+    cookie = request.cookies.get(COOKIE)
+    if not cookie:
+        return None
+    found = staff_for_session(desk, cookie)
+    if found is None:
+        return None
+    user, csrf = found
+    if request.method not in SAFE and request.url.path.startswith("/api/") \
+            and request.headers.get("x-csrf-token") != csrf:
+        raise Forbidden("missing or wrong X-CSRF-Token header for a cookie session")
+    user["csrf_token"] = csrf
+    return user
+
+
+def staff(request: Request) -> dict:
+    user = optional_staff(request)
+    if user is None:
+        raise Unauthorized("log in as desk staff first (POST /api/login)")
+    return user
+
+
+def appliance(request: Request) -> dict:
+    return appliance_for_token(desk_of(request), _bearer(request))
+
+
+async def uploads_from(files) -> list[Upload]:
+    out = []
+    for f in files or []:
+        if f is None or not getattr(f, "filename", None):
+            continue
+        out.append(Upload(f.filename, await f.read(), f.content_type))
+    return out
+
+
+def error_response(exc: TetherError) -> JSONResponse:
+    headers = {"Retry-After": str(exc.retry_after)} if hasattr(exc, "retry_after") else None
+    return JSONResponse(exc.to_dict(), status_code=exc.status, headers=headers)
+
+
+def validation_error(exc: RequestValidationError) -> Invalid:
+    first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "form")]
+    field = ".".join(loc) or None
+    msg = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    return Invalid(f"{field}: {msg}" if field else msg, field=field)
+
+
+def install_error_handlers(app) -> None:
+    @app.exception_handler(TetherError)
+    async def _tether(request: Request, exc: TetherError):
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError):
+        return error_response(validation_error(exc))

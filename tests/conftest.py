@@ -21,7 +21,10 @@ def vendor(tmp_path_factory) -> dict:
 
     subprocess.run([VENDOR, "keygen", "--out", str(d)], check=True, capture_output=True)
 
-    def package(name="demo", edition="remote-support", version="1.1.0") -> Path:
+    def package(name="demo", edition="remote-support", version=None) -> Path:
+        from tether import __version__
+
+        version = version or __version__
         out = d / f"{name}-{edition}-{version}.tsp"
         if not out.exists():
             subprocess.run([VENDOR, "site-package", "build", "--key", str(d / "vendor.key"), "--site-name", name,

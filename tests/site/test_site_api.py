@@ -5,6 +5,8 @@ import time
 
 import pytest
 
+from tether import __version__ as CURRENT
+
 from tests.helpers import NEW_SITE_PASSWORD, api_token, site_token
 
 
@@ -12,7 +14,7 @@ from tests.helpers import NEW_SITE_PASSWORD, api_token, site_token
 def test_status_information(ready_site):
     a, c, _ah, sh = ready_site
     info = c.get("/api/site/information", headers=sh).json()
-    assert info == {"product_version": "1.1.0", "site_name": "demo", "edition": "remote-support",
+    assert info == {"product_version": CURRENT, "site_name": "demo", "edition": "remote-support",
                     "appliance_role": "none",
                     "connected_clients": {"representatives": 0, "jump_clients": 0, "jumpoints": 0, "total": 0}}
 
@@ -51,7 +53,7 @@ def test_api_accounts_get_exactly_their_permissions(ready_site):
     # the config write really happened, once, by the config:write account
     assert c.get("/api/config/site", headers=sh).json()["display_name"] == "Helpdesk"
     health = c.post("/api/command/check_health", headers=sh).json()
-    assert health["success"] is True and health["failover_role"] == "none" and health["version"] == "1.1.0"
+    assert health["success"] is True and health["failover_role"] == "none" and health["version"] == CURRENT
 
 
 @pytest.mark.req("SITE-06", "SEC-01")

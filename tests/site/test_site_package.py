@@ -7,6 +7,8 @@ import json
 import subprocess
 
 import pytest
+
+from tether import __version__ as CURRENT
 import sqlalchemy as sa
 
 from tests.helpers import VENDOR, ApplianceProc, first_admin_login, run_cli, site_token
@@ -23,10 +25,10 @@ def test_new_appliance_has_no_site_until_a_package_is_installed(appliance, vendo
         assert c.get("/appliance/api/site", headers=h).json() == {"installed": False}
         assert c.get("/health").status_code == 503
         assert c.post("/api/session", json={"username": "admin", "password": "password"}).status_code == 401
-        r = _install(c, h, vendor["package"]("acme", "remote-support", "1.1.0").read_bytes())
+        r = _install(c, h, vendor["package"]("acme", "remote-support", CURRENT).read_bytes())
         assert r.status_code == 200, r.text
         assert r.json() == {"action": "install", "site_name": "acme", "edition": "remote-support",
-                            "version": "1.1.0"}
+                            "version": CURRENT}
         site = c.get("/appliance/api/site", headers=h).json()
         assert site["installed"] and site["name"] == "acme"
         # /login answers admin / password and forces the change
@@ -35,7 +37,7 @@ def test_new_appliance_has_no_site_until_a_package_is_installed(appliance, vendo
         assert r.status_code == 403 and r.json()["error"] == "password_change_required"
         assert c.get("/health").status_code == 200
         # installing the same version again is refused
-        r = _install(c, h, vendor["package"]("acme", "remote-support", "1.1.0").read_bytes())
+        r = _install(c, h, vendor["package"]("acme", "remote-support", CURRENT).read_bytes())
         assert r.status_code == 409 and "already installed" in r.json()["message"]
         audit = c.get("/appliance/api/audit", headers=h).json()
         assert any(e["action"] == "site.install" and e["target"] == "acme" for e in audit)
@@ -43,7 +45,7 @@ def test_new_appliance_has_no_site_until_a_package_is_installed(appliance, vendo
 
 @pytest.mark.req("SITE-04")
 def test_tampered_unsigned_and_foreign_packages_are_refused(appliance, vendor, tmp_path):
-    good = vendor["package"]("acme", "remote-support", "1.1.0").read_bytes()
+    good = vendor["package"]("acme", "remote-support", CURRENT).read_bytes()
     doc = json.loads(good)
     tampered = dict(doc, manifest=dict(doc["manifest"], site_name="evil"))
     unsigned = {k: v for k, v in doc.items() if k != "signature"}
@@ -51,7 +53,7 @@ def test_tampered_unsigned_and_foreign_packages_are_refused(appliance, vendor, t
     other = tmp_path / "other"
     subprocess.run([VENDOR, "keygen", "--out", str(other)], check=True, capture_output=True)
     subprocess.run([VENDOR, "site-package", "build", "--key", str(other / "vendor.key"), "--site-name", "acme",
-                    "--edition", "remote-support", "--version", "1.1.0", "-o", str(tmp_path / "f.tsp")], check=True,
+                    "--edition", "remote-support", "--version", CURRENT, "-o", str(tmp_path / "f.tsp")], check=True,
                    capture_output=True)
     cases = {
         "tampered": (json.dumps(tampered).encode(), "does not verify"),
@@ -107,13 +109,13 @@ def test_update_path_runs_migrations_and_keeps_data(tmp_path, vendor):
             permissions="[]", enabled=True, created_at=0))
     assert schema.current_revision(engine) == "0001"
     engine.dispose()
-    pkg = vendor["package"]("acme", "remote-support", "1.1.0")
+    pkg = vendor["package"]("acme", "remote-support", CURRENT)
     cp = run_cli("site-package", "install", str(pkg), "--data", str(data), "--json", check=True)
     assert json.loads(cp.stdout)["action"] == "update"
     engine = make_engine(sqlite_url(site_dir / "site.db"))
-    assert schema.current_revision(engine) == schema.head_revision() == "0002"
+    assert schema.current_revision(engine) == schema.head_revision()
     with engine.connect() as c:
-        assert c.execute(sa.select(site_info.c.version)).scalar() == "1.1.0"
+        assert c.execute(sa.select(site_info.c.version)).scalar() == CURRENT
         assert c.execute(sa.select(users.c.username, users.c.timezone)).all() == [("alice", None)]
     engine.dispose()
     # a downgrade is refused, nothing changes
@@ -124,7 +126,7 @@ def test_update_path_runs_migrations_and_keeps_data(tmp_path, vendor):
     try:
         with a.client() as c:
             h = first_admin_login(c)
-            assert c.get("/appliance/api/site", headers=h).json()["version"] == "1.1.0"
+            assert c.get("/appliance/api/site", headers=h).json()["version"] == CURRENT
     finally:
         a.stop()
 
@@ -134,7 +136,7 @@ def test_cli_installs_on_a_running_appliance(appliance, vendor):
     env = appliance.cli_env()
     with appliance.client() as c:
         first_admin_login(c)
-    pkg = vendor["package"]("beta", "privileged-remote-access", "1.1.0")
+    pkg = vendor["package"]("beta", "privileged-remote-access", CURRENT)
     cp = run_cli("site-package", "install", str(pkg), "--user", "admin", "--json",
                  env={**env, "TETHER_PASSWORD": "wrong-password"})
     assert cp.returncode == 3 and "wrong user name or password" in cp.stderr

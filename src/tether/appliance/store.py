@@ -47,6 +47,10 @@ audit_log = audit_table(metadata)
 
 
 def create_schema(engine: sa.Engine) -> None:
+    # modules that add their own tables to this metadata (kept there to avoid import cycles)
+    import tether.certs.expiry  # noqa: F401
+    import tether.certs.pending  # noqa: F401
+
     metadata.create_all(engine)
 
 

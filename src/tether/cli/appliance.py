@@ -9,9 +9,6 @@ from typing import Annotated
 
 import typer
 
-from tether.core.paths import DataDir
-from tether.runtime import Appliance
-
 from .output import JsonOpt, emit, errors, fail
 from .remote import CaOpt, PasswordOpt, PinOpt, Remote, UrlOpt, UserOpt
 
@@ -86,6 +83,9 @@ def register(app: typer.Typer) -> None:
         """Install (or update to) a signed site package, offline (--data) or on a running appliance (--url)."""
         with errors():
             if data is not None:
+                from tether.core.paths import DataDir
+                from tether.runtime import Appliance
+
                 a = Appliance(DataDir.at(data))
                 try:
                     result = a.install_site_package(file.read_bytes(), "cli", "cli")

@@ -15,7 +15,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from tether.core.paths import DataDir
-from tether.runtime import Appliance, initialize
 
 from .output import errors, fail
 
@@ -25,6 +24,8 @@ TrustOpt = Annotated[list[Path] | None, typer.Option(
 
 
 def init_data(data: Path, trust: list[Path] | None, model: str | None = None) -> DataDir:
+    from tether.runtime import initialize
+
     d = DataDir.at(data)
     if d.initialized:
         if trust:
@@ -40,6 +41,8 @@ def register(app: typer.Typer) -> None:
     def init_cmd(data: DataOpt, trust_vendor_key: TrustOpt = None,
                  model: Annotated[str | None, typer.Option(help="Hardware model to record")] = None):
         """Make a fresh appliance (identity, built-in certificate, admin / password) in DATA."""
+        from tether.runtime import Appliance
+
         with errors():
             d = init_data(data, trust_vendor_key, model)
             a = Appliance(d)
@@ -53,6 +56,7 @@ def register(app: typer.Typer) -> None:
                   trust_vendor_key: TrustOpt = None,
                   ready_file: Annotated[Path | None, typer.Option(help="Write the listening addresses here as JSON")] = None):
         """Run the appliance in the foreground (HTTPS on every --listen address) until SIGTERM."""
+        from tether.runtime import Appliance
         from tether.web.server import parse_listen, serve_forever
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -115,6 +115,29 @@ def incident_page(number: int, request: Request):
     return render(request, "incident.html", user=user, inc=inc)
 
 
+@router.get("/incidents/{number}/feedback")
+def feedback_page(number: int, request: Request):
+    return render(request, "feedback.html", number=number)
+
+
+@router.post("/incidents/{number}/feedback")
+async def feedback_post(number: int, request: Request):
+    form = await request.form()
+    try:
+        rating = int(str(form.get("rating", "0")) or 0)
+        if not 1 <= rating <= 5:
+            raise ValueError
+    except ValueError:
+        return render(request, "feedback.html", 422, number=number, error="choose a rating from 1 to 5")
+    try:
+        await run_in_threadpool(workflow.add_feedback, desk_of(request), number,
+                                email=str(form.get("email", "")).strip().lower(), rating=rating,
+                                comment=str(form.get("comment") or "") or None)
+    except TetherError as exc:
+        return render(request, "feedback.html", exc.status, number=number, error=exc.message)
+    return render(request, "feedback.html", number=number, thanks=True)
+
+
 @router.post("/incidents/{number}/{action}")
 async def incident_action(number: int, action: str, request: Request):
     desk = desk_of(request)
@@ -140,26 +163,3 @@ async def incident_action(number: int, action: str, request: Request):
     except TetherError as exc:
         return render(request, "error.html", exc.status, error=exc.message)
     return RedirectResponse(f"/incidents/{number}", status_code=303)
-
-
-@router.get("/incidents/{number}/feedback")
-def feedback_page(number: int, request: Request):
-    return render(request, "feedback.html", number=number)
-
-
-@router.post("/incidents/{number}/feedback")
-async def feedback_post(number: int, request: Request):
-    form = await request.form()
-    try:
-        rating = int(str(form.get("rating", "0")) or 0)
-        if not 1 <= rating <= 5:
-            raise ValueError
-    except ValueError:
-        return render(request, "feedback.html", 422, number=number, error="choose a rating from 1 to 5")
-    try:
-        await run_in_threadpool(workflow.add_feedback, desk_of(request), number,
-                                email=str(form.get("email", "")).strip().lower(), rating=rating,
-                                comment=str(form.get("comment") or "") or None)
-    except TetherError as exc:
-        return render(request, "feedback.html", exc.status, number=number, error=exc.message)
-    return render(request, "feedback.html", number=number, thanks=True)

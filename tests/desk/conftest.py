@@ -66,7 +66,7 @@ class Relay:
 
     def about(self, number: int, contains: str, timeout: float = WAIT) -> EmailMessage:
         """A mail about incident ``number`` whose subject or body contains ``contains``."""
-        return self.wait_for(lambda m: str(m["Subject"]).startswith(f"Incident #{number}:")
+        return self.wait_for(lambda m: str(m["Subject"]).strip().startswith(f"Incident #{number}:")
                              and contains in str(m["Subject"]) + m.get_content(), timeout)
 
     def count(self, pred) -> int:
@@ -94,10 +94,15 @@ class DeskProcess:
              "--jobs-interval", "0", "--mail-from", "support@desk.test", *extra],
             stdout=self.log, stderr=subprocess.STDOUT)
         self.public = httpx.Client(base_url=self.url, timeout=WAIT)
-        self._wait_up()
-        token = self.public.post("/api/login", json={"username": "alice", "password": PASSWORD}).json()["token"]
+        self.api = httpx.Client(base_url=self.url, timeout=WAIT)
+        try:
+            self._wait_up()
+            token = self.public.post("/api/login", json={"username": "alice", "password": PASSWORD}).json()["token"]
+        except BaseException:
+            self.stop()
+            raise
         self.public.cookies.clear()
-        self.api = httpx.Client(base_url=self.url, timeout=WAIT, headers={"Authorization": f"Bearer {token}"})
+        self.api.headers["Authorization"] = f"Bearer {token}"
 
     def _seed_staff(self) -> None:
         """Staff accounts, written before the server starts (``tether-desk staff

@@ -5,6 +5,7 @@ business-time due dates (DESK-02, DESK-03), bad input."""
 from __future__ import annotations
 
 import base64
+from datetime import datetime
 
 import pytest
 
@@ -163,3 +164,28 @@ def test_first_response_met_by_a_staff_reply(desk):
     fr = r.json()["sla"]["first_response"]
     assert fr["met_at"] == "2027-01-05T16:00:00+00:00" and fr["breached"] is False
     desk.relay.find("carol@acme.test", "Looking at it now.")
+
+
+@pytest.mark.req("DESK-03", "DESK-02")
+@pytest.mark.parametrize("arrival, clock_start, due", [
+    # Saturday -> Monday 02:00 CST
+    ("2027-01-09T12:00:00-06:00", "2027-01-11T08:00:00+00:00", "2027-01-11T08:30:00+00:00"),
+    # exactly 19:00 is after hours; 01:59 is before hours
+    ("2027-01-05T19:00:00-06:00", "2027-01-06T08:00:00+00:00", "2027-01-06T08:30:00+00:00"),
+    ("2027-01-06T01:59:00-06:00", "2027-01-06T08:00:00+00:00", "2027-01-06T08:30:00+00:00"),
+    # Christmas Eve 2027 (Fri), Christmas observed Mon 27 -> Tue 28 Dec 02:00 CST
+    ("2027-12-24T09:00:00-06:00", "2027-12-28T08:00:00+00:00", "2027-12-28T08:30:00+00:00"),
+    # Thursday 18:45 before Good Friday 2027: 15 min Thu, 15 min Mon 29 Mar (CDT)
+    ("2027-03-25T18:45:00-05:00", "2027-03-25T23:45:00+00:00", "2027-03-29T07:15:00+00:00"),
+    # Friday before the November DST change (CDT) -> Monday 02:00 CST
+    ("2027-11-05T20:00:00-05:00", "2027-11-08T08:00:00+00:00", "2027-11-08T08:30:00+00:00"),
+])
+def test_arrival_outside_business_hours_starts_the_clock_at_the_next_opening(desk, arrival, clock_start, due):
+    desk.set_clock(arrival)
+    try:
+        inc = desk.open("bob@acme.test", summary=f"arrived {arrival}", severity=1)
+    finally:
+        desk.set_clock("2027-01-05T10:00:00-06:00")
+    assert datetime.fromisoformat(inc["received_at"]) == datetime.fromisoformat(arrival)
+    assert inc["sla"]["clock_start"] == clock_start
+    assert inc["sla"]["first_response"]["due"] == due

@@ -63,15 +63,17 @@ def test_international_replacement_needs_vat_consent_and_defective_unit_back_in_
     assert desk.api.post(f"/api/rmas/{rma['id']}/ship").json()["status"] == "shipped"
     live = desk.api.post(f"/api/rmas/{rma['id']}/live", json={"at": "2027-01-05T12:00:00-06:00"}).json()
     assert live["defective_due"] == "2027-01-19T18:00:00+00:00"
-    desk.set_clock("2027-01-19T11:59:00-06:00")
-    desk.run_jobs()
-    assert desk.api.get(f"/api/rmas/{rma['id']}").json()["invoice"] is False
-    desk.set_clock("2027-01-19T12:01:00-06:00")
-    desk.run_jobs()
+    try:
+        desk.set_clock("2027-01-19T11:59:00-06:00")
+        desk.run_jobs()
+        assert desk.api.get(f"/api/rmas/{rma['id']}").json()["invoice"] is False
+        desk.set_clock("2027-01-19T12:01:00-06:00")
+        desk.run_jobs()
+    finally:
+        desk.set_clock("2027-01-05T10:00:00-06:00")
     got = desk.api.get(f"/api/rmas/{rma['id']}").json()
     assert got["invoice"] is True and got["invoice_amount"] == 6000
     desk.relay.find("rita@rma.test", "invoiced at list price: 6000 USD")
-    desk.set_clock("2027-01-05T10:00:00-06:00")
 
 
 @pytest.mark.req("DESK-08")

@@ -178,7 +178,7 @@ def add_message(desk, number: int, *, text: str, uploads: list[Upload], channel:
                       f"asked to speak to a {m.group(1).lower()} (detected in message)",
                       {"role": m.group(1).lower(), "detected": True})
         attachments.store(desk, c, number, ev, uploads)
-    if status:
+    if status and status != inc["status"]:
         from .workflow import set_status
 
         set_status(desk, number, status, actor=staff["username"] if staff else sender_email)

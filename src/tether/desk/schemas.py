@@ -180,7 +180,7 @@ class ContactIn(Strict):
 class RmaIn(Strict):
     customer_id: int
     incident: int | None = None
-    model: Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^B\d{3}$")]
+    model: Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[Bb]\d{3}$")]
     serial: Short
     part: Literal["disk", "power_supply", "appliance"]
     service: Literal["replacement", "repair_return"] = "replacement"

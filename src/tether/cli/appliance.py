@@ -86,11 +86,15 @@ def register(app: typer.Typer) -> None:
                 from tether.core.paths import DataDir
                 from tether.runtime import Appliance
 
-                a = Appliance(DataDir.at(data))
-                try:
-                    result = a.install_site_package(file.read_bytes(), "cli", "cli")
-                finally:
-                    a.close()
+                from tether.core.lock import DataLock
+
+                d = DataDir.at(data)
+                with DataLock(d.runtime_dir):
+                    a = Appliance(d)
+                    try:
+                        result = a.install_site_package(file.read_bytes(), "cli", "cli")
+                    finally:
+                        a.close()
             else:
                 r = admin_remote(url, cacert, pin_cert, user, password, accept_agreement)
                 with file.open("rb") as f:

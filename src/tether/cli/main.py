@@ -6,7 +6,7 @@ import typer
 
 from tether import __version__
 
-from . import appliance, serve, site
+from . import appliance, backup, certs, serve, site
 
 app = typer.Typer(help=f"Tether {__version__}: the remote-support appliance built for disaster recovery.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -20,4 +20,6 @@ def version():
 
 serve.register(app)
 appliance.register(app)
+certs.register(app)
 site.register(app)
+backup.register(app)

@@ -7,8 +7,10 @@ HTTP error bodies are turned back into the same exit codes as local errors."""
 from __future__ import annotations
 
 import os
+import re
 import ssl
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated
 
 import httpx
@@ -64,16 +66,43 @@ class Remote:
         except httpx.HTTPError as exc:
             fail(f"request to {self.url} failed: {exc}", EXIT_UNREACHABLE)
         if r.status_code >= 400:
-            try:
-                body = r.json()
-            except ValueError:
-                body = {"message": r.text.strip() or r.reason_phrase}
-            cls = _STATUS_ERRORS.get(r.status_code, E.TetherError)
-            err = cls.__new__(cls)
-            E.TetherError.__init__(err, body.get("message", "request failed"), hint=body.get("hint"),
-                                   field=body.get("field"))
-            raise err
+            self._raise(r)
         return r.json()
+
+    @staticmethod
+    def _raise(r: httpx.Response) -> None:
+        try:
+            body = r.json()
+        except ValueError:
+            body = {"message": r.text.strip() or r.reason_phrase}
+        cls = _STATUS_ERRORS.get(r.status_code, E.TetherError)
+        err = cls.__new__(cls)
+        E.TetherError.__init__(err, body.get("message", "request failed"), hint=body.get("hint"),
+                               field=body.get("field"))
+        raise err
+
+    def download(self, method: str, path: str, out: Path, **kw) -> Path:
+        """Stream a file response to ``out`` (a directory: the server's file name)."""
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        tmp = None
+        try:
+            with httpx.Client(verify=self.verify, timeout=None) as c, \
+                    c.stream(method, self.url + path, headers=headers, **kw) as r:
+                if r.status_code >= 400:
+                    r.read()
+                    self._raise(r)
+                name = re.search(r'filename="?([^";]+)"?', r.headers.get("content-disposition", ""))
+                target = out / (name.group(1) if name else "download") if out.is_dir() else out
+                tmp = target.with_name(target.name + ".partial")
+                with open(tmp, "wb") as f:
+                    for chunk in r.iter_bytes(1 << 20):
+                        f.write(chunk)
+                tmp.rename(target)
+                return target
+        except httpx.HTTPError as exc:
+            if tmp:
+                tmp.unlink(missing_ok=True)
+            fail(f"download from {self.url} failed: {exc}", EXIT_UNREACHABLE)
 
     def appliance_login(self, user: str, password: str | None, accept_agreement: bool = False) -> "Remote":
         if password is None:

@@ -39,15 +39,22 @@ def init_data(data: Path, trust: list[Path] | None, model: str | None = None) ->
 def register(app: typer.Typer) -> None:
     @app.command("init")
     def init_cmd(data: DataOpt, trust_vendor_key: TrustOpt = None,
-                 model: Annotated[str | None, typer.Option(help="Hardware model to record")] = None):
+                 model: Annotated[str | None, typer.Option(help="Hardware model to record")] = None,
+                 site_db_url: Annotated[str | None, typer.Option(
+                     envvar="TETHER_SITE_DB_URL", help="Host the site database on PostgreSQL: "
+                     "postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB (an empty database); default SQLite")] = None):
         """Make a fresh appliance (identity, built-in certificate, admin / password) in DATA."""
         from tether.runtime import Appliance
 
         with errors():
             d = init_data(data, trust_vendor_key, model)
             a = Appliance(d)
-            b = a.status_basics()
-            a.close()
+            try:
+                if site_db_url:
+                    a.set_site_db_url(site_db_url)
+                b = a.status_basics()
+            finally:
+                a.close()
         typer.echo(f"Appliance {b['serial_number']} ({b['model']}) initialised in {d.root}")
 
     @app.command("serve")
@@ -67,6 +74,9 @@ def register(app: typer.Typer) -> None:
             except ValueError as exc:
                 fail(str(exc), 2)
             d = init_data(data, trust_vendor_key)
+            from tether.core.lock import DataLock
+
+            lock = DataLock(d.runtime_dir).acquire()  # noqa: F841 - held for the life of the process
             appliance = Appliance(d)
             cert_path = d.root / "builtin-cert.pem"
             cert_pem = appliance.certs.builtin()["cert_pem"]

@@ -106,9 +106,11 @@ class Catalog:
 # database's Alembic revision that release runs.
 CATALOG = Catalog(
     releases=[
+        Release(Version.parse("0.9.0"), date(2025, 3, 3), (), schema_revision="0001"),  # beta; no upgrade path
         Release(Version.parse("1.0.0"), date(2025, 12, 1), (), schema_revision="0001"),
         Release(Version.parse("1.0.1"), date(2026, 2, 2), (), schema_revision="0001"),
         Release(Version.parse("1.1.0"), date(2026, 9, 1), ("1.0",), schema_revision="0002"),
+        Release(Version.parse("1.2.0"), date(2026, 11, 30), ("1.0", "1.1"), schema_revision="0003"),
     ]
 )
 

@@ -12,6 +12,8 @@ renamed into place, so a failure leaves no half-made site behind.
 
 from __future__ import annotations
 
+import os
+import secrets
 import shutil
 import time
 from dataclasses import dataclass
@@ -79,17 +81,23 @@ def check_installable(pkg: SitePackage, current: SiteInfo | None) -> str:
     return "update"
 
 
-def install_new(data: DataDir, pkg: SitePackage) -> None:
+def install_new(data: DataDir, pkg: SitePackage, url: str | None = None) -> None:
+    """Create the site: SQLite in <data>/site/site.db, or the (empty) database at ``url``
+    (OPS-03). Schema and first rows are written in one transaction (PostgreSQL DDL is
+    transactional), then the staged site directory is renamed into place."""
     staging = data.root / "site.staging"
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(mode=0o700)
     try:
-        engine = make_engine(sqlite_url(staging / "site.db"))
+        engine = make_engine(url or sqlite_url(staging / "site.db"))
         try:
-            schema.upgrade(engine, "head")
+            if url and sa.inspect(engine).get_table_names():
+                raise Conflict("the site database named by the appliance's site database URL is not empty",
+                               hint="give an empty database (CREATE DATABASE ...) to host the site")
             now = time.time()
             with engine.begin() as c:
+                schema.upgrade_conn(c, "head")
                 c.execute(site_info.insert().values(id=1, name=pkg.site_name, edition=pkg.edition,
                                                     version=pkg.version, installed_at=now, updated_at=now))
                 c.execute(users.insert().values(
@@ -100,7 +108,10 @@ def install_new(data: DataDir, pkg: SitePackage) -> None:
             engine.dispose()
         for sub in ("files", "recordings"):
             (staging / sub).mkdir()
-        staging.rename(data.site_dir)
+        # <data>/site is a symlink to site-<id>/, so a restore can swap sites atomically
+        final = data.root / f"site-{secrets.token_hex(6)}"
+        staging.rename(final)
+        os.symlink(final.name, data.site_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -113,4 +124,5 @@ def update(engine: sa.Engine, pkg: SitePackage) -> None:
 
 
 def site_exists(data: DataDir) -> bool:
-    return Path(data.site_db).exists()
+    """A site is installed when its directory exists (its database may live on PostgreSQL)."""
+    return Path(data.site_dir).is_dir()

@@ -1,0 +1,203 @@
+"""Reading a site backup (.nsb) as a stream: check the outer header, open the
+identity with the password, then decrypt, decompress and walk the inner tar,
+verifying every member against the manifest (size and SHA-256) and refusing
+anything missing, extra, out of order or altered. What is read goes to a
+sink: nowhere (``tether verify``) or a staging directory (restore).
+
+Every failure is an IntegrityError (or Invalid for a missing password) with
+a message an administrator can act on; nothing here touches the live site.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import zstandard
+
+from tether.core.crashpoints import checkpoint
+from tether.core.errors import IntegrityError, Invalid, TetherError
+
+from . import container, crypto
+from .writer import FORMAT, MANIFEST_FORMAT
+
+CHUNK = 1 << 20
+MAX_SMALL = 1 << 20
+_FILE_MEMBER = re.compile(r"^files/[0-9a-f]{64}$")
+_HEADER_KEYS = ("product_version", "site_name", "edition", "backup_id")
+
+
+class SinkError(Exception):
+    """Writing a verified member to its destination failed (disk full, read-only ...)."""
+
+    def __init__(self, error: OSError):
+        super().__init__(str(error))
+        self.error = error
+
+
+@dataclass
+class ReadResult:
+    header: dict
+    manifest: dict
+
+
+# A sink receives (member name, expected size) and returns a writer with
+# write(bytes) and close(ok: bool); None means "discard".
+Sink = Callable[[str, int], object]
+
+
+def _damaged(detail: str) -> IntegrityError:
+    return IntegrityError(f"this backup is damaged or was altered: {detail}",
+                          hint="use another copy of the backup")
+
+
+def read_backup(path: Path, password: str | None, *, sink: Sink | None = None,
+                on_manifest: Callable[[dict], None] | None = None) -> ReadResult:
+    try:
+        f = open(path, "rb")
+    except OSError as exc:
+        raise Invalid(f"cannot open {path}: {exc.strerror}", field="file") from None
+    with f:
+        try:
+            outer = container.open_outer(f)
+            members = outer.getmembers()
+        except (tarfile.TarError, EOFError, OSError):
+            raise IntegrityError("this file is not a Tether site backup (.nsb): not a tar archive") from None
+        names = [m.name for m in members]
+        if not names or names[0] != "nsb.json":
+            raise IntegrityError("this file is not a Tether site backup (.nsb): no nsb.json header")
+        try:
+            header = json.loads(container.read_member(outer, members[0], MAX_SMALL))
+            assert isinstance(header, dict)
+        except (ValueError, AssertionError, tarfile.TarError, UnicodeDecodeError):
+            raise _damaged("the nsb.json header is unreadable") from None
+        if header.get("format") != FORMAT:
+            raise IntegrityError(f"unknown backup format {header.get('format')!r} (this software reads {FORMAT})",
+                                 hint="restore it with the Tether version that made it, or newer")
+        protected = header.get("protected") is True
+        expected = ["nsb.json", "identity.age", "payload.tar.zst.age"] if protected else ["nsb.json", "payload.tar.zst"]
+        if names != expected:
+            raise _damaged(f"unexpected members {names}")
+        _check_complete(f, members[-1])
+        if protected:
+            if not password:
+                raise Invalid("this backup is password-protected; give its password", field="password")
+            identity = crypto.open_identity(container.read_member(outer, members[1], MAX_SMALL), password)
+            raw = container.member_stream(outer, members[2])
+            dec = crypto.Decrypting(raw, identity)
+            source = dec.r
+        else:
+            dec = None
+            source = container.member_stream(outer, members[1])
+        try:
+            manifest = _walk(source, header, sink, on_manifest)
+        except (TetherError, SinkError):
+            if dec:
+                dec.finish(early=True)
+            raise
+        except (tarfile.TarError, zstandard.ZstdError, EOFError, OSError, ValueError) as exc:
+            if dec:
+                dec.finish(early=True)
+            raise _damaged(f"the payload is unreadable ({exc.__class__.__name__})") from None
+        if dec:
+            dec.finish()
+        return ReadResult(header, manifest)
+
+
+def _check_complete(f, last: tarfile.TarInfo) -> None:
+    """The outer tar must end with its two zero blocks: anything less is a truncated file."""
+    end = last.offset_data + -(-last.size // container.BLOCK) * container.BLOCK
+    f.seek(0, 2)
+    if f.tell() < end + 2 * container.BLOCK:
+        raise _damaged("the file is truncated")
+    f.seek(end)
+    if f.read(2 * container.BLOCK) != b"\0" * (2 * container.BLOCK):
+        raise _damaged("the file does not end where its archive ends")
+
+
+def _walk(source, header: dict, sink: Sink | None, on_manifest) -> dict:
+    dctx = zstandard.ZstdDecompressor()
+    with dctx.stream_reader(source, read_across_frames=True) as zr:
+        tar = tarfile.open(fileobj=zr, mode="r|")
+        manifest = None
+        expected: list[dict] = []
+        for i, member in enumerate(tar):
+            if not member.isreg():
+                raise _damaged(f"member {member.name!r} is not a regular file")
+            if i == 0:
+                if member.name != "manifest.json" or member.size > 64 * MAX_SMALL:
+                    raise _damaged("manifest.json is not the first member")
+                manifest = _read_manifest(tar.extractfile(member).read(), header)
+                expected = list(manifest["members"])
+                if on_manifest:
+                    on_manifest(manifest)
+                continue
+            if not expected:
+                raise _damaged(f"unexpected member {member.name!r}")
+            want = expected.pop(0)
+            if member.name != want["name"] or member.size != want["size"]:
+                raise _damaged(f"member {member.name!r} is not the {want['name']!r} the manifest lists")
+            _copy_member(tar.extractfile(member), want, sink)
+        if manifest is None:
+            raise _damaged("the payload is empty")
+        if expected:
+            raise _damaged(f"member {expected[0]['name']!r} is missing (the backup is truncated)")
+        # the rest of the stream must be tar padding only
+        while zr.read(CHUNK):
+            pass
+        return manifest
+
+
+def _read_manifest(data: bytes, header: dict) -> dict:
+    try:
+        m = json.loads(data)
+        assert isinstance(m, dict) and isinstance(m.get("members"), list)
+    except (ValueError, AssertionError):
+        raise _damaged("manifest.json is unreadable") from None
+    if m.get("format") != MANIFEST_FORMAT:
+        raise IntegrityError(f"unknown manifest format {m.get('format')!r}")
+    for k in _HEADER_KEYS:
+        if m.get(k) != header.get(k):
+            raise _damaged(f"the header and the manifest disagree on {k}")
+    names = [x.get("name") for x in m["members"] if isinstance(x, dict)]
+    if len(names) != len(m["members"]) or not names or names[0] != "site.db" or \
+            not all(_FILE_MEMBER.match(n or "") for n in names[1:]) or len(set(names)) != len(names):
+        raise _damaged("the manifest's member list is malformed")
+    for x in m["members"]:
+        if not isinstance(x.get("size"), int) or x["size"] < 0 or not re.match(r"^[0-9a-f]{64}$", str(x.get("sha256"))):
+            raise _damaged("the manifest's member list is malformed")
+    return m
+
+
+def _copy_member(fo, want: dict, sink: Sink | None) -> None:
+    h = hashlib.sha256()
+    try:
+        out = sink(want["name"], want["size"]) if sink else None
+    except OSError as exc:
+        raise SinkError(exc) from None
+    ok = False
+    try:
+        n = 0
+        while chunk := fo.read(CHUNK):
+            h.update(chunk)
+            n += len(chunk)
+            if out is not None:
+                try:
+                    out.write(chunk)
+                except OSError as exc:
+                    raise SinkError(exc) from None
+                checkpoint(f"write {want['name']}")
+        if n != want["size"] or h.hexdigest() != want["sha256"]:
+            raise _damaged(f"{want['name']} does not match its checksum")
+        ok = True
+    finally:
+        if out is not None:
+            try:
+                out.close(ok)
+            except OSError as exc:
+                raise SinkError(exc) from None

@@ -1,0 +1,224 @@
+"""Restoring a site backup: stage aside, then swap atomically (BK-06..09,
+ROB-01, ROB-04).
+
+Layout: ``<data>/site`` is a symlink to ``<data>/site-<id>/``. A restore
+streams and verifies the backup into ``<data>/site.restore/``, applies the
+version rules and migrations there, carries over what a backup never holds
+(recordings, file-store blobs left out), fsyncs, renames the staging
+directory to ``site-<new id>`` and points a new symlink at it, which is then
+renamed over ``<data>/site`` — one atomic rename. A crash before that rename
+leaves the old site; after it, the new one. ``recover()`` (run at every
+start) removes what a crash left behind. Any error before the swap removes
+the staging directory and leaves the site exactly as it was.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from tether.core.crashpoints import checkpoint
+from tether.core.db import make_engine, sqlite_url
+from tether.core.errors import Conflict, TetherError
+from tether.core.paths import DataDir
+from tether.site import schema
+from tether.site.install import read_info
+
+from .reader import SinkError, read_backup
+from .rules import judge
+
+STAGING = "site.restore"
+NEW_LINK = "site.new"
+LEGACY = "site-legacy"
+
+
+@dataclass
+class RestoreResult:
+    site_name: str
+    edition: str
+    version: str
+    backup_version: str
+    action: str
+    warnings: list[str] = field(default_factory=list)
+    manifest: dict = field(default_factory=dict)
+
+    def public(self) -> dict:
+        return {"site_name": self.site_name, "edition": self.edition, "version": self.version,
+                "backup_version": self.backup_version, "action": self.action, "warnings": self.warnings,
+                "left_out": self.manifest.get("left_out", []), "tables": self.manifest.get("tables", {})}
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def recover(data: DataDir) -> None:
+    """Finish or undo whatever a crash interrupted; leaves exactly one site (or none)."""
+    root = data.root
+    shutil.rmtree(root / STAGING, ignore_errors=True)
+    new_link = root / NEW_LINK
+    if new_link.is_symlink() or new_link.exists():
+        new_link.unlink()
+    link = root / "site"
+    if not link.exists() and not link.is_symlink() and (root / LEGACY).is_dir():
+        os.symlink(LEGACY, link)
+    target = os.readlink(link) if link.is_symlink() else None
+    for d in root.glob("site-*"):
+        if d.is_dir() and d.name != target:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+class _StagingSink:
+    """Writes verified members into the staging directory, fsyncing each."""
+
+    def __init__(self, staging: Path):
+        self.staging = staging
+        (staging / "files").mkdir(parents=True, exist_ok=True)
+        (staging / "recordings").mkdir(exist_ok=True)
+
+    def __call__(self, name: str, size: int):
+        return _StagedFile(self.staging / name)
+
+
+class _StagedFile:
+    def __init__(self, path: Path):
+        self.path = path
+        self.f = open(path, "wb")
+
+    def write(self, chunk: bytes) -> None:
+        self.f.write(chunk)
+
+    def close(self, ok: bool) -> None:
+        try:
+            if ok:
+                self.f.flush()
+                os.fsync(self.f.fileno())
+        finally:
+            self.f.close()
+        if not ok:
+            self.path.unlink(missing_ok=True)
+
+
+def _carry_over(old: Path, new: Path) -> None:
+    """Hard-link blobs a backup never holds (recordings, oversize files) into the new site."""
+    for sub in ("recordings", "files"):
+        src = old / sub
+        if not src.is_dir():
+            continue
+        for p in src.rglob("*"):
+            if p.is_file():
+                dest = new / sub / p.relative_to(src)
+                if not dest.exists():
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    try:
+                        os.link(p, dest)
+                    except OSError:
+                        shutil.copy2(p, dest)
+                checkpoint("carry over")
+
+
+def restore(data: DataDir, path: Path, password: str | None, *, force: bool = False,
+            running_version: str | None = None) -> RestoreResult:
+    from tether import __version__
+
+    running = running_version or __version__
+    root = data.root
+    recover(data)
+    link = root / "site"
+    current = None
+    if link.exists():
+        eng = make_engine(sqlite_url(link / "site.db"))
+        try:
+            current = read_info(eng)
+        finally:
+            eng.dispose()
+    staging = root / STAGING
+    verdict_box: dict = {}
+
+    def on_manifest(m: dict) -> None:
+        if current is not None and (m["site_name"], m["edition"]) != (current.name, current.edition):
+            raise Conflict(f"this appliance hosts site {current.name!r} ({current.edition}); the backup is of "
+                           f"{m['site_name']!r} ({m['edition']})",
+                           hint="restore onto an appliance with the same site package, or a fresh one")
+        verdict_box["v"] = judge(m["product_version"], running, force=force)
+        checkpoint("manifest checked")
+
+    try:
+        try:
+            staging.mkdir(mode=0o700)
+            result = read_backup(path, password, sink=_StagingSink(staging), on_manifest=on_manifest)
+        except SinkError as exc:
+            raise _disk_error(exc.error) from None
+        verdict = verdict_box["v"]
+        engine = make_engine(sqlite_url(staging / "site.db"))
+        try:
+            if schema.current_revision(engine) != schema.head_revision():
+                schema.upgrade(engine, "head")
+                checkpoint("migrated")
+            from tether.site.tables import site_info
+
+            with engine.begin() as c:  # the restored site now runs this software's version
+                c.execute(site_info.update().values(version=running))
+        finally:
+            engine.dispose()
+        warnings = [verdict.message] if verdict.action == "forced" else []
+        if current is not None and link.exists():
+            _carry_over(link.resolve(), staging)
+        _fsync(staging / "files")
+        _fsync(staging)
+        checkpoint("staged")
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise _disk_error(exc) from None
+    except sa.exc.OperationalError as exc:  # SQLite: "database or disk is full", "readonly database"
+        shutil.rmtree(staging, ignore_errors=True)
+        text = str(exc.orig)
+        code = errno.ENOSPC if "full" in text else errno.EROFS if "readonly" in text else errno.EIO
+        raise _disk_error(OSError(code, text)) from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _swap(root, staging)
+    m = result.manifest
+    return RestoreResult(m["site_name"], m["edition"], running, m["product_version"], verdict.action, warnings, m)
+
+
+def _swap(root: Path, staging: Path) -> None:
+    link = root / "site"
+    if link.exists() and not link.is_symlink():  # a site installed before the symlink layout
+        os.rename(link, root / LEGACY)
+        checkpoint("legacy moved")
+        os.symlink(LEGACY, link)
+        checkpoint("legacy linked")
+    old_target = os.readlink(link) if link.is_symlink() else None
+    new_dir = root / f"site-{secrets.token_hex(6)}"
+    os.rename(staging, new_dir)
+    checkpoint("staging renamed")
+    tmp = root / NEW_LINK
+    os.symlink(new_dir.name, tmp)
+    checkpoint("new link made")
+    os.rename(tmp, link)  # the atomic switch
+    _fsync(root)
+    checkpoint("swapped")
+    if old_target:
+        shutil.rmtree(root / old_target, ignore_errors=True)
+        checkpoint("old removed")
+
+
+def _disk_error(exc: OSError) -> TetherError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return TetherError("the disk is full; the restore stopped and the site was left as it was",
+                           hint="free space in the data directory's file system and restore again")
+    if exc.errno == errno.EROFS:
+        return TetherError("the data directory is read-only; the restore stopped and the site was left as it was")
+    return TetherError(f"the restore failed: {exc.strerror or exc}; the site was left as it was")

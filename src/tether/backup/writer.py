@@ -1,0 +1,171 @@
+"""Writing a site backup (.nsb), streamed end to end (BK-01..05, SEC-02).
+
+Order (docs/formats/nsb.md): snapshot the site database into a private
+working directory, choose the file-store members, write the manifest, then
+stream the inner tar through Zstandard (and age, when protected) into the
+outer tar in ``<name>.partial``, fsync, and rename to the final name. Memory
+stays flat whatever the site's size; a failure leaves no partial file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import zstandard
+
+from tether.core.errors import Invalid, TetherError
+from tether.core.releases import CATALOG
+from tether.site.install import SiteInfo
+
+from . import crypto, snapshot
+from .container import OuterWriter
+from .filestore import FileEntry, choose_files
+from .policy import excluded_tables
+
+FORMAT = "tether-nsb/1"
+MANIFEST_FORMAT = "tether-nsb-manifest/1"
+CHUNK = 1 << 20
+ZSTD_LEVEL = 3
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    path: Path
+    manifest: dict
+
+    @property
+    def size(self) -> int:
+        return self.path.stat().st_size
+
+
+def default_name(info: SiteInfo, backup_id: str, when: float) -> str:
+    """BK-05: tether-<version>-<site>-<YYYYMMDD>-<id>.nsb"""
+    return f"tether-{info.version}-{info.name}-{time.strftime('%Y%m%d', time.gmtime(when))}-{backup_id}.nsb"
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def write_backup(site, out_dir: Path, *, password: str | None, include_history: bool,
+                 work_dir: Path, files: list[FileEntry] | None = None, name: str | None = None) -> BackupResult:
+    """Back up ``site`` (a tether.site.site.Site) into ``out_dir``."""
+    crypto.check_password(password)
+    info: SiteInfo = site.info()
+    release = CATALOG.get(info.version)
+    if release is None:
+        raise Invalid(f"the site's version {info.version} is not in the release catalog")
+    now = time.time()
+    backup_id = secrets.token_hex(4)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final = out_dir / (name or default_name(info, backup_id, now))
+    work = work_dir / f"backup-{backup_id}"
+    work.mkdir(parents=True, mode=0o700)
+    partial = final.with_name(final.name + ".partial")
+    try:
+        db_path = work / "site.db"
+        counts = snapshot.take(site.engine, db_path, include_history)
+        entries, left_out = choose_files(files or [], info.edition)
+        members = [{"name": "site.db", "size": db_path.stat().st_size, "sha256": _sha256_file(db_path)}]
+        members += [{"name": f"files/{e.sha256}", "size": e.size, "sha256": e.sha256} for e in entries]
+        left_out += [{"what": "table", "name": t, "reason": why}
+                     for t, why in excluded_tables(site_tables(), include_history).items()]
+        left_out.append({"what": "recordings", "reason": "recordings are never backed up"})
+        manifest = {
+            "format": MANIFEST_FORMAT, "backup_id": backup_id, "product_version": info.version,
+            "schema_revision": release.schema_revision, "site_name": info.name, "edition": info.edition,
+            "created_at": _iso(now), "include_history": include_history, "members": members,
+            "tables": counts, "left_out": left_out,
+        }
+        header = {"format": FORMAT, "protected": password is not None, "product_version": info.version,
+                  "site_name": info.name, "edition": info.edition, "created_at": _iso(now),
+                  "backup_id": backup_id, "payload": "payload.tar.zst" + (".age" if password else "")}
+        with open(partial, "wb") as f:
+            outer = OuterWriter(f)
+            outer.add_bytes("nsb.json", json.dumps(header, indent=2).encode())
+            sink = None
+            if password is not None:
+                identity = crypto.new_identity()
+                outer.add_bytes("identity.age", crypto.seal_identity(identity, password))
+            raw = outer.begin_stream(header["payload"])
+            if password is not None:
+                with crypto.encrypting(raw, identity.to_public()) as sink:
+                    _write_payload(sink, manifest, db_path, entries)
+            else:
+                _write_payload(raw, manifest, db_path, entries)
+            outer.end_stream()
+            outer.close()
+        os.rename(partial, final)
+        _fsync_dir(out_dir)
+        return BackupResult(final, manifest)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise TetherError(f"the backup could not be written: {exc.strerror or exc}",
+                          hint="check free space and permissions where backups are written") from None
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def site_tables():
+    from tether.site.tables import metadata
+
+    return metadata
+
+
+def _write_payload(out, manifest: dict, db_path: Path, entries: list[FileEntry]) -> None:
+    cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=-1)
+    with cctx.stream_writer(out, closefd=False) as zw:
+        with tarfile.open(fileobj=zw, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            data = json.dumps(manifest, indent=1).encode()
+            _add(tar, "manifest.json", len(data), _BytesReader(data))
+            with open(db_path, "rb") as f:
+                _add(tar, "site.db", db_path.stat().st_size, f)
+            for e in entries:
+                with open(e.path, "rb") as f:
+                    _add(tar, f"files/{e.sha256}", e.size, f)
+
+
+class _BytesReader:
+    def __init__(self, data: bytes):
+        self._data, self._pos = data, 0
+
+    def read(self, n: int = -1) -> bytes:
+        n = len(self._data) - self._pos if n < 0 else n
+        chunk = self._data[self._pos:self._pos + n]
+        self._pos += len(chunk)
+        return chunk
+
+
+def _add(tar: tarfile.TarFile, name: str, size: int, fileobj) -> None:
+    ti = tarfile.TarInfo(name)
+    ti.size = size
+    ti.mode = 0o600
+    ti.mtime = int(time.time())
+    tar.addfile(ti, fileobj)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

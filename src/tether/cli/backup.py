@@ -1,0 +1,119 @@
+"""``tether backup``, ``tether verify`` and ``tether restore`` (BK-*, DR-03):
+offline on a stopped appliance's data directory (``--data``) or through the
+API of a running one (``--url``). Passwords come from a file or a variable,
+never from the command line's arguments."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .output import JsonOpt, emit, errors, fail
+from .remote import CaOpt, PasswordOpt, PinOpt, Remote, TokenOpt, UrlOpt
+
+DataOpt = Annotated[Path | None, typer.Option("--data", help="Act offline on this stopped appliance's data directory")]
+PwFileOpt = Annotated[Path | None, typer.Option("--password-file", help="File holding the backup password")]
+SiteUserOpt = Annotated[str | None, typer.Option("--user", envvar="TETHER_USER", help="Site user name")]
+
+def backup_password(path: Path | None, required: bool = False) -> str | None:
+    if path is not None:
+        try:
+            return path.read_text().rstrip("\r\n")
+        except OSError as exc:
+            fail(f"cannot read {path}: {exc.strerror}", 2)
+    pw = os.environ.get("TETHER_BACKUP_PASSWORD")
+    if required and not pw:
+        fail("give the backup password with --password-file or TETHER_BACKUP_PASSWORD", 2)
+    return pw or None
+
+def _offline(data: Path):
+    from tether.core.lock import DataLock
+    from tether.core.paths import DataDir
+    from tether.runtime import Appliance
+
+    d = DataDir.at(data)
+    lock = DataLock(d.runtime_dir).acquire()
+    return Appliance(d), lock
+
+def _summary(r: dict) -> str:
+    lines = [f"Site {r['site_name']} ({r['edition']}), version {r['product_version']}, "
+             f"created {r['created_at']}, {'password-protected' if r['protected'] else 'not protected'}",
+             f"Logged history included: {'yes' if r['include_history'] else 'no'}",
+             f"Members: {r['members']} ({r['bytes']} bytes)",
+             f"Restorable here: {'yes' if r['restorable_here'] else 'NO'} ({r['version_note']})"]
+    rows = {k: v for k, v in r["tables"].items() if v and k not in ("alembic_version", "sqlite_sequence")}
+    lines.append("Holds: " + ", ".join(f"{k} {v}" for k, v in rows.items()))
+    for x in r["left_out"]:
+        lines.append(f"Left out: {x.get('name', x['what'])}: {x['reason']}")
+    return "\n".join(lines)
+
+def register(app: typer.Typer) -> None:
+    @app.command("backup")
+    def backup(out: Annotated[Path, typer.Option("--out", help="Directory (default name) or file to write")] = Path("."),
+               include_history: Annotated[bool, typer.Option("--include-history", help="Add logged history")] = False,
+               password_file: PwFileOpt = None,
+               no_password: Annotated[bool, typer.Option("--no-password", help="Write an unprotected backup")] = False,
+               data: DataOpt = None, url: UrlOpt = None, cacert: CaOpt = None, pin_cert: PinOpt = None,
+               user: SiteUserOpt = None, password: PasswordOpt = None, token: TokenOpt = None,
+               as_json: JsonOpt = False):
+        """Take a site backup (.nsb), protected by a password unless --no-password."""
+        pw = None if no_password else backup_password(password_file, required=True)
+        with errors():
+            if data is not None:
+                a, lock = _offline(data)
+                try:
+                    target = out if out.is_dir() or not out.suffix else out.parent
+                    res = a.backups.take(password=pw, include_history=include_history, actor="cli",
+                                         source_ip="cli", out_dir=target)
+                    path = res.path
+                    if out.suffix == ".nsb" and not out.is_dir():
+                        path = res.path.rename(out)
+                finally:
+                    a.close()
+                    lock.release()
+            else:
+                r = Remote.from_options(url, cacert, pin_cert).site_login(user, password, token)
+                path = r.download("POST", "/api/backup", out, json={"password": pw, "include_history": include_history})
+        emit({"file": str(path), "size": path.stat().st_size}, as_json, f"Backup written to {path}")
+
+    @app.command("verify")
+    def verify(file: Path, password_file: PwFileOpt = None, as_json: JsonOpt = False):
+        """Check a backup's integrity, password and version compatibility without restoring it."""
+        from tether.backup.service import verify_file
+
+        with errors():
+            report = verify_file(file, backup_password(password_file))
+        emit(report, as_json, _summary(report))
+        if not report["restorable_here"]:
+            raise typer.Exit(5)
+
+    @app.command("restore")
+    def restore(file: Path, password_file: PwFileOpt = None,
+                force: Annotated[bool, typer.Option("--force", help="Restore an unsupported older version, "
+                                                    "accepting the risk the refusal names")] = False,
+                data: DataOpt = None, url: UrlOpt = None, cacert: CaOpt = None, pin_cert: PinOpt = None,
+                user: SiteUserOpt = None, password: PasswordOpt = None, token: TokenOpt = None,
+                as_json: JsonOpt = False):
+        """Restore a site backup; the site is replaced only if everything checks out."""
+        pw = backup_password(password_file)
+        with errors():
+            if data is not None:
+                a, lock = _offline(data)
+                try:
+                    res = a.backups.restore(file, pw, force=force, actor="cli", source_ip="cli")
+                finally:
+                    a.close()
+                    lock.release()
+            else:
+                r = Remote.from_options(url, cacert, pin_cert).site_login(user, password, token)
+                with file.open("rb") as f:
+                    res = r.call("POST", "/api/restore", files={"file": (file.name, f)},
+                                 data={"password": pw or "", "force": "true" if force else "false"})
+        text = f"Restored site {res['site_name']} from a {res['backup_version']} backup ({res['action']})"
+        for w in res["warnings"]:
+            text += f"\nWarning: {w}"
+        emit(res, as_json, text)
+

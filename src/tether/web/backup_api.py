@@ -1,0 +1,101 @@
+"""Backup API (IC-01, BK-01, BK-06, DR-03) under /api: download a site
+backup (the password travels in the request body, never in the URL),
+verify an uploaded backup, and restore one. Uploads are streamed to disk in
+the data directory, never held in memory."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request, UploadFile
+from pydantic import BaseModel
+from starlette.background import BackgroundTask
+from starlette.responses import FileResponse
+
+from tether.core.errors import Invalid
+from tether.site import permissions as P
+
+from .auth import Principal, appliance_of, client_ip
+
+router = APIRouter()
+CHUNK = 1 << 20
+
+
+async def _caller(request: Request) -> Principal:
+    from .site_api import principal
+
+    return await principal(request)
+
+
+Caller = Annotated[Principal, Depends(_caller)]
+
+
+class BackupRequest(BaseModel):
+    password: str | None = None
+    include_history: bool = False
+
+
+def download_backup(request: Request, p: Principal, password: str | None, include_history: bool) -> FileResponse:
+    """Shared by the API and the /login Software page."""
+    p.require(P.BACKUP)
+    app = appliance_of(request)
+    result = app.backups.take(password=password or None, include_history=include_history, actor=p.name,
+                              source_ip=client_ip(request), out_dir=app.data.backups_dir / ".downloads")
+    return FileResponse(result.path, media_type="application/octet-stream", filename=result.path.name,
+                        background=BackgroundTask(os.unlink, result.path))
+
+
+async def save_upload(request: Request, upload: UploadFile) -> Path:
+    """Stream an uploaded backup into the data directory; the caller deletes it."""
+    app = appliance_of(request)
+    d = app.data.backups_dir / ".uploads"
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / f"upload-{secrets.token_hex(8)}.nsb"
+    n = 0
+    with open(path, "wb") as f:
+        while chunk := await upload.read(CHUNK):
+            f.write(chunk)
+            n += len(chunk)
+    if n == 0:
+        path.unlink()
+        raise Invalid("upload the backup file (.nsb)", field="file")
+    return path
+
+
+def restore_upload(request: Request, p: Principal, path: Path, password: str | None, force: bool) -> dict:
+    p.require(P.BACKUP)
+    p.require(P.CONFIG_WRITE)
+    try:
+        return appliance_of(request).backups.restore(path, password or None, force=force, actor=p.name,
+                                                     source_ip=client_ip(request))
+    finally:
+        path.unlink(missing_ok=True)
+
+
+@router.post("/backup", summary="Download a site backup (.nsb); the password goes in the body",
+             response_class=FileResponse)
+def post_backup(request: Request, body: BackupRequest, p: Caller):
+    return download_backup(request, p, body.password, body.include_history)
+
+
+@router.post("/backup/verify", summary="Verify an uploaded backup without restoring it (DR-03)")
+async def post_verify(request: Request, p: Caller, file: UploadFile,
+                      password: Annotated[str, Form()] = "") -> dict:
+    p.require(P.BACKUP)
+    path = await save_upload(request, file)
+    try:
+        return appliance_of(request).backups.verify(path, password or None)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+@router.post("/restore", summary="Restore the site from an uploaded backup (BK-06)")
+async def post_restore(request: Request, p: Caller, file: UploadFile, password: Annotated[str, Form()] = "",
+                       force: Annotated[bool, Form()] = False) -> dict:
+    p.require(P.BACKUP)
+    p.require(P.CONFIG_WRITE)
+    path = await save_upload(request, file)
+    return restore_upload(request, p, path, password, force)

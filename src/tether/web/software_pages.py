@@ -1,0 +1,61 @@
+"""/login Management > Software: download a site backup and restore one
+(BK-01, BK-06), calling the same functions as the backup API."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from tether.core.errors import Invalid, TetherError
+from tether.site import permissions as P
+
+from . import forms
+from .backup_api import download_backup, restore_upload, save_upload
+from .login_pages import FACE, _page
+from .pages import render
+
+router = APIRouter()
+
+
+def _render(request, p, status=200, **extra):
+    return render(request, FACE, "site/software.html", "Management › Software", status=status,
+                  csrf_token=p.csrf_token, **extra)
+
+
+@router.get("/login/software")
+async def software_page(request: Request):
+    async def h(p):
+        p.require(P.BACKUP)
+        return _render(request, p)
+    return await _page(request, h)
+
+
+@router.post("/login/software/backup")
+async def software_backup(request: Request):
+    async def h(p):
+        form = await request.form()
+        try:
+            password = None if forms.checkbox(form, "no_password") else str(form.get("password") or "")
+            if password is not None and password != form.get("confirm_password"):
+                raise Invalid("the two passwords differ", field="confirm_password")
+            if password == "":
+                raise Invalid("give a backup password, or choose not to protect the backup", field="password")
+            return download_backup(request, p, password, forms.checkbox(form, "include_history"))
+        except TetherError as exc:
+            return _render(request, p, status=exc.status, error=exc.message)
+    return await _page(request, h)
+
+
+@router.post("/login/software/restore")
+async def software_restore(request: Request):
+    async def h(p):
+        form = await request.form()
+        upload = form.get("file")
+        try:
+            if not hasattr(upload, "read"):
+                raise Invalid("choose a backup file", field="file")
+            path = await save_upload(request, upload)
+            result = restore_upload(request, p, path, str(form.get("password") or ""), forms.checkbox(form, "force"))
+        except TetherError as exc:
+            return _render(request, p, status=exc.status, error=exc.message)
+        return _render(request, p, restored=result, notice="Restore done.")
+    return await _page(request, h)

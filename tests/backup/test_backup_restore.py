@@ -1,0 +1,239 @@
+"""BK-01..09, IC-01, DR-03, DR-04, SEC-02 through the real interfaces: the
+backup API, the CLI, and standard tools (tar, zstd, age, sqlite3)."""
+
+import json
+import os
+import pty
+import re
+import sqlite3
+import subprocess
+import tarfile
+
+import pytest
+
+from tether import __version__ as CURRENT
+from tests.backup.util import backup_as_release, logical_dump
+from tests.helpers import NEW_SITE_PASSWORD, api_token, run_cli, site_token
+
+BACKUP_PW = "Backup-password-1"
+EPHEMERAL = frozenset({"sessions", "api_tokens", "audit_log", "change_log"})
+
+
+def _backup_account(c, sh, perms=("backup",)):
+    r = c.post("/api/api-accounts", headers=sh, json={"name": "-".join(perms).replace(":", "") + "-bot",
+                                                      "permissions": list(perms)})
+    assert r.status_code == 201, r.text
+    acct = r.json()
+    return {"Authorization": "Bearer " + api_token(c, acct["client_id"], acct["client_secret"])}
+
+
+def _download(c, h, tmp_path, **body):
+    r = c.post("/api/backup", headers=h, json=body)
+    assert r.status_code == 200, r.text
+    name = re.search(r'filename="([^"]+)"', r.headers["content-disposition"]).group(1)
+    path = tmp_path / name
+    path.write_bytes(r.content)
+    return path
+
+
+@pytest.mark.req("BK-01", "BK-05", "IC-01", "SEC-02", "DR-03")
+def test_backup_api_download_is_named_protected_and_verifiable(ready_site, tmp_path):
+    a, c, _ah, sh = ready_site
+    bh = _backup_account(c, sh)
+    # the password travels in the body; a backup-only token may not read users
+    assert c.get("/api/users", headers=bh).status_code == 403
+    path = _download(c, bh, tmp_path, password=BACKUP_PW, include_history=False)
+    assert re.fullmatch(rf"tether-{re.escape(CURRENT)}-demo-\d{{8}}-[0-9a-f]{{8}}\.nsb", path.name)
+    with tarfile.open(path) as t:
+        assert t.getnames() == ["nsb.json", "identity.age", "payload.tar.zst.age"]
+        header = json.loads(t.extractfile("nsb.json").read())
+    assert header["protected"] and header["product_version"] == CURRENT
+    assert BACKUP_PW.encode() not in path.read_bytes()
+    # tokens lacking the backup permission are refused
+    rh = _backup_account(c, sh, ("reporting",))
+    assert c.post("/api/backup", headers=rh, json={"password": BACKUP_PW}).status_code == 403
+    # verify through the CLI: right password, wrong password, no password
+    pw = tmp_path / "pw"
+    pw.write_text(BACKUP_PW + "\n")
+    cp = run_cli("verify", str(path), "--password-file", str(pw), "--json")
+    assert cp.returncode == 0, cp.stderr
+    report = json.loads(cp.stdout)
+    assert report["restorable_here"] and report["tables"]["users"] == 1 and not report["include_history"]
+    assert {x["what"] for x in report["left_out"]} >= {"recordings", "table"}
+    pw.write_text("not-the-password")
+    cp = run_cli("verify", str(path), "--password-file", str(pw))
+    assert cp.returncode == 7 and "wrong password" in cp.stderr
+    cp = run_cli("verify", str(path))
+    assert cp.returncode == 2 and "password-protected" in cp.stderr
+    # weak passwords are refused
+    r = c.post("/api/backup", headers=bh, json={"password": "short"})
+    assert r.status_code == 422 and r.json()["field"] == "password"
+
+
+def _age_decrypt_with_passphrase(src, dest, password):
+    """Run the `age` tool on a pseudo-terminal and type the passphrase, as a person would."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execvp("age", ["age", "-d", "-o", str(dest), str(src)])
+    out = b""
+    typed = False
+    while True:
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+        if not typed and b"passphrase" in out.lower():
+            os.write(fd, password.encode() + b"\n")
+            typed = True
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0, out
+
+
+@pytest.mark.req("DR-04", "BK-02", "BK-03", "BK-04", "SEC-02")
+def test_backup_opens_with_standard_tools(ready_site, tmp_path):
+    a, c, ah, sh = ready_site
+    c.post("/api/users", headers=sh, json={"username": "erin", "password": "Erin-initial-1"})
+    path = _download(c, sh, tmp_path, password=BACKUP_PW, include_history=True)
+    out = tmp_path / "open"
+    out.mkdir()
+    subprocess.run(["tar", "-xf", str(path), "-C", str(out)], check=True)
+    _age_decrypt_with_passphrase(out / "identity.age", out / "identity.txt", BACKUP_PW)
+    subprocess.run(f"age -d -i identity.txt payload.tar.zst.age | zstd -d | tar -x", shell=True, check=True, cwd=out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    sha = subprocess.run(["sha256sum", "site.db"], cwd=out, capture_output=True, text=True).stdout.split()[0]
+    assert manifest["members"][0] == {"name": "site.db", "size": (out / "site.db").stat().st_size, "sha256": sha}
+    users = subprocess.run(["sqlite3", str(out / "site.db"), "SELECT username FROM users ORDER BY username"],
+                           capture_output=True, text=True, check=True).stdout.split()
+    assert users == ["admin", "erin"]
+    con = sqlite3.connect(out / "site.db")
+    assert con.execute("SELECT count(*) FROM sessions").fetchone()[0] == 0  # never included
+    con.close()
+    # nothing of /appliance: not the built-in certificate, not the appliance's settings
+    cert = (a.data / "builtin-cert.pem").read_text()
+    body = b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())
+    assert cert.split("\n")[1].encode() not in body
+    assert b"appliance.db" not in body and b"builtin" not in body.lower()
+
+
+@pytest.mark.req("BK-06", "BK-09")
+def test_restore_through_the_api_brings_back_every_user(ready_site, tmp_path):
+    a, c, ah, sh = ready_site
+    c.post("/api/users", headers=sh, json={"username": "frank", "password": "Frank-initial-1"})
+    path = _download(c, sh, tmp_path, password=BACKUP_PW, include_history=True)
+    site_dir = a.data / "site"
+    before = logical_dump(site_dir, EPHEMERAL)
+    # changes after the backup: a new user, the admin's password changed
+    c.post("/api/users", headers=sh, json={"username": "grace", "password": "Grace-initial-1"})
+    r = c.post("/api/session/password", headers=sh, json={"current_password": NEW_SITE_PASSWORD,
+                                                           "new_password": "Changed-later-1"})
+    assert r.status_code == 200
+    sh2 = {"Authorization": "Bearer " + site_token(c, "admin", "Changed-later-1")}
+    # bad input first: each refused, the site exactly as it was
+    state = logical_dump(site_dir)
+    data = path.read_bytes()
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0x40
+    cases = {"wrong password": (data, "Wrong-password-9", 400, "wrong password"),
+             "no password": (data, "", 422, "password-protected"),
+             "truncated": (data[: len(data) - 700], BACKUP_PW, 400, "damaged"),
+             "corrupted": (bytes(flipped), BACKUP_PW, 400, ""),
+             "another kind": (b"%PDF-1.7 not a backup" * 40, BACKUP_PW, 400, "not a Tether site backup"),
+             "empty": (b"", BACKUP_PW, 422, "upload the backup")}
+    for label, (blob, pw, status, msg) in cases.items():
+        r = c.post("/api/restore", headers=sh2, files={"file": ("b.nsb", blob)}, data={"password": pw})
+        assert r.status_code == status, (label, r.text)
+        assert msg in r.json()["message"], (label, r.json())
+        assert logical_dump(site_dir) == state, label
+    assert not (a.data / "site.restore").exists()
+    # the real restore
+    r = c.post("/api/restore", headers=sh2, files={"file": (path.name, data)}, data={"password": BACKUP_PW})
+    assert r.status_code == 200, r.text
+    assert r.json()["action"] == "same" and r.json()["backup_version"] == CURRENT
+    # content identical to the site at backup time (but for logins, audit and change records)
+    assert logical_dump(site_dir, EPHEMERAL) == before
+    users = [u["username"] for u in c.get("/api/users", headers={"Authorization": "Bearer " + site_token(c)}).json()]
+    assert users == ["admin", "frank"]  # grace is gone, admin's old password is back
+    assert c.post("/api/session", json={"username": "admin", "password": "Changed-later-1"}).status_code == 401
+
+
+@pytest.mark.req("BK-07", "BK-06")
+def test_version_rules(make_appliance, tmp_path):
+    a = make_appliance(site=True)
+    env = a.cli_env()
+    a.stop()
+    data = str(a.data)
+    pw = tmp_path / "pw"
+    pw.write_text(BACKUP_PW)
+    # an older supported release (1.1) restores and is migrated up
+    old = backup_as_release(tmp_path, "1.1.0", users=("olivia",), password=BACKUP_PW)
+    cp = run_cli("verify", str(old), "--password-file", str(pw), "--json")
+    assert cp.returncode == 0 and json.loads(cp.stdout)["restorable_here"]
+    cp = run_cli("restore", str(old), "--data", data, "--password-file", str(pw), "--json")
+    assert cp.returncode == 0, cp.stderr
+    res = json.loads(cp.stdout)
+    assert res["action"] == "migrate" and res["backup_version"] == "1.1.0" and res["version"] == CURRENT
+    con = sqlite3.connect(a.data / "site" / "site.db")
+    assert [r[0] for r in con.execute("SELECT username FROM users ORDER BY 1")] == ["admin", "olivia"]
+    from tether.site import schema
+    assert con.execute("SELECT version_num FROM alembic_version").fetchone()[0] == schema.head_revision()
+    con.close()
+    state = logical_dump(a.data / "site")
+    # an unsupported older release (0.9 beta) is refused unless forced, and the refusal names the risk
+    beta = backup_as_release(tmp_path, "0.9.0", users=("bert",))
+    cp = run_cli("restore", str(beta), "--data", data)
+    assert cp.returncode == 5 and "not a supported upgrade source" in cp.stderr and "--force" in cp.stderr
+    cp = run_cli("verify", str(beta))
+    assert cp.returncode == 5 and "Restorable here: NO" in cp.stdout
+    assert logical_dump(a.data / "site") == state
+    cp = run_cli("restore", str(beta), "--data", data, "--force", "--json")
+    assert cp.returncode == 0, cp.stderr
+    assert json.loads(cp.stdout)["warnings"][0].startswith("FORCED: version 0.9.0 is not a supported")
+    # a newer release is always refused, even forced
+    from tether.core.releases import CATALOG, Release, Version
+    import datetime
+    CATALOG.releases.append(Release(Version.parse("9.0.0"), datetime.date(2030, 1, 1), (),
+                                    schema_revision=CATALOG.get(CURRENT).schema_revision))
+    try:
+        newer = backup_as_release(tmp_path, "9.0.0")
+    finally:
+        CATALOG.releases.pop()
+    state = logical_dump(a.data / "site")
+    for extra in ((), ("--force",)):
+        cp = run_cli("restore", str(newer), "--data", data, *extra)
+        assert cp.returncode == 5 and "newer than this appliance" in cp.stderr
+    assert logical_dump(a.data / "site") == state
+    # the running appliance answers with the restored site (backups move between appliances)
+    a.start()
+    with a.client() as c:
+        assert c.post("/api/session", json={"username": "bert", "password": "bert-Password-1"}).status_code == 200
+    assert env
+
+
+@pytest.mark.req("BK-01", "OPS-02")
+def test_cli_backup_offline_and_over_the_api(make_appliance, tmp_path):
+    a = make_appliance(site=True)
+    with a.client() as c:
+        from tests.helpers import first_site_login
+        first_site_login(c)
+    pw = tmp_path / "pw"
+    pw.write_text(BACKUP_PW)
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**a.cli_env(), "TETHER_USER": "admin", "TETHER_PASSWORD": NEW_SITE_PASSWORD}
+    cp = run_cli("backup", "--out", str(out), "--password-file", str(pw), "--include-history", "--json", env=env)
+    assert cp.returncode == 0, cp.stderr
+    f = json.loads(cp.stdout)["file"]
+    assert os.path.basename(f).startswith(f"tether-{CURRENT}-demo-") and os.path.getsize(f) > 0
+    # offline commands refuse a data directory a running appliance holds
+    cp = run_cli("backup", "--data", str(a.data), "--out", str(out), "--no-password")
+    assert cp.returncode == 5 and "is running" in cp.stderr
+    a.stop()
+    cp = run_cli("backup", "--data", str(a.data), "--out", str(out / "offline.nsb"), "--no-password", "--json")
+    assert cp.returncode == 0, cp.stderr
+    assert (out / "offline.nsb").exists()
+    cp = run_cli("verify", str(out / "offline.nsb"), "--json")
+    assert cp.returncode == 0 and json.loads(cp.stdout)["protected"] is False

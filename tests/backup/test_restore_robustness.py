@@ -1,0 +1,248 @@
+"""ROB-01 (restore), ROB-02 (.nsb reader), ROB-04, BK-09: a restore killed at
+any point leaves the old or the new site, never a mixture; mutated backups
+are refused cleanly; a full or read-only disk gives a clear error and loses
+nothing."""
+
+import hashlib
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tether.backup import restore as restore_mod
+from tether.backup.filestore import FileEntry
+from tether.backup.reader import read_backup
+from tether.backup.writer import write_backup
+from tether.core import crashpoints
+from tether.core.db import make_engine, sqlite_url
+from tether.core.errors import IntegrityError, Invalid, TetherError
+from tether.core.paths import DataDir
+from tether.site.install import read_info
+from tests.backup.util import FakeSite, logical_dump
+from tests.helpers import run_cli
+
+
+def _make_site(tmp_path: Path, vendor) -> Path:
+    data = tmp_path / "appliance"
+    run_cli("init", "--data", str(data), "--trust-vendor-key", str(vendor["pub"]), check=True)
+    run_cli("site-package", "install", str(vendor["package"]()), "--data", str(data), check=True)
+    return data
+
+
+def _add_user(site_db: Path, name: str) -> None:
+    con = sqlite3.connect(site_db)
+    con.execute("INSERT INTO users (username, display_name, password_hash, must_change_password, is_admin, "
+                "permissions, enabled, created_at) VALUES (?, ?, 'x', 0, 0, '[]', 1, 0)", (name, name))
+    con.commit()
+    con.close()
+
+
+def _backup_of(site_dir: Path, work: Path, *, files: list[FileEntry] = (), password=None) -> Path:
+    engine = make_engine(sqlite_url(site_dir / "site.db"))
+    try:
+        res = write_backup(FakeSite(engine, read_info(engine)), work / "out", password=password,
+                           include_history=True, work_dir=work / "tmp", files=list(files))
+    finally:
+        engine.dispose()
+    return res.path
+
+
+def _blobs(d: Path, n: int, size: int, tag: str) -> list[FileEntry]:
+    d.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(n):
+        data = f"{tag}-{i}-".encode() * (size // 8)
+        sha = hashlib.sha256(data).hexdigest()
+        (d / sha).write_bytes(data)
+        out.append(FileEntry(f"{tag}{i}.txt", sha, len(data), d / sha))
+    return out
+
+
+@pytest.fixture
+def two_sites(tmp_path, vendor):
+    """An appliance whose site is OLD, and a backup of a NEW site state (more users, 50 files)."""
+    data = _make_site(tmp_path, vendor)
+    site = data / "site"
+    new_dir = tmp_path / "new-state"
+    shutil.copytree(site.resolve(), new_dir)
+    _add_user(new_dir / "site.db", "nina")
+    files = _blobs(tmp_path / "blobs", 50, 4096, "file")
+    backup = _backup_of(new_dir, tmp_path / "w", files=files)
+    _add_user(site / "site.db", "oscar")  # only in the old site
+    _blobs(site / "recordings", 150, 1024, "rec")  # recordings are never in backups: carried over
+    return data, backup
+
+
+@pytest.mark.req("ROB-01", "BK-09")
+@pytest.mark.timeout(900)
+def test_restore_killed_at_every_point_leaves_old_or_new(two_sites, tmp_path):
+    data, backup = two_sites
+    old_hash = logical_dump(data / "site")
+    # one full restore on a copy: the new state, and how many crash points it passes
+    ref = tmp_path / "ref"
+    shutil.copytree(data, ref, symlinks=True)
+    crashpoints.arm(None)
+    before = crashpoints.count()
+    restore_mod.restore(DataDir.at(ref), backup, None)
+    points = crashpoints.count() - before
+    new_hash = logical_dump(ref / "site")
+    assert new_hash != old_hash
+    assert points >= 200, points
+    outcomes = {"old": 0, "new": 0}
+    for n in range(1, points + 1):
+        trial = tmp_path / "trial"
+        shutil.rmtree(trial, ignore_errors=True)
+        shutil.copytree(data, trial, symlinks=True)
+        pid = os.fork()
+        if pid == 0:  # the restoring process, killed by SIGKILL at crash point n
+            try:
+                crashpoints.arm(n)
+                restore_mod.restore(DataDir.at(trial), backup, None)
+            finally:
+                os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, (n, status)
+        restore_mod.recover(DataDir.at(trial))  # what the next start does
+        h = logical_dump(trial / "site")
+        assert h in (old_hash, new_hash), f"mixture after a crash at point {n}"
+        outcomes["old" if h == old_hash else "new"] += 1
+        leftovers = [p.name for p in trial.iterdir() if p.name.startswith("site") and p.name != "site"]
+        assert len(leftovers) == 1 and leftovers[0].startswith("site-"), (n, leftovers)
+    assert outcomes["old"] > 0 and outcomes["new"] > 0, outcomes
+    print(f"\ncrash points: {points}; left old: {outcomes['old']}, left new: {outcomes['new']}")
+
+
+@pytest.fixture(scope="module")
+def small_backups(tmp_path_factory, vendor):
+    tmp = tmp_path_factory.mktemp("fuzz")
+    data = _make_site(tmp, vendor)
+    files = _blobs(tmp / "blobs", 3, 512, "f")
+    plain = _backup_of(data / "site", tmp / "w1", files=files)
+    protected = _backup_of(data / "site", tmp / "w2", files=files, password="Fuzz-password-1")
+    manifest = read_backup(plain, None).manifest
+    return plain.read_bytes(), protected.read_bytes(), tmp, manifest
+
+
+def _mutate(data: bytes, ops) -> bytes:
+    b = bytearray(data)
+    for kind, pos, val in ops:
+        if not b:
+            break
+        p = pos % len(b)
+        if kind == 0:
+            b[p] ^= (val % 255) + 1
+        elif kind == 1:
+            del b[p:]
+        elif kind == 2:
+            b[p:p] = bytes([val % 256]) * (1 + val % 7)
+        else:
+            del b[p:p + 1 + val % 600]
+    return bytes(b)
+
+
+OPS = st.lists(st.tuples(st.integers(0, 3), st.integers(0, 1 << 30), st.integers(0, 1 << 16)), min_size=1,
+               max_size=4)
+
+
+@pytest.mark.req("ROB-02", "BK-09")
+@settings(max_examples=2500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                    HealthCheck.too_slow])
+@given(ops=OPS)
+def test_fuzz_unprotected_reader(small_backups, ops):
+    plain, _, tmp, manifest = small_backups
+    mutated = _mutate(plain, ops)
+    path = tmp / "m.nsb"
+    path.write_bytes(mutated)
+    try:
+        res = read_backup(path, None)
+    except (IntegrityError, Invalid):
+        return
+    # accepted only when the mutation touched no content (tar padding, trailing blocks)
+    assert res.manifest == manifest
+
+
+@pytest.mark.req("ROB-02", "BK-09", "SEC-02")
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(ops=OPS)
+def test_fuzz_protected_reader(small_backups, ops):
+    _, protected, tmp, manifest = small_backups
+    mutated = _mutate(protected, ops)
+    path = tmp / "p.nsb"
+    path.write_bytes(mutated)
+    try:
+        res = read_backup(path, "Fuzz-password-1")
+    except (IntegrityError, Invalid):
+        return
+    assert res.manifest == manifest
+
+
+def _mount_tmpfs(path: Path, size: str) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    if r.returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail(f"cannot mount a tmpfs in CI: {r.stderr.decode()}")
+        pytest.skip("mounting a size-limited tmpfs needs root")
+
+
+def _umount(path: Path) -> None:
+    for _ in range(20):
+        if subprocess.run(["umount", str(path)], capture_output=True).returncode == 0:
+            return
+        time.sleep(0.1)
+
+
+@pytest.mark.req("ROB-04", "BK-09")
+def test_disk_full_and_read_only_during_restore_and_backup(tmp_path, vendor):
+    mnt = tmp_path / "small"
+    _mount_tmpfs(mnt, "24m")
+    try:
+        data = _make_site(mnt, vendor)
+        big = tmp_path / "big-state"
+        shutil.copytree((data / "site").resolve(), big)
+        files = _blobs(tmp_path / "blobs", 50, 200 * 1024, "big")  # 10 MB of file store
+        con = sqlite3.connect(big / "site.db")
+        con.execute("CREATE TABLE padding (x BLOB)")  # a site bigger than the free space
+        con.executemany("INSERT INTO padding VALUES (randomblob(1048576))", [()] * 20)
+        con.commit()
+        con.close()
+        backup = _backup_of(big, tmp_path / "w", files=files)
+        state = logical_dump(data / "site")
+        with pytest.raises(TetherError, match="disk is full"):
+            restore_mod.restore(DataDir.at(data), backup, None)
+        assert logical_dump(data / "site") == state
+        assert not (data / "site.restore").exists()
+        # a backup onto a full disk: a clear error, no partial file left behind
+        filler = mnt / "filler"
+        with open(filler, "wb") as f:
+            try:
+                while True:
+                    f.write(b"\0" * (1 << 20))
+            except OSError:
+                pass
+        engine = make_engine(sqlite_url(data / "site" / "site.db"))
+        try:
+            with pytest.raises(TetherError, match="could not be written"):
+                write_backup(FakeSite(engine, read_info(engine)), mnt / "backups", password=None,
+                             include_history=True, work_dir=tmp_path / "work", files=files)
+        finally:
+            engine.dispose()
+        assert not list((mnt / "backups").glob("*.partial")) and not list((mnt / "backups").glob("*.nsb"))
+        filler.unlink()
+        assert logical_dump(data / "site") == state
+        # read-only: refused clearly, nothing changed
+        subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
+        with pytest.raises(TetherError, match="read-only"):
+            restore_mod.restore(DataDir.at(data), backup, None)
+        subprocess.run(["mount", "-o", "remount,rw", str(mnt)], check=True)
+        assert logical_dump(data / "site") == state
+    finally:
+        _umount(mnt)

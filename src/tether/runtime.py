@@ -5,6 +5,8 @@ web and CLI layers are handed. It owns no HTTP and no argument parsing."""
 
 from __future__ import annotations
 
+import functools
+import logging
 import ssl
 import threading
 import time
@@ -18,8 +20,11 @@ from tether.appliance import store
 from tether.appliance.admin import AdminAccount
 from tether.appliance.identity import BASE_SOFTWARE_VERSION, default_hostname, ensure_identity
 from tether.appliance.settings import ApplianceSettings, Networking, Security
+from tether.certs import assign as cert_assign
 from tether.certs import tls
 from tether.certs.builtin import BUILTIN_NAME, generate_builtin
+from tether.certs.pending import PendingRequests
+from tether.certs.service import CertificateService
 from tether.certs.store import CertStore
 from tether.core.audit import AuditLog
 from tether.core.db import make_engine, sqlite_url
@@ -55,9 +60,11 @@ class ClientCounts:
                 "jumpoints": self.jumpoints, "total": self.representatives + self.jump_clients + self.jumpoints}
 
 
-def initialize(data: DataDir, trusted_vendor_keys: list[bytes], model: str | None = None) -> None:
+def initialize(data: DataDir, trusted_vendor_keys: list[bytes], model: str | None = None,
+               identity: dict | None = None) -> None:
     """Make a fresh appliance in an empty data directory (idempotent: an
-    initialised directory is left alone, except that new trusted keys are refused)."""
+    initialised directory is left alone). ``identity`` keeps a model and serial
+    number across a factory reset (they belong to the hardware)."""
     if data.initialized:
         return
     keys = [site_package.load_public_key(k) for k in trusted_vendor_keys]  # validate before writing
@@ -66,6 +73,9 @@ def initialize(data: DataDir, trusted_vendor_keys: list[bytes], model: str | Non
     engine = make_engine(sqlite_url(data.appliance_db))
     try:
         store.create_schema(engine)
+        if identity:
+            with engine.begin() as c:
+                store.put_setting(c, "identity", identity)
         ident = ensure_identity(engine, model)
         cert_pem, key_der = generate_builtin(ident["serial"])
         with engine.begin() as c:
@@ -110,8 +120,11 @@ class Appliance:
         self.client_counts = ClientCounts()
         self._lock = threading.RLock()
         self.site: Site | None = None
+        from tether.backup import restore as restore_mod
+
+        restore_mod.recover(data)  # finish or undo a restore a crash interrupted
         if site_install.site_exists(data):
-            self.site = Site(data, self.throttle, self.syslog.forward)
+            self.site = Site(data, self.throttle, self.syslog.forward, url=self.site_db_url())
 
     # --- identity and status -------------------------------------------------
     def hostname(self) -> str:
@@ -148,14 +161,34 @@ class Appliance:
             current = self.site.info() if self.site else None
             action = site_install.check_installable(pkg, current)
             if action == "install":
-                site_install.install_new(self.data, pkg)
-                self.site = Site(self.data, self.throttle, self.syslog.forward)
-            else:
+                site_install.install_new(self.data, pkg, self.site_db_url())
+                self.site = Site(self.data, self.throttle, self.syslog.forward, url=self.site_db_url())
+            else:  # BK-10: a fresh backup, kept in <data>/backups, before the site software changes
+                pre = self.backups.take(password=None, include_history=True, actor=actor, source_ip=source_ip)
                 site_install.update(self.site.engine, pkg)
         self.audit.record(actor, f"site.{action}", pkg.site_name, source_ip,
                           {"version": pkg.version, "edition": pkg.edition,
                            "from_version": current.version if current else None})
-        return {"action": action, "site_name": pkg.site_name, "edition": pkg.edition, "version": pkg.version}
+        result = {"action": action, "site_name": pkg.site_name, "edition": pkg.edition, "version": pkg.version}
+        if action == "update":
+            result["pre_update_backup"] = str(pre.path)
+        return result
+
+    # --- where the site database lives (OPS-03) ---------------------------------------------
+    def site_db_url(self) -> str | None:
+        """None: SQLite in <data>/site/site.db; else a SQLAlchemy URL (sealed at rest: it may hold a password)."""
+        sealed = store.get_setting(self.engine, "site_db_url")
+        return self.box.unseal(sealed, "site_db_url").decode() if sealed else None
+
+    def set_site_db_url(self, url: str) -> None:
+        if self.site is not None:
+            raise Conflict("a site is already installed; its database cannot be moved here",
+                           hint="take a backup, factory-reset, set the URL, then restore")
+        if not url.startswith(("postgresql+psycopg://", "postgresql://")):
+            raise Invalid("site_db_url: write postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE",
+                          field="site_db_url")
+        with self.engine.begin() as c:
+            store.put_setting(c, "site_db_url", self.box.seal(url, "site_db_url"))
 
     # --- settings ----------------------------------------------------------------
     def update_settings(self, section: str, data: dict, actor: str, source_ip: str | None) -> dict:
@@ -204,29 +237,102 @@ class Appliance:
             return None
         return SyslogTarget(s.host, s.port, s.transport, s.format)
 
+    def publish_builtin_cert(self) -> str:
+        """Write the built-in certificate (public part) to <data>/builtin-cert.pem for pinning clients."""
+        pem = self.certs.builtin()["cert_pem"]
+        (self.data.root / "builtin-cert.pem").write_text(pem)
+        return pem
+
+    # --- factory reset (APPL-06) ------------------------------------------------------
+    def factory_reset(self, actor: str, source_ip: str | None) -> dict:
+        """Wipe every site, certificate, key, backup, recording and setting, and
+        come back as a fresh appliance on the same listeners (same hardware identity)."""
+        from tether.appliance import reset
+
+        self.audit.record(actor, "appliance.factory_reset", "appliance", source_ip)
+        with self._lock:
+            keys = store.get_setting(self.engine, "trusted_vendor_keys", [])
+            identity = {k: self.identity[k] for k in ("model", "serial", "appliance_id", "created_at")}
+            listeners = self.listeners
+            if self.site:
+                self.site.close()
+            self.engine.dispose()
+            wiped = reset.wipe(self.data)
+            initialize(self.data, [k.encode() for k in keys], identity=identity)
+            self.__dict__.pop("certificates", None)
+            self.__init__(self.data)
+            self.listeners = listeners
+            self.refresh_tls()
+            self.publish_builtin_cert()
+        return {"ok": True, "files_wiped": wiped, "serial_number": identity["serial"]}
+
+    # --- site backups (BK-*) ---------------------------------------------------------
+    @property
+    def backups(self):
+        from tether.backup.service import BackupService
+
+        return BackupService(self)
+
     # --- TLS listeners -------------------------------------------------------------
     def add_listener(self, host: str, port: int) -> Listener:
-        lst = Listener(host, port, tls.new_server_context(self.settings.get("security").tls))
-        self._load_listener_cert(lst)
+        lst = Listener(host, port, tls.ListenerContext(self.settings.get("security").tls))
+        self._load_listener_cert(lst)  # the certificate assigned to this address (CERT-06), else the built-in
         self.listeners.append(lst)
         return lst
 
     def _load_listener_cert(self, lst: Listener) -> None:
-        row = self.certs.builtin() if lst.cert_id is None else self.certs.get(lst.cert_id)
-        tls.load_identity(lst.context, row["cert_pem"], row["chain_pem"], self.certs.private_key_der(row),
-                          self.data.runtime_dir)
+        """Present the certificate assigned to the listener's address (the built-in one if none)."""
+        lst.cert_id = cert_assign.load(self.engine).get(cert_assign.host_key(lst.host))
+        row = None
+        if lst.cert_id is not None:
+            try:
+                row = self.certs.get(lst.cert_id)
+            except NotFound:
+                logging.getLogger("tether.certs").error("certificate %s assigned to %s is gone; presenting "
+                                                        "the built-in certificate", lst.cert_id, lst.host)
+        if row is None or not row["key_sealed"]:
+            row, lst.cert_id = self.certs.builtin(), None
+        lst.context.present(row["cert_pem"], row["chain_pem"] or "", self.certs.private_key_der(row),
+                            self.data.runtime_dir)
 
     def refresh_tls(self) -> None:
         tls_settings = self.settings.get("security").tls
         with self._lock:
             for lst in self.listeners:
-                tls.apply_tls_settings(lst.context, tls_settings)
+                lst.context.apply_settings(tls_settings)
                 self._load_listener_cert(lst)
 
     def close(self) -> None:
         if self.site:
             self.site.close()
         self.engine.dispose()
+
+    # --- certificates (CERT-01..07) --------------------------------------------------
+    @functools.cached_property
+    def certificates(self) -> CertificateService:
+        """Every certificate action of the HTML pages, the API and the CLI."""
+        return CertificateService(self, PendingRequests(self.engine, self.box))
+
+    def configured_addresses(self) -> list[str]:
+        """The IP addresses recorded under Networking (certificates can be assigned to them)."""
+        return [a.address for i in self.settings.get("networking").interfaces for a in i.addresses]
+
+    def refresh_certificates(self) -> None:
+        """Apply the certificate assignments to every listener, without a restart."""
+        with self._lock:
+            for lst in self.listeners:
+                self._load_listener_cert(lst)
+
+    def send_certificate_reminders(self) -> list:
+        """CERT-07, run by the job runner: mail the expiry reminders due now through the SMTP relay."""
+        import datetime as dt
+
+        from tether.certs.expiry import run_reminders
+
+        return run_reminders(self.engine, self.settings.get("security").smtp,
+                             self.settings.reveal("security", "smtp", "password"),
+                             self.certificates.expiry_assignments(), dt.datetime.now(dt.timezone.utc),
+                             helo_name=self.hostname())
 
 
 def open_appliance(path: str) -> Appliance:

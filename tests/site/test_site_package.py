@@ -85,7 +85,7 @@ def test_unknown_or_old_release_packages_are_refused(appliance, vendor):
         assert c.get("/appliance/api/site", headers=h).json() == {"installed": False}
 
 
-@pytest.mark.req("SITE-04", "OPS-02")
+@pytest.mark.req("SITE-04", "OPS-02", "BK-10")
 def test_update_path_runs_migrations_and_keeps_data(tmp_path, vendor):
     """A site left at schema 0001 by release 1.0 software is brought to the
     current schema by installing the newer package, keeping its users."""
@@ -111,7 +111,14 @@ def test_update_path_runs_migrations_and_keeps_data(tmp_path, vendor):
     engine.dispose()
     pkg = vendor["package"]("acme", "remote-support", CURRENT)
     cp = run_cli("site-package", "install", str(pkg), "--data", str(data), "--json", check=True)
-    assert json.loads(cp.stdout)["action"] == "update"
+    result = json.loads(cp.stdout)
+    assert result["action"] == "update"
+    # BK-10: the appliance took a backup of the old site first, and kept it
+    pre = result["pre_update_backup"]
+    assert pre.startswith(str(data / "backups")) and "tether-1.0.1-acme-" in pre
+    cp = run_cli("verify", pre, "--json")
+    assert cp.returncode == 0, cp.stderr
+    assert json.loads(cp.stdout)["product_version"] == "1.0.1"
     engine = make_engine(sqlite_url(site_dir / "site.db"))
     assert schema.current_revision(engine) == schema.head_revision()
     with engine.connect() as c:

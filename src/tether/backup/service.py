@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tether.core.errors import NotFound
+from tether.core.errors import Conflict, NotFound
 
 from . import restore as restore_mod
 from .filestore import FileEntry
@@ -48,6 +48,9 @@ class BackupService:
         from tether.site.site import Site
 
         app = self.app
+        if app.site_db_url():
+            raise Conflict("restoring a site hosted on an external database (PostgreSQL) is not supported yet",
+                           hint="restore onto an appliance that uses the embedded SQLite site database")
         with app._lock:
             old = app.site
             result = restore_mod.restore(app.data, path, password, force=force)

@@ -79,8 +79,7 @@ def register(app: typer.Typer) -> None:
             lock = DataLock(d.runtime_dir).acquire()  # noqa: F841 - held for the life of the process
             appliance = Appliance(d)
             cert_path = d.root / "builtin-cert.pem"
-            cert_pem = appliance.certs.builtin()["cert_pem"]
-            cert_path.write_text(cert_pem)
+            cert_pem = appliance.publish_builtin_cert()
 
         def ready(addrs):
             fp = x509.load_pem_x509_certificate(cert_pem.encode()).fingerprint(hashes.SHA256()).hex(":")

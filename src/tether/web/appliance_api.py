@@ -1,19 +1,25 @@
 """The /appliance JSON API (``/appliance/api``), the twin of the /appliance
 HTML pages: session login with the prerequisite agreement, first-login
 password change, Status > Basics, Networking, Security, the audit log and
-site-package installation. OpenAPI at /appliance/api/openapi.json."""
+site-package installation, configuration export/import, factory reset and
+shut down. OpenAPI at /appliance/api/openapi.json."""
 
 from __future__ import annotations
 
+import os
+import signal
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request, UploadFile
 from pydantic import BaseModel
+from starlette.background import BackgroundTask
+from starlette.responses import JSONResponse, Response
 
+from tether.appliance import config_export
 from tether.core.errors import Invalid, Unauthorized
 from tether.site.package import MAX_PACKAGE_BYTES
 
-from . import auth
+from . import auth, cert_api
 from .auth import Principal, appliance_of, client_ip
 from .errors import install_json_handlers
 
@@ -22,6 +28,10 @@ class LoginBody(BaseModel):
     username: str
     password: str
     accept_agreement: bool = False
+
+
+class ConfirmBody(BaseModel):
+    confirm: str
 
 
 class PasswordBody(BaseModel):
@@ -76,6 +86,7 @@ def create() -> FastAPI:
     api = FastAPI(title="Tether /appliance API", version="1", openapi_url="/openapi.json", docs_url=None,
                   redoc_url=None, servers=[{"url": "/appliance/api"}])
     install_json_handlers(api)
+    api.include_router(cert_api.router)
 
     @api.get("/agreement", summary="The prerequisite login agreement (no authentication)")
     def get_agreement(request: Request) -> dict:
@@ -126,6 +137,33 @@ def create() -> FastAPI:
     def get_site(request: Request, _p: Admin) -> dict:
         app = appliance_of(request)
         return {"installed": app.site is not None, **(app.site.info().public() if app.site else {})}
+
+    @api.get("/config/export", summary="Export the whole /appliance configuration as YAML (APPL-04)")
+    def get_config_export(request: Request, p: Admin) -> Response:
+        app = appliance_of(request)
+        name, text = config_export.export_document(app)
+        app.audit.record(p.name, "config.export", name, client_ip(request))
+        return Response(text, media_type="application/yaml",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+    @api.post("/config/import", summary="Import an /appliance configuration export; reports each section")
+    async def post_config_import(request: Request, p: Admin, file: UploadFile) -> dict:
+        data = await file.read(config_export.MAX_BYTES + 1)
+        if not data:
+            raise Invalid("upload the configuration export file", field="file")
+        return config_export.import_document(appliance_of(request), data, p.name, client_ip(request))
+
+    @api.post("/factory-reset", summary="Wipe everything and return to a fresh appliance (APPL-06)")
+    def post_factory_reset(request: Request, body: ConfirmBody, p: Admin) -> dict:
+        if body.confirm != "factory reset":
+            raise Invalid("type 'factory reset' to confirm", field="confirm")
+        return appliance_of(request).factory_reset(p.name, client_ip(request))
+
+    @api.post("/shutdown", summary="Shut the appliance down cleanly (APPL-06)")
+    def post_shutdown(request: Request, p: Admin) -> Response:
+        appliance_of(request).audit.record(p.name, "appliance.shutdown", "appliance", client_ip(request))
+        return JSONResponse({"ok": True, "message": "shutting down"},
+                            background=BackgroundTask(os.kill, os.getpid(), signal.SIGTERM))
 
     @api.post("/site-package", summary="Install or update the site from a signed site package")
     async def post_site_package(request: Request, p: Admin, file: UploadFile) -> dict:

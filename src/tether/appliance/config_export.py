@@ -1,0 +1,77 @@
+"""Export and import of the whole /appliance configuration (APPL-04); the
+format is docs/formats/appliance-config.md."""
+
+from __future__ import annotations
+
+import time
+
+import yaml
+
+from tether.core.errors import IntegrityError, TetherError
+
+from .settings import MASK, SEALED_FIELDS, SECTIONS
+
+FORMAT = "tether-appliance-config/1"
+MAX_BYTES = 1 << 20
+
+
+def file_name(basics: dict, now: float) -> str:
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+    return (f"tether-appliance-{basics['appliance_version']}-{basics['serial_number']}-"
+            f"{basics['base_software_version']}-{stamp}.yaml")
+
+
+def export_document(appliance) -> tuple[str, str]:
+    """(file name, YAML text)."""
+    now = time.time()
+    basics = appliance.status_basics()
+    sections = {}
+    for name in SECTIONS:
+        data = appliance.settings.public(name)
+        for sec, sub, key in SEALED_FIELDS:
+            if sec == name:
+                data[sub][key] = None
+        sections[name] = data
+    doc = {"format": FORMAT, "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+           "source": {k: basics[k] for k in ("appliance_version", "serial_number", "model", "base_software_version")},
+           "sections": sections,
+           "secrets_not_exported": [".".join(f) for f in sorted(SEALED_FIELDS)]}
+    return file_name(basics, now), yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+
+
+def parse(data: bytes) -> dict:
+    if len(data) > MAX_BYTES:
+        raise IntegrityError("this file is too large to be an /appliance configuration export")
+    try:
+        doc = yaml.safe_load(data.decode("utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError):
+        raise IntegrityError("this file is not an /appliance configuration export (not YAML)") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise IntegrityError(f"this file is not an /appliance configuration export (format is not {FORMAT})")
+    if not isinstance(doc.get("sections"), dict):
+        raise IntegrityError("the export has no 'sections' mapping")
+    return doc
+
+
+def import_document(appliance, data: bytes, actor: str, source_ip: str | None) -> dict:
+    doc = parse(data)
+    report: dict = {"applied": [], "refused": [], "ignored": []}
+    for name, body in doc["sections"].items():
+        if name not in SECTIONS:
+            report["ignored"].append({"section": name, "reason": "unknown section"})
+            continue
+        if not isinstance(body, dict):
+            report["refused"].append({"section": name, "field": name, "message": "not a mapping"})
+            continue
+        body = {k: (dict(v) if isinstance(v, dict) else v) for k, v in body.items()}
+        for sec, sub, key in SEALED_FIELDS:  # secrets are not in exports: keep the current value
+            if sec == name and isinstance(body.get(sub), dict) and not body[sub].get(key):
+                body[sub][key] = MASK
+        try:
+            appliance.update_settings(name, body, actor, source_ip)
+            report["applied"].append(name)
+        except TetherError as exc:
+            report["refused"].append({"section": name, "field": exc.field, "message": exc.message})
+    appliance.audit.record(actor, "config.import", ",".join(report["applied"]) or "-", source_ip,
+                           {"refused": [r["section"] for r in report["refused"]]})
+    return report

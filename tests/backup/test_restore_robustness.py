@@ -126,8 +126,18 @@ def small_backups(tmp_path_factory, vendor):
     files = _blobs(tmp / "blobs", 3, 512, "f")
     plain = _backup_of(data / "site", tmp / "w1", files=files)
     protected = _backup_of(data / "site", tmp / "w2", files=files, password="Fuzz-password-1")
-    manifest = read_backup(plain, None).manifest
-    return plain.read_bytes(), protected.read_bytes(), tmp, manifest
+    manifests = (read_backup(plain, None).manifest, read_backup(protected, "Fuzz-password-1").manifest)
+    return _Corpus(plain.read_bytes(), protected.read_bytes(), tmp, manifests)
+
+
+class _Corpus(tuple):
+    """The fuzzing corpus, with a short repr for hypothesis' failure reports."""
+
+    def __new__(cls, *items):
+        return super().__new__(cls, items)
+
+    def __repr__(self) -> str:
+        return f"<corpus: {len(self[0])} + {len(self[1])} bytes>"
 
 
 def _mutate(data: bytes, ops) -> bytes:
@@ -156,7 +166,7 @@ OPS = st.lists(st.tuples(st.integers(0, 3), st.integers(0, 1 << 30), st.integers
                                                                     HealthCheck.too_slow])
 @given(ops=OPS)
 def test_fuzz_unprotected_reader(small_backups, ops):
-    plain, _, tmp, manifest = small_backups
+    plain, _, tmp, (manifest, _) = small_backups
     mutated = _mutate(plain, ops)
     path = tmp / "m.nsb"
     path.write_bytes(mutated)
@@ -173,7 +183,7 @@ def test_fuzz_unprotected_reader(small_backups, ops):
                                                                   HealthCheck.too_slow])
 @given(ops=OPS)
 def test_fuzz_protected_reader(small_backups, ops):
-    _, protected, tmp, manifest = small_backups
+    _, protected, tmp, (_, manifest) = small_backups
     mutated = _mutate(protected, ops)
     path = tmp / "p.nsb"
     path.write_bytes(mutated)

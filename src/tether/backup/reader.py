@@ -24,12 +24,10 @@ from tether.core.crashpoints import checkpoint
 from tether.core.errors import IntegrityError, Invalid, TetherError
 
 from . import container, crypto
-from .writer import FORMAT, MANIFEST_FORMAT
+from .kinds import NSB, ArchiveKind
 
 CHUNK = 1 << 20
 MAX_SMALL = 1 << 20
-_FILE_MEMBER = re.compile(r"^files/[0-9a-f]{64}$")
-_HEADER_KEYS = ("product_version", "site_name", "edition", "backup_id")
 
 
 class SinkError(Exception):
@@ -58,6 +56,11 @@ def _damaged(detail: str) -> IntegrityError:
 
 def read_backup(path: Path, password: str | None, *, sink: Sink | None = None,
                 on_manifest: Callable[[dict], None] | None = None) -> ReadResult:
+    return read_archive(NSB, path, password, sink=sink, on_manifest=on_manifest)
+
+
+def read_archive(kind: ArchiveKind, path: Path, password: str | None, *, sink: Sink | None = None,
+                 on_manifest: Callable[[dict], None] | None = None) -> ReadResult:
     try:
         f = open(path, "rb")
     except OSError as exc:
@@ -67,26 +70,29 @@ def read_backup(path: Path, password: str | None, *, sink: Sink | None = None,
             outer = container.open_outer(f)
             members = outer.getmembers()
         except (tarfile.TarError, EOFError, OSError):
-            raise IntegrityError("this file is not a Tether site backup (.nsb): not a tar archive") from None
+            raise IntegrityError(f"this file is not a {kind.label}: not a tar archive") from None
         names = [m.name for m in members]
-        if not names or names[0] != "nsb.json":
-            raise IntegrityError("this file is not a Tether site backup (.nsb): no nsb.json header")
+        if not names or names[0] != kind.header_name:
+            raise IntegrityError(f"this file is not a {kind.label}: no {kind.header_name} header")
         try:
             header = json.loads(container.read_member(outer, members[0], MAX_SMALL))
             assert isinstance(header, dict)
         except (ValueError, AssertionError, tarfile.TarError, UnicodeDecodeError):
-            raise _damaged("the nsb.json header is unreadable") from None
-        if header.get("format") != FORMAT:
-            raise IntegrityError(f"unknown backup format {header.get('format')!r} (this software reads {FORMAT})",
-                                 hint="restore it with the Tether version that made it, or newer")
+            raise _damaged(f"the {kind.header_name} header is unreadable") from None
+        if header.get("format") != kind.format:
+            raise IntegrityError(f"unknown format {header.get('format')!r} (this software reads {kind.format})",
+                                 hint="open it with the Tether version that made it, or newer")
         protected = header.get("protected") is True
-        expected = ["nsb.json", "identity.age", "payload.tar.zst.age"] if protected else ["nsb.json", "payload.tar.zst"]
+        if kind.password_required and not protected:
+            raise _damaged(f"a {kind.label} is always password-protected")
+        expected = [kind.header_name, "identity.age", "payload.tar.zst.age"] if protected else \
+            [kind.header_name, "payload.tar.zst"]
         if names != expected:
             raise _damaged(f"unexpected members {names}")
         _check_complete(f, members[-1])
         if protected:
             if not password:
-                raise Invalid("this backup is password-protected; give its password", field="password")
+                raise Invalid(f"this {kind.noun} is password-protected; give its password", field="password")
             identity = crypto.open_identity(container.read_member(outer, members[1], MAX_SMALL), password)
             raw = container.member_stream(outer, members[2])
             dec = crypto.Decrypting(raw, identity)
@@ -95,7 +101,7 @@ def read_backup(path: Path, password: str | None, *, sink: Sink | None = None,
             dec = None
             source = container.member_stream(outer, members[1])
         try:
-            manifest = _walk(source, header, sink, on_manifest)
+            manifest = _walk(kind, source, header, sink, on_manifest)
         except (TetherError, SinkError):
             if dec:
                 dec.finish(early=True)
@@ -120,7 +126,7 @@ def _check_complete(f, last: tarfile.TarInfo) -> None:
         raise _damaged("the file does not end where its archive ends")
 
 
-def _walk(source, header: dict, sink: Sink | None, on_manifest) -> dict:
+def _walk(kind: ArchiveKind, source, header: dict, sink: Sink | None, on_manifest) -> dict:
     dctx = zstandard.ZstdDecompressor()
     with dctx.stream_reader(source, read_across_frames=True) as zr:
         tar = tarfile.open(fileobj=zr, mode="r|")
@@ -132,7 +138,7 @@ def _walk(source, header: dict, sink: Sink | None, on_manifest) -> dict:
             if i == 0:
                 if member.name != "manifest.json" or member.size > 64 * MAX_SMALL:
                     raise _damaged("manifest.json is not the first member")
-                manifest = _read_manifest(tar.extractfile(member).read(), header)
+                manifest = _read_manifest(kind, tar.extractfile(member).read(), header)
                 expected = list(manifest["members"])
                 if on_manifest:
                     on_manifest(manifest)
@@ -153,20 +159,19 @@ def _walk(source, header: dict, sink: Sink | None, on_manifest) -> dict:
         return manifest
 
 
-def _read_manifest(data: bytes, header: dict) -> dict:
+def _read_manifest(kind: ArchiveKind, data: bytes, header: dict) -> dict:
     try:
         m = json.loads(data)
         assert isinstance(m, dict) and isinstance(m.get("members"), list)
     except (ValueError, AssertionError):
         raise _damaged("manifest.json is unreadable") from None
-    if m.get("format") != MANIFEST_FORMAT:
+    if m.get("format") != kind.manifest_format:
         raise IntegrityError(f"unknown manifest format {m.get('format')!r}")
-    for k in _HEADER_KEYS:
+    for k in kind.header_keys:
         if m.get(k) != header.get(k):
             raise _damaged(f"the header and the manifest disagree on {k}")
-    names = [x.get("name") for x in m["members"] if isinstance(x, dict)]
-    if len(names) != len(m["members"]) or not names or names[0] != "site.db" or \
-            not all(_FILE_MEMBER.match(n or "") for n in names[1:]) or len(set(names)) != len(names):
+    names = [x.get("name") if isinstance(x, dict) else None for x in m["members"]]
+    if not kind.names_ok(names) or len(set(names)) != len(names):
         raise _damaged("the manifest's member list is malformed")
     for x in m["members"]:
         if not isinstance(x.get("size"), int) or x["size"] < 0 or not re.match(r"^[0-9a-f]{64}$", str(x.get("sha256"))):

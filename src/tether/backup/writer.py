@@ -14,6 +14,7 @@ import json
 import os
 import secrets
 import shutil
+import sqlite3
 import tarfile
 import time
 from dataclasses import dataclass
@@ -28,10 +29,11 @@ from tether.site.install import SiteInfo
 from . import crypto, snapshot
 from .container import OuterWriter
 from .filestore import FileEntry, choose_files
+from .kinds import NSB, ArchiveKind
 from .policy import excluded_tables
 
-FORMAT = "tether-nsb/1"
-MANIFEST_FORMAT = "tether-nsb-manifest/1"
+FORMAT = NSB.format
+MANIFEST_FORMAT = NSB.manifest_format
 CHUNK = 1 << 20
 ZSTD_LEVEL = 3
 
@@ -77,10 +79,13 @@ def write_backup(site, out_dir: Path, *, password: str | None, include_history: 
     final = out_dir / (name or default_name(info, backup_id, now))
     work = work_dir / f"backup-{backup_id}"
     work.mkdir(parents=True, mode=0o700)
-    partial = final.with_name(final.name + ".partial")
     try:
         db_path = work / "site.db"
-        counts = snapshot.take(site.engine, db_path, include_history)
+        try:
+            counts = snapshot.take(site.engine, db_path, include_history)
+        except (sqlite3.OperationalError, OSError) as exc:
+            raise TetherError(f"the backup could not be written: {exc}",
+                              hint="check free space where the appliance keeps its work files") from None
         entries, left_out = choose_files(files or [], info.edition)
         members = [{"name": "site.db", "size": db_path.stat().st_size, "sha256": _sha256_file(db_path)}]
         members += [{"name": f"files/{e.sha256}", "size": e.size, "sha256": e.sha256} for e in entries]
@@ -96,33 +101,41 @@ def write_backup(site, out_dir: Path, *, password: str | None, include_history: 
         header = {"format": FORMAT, "protected": password is not None, "product_version": info.version,
                   "site_name": info.name, "edition": info.edition, "created_at": _iso(now),
                   "backup_id": backup_id, "payload": "payload.tar.zst" + (".age" if password else "")}
+        sources = [("site.db", db_path)] + [(f"files/{e.sha256}", e.path) for e in entries]
+        write_archive(NSB, final, header, manifest, sources, password)
+        return BackupResult(final, manifest)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def write_archive(kind: ArchiveKind, final: Path, header: dict, manifest: dict,
+                  sources: list[tuple[str, Path]], password: str | None) -> None:
+    """Write header, (identity,) and the streamed payload to ``<final>.partial``, fsync, rename."""
+    partial = final.with_name(final.name + ".partial")
+    try:
         with open(partial, "wb") as f:
             outer = OuterWriter(f)
-            outer.add_bytes("nsb.json", json.dumps(header, indent=2).encode())
-            sink = None
+            outer.add_bytes(kind.header_name, json.dumps(header, indent=2).encode())
             if password is not None:
                 identity = crypto.new_identity()
                 outer.add_bytes("identity.age", crypto.seal_identity(identity, password))
             raw = outer.begin_stream(header["payload"])
             if password is not None:
                 with crypto.encrypting(raw, identity.to_public()) as sink:
-                    _write_payload(sink, manifest, db_path, entries)
+                    _write_payload(sink, manifest, sources)
             else:
-                _write_payload(raw, manifest, db_path, entries)
+                _write_payload(raw, manifest, sources)
             outer.end_stream()
             outer.close()
         os.rename(partial, final)
-        _fsync_dir(out_dir)
-        return BackupResult(final, manifest)
+        _fsync_dir(final.parent)
     except OSError as exc:
         partial.unlink(missing_ok=True)
-        raise TetherError(f"the backup could not be written: {exc.strerror or exc}",
-                          hint="check free space and permissions where backups are written") from None
+        raise TetherError(f"the {kind.noun} could not be written: {exc.strerror or exc}",
+                          hint=f"check free space and permissions where the {kind.noun} is written") from None
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def site_tables():
@@ -131,17 +144,16 @@ def site_tables():
     return metadata
 
 
-def _write_payload(out, manifest: dict, db_path: Path, entries: list[FileEntry]) -> None:
+def _write_payload(out, manifest: dict, sources: list[tuple[str, Path]]) -> None:
+    sizes = {m["name"]: m["size"] for m in manifest["members"]}
     cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=-1)
     with cctx.stream_writer(out, closefd=False) as zw:
         with tarfile.open(fileobj=zw, mode="w|", format=tarfile.PAX_FORMAT) as tar:
             data = json.dumps(manifest, indent=1).encode()
             _add(tar, "manifest.json", len(data), _BytesReader(data))
-            with open(db_path, "rb") as f:
-                _add(tar, "site.db", db_path.stat().st_size, f)
-            for e in entries:
-                with open(e.path, "rb") as f:
-                    _add(tar, f"files/{e.sha256}", e.size, f)
+            for name, path in sources:
+                with open(path, "rb") as f:
+                    _add(tar, name, sizes[name], f)
 
 
 class _BytesReader:

@@ -146,7 +146,7 @@ def site_tables():
 
 def _write_payload(out, manifest: dict, sources: list[tuple[str, Path]]) -> None:
     sizes = {m["name"]: m["size"] for m in manifest["members"]}
-    cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=-1)
+    cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=-1, write_checksum=True)
     with cctx.stream_writer(out, closefd=False) as zw:
         with tarfile.open(fileobj=zw, mode="w|", format=tarfile.PAX_FORMAT) as tar:
             data = json.dumps(manifest, indent=1).encode()

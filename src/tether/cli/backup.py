@@ -51,6 +51,8 @@ def _summary(r: dict) -> str:
     return "\n".join(lines)
 
 def register(app: typer.Typer) -> None:
+    app.add_typer(snapshot_app, name="snapshot")
+
     @app.command("backup")
     def backup(out: Annotated[Path, typer.Option("--out", help="Directory (default name) or file to write")] = Path("."),
                include_history: Annotated[bool, typer.Option("--include-history", help="Add logged history")] = False,
@@ -117,3 +119,55 @@ def register(app: typer.Typer) -> None:
             text += f"\nWarning: {w}"
         emit(res, as_json, text)
 
+
+
+snapshot_app = typer.Typer(help="Whole-appliance snapshots (the equivalent of a VM snapshot).",
+                           no_args_is_help=True)
+
+
+@snapshot_app.command("create")
+def snapshot_create(out: Annotated[Path, typer.Option("--out", help="Directory or .tsnap file")] = Path("."),
+                    password_file: PwFileOpt = None, data: DataOpt = None, url: UrlOpt = None,
+                    cacert: CaOpt = None, pin_cert: PinOpt = None,
+                    user: Annotated[str, typer.Option("--user", envvar="TETHER_USER")] = "admin",
+                    password: PasswordOpt = None,
+                    accept_agreement: Annotated[bool, typer.Option("--accept-agreement")] = False,
+                    as_json: JsonOpt = False):
+    """Snapshot all state of an appliance (/appliance and /login, certificates included)."""
+    pw = backup_password(password_file, required=True)
+    with errors():
+        if data is not None:
+            from tether.backup import appliance_snapshot
+
+            a, lock = _offline(data)
+            try:
+                path = appliance_snapshot.create(a, out if out.suffix != ".tsnap" else out.parent, pw)
+                if out.suffix == ".tsnap":
+                    path = path.rename(out)
+            finally:
+                a.close()
+                lock.release()
+        else:
+            r = Remote.from_options(url, cacert, pin_cert).appliance_login(user, password, accept_agreement)
+            path = r.download("POST", "/appliance/api/snapshot", out, json={"password": pw})
+    emit({"file": str(path), "size": path.stat().st_size}, as_json, f"Snapshot written to {path}")
+
+
+@snapshot_app.command("restore")
+def snapshot_restore(file: Path, data: Annotated[Path, typer.Option("--data", help="The stopped appliance's "
+                                                                    "data directory")],
+                     password_file: PwFileOpt = None, as_json: JsonOpt = False):
+    """Put a stopped appliance back to a snapshot (everything is replaced)."""
+    from tether.backup import appliance_snapshot
+    from tether.core.lock import DataLock
+    from tether.core.paths import DataDir
+
+    pw = backup_password(password_file, required=True)
+    with errors():
+        d = DataDir.at(data)
+        appliance_snapshot.recover(d.root)
+        if d.root.exists():
+            with DataLock(d.runtime_dir):
+                pass  # refuses while an appliance runs on it
+        res = appliance_snapshot.restore(d, file, pw)
+    emit(res, as_json, f"Appliance {res['serial_number']} restored to its snapshot of {res['created_at']}")

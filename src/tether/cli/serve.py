@@ -24,8 +24,10 @@ TrustOpt = Annotated[list[Path] | None, typer.Option(
 
 
 def init_data(data: Path, trust: list[Path] | None, model: str | None = None) -> DataDir:
+    from tether.backup.appliance_snapshot import recover
     from tether.runtime import initialize
 
+    recover(Path(data).resolve())  # a snapshot restore a crash interrupted
     d = DataDir.at(data)
     if d.initialized:
         if trust:

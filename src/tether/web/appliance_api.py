@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Request, UploadFile
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
-from starlette.responses import JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 
 from tether.appliance import config_export
 from tether.core.errors import Invalid, Unauthorized
@@ -28,6 +28,10 @@ class LoginBody(BaseModel):
     username: str
     password: str
     accept_agreement: bool = False
+
+
+class SnapshotBody(BaseModel):
+    password: str
 
 
 class ConfirmBody(BaseModel):
@@ -158,6 +162,17 @@ def create() -> FastAPI:
         if body.confirm != "factory reset":
             raise Invalid("type 'factory reset' to confirm", field="confirm")
         return appliance_of(request).factory_reset(p.name, client_ip(request))
+
+    @api.post("/snapshot", summary="Download a whole-appliance snapshot (APPL-07); password in the body",
+              response_class=FileResponse)
+    def post_snapshot(request: Request, body: SnapshotBody, p: Admin):
+        from tether.backup import appliance_snapshot
+
+        app = appliance_of(request)
+        path = appliance_snapshot.create(app, app.data.backups_dir / ".downloads", body.password)
+        app.audit.record(p.name, "snapshot.create", path.name, client_ip(request))
+        return FileResponse(path, media_type="application/octet-stream", filename=path.name,
+                            background=BackgroundTask(os.unlink, path))
 
     @api.post("/shutdown", summary="Shut the appliance down cleanly (APPL-06)")
     def post_shutdown(request: Request, p: Admin) -> Response:

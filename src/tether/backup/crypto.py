@@ -19,6 +19,8 @@ import pyrage
 
 from tether.core.errors import IntegrityError, Invalid
 
+from . import age_scrypt
+
 MIN_PASSWORD = 8
 
 
@@ -32,10 +34,17 @@ def new_identity():
 
 
 def seal_identity(identity, password: str) -> bytes:
-    return pyrage.passphrase.encrypt((str(identity) + "\n").encode(), password)
+    """The identity as an age file for the password, at a fixed scrypt cost (see age_scrypt)."""
+    return age_scrypt.encrypt((str(identity) + "\n").encode(), password)
 
 
 def open_identity(sealed: bytes, password: str):
+    log_n = age_scrypt.stanza_log_n(sealed)
+    if log_n is None:
+        raise IntegrityError("the backup's identity.age is not an age passphrase file")
+    if log_n > age_scrypt.MAX_LOG_N:
+        raise IntegrityError(f"the backup's identity.age asks for an scrypt cost of 2^{log_n}; "
+                             f"at most 2^{age_scrypt.MAX_LOG_N} is accepted")
     try:
         text = pyrage.passphrase.decrypt(sealed, password).decode().strip()
     except pyrage.DecryptError:

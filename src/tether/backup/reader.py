@@ -129,7 +129,7 @@ def _check_complete(f, last: tarfile.TarInfo) -> None:
 def _walk(kind: ArchiveKind, source, header: dict, sink: Sink | None, on_manifest) -> dict:
     dctx = zstandard.ZstdDecompressor()
     with dctx.stream_reader(source, read_across_frames=True) as zr:
-        tar = tarfile.open(fileobj=zr, mode="r|")
+        tar = tarfile.open(fileobj=zr, mode="r|", bufsize=CHUNK)
         manifest = None
         expected: list[dict] = []
         for i, member in enumerate(tar):

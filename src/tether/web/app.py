@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tether.runtime import Appliance
 
-from . import appliance_api, appliance_pages, login_pages, site_api
+from . import appliance_api, appliance_pages, cert_pages, login_pages, site_api, site_data_pages, software_pages
 
 SECURITY_HEADERS = [
     (b"strict-transport-security", b"max-age=31536000"),
@@ -66,7 +66,10 @@ def create_app(appliance: Appliance) -> ASGIApp:
         sub.state.appliance = appliance
         app.mount(prefix, sub)
     app.include_router(appliance_pages.router)
+    app.include_router(cert_pages.router)
     app.include_router(login_pages.router)
+    app.include_router(site_data_pages.router)
+    app.include_router(software_pages.router)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
 
     @app.get("/")

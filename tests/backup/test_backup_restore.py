@@ -237,3 +237,36 @@ def test_cli_backup_offline_and_over_the_api(make_appliance, tmp_path):
     assert (out / "offline.nsb").exists()
     cp = run_cli("verify", str(out / "offline.nsb"), "--json")
     assert cp.returncode == 0 and json.loads(cp.stdout)["protected"] is False
+
+
+@pytest.mark.req("BK-08", "BK-06")
+def test_restore_replaces_failover_settings_and_psk_but_keeps_cluster_config(ready_site, tmp_path):
+    a, c, ah, sh = ready_site
+    psk_then, psk_now = "A" * 40, "B" * 40
+    failover_then = {"enabled": False, "role": "none", "peer_host": "backup-then.example.com"}
+    assert c.put("/api/config/settings/failover", headers=sh, json=failover_then).status_code == 200
+    assert c.put("/api/config/settings/inter-appliance-psk", headers=sh, json={"psk": psk_then}).status_code == 200
+    path = _download(c, sh, tmp_path, password=BACKUP_PW)
+    # later: the appliance joins a failover pair with another key, and a cluster
+    failover_now = {"enabled": True, "role": "primary", "peer_host": "backup-now.example.com"}
+    assert c.put("/api/config/settings/failover", headers=sh, json=failover_now).status_code == 200
+    assert c.put("/api/config/settings/inter-appliance-psk", headers=sh, json={"psk": psk_now}).status_code == 200
+    # the cluster (Atlas) configuration has no page yet: it is stored as the site setting 'cluster'
+    con = sqlite3.connect(a.data / "site" / "site.db")
+    con.execute("INSERT INTO site_settings (key, value, updated_at) VALUES ('cluster', ?, 0)",
+                (json.dumps({"role": "master", "peers": ["10.9.9.9"]}),))
+    con.commit()
+    con.close()
+    r = c.post("/api/restore", headers=sh, files={"file": (path.name, path.read_bytes())},
+               data={"password": BACKUP_PW})
+    assert r.status_code == 200, r.text
+    assert any("failover relationship" in w and "break failover" in w for w in r.json()["warnings"])
+    sh = {"Authorization": "Bearer " + site_token(c)}
+    f = c.get("/api/config/settings/failover", headers=sh).json()
+    assert f["enabled"] is False and f["peer_host"] == "backup-then.example.com"
+    con = sqlite3.connect(a.data / "site" / "site.db")
+    psk = json.loads(con.execute("SELECT value FROM site_settings WHERE key='inter_appliance_psk'").fetchone()[0])
+    cluster = json.loads(con.execute("SELECT value FROM site_settings WHERE key='cluster'").fetchone()[0])
+    con.close()
+    assert psk["psk"] == psk_then
+    assert cluster == {"role": "master", "peers": ["10.9.9.9"]}

@@ -127,6 +127,34 @@ def _carry_over(old: Path, new: Path) -> None:
                 checkpoint("carry over")
 
 
+# site_settings keys a restore never replaces: the cluster (Atlas) configuration belongs to the
+# appliance's place in its cluster, not to the backup (BK-08, AT-04)
+KEPT_SETTINGS = ("cluster",)
+FAILOVER_WARNING = ("this appliance is in a failover relationship: the restore replaced the failover settings "
+                    "and the pre-shared key with the backup's. The supported path is: break failover, restore, "
+                    "reset the pre-shared key, re-establish failover, sync (FO-09)")
+
+
+def _in_failover(engine) -> bool:
+    from tether.site.tables import site_settings
+
+    with engine.connect() as c:
+        row = c.execute(sa.select(site_settings.c.value).where(site_settings.c.key == "failover")).first()
+    return bool(row and isinstance(row[0], dict) and row[0].get("enabled"))
+
+
+def _keep_settings(old_engine, new_engine) -> None:
+    """Put the current appliance's kept settings into the staged site, whatever the backup held."""
+    from tether.site.tables import site_settings as t
+
+    with old_engine.connect() as c:
+        kept = [dict(r) for r in c.execute(sa.select(t).where(t.c.key.in_(KEPT_SETTINGS))).mappings()]
+    with new_engine.begin() as c:
+        c.execute(t.delete().where(t.c.key.in_(KEPT_SETTINGS)))
+        if kept:
+            c.execute(t.insert(), kept)
+
+
 def restore(data: DataDir, path: Path, password: str | None, *, force: bool = False,
             running_version: str | None = None) -> RestoreResult:
     from tether import __version__
@@ -136,12 +164,11 @@ def restore(data: DataDir, path: Path, password: str | None, *, force: bool = Fa
     recover(data)
     link = root / "site"
     current = None
-    if link.exists():
-        eng = make_engine(sqlite_url(link / "site.db"))
-        try:
-            current = read_info(eng)
-        finally:
-            eng.dispose()
+    old_engine = make_engine(sqlite_url(link / "site.db")) if link.exists() else None
+    in_failover = False
+    if old_engine is not None:
+        current = read_info(old_engine)
+        in_failover = _in_failover(old_engine)
     staging = root / STAGING
     verdict_box: dict = {}
 
@@ -169,9 +196,14 @@ def restore(data: DataDir, path: Path, password: str | None, *, force: bool = Fa
 
             with engine.begin() as c:  # the restored site now runs this software's version
                 c.execute(site_info.update().values(version=running))
+            if old_engine is not None:
+                _keep_settings(old_engine, engine)
+            checkpoint("kept settings")
         finally:
             engine.dispose()
         warnings = [verdict.message] if verdict.action == "forced" else []
+        if in_failover:
+            warnings.append(FAILOVER_WARNING)
         if current is not None and link.exists():
             _carry_over(link.resolve(), staging)
         _fsync(staging / "files")
@@ -188,6 +220,9 @@ def restore(data: DataDir, path: Path, password: str | None, *, force: bool = Fa
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    finally:
+        if old_engine is not None:
+            old_engine.dispose()
     _swap(root, staging)
     m = result.manifest
     return RestoreResult(m["site_name"], m["edition"], running, m["product_version"], verdict.action, warnings, m)

@@ -75,11 +75,13 @@ class Pki:
         return Node(self._build(name, issuer, key.public_key(), issuer.key, ca=True, days=days, names=None), key)
 
     def leaf(self, issuer: Node, fqdn: str = "support.example.com", *, ips: tuple[str, ...] = (),
-             days: int = 365, san: bool = True, key=None) -> Node:
+             days: int = 365, san: bool = True, key=None, not_after: dt.datetime | None = None) -> Node:
         import ipaddress
         key = key or ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, fqdn)])
         names = [x509.DNSName(fqdn)] + [x509.IPAddress(ipaddress.ip_address(i)) for i in ips] if san else None
+        if not_after is not None:  # an exact end (e.g. seconds past a reminder threshold)
+            days = (not_after - self.start) / dt.timedelta(days=1)
         return Node(self._build(name, issuer, key.public_key(), issuer.key, ca=False, days=days, names=names), key)
 
     def sign_csr(self, csr_pem: str, issuer: Node, days: int = 365) -> x509.Certificate:
@@ -168,8 +170,19 @@ def _authenticator(server, session, envelope, mechanism, auth_data):
 
 
 @pytest.fixture(scope="session")
-def relay_tls(tmp_path_factory) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+def relay_tls(relay_pki) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     """(server context for the relay, client context trusting its root), valid today."""
+    return relay_pki[0], relay_pki[1]
+
+
+@pytest.fixture(scope="session")
+def relay_ca_file(relay_pki) -> Path:
+    """The relay's root certificate as a PEM file (for SSL_CERT_FILE of an appliance process)."""
+    return relay_pki[2]
+
+
+@pytest.fixture(scope="session")
+def relay_pki(tmp_path_factory) -> tuple[ssl.SSLContext, ssl.SSLContext, Path]:
     pki = Pki(start=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1))
     root = pki.root("Relay Root CA")
     inter = pki.intermediate(root, "Relay Intermediate CA")
@@ -182,7 +195,8 @@ def relay_tls(tmp_path_factory) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server.load_cert_chain(d / "cert.pem", d / "key.pem")
     client = ssl.create_default_context(cadata=root.pem)
-    return server, client
+    (d / "root.pem").write_text(root.pem)
+    return server, client, d / "root.pem"
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from .pages import Face, auth_redirect, error_page, redirect, render
 
 FACE = Face("/appliance", "/appliance", auth.APPLIANCE_COOKIE, (
     ("/appliance/status", "Status"), ("/appliance/networking", "Networking"), ("/appliance/security", "Security"),
-    ("/appliance/site", "Site"), ("/appliance/audit", "Audit log")))
+    ("/appliance/certificates", "Certificates"), ("/appliance/site", "Site"), ("/appliance/audit", "Audit log")))
 AGREEMENT_COOKIE = "tether_agreement"
 
 router = APIRouter()

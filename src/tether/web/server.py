@@ -15,6 +15,7 @@ import socket
 
 import uvicorn
 
+from tether.appliance.jobs import appliance_jobs
 from tether.runtime import Appliance
 
 from .app import create_app
@@ -72,5 +73,9 @@ async def serve_forever(appliance: Appliance, listens: list[tuple[str, int]], on
         await asyncio.sleep(0.02)
     if on_ready and all(s.started for s, _ in servers):
         on_ready([(lst.host, lst.port) for lst in appliance.listeners])
+    jobs = appliance_jobs(appliance)  # background jobs (certificate expiry reminders, ...)
+    jobs_task = asyncio.create_task(jobs.run())
     await asyncio.gather(*tasks)
+    jobs.stop()
+    await jobs_task
     appliance.close()

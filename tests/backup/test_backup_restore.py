@@ -270,3 +270,43 @@ def test_restore_replaces_failover_settings_and_psk_but_keeps_cluster_config(rea
     con.close()
     assert psk["psk"] == psk_then
     assert cluster == {"role": "master", "peers": ["10.9.9.9"]}
+
+
+@pytest.mark.req("BK-02", "BK-04", "BK-03")
+def test_file_store_limits_and_history_in_backups(make_appliance, tmp_path):
+    a = make_appliance(site=True)
+    from tests.helpers import first_site_login
+
+    with a.client() as c:
+        sh = first_site_login(c)
+        big = b"B" * (200 * 1024 + 1)
+        assert c.put("/api/files/big.iso", headers=sh, content=big).status_code in (200, 201)
+        for i in range(52):
+            r = c.put(f"/api/files/doc{i:02d}.txt", headers=sh, content=f"document {i}\n".encode() * 100)
+            assert r.status_code in (200, 201), r.text
+        without = _download(c, sh, tmp_path, password=BACKUP_PW, include_history=False)
+        with_history = _download(c, sh, tmp_path, password=BACKUP_PW, include_history=True)
+    pw = tmp_path / "pw"
+    pw.write_text(BACKUP_PW)
+    report = json.loads(run_cli("verify", str(without), "--password-file", str(pw), "--json", check=True).stdout)
+    files_out = {x["name"]: x["reason"] for x in report["left_out"] if x["what"] == "file"}
+    assert files_out["big.iso"].startswith("larger than 204800")
+    assert files_out == {"big.iso": files_out["big.iso"], "doc50.txt": "beyond the first 50 files",
+                         "doc51.txt": "beyond the first 50 files"}
+    assert report["members"] == 1 + 50
+    tables_out = {x["name"] for x in report["left_out"] if x["what"] == "table"}
+    assert {"session_records", "session_events", "license_usage", "team_activity"} <= tables_out
+    report2 = json.loads(run_cli("verify", str(with_history), "--password-file", str(pw), "--json",
+                                 check=True).stdout)
+    assert "session_records" not in {x["name"] for x in report2["left_out"] if x["what"] == "table"}
+    assert report2["include_history"] is True
+    # onto a fresh appliance: the first 50 small files come back, the rest are gone (as the manifest said)
+    b = make_appliance()
+    b.stop()
+    cp = run_cli("restore", str(without), "--data", str(b.data), "--password-file", str(pw), "--json")
+    assert cp.returncode == 0, cp.stderr
+    b.start()
+    with b.client() as c:
+        h = {"Authorization": "Bearer " + site_token(c)}
+        assert c.get("/api/files/doc07.txt", headers=h).content == b"document 7\n" * 100
+        assert c.get("/api/files/doc51.txt", headers=h).status_code in (404, 410)

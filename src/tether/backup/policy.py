@@ -13,14 +13,24 @@ import sqlalchemy as sa
 FILE_LIMIT_COUNT = 50
 FILE_LIMIT_BYTES = 200 * 1024
 
-# ephemeral credentials: a restored site starts with nobody logged in
-NEVER = {"sessions": "login sessions are never backed up",
-         "api_tokens": "API bearer tokens are never backed up (API accounts are)"}
+NEVER = {
+    # ephemeral credentials: a restored site starts with nobody logged in
+    "sessions": "login sessions are never backed up",
+    "api_tokens": "API bearer tokens are never backed up (API accounts are)",
+    # appliance-local machinery, not site data
+    "change_log": "the change log is local to the appliance (a restored site starts a new one)",
+    "event_deliveries": "pending outbound-event deliveries are local to the appliance",
+}
+# SITE-03 logged history: only with "include logged history" (BK-03)
+HISTORY = {"session_records", "session_events", "presentation_logs", "recordings", "license_usage",
+           "team_activity", "exit_survey_answers"}
 
 
 def table_class(table: sa.Table) -> str:
     if table.name in NEVER:
         return "never"
+    if table.name in HISTORY:
+        return "history"
     return table.info.get("backup", "always")
 
 

@@ -87,6 +87,12 @@ class _StagingSink:
         (staging / "recordings").mkdir(exist_ok=True)
 
     def __call__(self, name: str, size: int):
+        if name.startswith("files/"):  # the file store's own (sharded) layout
+            from tether.site.blobs import BlobStore
+
+            path = BlobStore(self.staging / "files").path(name[len("files/"):])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return _StagedFile(path)
         return _StagedFile(self.staging / name)
 
 

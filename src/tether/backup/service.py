@@ -16,9 +16,14 @@ from .writer import BackupResult, write_backup
 
 
 def site_file_entries(site) -> list[FileEntry]:
-    """The site's file store in upload order (empty when the site has none)."""
-    lister = getattr(site, "file_entries_for_backup", None)
-    return list(lister()) if lister else []
+    """The site's file store in upload order."""
+    import sqlalchemy as sa
+
+    from tether.site.config_tables import store_files as t
+
+    with site.engine.connect() as c:
+        rows = c.execute(sa.select(t.c.name, t.c.sha256, t.c.size).order_by(t.c.uploaded_at, t.c.name)).all()
+    return [FileEntry(r.name, r.sha256, r.size, site.files.blobs.path(r.sha256)) for r in rows]
 
 
 class BackupService:

@@ -2,6 +2,7 @@
 
     TetherError            base: a message for the user and an optional hint
     ├── NotFound           the thing named does not exist            (HTTP 404, exit 4)
+    │   └── Gone           it is listed, but its content is not here (HTTP 410, exit 4)
     ├── Invalid            bad input; ``field`` names what was wrong (HTTP 422, exit 2)
     ├── Conflict           the request clashes with current state    (HTTP 409, exit 5)
     ├── Unauthorized       no or bad credentials                     (HTTP 401, exit 3)
@@ -39,6 +40,10 @@ class TetherError(Exception):
 
 class NotFound(TetherError):
     status, exit_code, code = 404, 4, "not_found"
+
+
+class Gone(NotFound):
+    status, code = 410, "gone"
 
 
 class Invalid(TetherError):

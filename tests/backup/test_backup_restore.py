@@ -102,7 +102,7 @@ def test_backup_opens_with_standard_tools(ready_site, tmp_path):
     out.mkdir()
     subprocess.run(["tar", "-xf", str(path), "-C", str(out)], check=True)
     _age_decrypt_with_passphrase(out / "identity.age", out / "identity.txt", BACKUP_PW)
-    subprocess.run(f"age -d -i identity.txt payload.tar.zst.age | zstd -d | tar -x", shell=True, check=True, cwd=out)
+    subprocess.run("age -d -i identity.txt payload.tar.zst.age | zstd -d | tar -x", shell=True, check=True, cwd=out)
     manifest = json.loads((out / "manifest.json").read_text())
     sha = subprocess.run(["sha256sum", "site.db"], cwd=out, capture_output=True, text=True).stdout.split()[0]
     assert manifest["members"][0] == {"name": "site.db", "size": (out / "site.db").stat().st_size, "sha256": sha}

@@ -11,7 +11,7 @@ from typing import Callable
 
 _SHA = r"[0-9a-f]{64}"
 _NSB_FILE = re.compile(rf"^files/{_SHA}$")
-_SNAP_MEMBER = re.compile(rf"^(appliance\.db|secret\.key|site/site\.db|site/(files|recordings)/[A-Za-z0-9._/-]+)$")
+_SNAP_MEMBER = re.compile(r"^(appliance\.db|secret\.key|site/site\.db|site/(files|recordings)/[A-Za-z0-9._/-]+)$")
 
 
 def _nsb_names(names: list) -> bool:

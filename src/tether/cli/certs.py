@@ -11,15 +11,13 @@ import os
 from pathlib import Path
 from typing import Annotated
 
-import httpx
 import typer
 
 from tether.certs.classify import summary_lines
-from tether.core import errors as E
 
 from .appliance import AgreeOpt, admin_remote
-from .output import EXIT_UNREACHABLE, JsonOpt, emit, errors, fail
-from .remote import _STATUS_ERRORS, CaOpt, PasswordOpt, PinOpt, Remote, UrlOpt, UserOpt
+from .output import JsonOpt, emit, errors, fail
+from .remote import CaOpt, PasswordOpt, PinOpt, UrlOpt, UserOpt
 
 cert_app = typer.Typer(help="Certificates: list, generate, CSR, install the CA's answer, export/import .p12, assign.",
                        no_args_is_help=True)
@@ -42,26 +40,6 @@ def _write_private(path: Path, data: bytes) -> None:
     with os.fdopen(fd, "wb") as f:
         f.write(data)
     tmp.replace(path)
-
-
-def _raw(r: Remote, method: str, path: str, **kw) -> bytes:
-    """Like ``Remote.call`` for endpoints that answer with a file."""
-    try:
-        with httpx.Client(verify=r.verify, timeout=float(os.environ.get("TETHER_TIMEOUT", "60"))) as c:
-            resp = c.request(method, r.url + path, headers={"Authorization": f"Bearer {r.token}"}, **kw)
-    except httpx.HTTPError as exc:
-        fail(f"request to {r.url} failed: {exc}", EXIT_UNREACHABLE)
-    if resp.status_code >= 400:
-        try:
-            body = resp.json()
-        except ValueError:
-            body = {"message": resp.text.strip() or resp.reason_phrase}
-        cls = _STATUS_ERRORS.get(resp.status_code, E.TetherError)
-        err = cls.__new__(cls)
-        E.TetherError.__init__(err, body.get("message", "request failed"), hint=body.get("hint"),
-                               field=body.get("field"))
-        raise err
-    return resp.content
 
 
 def _listing_text(listing: dict) -> str:
@@ -144,7 +122,7 @@ def register(app: typer.Typer) -> None:
             body = {"passphrase": _read_secret(passphrase_file), "include_certificate": not no_cert,
                     "include_key": not no_key, "include_chain": not no_chain}
             r = admin_remote(url, cacert, pin_cert, user, password, accept_agreement)
-            data = _raw(r, "POST", f"/appliance/api/certificates/{cert_id}/export", json=body)
+            data = r.request("POST", f"/appliance/api/certificates/{cert_id}/export", json=body).content
             _write_private(out, data)
         emit({"id": cert_id, "out": str(out), "bytes": len(data), "certificate": not no_cert,
               "private_key": not no_key, "chain": not no_chain}, as_json,

@@ -53,7 +53,8 @@ class Remote:
             fail("no appliance URL given", 2, "pass --url https://HOST:PORT or set TETHER_URL")
         return cls(url.rstrip("/"), ssl_context(cacert, pin_cert))
 
-    def call(self, method: str, path: str, **kw) -> dict | list:
+    def request(self, method: str, path: str, **kw) -> httpx.Response:
+        """One HTTPS request; HTTP errors come back as the matching TetherError."""
         headers = kw.pop("headers", {})
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
@@ -67,7 +68,10 @@ class Remote:
             fail(f"request to {self.url} failed: {exc}", EXIT_UNREACHABLE)
         if r.status_code >= 400:
             self._raise(r)
-        return r.json()
+        return r
+
+    def call(self, method: str, path: str, **kw) -> dict | list:
+        return self.request(method, path, **kw).json()
 
     @staticmethod
     def _raise(r: httpx.Response) -> None:

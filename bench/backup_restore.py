@@ -72,8 +72,8 @@ def main() -> None:
     while du_mb(site) < args.target_mb:
         rounds += 1
         subprocess.run([tether, "site", "seed", "--data", str(data), "--sessions", "400000", "--files",
-                        "50" if rounds == 1 else "0", "--max-file-mb", "0.19", "--recordings", "0",
-                        "--users", "20", "--jump-clients", "100", "--seed", str(rounds)], check=True,
+                        "50" if not (site / "files").is_dir() or not any((site / "files").iterdir()) else "0", "--max-file-mb", "0.19", "--recordings", "0",
+                        "--users", "20", "--jump-clients", "100", "--seed", str(int(time.time()) % 100000 + rounds)], check=True,
                        capture_output=True)
         print(f"seeded round {rounds}: site is {du_mb(site):.0f} MB", flush=True)
     seed_s = time.perf_counter() - t0

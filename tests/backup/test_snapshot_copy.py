@@ -10,7 +10,7 @@ from tether.core.db import make_engine, sqlite_url
 from tether.site import schema
 
 
-@pytest.mark.parametrize("sessions", [3, snapshot.FILTER_THRESHOLD + 10])
+@pytest.mark.parametrize("sessions", [3, 60_000])
 def test_snapshot_leaves_out_excluded_rows_and_keeps_the_rest(tmp_path, sessions):
     db = tmp_path / "site.db"
     engine = make_engine(sqlite_url(db))

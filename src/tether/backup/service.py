@@ -22,6 +22,8 @@ def site_file_entries(site) -> list[FileEntry]:
     from tether.site.config_tables import store_files as t
 
     with site.engine.connect() as c:
+        if not sa.inspect(c).has_table(t.name):  # a site still on an older schema (before its update)
+            return []
         rows = c.execute(sa.select(t.c.name, t.c.sha256, t.c.size).order_by(t.c.uploaded_at, t.c.name)).all()
     return [FileEntry(r.name, r.sha256, r.size, site.files.blobs.path(r.sha256)) for r in rows]
 

@@ -6,7 +6,7 @@ import typer
 
 from tether import __version__
 
-from . import appliance, backup, certs, serve, site
+from . import appliance, backup, certs, serve, site, site_data
 
 app = typer.Typer(help=f"Tether {__version__}: the remote-support appliance built for disaster recovery.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -22,4 +22,5 @@ serve.register(app)
 appliance.register(app)
 certs.register(app)
 site.register(app)
+site_data.register(app)
 backup.register(app)

@@ -37,9 +37,18 @@ def current_revision(engine: sa.Engine) -> str | None:
 
 
 def upgrade(engine: sa.Engine, revision: str) -> None:
+    with engine.begin() as conn:
+        upgrade_conn(conn, revision)
+
+
+def upgrade_conn(conn: sa.Connection, revision: str) -> None:
+    """Migrate in the caller's transaction. Migrations run on every copy of a
+    site, so their data changes are not captured by the change log."""
     from alembic import command
 
+    from .changelog import NOLOG
+
     cfg = _config()
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+    conn.execution_options(**{NOLOG: True})
+    cfg.attributes["connection"] = conn
+    command.upgrade(cfg, revision)

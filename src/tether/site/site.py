@@ -1,5 +1,7 @@
-"""One installed site: its database engine and the services over it (users,
-API accounts, sessions, audit log, site information)."""
+"""One installed site: its database engine (SQLite by default, PostgreSQL by
+URL) with change-log capture, and the services over it: users and their
+administration, API accounts, sessions, audit, configuration kinds and
+settings sections, the file store, logged history and outbound events."""
 
 from __future__ import annotations
 
@@ -13,10 +15,16 @@ from tether.core.paths import DataDir
 from tether.core.sessions import SessionStore
 from tether.core.throttle import LoginThrottle
 
+from . import changelog
 from .api_accounts import ApiAccounts
+from .blobs import BlobStore
+from .events import Events
+from .filestore import FileStore
+from .history import History
 from .install import SiteInfo, read_info
+from .resources import ConfigStore
 from .tables import audit_log, sessions
-from .users import Users
+from .users import UserAdmin, Users
 
 
 class Site:
@@ -24,15 +32,33 @@ class Site:
                  url: str | None = None):
         self.data = data
         self.engine: sa.Engine = make_engine(url or sqlite_url(data.site_db))
+        changelog.install(self.engine)
+        self._forward = forward
         self.users = Users(self.engine, throttle)
+        self.user_admin = UserAdmin(self.engine)
         self.api_accounts = ApiAccounts(self.engine, throttle)
         self.sessions = SessionStore(self.engine, sessions)
-        self.audit = AuditLog(self.engine, audit_log, "site", forward)
+        self.events = Events(self.engine, lambda: self.info().name)
+        self.audit = AuditLog(self.engine, audit_log, "site", self._on_audit)
+        self.config = ConfigStore(self.engine)
+        self.files = FileStore(self.engine, BlobStore(data.files_dir))
+        self.recordings = BlobStore(data.recordings_dir)
+        self.history = History(self.engine, self.events.emit)
+
+    def _on_audit(self, event: dict) -> None:
+        if self._forward:
+            self._forward(event)
+        self.events.on_audit(event)
 
     def info(self) -> SiteInfo:
         info = read_info(self.engine)
         assert info is not None, "site database without site_info"
         return info
 
+    @property
+    def edition(self) -> str:
+        return self.info().edition
+
     def close(self) -> None:
+        self.events.close()
         self.engine.dispose()

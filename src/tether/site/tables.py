@@ -71,3 +71,6 @@ site_settings = sa.Table(
 
 sessions = sessions_table(metadata)
 audit_log = audit_table(metadata)
+
+# Tables added by revision 0003 (release 1.2) live in their own modules on this metadata.
+from . import config_tables, history_tables  # noqa: E402,F401

@@ -1,19 +1,26 @@
 """Site users (the /login realm): look-up, login with throttling, first-login
-password change, and user management by administrators."""
+password change, and user management by administrators (details with team
+membership and last login, edit, enable/disable, delete)."""
 
 from __future__ import annotations
 
 import re
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import Annotated
 
 import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field
 
 from tether.core.errors import Conflict, Invalid, NotFound, Unauthorized
 from tether.core.passwords import check_new_password, hash_password, verify_password
 from tether.core.throttle import LoginThrottle
+from tether.core.validate import parse_model
 
 from . import permissions as P
+from .config_tables import team_members
+from .config_tables import teams as teams_t
 from .tables import users
 
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
@@ -108,3 +115,81 @@ class Users:
         with self.engine.begin() as c:
             c.execute(users.update().where(users.c.username == username)
                       .values(password_hash=hash_password(new), must_change_password=must_change))
+
+
+class UserUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    display_name: Annotated[str, Field(min_length=1, max_length=128)]
+    email: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$", max_length=256)] | None = None
+    enabled: bool = True
+    is_admin: bool = False
+    permissions: list[str] = []
+    timezone: Annotated[str, Field(max_length=64)] | None = None
+    teams: list[Annotated[str, Field(min_length=1, max_length=64)]] = []
+
+
+class UserAdmin:
+    """SITE-01 user accounts as administrators see them: details with team
+    membership and last login, editing (enable/disable, teams) and deleting."""
+
+    def __init__(self, engine: sa.Engine):
+        self.engine = engine
+
+    def detail(self, username: str, conn: sa.Connection | None = None) -> dict:
+        with (nullcontext(conn) if conn else self.engine.connect()) as c:
+            row = c.execute(sa.select(users).where(users.c.username == username)).mappings().first()
+            if row is None:
+                raise NotFound(f"no user named {username!r}")
+            teams = [r[0] for r in c.execute(sa.select(team_members.c.team).where(
+                team_members.c.username == username).order_by(team_members.c.team))]
+        u = _user(row)
+        return {**u.public(), "email": row["email"], "timezone": row["timezone"], "created_at": row["created_at"],
+                "last_login_at": row["last_login_at"], "teams": teams}
+
+    def list(self) -> list[dict]:
+        with self.engine.connect() as c:
+            names = [r[0] for r in c.execute(sa.select(users.c.username).order_by(users.c.username))]
+            return [self.detail(n, c) for n in names]
+
+    def update(self, username: str, data: object, actor: str) -> dict:
+        body = parse_model(UserUpdate, data)
+        perms = P.normalize(body.permissions)
+        with self.engine.begin() as c:
+            if c.execute(sa.select(users.c.id).where(users.c.username == username)).first() is None:
+                raise NotFound(f"no user named {username!r}")
+            if username == actor and (not body.enabled or not body.is_admin and self._is_admin(c, username)):
+                raise Conflict("you cannot disable yourself or remove your own administrator rights",
+                               field="enabled" if not body.enabled else "is_admin")
+            for i, t in enumerate(body.teams):
+                if c.execute(sa.select(teams_t.c.name).where(teams_t.c.name == t)).first() is None:
+                    raise Invalid(f"teams.{i}: no team named {t!r}", field=f"teams.{i}")
+            c.execute(users.update().where(users.c.username == username).values(
+                display_name=body.display_name, email=body.email, enabled=body.enabled, is_admin=body.is_admin,
+                permissions=perms, timezone=body.timezone))
+            current = {r[0] for r in c.execute(sa.select(team_members.c.team).where(
+                team_members.c.username == username))}
+            for t in sorted(current - set(body.teams)):
+                c.execute(team_members.delete().where(team_members.c.team == t, team_members.c.username == username))
+            for t in sorted(set(body.teams) - current):
+                c.execute(team_members.insert().values(team=t, username=username, role="member"))
+        return self.detail(username)
+
+    @staticmethod
+    def _is_admin(c, username: str) -> bool:
+        return bool(c.execute(sa.select(users.c.is_admin).where(users.c.username == username)).scalar())
+
+    def delete(self, username: str, actor: str) -> dict:
+        from .resources import referrers
+
+        if username == actor:
+            raise Conflict("you cannot delete yourself", field="username")
+        with self.engine.begin() as c:
+            if c.execute(sa.select(users.c.id).where(users.c.username == username)).first() is None:
+                raise NotFound(f"no user named {username!r}")
+            c.execute(team_members.delete().where(team_members.c.username == username))
+            used = referrers(c, users, username)
+            if used:
+                raise Conflict(f"user {username!r} is still used by {', '.join(used)}",
+                               hint="remove the user from group policies and presentations first")
+            c.execute(users.delete().where(users.c.username == username))
+        return {"username": username, "deleted": True}

@@ -1,0 +1,107 @@
+"""Content-addressed blob directories (``<data>/site/files`` for the file
+store, ``<data>/site/recordings`` for recordings): a blob lives at
+``<root>/<sha[:2]>/<sha[2:4]>/<sha256>`` and is written once.
+
+Writes are streamed: chunks are hashed and written to ``<root>/.tmp/``,
+fsynced, then renamed into place (write aside, fsync, rename), so a blob is
+never held whole in memory and a reader never sees a partial one. A size
+limit is enforced while streaming (``TooLarge``, HTTP 413)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import secrets
+from pathlib import Path
+from typing import AsyncIterable, Iterable, Iterator
+
+from tether.core.errors import Invalid, NotFound
+
+CHUNK = 1 << 20
+_SHA = re.compile(r"^[0-9a-f]{64}$")
+
+
+class TooLarge(Invalid):
+    status, code = 413, "too_large"
+
+
+class _Writer:
+    def __init__(self, store: "BlobStore", max_bytes: int | None, field: str):
+        self.store, self.max_bytes, self.field = store, max_bytes, field
+        tmpdir = store.root / ".tmp"
+        tmpdir.mkdir(parents=True, exist_ok=True)
+        self.tmp = tmpdir / secrets.token_hex(8)
+        self.f = open(self.tmp, "wb")
+        self.h = hashlib.sha256()
+        self.size = 0
+
+    def write(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.max_bytes is not None and self.size > self.max_bytes:
+            raise TooLarge(f"{self.field}: larger than the limit of {self.max_bytes} bytes", field=self.field,
+                           hint="raise file-store max_upload_bytes or upload a smaller file")
+        self.h.update(chunk)
+        self.f.write(chunk)
+
+    def finish(self) -> tuple[str, int]:
+        self.f.flush()
+        os.fsync(self.f.fileno())
+        self.f.close()
+        sha = self.h.hexdigest()
+        dest = self.store.path(sha)
+        if dest.exists():
+            self.tmp.unlink()
+        else:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self.tmp, dest)
+        return sha, self.size
+
+    def abort(self) -> None:
+        self.f.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+class BlobStore:
+    def __init__(self, root: Path):
+        self.root = root
+
+    def path(self, sha: str) -> Path:
+        if not _SHA.match(sha):
+            raise Invalid(f"{sha!r} is not a SHA-256 hex digest", field="sha256")
+        return self.root / sha[:2] / sha[2:4] / sha
+
+    def exists(self, sha: str) -> bool:
+        return self.path(sha).exists()
+
+    def put_stream(self, chunks: Iterable[bytes], max_bytes: int | None = None, field: str = "file") -> tuple[str, int]:
+        w = _Writer(self, max_bytes, field)
+        try:
+            for chunk in chunks:
+                w.write(chunk)
+            return w.finish()
+        except BaseException:
+            w.abort()
+            raise
+
+    async def put_async(self, chunks: AsyncIterable[bytes], max_bytes: int | None = None,
+                        field: str = "file") -> tuple[str, int]:
+        w = _Writer(self, max_bytes, field)
+        try:
+            async for chunk in chunks:
+                w.write(chunk)
+            return w.finish()
+        except BaseException:
+            w.abort()
+            raise
+
+    def read(self, sha: str) -> Iterator[bytes]:
+        p = self.path(sha)
+        if not p.exists():
+            raise NotFound(f"blob {sha} is missing from {self.root}")
+        with open(p, "rb") as f:
+            while chunk := f.read(CHUNK):
+                yield chunk
+
+    def remove(self, sha: str) -> None:
+        self.path(sha).unlink(missing_ok=True)

@@ -1,0 +1,216 @@
+"""The site's change log (docs/formats/changelog.md): every insert, update
+and delete of a site-data table is recorded as an ordered entry
+``(seq, at, tbl, op, key, row)`` in the same transaction as the change.
+
+Capture is done once, for every writer, by SQLAlchemy connection events on
+the site engine (``install``): an UPDATE or DELETE first selects the primary
+keys it will touch; after the statement the touched rows are read back and
+logged as ``upsert`` (the whole new row) or ``delete`` (a tombstone with the
+key). Writes must therefore go through SQLAlchemy Core statements (never raw
+SQL text) and SHOULD address rows by primary or unique key.
+
+``apply`` replays entries onto a copy (failover sync, incremental restore):
+replaying every entry after N onto a copy taken at N gives an identical site,
+checked by ``dump`` (a canonical, byte-comparable logical dump).
+
+Tables that are local to one appliance are never logged: login sessions,
+API tokens, the event delivery queue and the log itself (``LOCAL_TABLES``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Iterable, Iterator
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.sql.dml import Delete, Insert, Update
+
+from .history_tables import change_log
+from .tables import metadata
+
+FORMAT_VERSION = 1
+LOCAL_TABLES = frozenset({"sessions", "api_tokens", "event_deliveries", "change_log", "alembic_version"})
+NOLOG = "tether_nolog"  # execution option: do not capture (replay, migrations)
+_PENDING = "tether_changelog_pending"
+_PG_LOCK = 0x7E7E_0C1A  # advisory lock serialising site writers on PostgreSQL (commit order == seq order)
+
+
+def logged_tables() -> list[sa.Table]:
+    return [t for t in metadata.sorted_tables if t.name not in LOCAL_TABLES]
+
+
+def _logged(table) -> bool:
+    return isinstance(table, sa.Table) and table.name not in LOCAL_TABLES and table.metadata is metadata
+
+
+# --- value encoding: JSON, typed by column ------------------------------------------
+def encode_row(table: sa.Table, row) -> dict:
+    out = {}
+    for col in table.columns:
+        v = row[col.name]
+        if v is not None and isinstance(col.type, sa.LargeBinary):
+            v = base64.b64encode(bytes(v)).decode()
+        elif isinstance(v, bool) or v is None:
+            pass
+        elif isinstance(col.type, sa.Boolean):
+            v = bool(v)
+        out[col.name] = v
+    return out
+
+
+def decode_row(table: sa.Table, data: dict) -> dict:
+    out = {}
+    for name, v in data.items():
+        col = table.c[name]
+        if v is not None and isinstance(col.type, sa.LargeBinary):
+            v = base64.b64decode(v)
+        out[name] = v
+    return out
+
+
+def _key(table: sa.Table, row) -> dict:
+    return {c.name: row[c.name] for c in table.primary_key.columns}
+
+
+def _where_key(table: sa.Table, key: dict):
+    return sa.and_(*[table.c[k] == v for k, v in key.items()])
+
+
+# --- capture ---------------------------------------------------------------------------
+def install(engine: sa.Engine) -> None:
+    """Capture every change to a logged table made through ``engine``."""
+    pg = engine.dialect.name == "postgresql"
+    has_log = [False]  # a site still at an older schema (before its update migrates it) has no log yet
+
+    def _active(conn) -> bool:
+        if not has_log[0]:
+            has_log[0] = sa.inspect(conn).has_table("change_log")
+        return has_log[0]
+
+    @event.listens_for(engine, "before_execute")
+    def _before(conn, clause, multiparams, params, options):
+        if options.get(NOLOG) or conn.get_execution_options().get(NOLOG):
+            return
+        if not isinstance(clause, (Insert, Update, Delete)) or not _logged(clause.table) or not _active(conn):
+            return
+        if pg:
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK})
+        keys = None
+        if isinstance(clause, (Update, Delete)):
+            if multiparams:
+                raise NotImplementedError("executemany UPDATE/DELETE on a logged table is not captured")
+            t = clause.table
+            changed = {getattr(c, "name", c) for c in (getattr(clause, "_values", None) or {})}
+            if isinstance(clause, Update) and changed & {c.name for c in t.primary_key.columns}:
+                raise NotImplementedError(f"changing the primary key of {t.name} is not supported")
+            q = sa.select(*t.primary_key.columns)
+            if clause.whereclause is not None:
+                q = q.where(clause.whereclause)
+            keys = [dict(r._mapping) for r in conn.execute(q, execution_options={NOLOG: True})]
+        conn.info.setdefault(_PENDING, []).append(keys)
+
+    @event.listens_for(engine, "after_execute")
+    def _after(conn, clause, multiparams, params, options, result):
+        if options.get(NOLOG) or conn.get_execution_options().get(NOLOG):
+            return
+        if not isinstance(clause, (Insert, Update, Delete)) or not _logged(clause.table) or not has_log[0]:
+            return
+        pending = conn.info.get(_PENDING)
+        if not pending:
+            return
+        keys = pending.pop()
+        t = clause.table
+        now = time.time()
+        entries: list[dict] = []
+        if isinstance(clause, Delete):
+            entries = [{"at": now, "tbl": t.name, "op": "delete", "key": k, "row": None} for k in keys]
+        elif isinstance(clause, Update):
+            entries = [_upsert(conn, t, k, now) for k in keys]
+        else:
+            rows = multiparams[0] if multiparams and isinstance(multiparams[0], list) else multiparams
+            if rows and len(rows) > 1:
+                names = {c.name for c in t.columns}
+                for r in rows:
+                    if names <= set(r):
+                        entries.append({"at": now, "tbl": t.name, "op": "upsert", "key": _key(t, r),
+                                        "row": encode_row(t, r)})
+                    else:
+                        pk = [c.name for c in t.primary_key.columns]
+                        if not set(pk) <= set(r):
+                            raise NotImplementedError(f"bulk insert into {t.name} must give every primary key")
+                        entries.append(_upsert(conn, t, {k: r[k] for k in pk}, now))
+            else:
+                pk = result.inserted_primary_key
+                entries.append(_upsert(conn, t, dict(zip([c.name for c in t.primary_key.columns], pk)), now))
+        entries = [e for e in entries if e is not None]
+        if entries:
+            conn.execute(change_log.insert(), entries, execution_options={NOLOG: True})
+
+
+def _upsert(conn, t: sa.Table, key: dict, now: float) -> dict | None:
+    row = conn.execute(sa.select(t).where(_where_key(t, key)), execution_options={NOLOG: True}).mappings().first()
+    if row is None:
+        return None
+    return {"at": now, "tbl": t.name, "op": "upsert", "key": key, "row": encode_row(t, row)}
+
+
+# --- reading and replaying ------------------------------------------------------------------
+def last_seq(conn: sa.Connection) -> int:
+    return conn.execute(sa.select(sa.func.coalesce(sa.func.max(change_log.c.seq), 0))).scalar_one()
+
+
+def entries_after(conn: sa.Connection, seq: int, limit: int = 10_000) -> list[dict]:
+    q = sa.select(change_log).where(change_log.c.seq > seq).order_by(change_log.c.seq).limit(limit)
+    return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def apply(conn: sa.Connection, entries: Iterable[dict]) -> int:
+    """Replay entries (in ``seq`` order) onto this copy, in the caller's
+    transaction; the entries are appended to this copy's log verbatim.
+    Returns the last sequence number applied."""
+    nolog = {NOLOG: True}
+    entries = list(entries)
+    last = last_seq(conn)
+    for e in entries:  # check the whole batch before writing anything
+        if e["seq"] <= last:
+            raise ValueError(f"change log entries out of order (or already applied) at seq {e['seq']}")
+        if e["tbl"] not in metadata.tables or e["tbl"] in LOCAL_TABLES:
+            raise ValueError(f"change log entry {e['seq']} names an unknown table {e['tbl']!r}")
+        last = e["seq"]
+    for e in entries:
+        t = metadata.tables[e["tbl"]]
+        where = _where_key(t, e["key"])
+        if e["op"] == "delete":
+            conn.execute(t.delete().where(where), execution_options=nolog)
+        elif e["op"] == "upsert":
+            row = decode_row(t, e["row"])
+            if conn.execute(t.update().where(where).values(**row), execution_options=nolog).rowcount == 0:
+                conn.execute(t.insert().values(**row), execution_options=nolog)
+        else:
+            raise ValueError(f"unknown change log operation {e['op']!r} at seq {e['seq']}")
+        conn.execute(change_log.insert().values(**e), execution_options=nolog)
+    if conn.dialect.name == "postgresql":
+        _reset_sequences(conn)
+    return last
+
+
+def _reset_sequences(conn: sa.Connection) -> None:
+    for t in metadata.sorted_tables:
+        pk = list(t.primary_key.columns)
+        if len(pk) == 1 and isinstance(pk[0].type, sa.Integer):
+            col = pk[0].name
+            conn.execute(sa.text(f"SELECT setval(pg_get_serial_sequence('{t.name}', '{col}'), "
+                                 f"COALESCE((SELECT MAX({col}) FROM {t.name}), 0) + 1, false)"),
+                         execution_options={NOLOG: True})
+
+
+def dump(conn: sa.Connection, include_log: bool = True) -> Iterator[bytes]:
+    """A canonical logical dump: one JSON line per row, tables by name, rows by key."""
+    tables = sorted(logged_tables() + ([change_log] if include_log else []), key=lambda t: t.name)
+    for t in tables:
+        yield json.dumps({"table": t.name}).encode() + b"\n"
+        for row in conn.execute(sa.select(t).order_by(*t.primary_key.columns)).mappings():
+            yield json.dumps(encode_row(t, row), sort_keys=True, separators=(",", ":")).encode() + b"\n"

@@ -1,0 +1,313 @@
+"""Input models of the site's configuration (SITE-01, SITE-02): what an
+administrator may send for each kind of named thing and for each settings
+section. The JSON API, the HTML forms and the CLI all validate through these
+models (``tether.core.validate.parse_model``), so every face gives the same
+error naming the same field."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from tether.core import validate as V
+from tether.core.errors import Invalid
+from tether.core.validate import parse_model
+
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")]
+Text = Annotated[str, Field(max_length=512)]
+Host = Annotated[str, Field(min_length=1, max_length=253)]
+EVENT_TYPES = ("login", "login.failed", "session.start", "session.end", "backup.taken", "user.create",
+               "user.update", "user.delete", "config.change", "file.upload", "file.delete")
+REP_PERMISSIONS = ("session.start", "session.transfer", "session.share", "jump.use", "jump.deploy",
+                   "file.transfer", "command.shell", "recording.view", "presentation.give", "canned.use")
+PROTOCOLS = ("rdp", "ssh", "vnc", "shell", "web")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def parse(model: type[BaseModel], data: object) -> BaseModel:
+    """``parse_model``, and a whole-model check that says "field: ..." names that field."""
+    try:
+        return parse_model(model, data)
+    except Invalid as exc:
+        details = getattr(exc, "details", None)
+        head, sep, _ = (details[0]["message"] if details else "").partition(": ")
+        if sep and re.fullmatch(r"[a-z_]+", head):
+            exc.field = f"{exc.field}.{head}" if exc.field else head
+            exc.message = f"{exc.field}: {details[0]['message'].partition(': ')[2]}"
+        raise
+
+
+def _host(v: str | None) -> str | None:
+    return None if v is None else V.host(v)
+
+
+class Team(Strict):
+    name: Name
+    description: Text = ""
+    members: list[TeamMember] = []
+
+
+class TeamMember(Strict):
+    username: Annotated[str, Field(min_length=1, max_length=64)]
+    role: Literal["member", "lead", "manager"] = "member"
+
+
+class SecurityProvider(Strict):
+    name: Name
+    kind: Literal["ldap", "radius", "kerberos"]
+    enabled: bool = True
+    priority: Annotated[int, Field(ge=0, le=1000)] = 10
+    host: str | None = None
+    port: int | None = None
+    tls_mode: Literal["none", "starttls", "ldaps"] | None = None
+    timeout_seconds: Annotated[int, Field(ge=1, le=120)] = 10
+    bind_dn: Annotated[str, Field(max_length=512)] | None = None
+    bind_password: Annotated[str, Field(min_length=1, max_length=1024)] | None = None
+    search_base: Annotated[str, Field(max_length=512)] | None = None
+    user_filter: Annotated[str, Field(max_length=512)] | None = None
+    attr_username: Annotated[str, Field(max_length=64)] | None = None
+    attr_display_name: Annotated[str, Field(max_length=64)] | None = None
+    attr_email: Annotated[str, Field(max_length=64)] | None = None
+    attr_groups: Annotated[str, Field(max_length=64)] | None = None
+    radius_secret: Annotated[str, Field(min_length=8, max_length=256)] | None = None
+    realm: Annotated[str, Field(pattern=r"^[A-Z0-9][A-Z0-9.-]{0,252}$")] | None = None
+    keytab: Annotated[str, Field(min_length=4, max_length=1_400_000)] | None = None  # base64
+
+    _h = field_validator("host")(classmethod(lambda cls, v: _host(v)))
+
+    @field_validator("port")
+    @classmethod
+    def _port(cls, v):
+        return None if v is None else V.port(v)
+
+    @model_validator(mode="after")
+    def _by_kind(self):
+        need = {"ldap": ("host", "search_base"), "radius": ("host",), "kerberos": ("realm",)}[self.kind]
+        for f in need:
+            if getattr(self, f) in (None, ""):
+                raise ValueError(f"{f}: required for a {self.kind} provider")
+        if self.kind == "ldap":
+            self.port = self.port or (636 if self.tls_mode == "ldaps" else 389)
+            self.tls_mode = self.tls_mode or "starttls"
+            self.attr_username = self.attr_username or "sAMAccountName"
+            self.attr_display_name = self.attr_display_name or "displayName"
+            self.attr_email = self.attr_email or "mail"
+            self.attr_groups = self.attr_groups or "memberOf"
+            self.user_filter = self.user_filter or "(objectClass=person)"
+        elif self.kind == "radius":
+            self.port = self.port or 1812
+        return self
+
+
+class PolicyMember(Strict):
+    kind: Literal["user", "team", "provider_group"]
+    username: str | None = None
+    team: str | None = None
+    provider: str | None = None
+    group_name: Annotated[str, Field(max_length=256)] | None = None
+
+    @model_validator(mode="after")
+    def _shape(self):
+        need = {"user": ("username",), "team": ("team",), "provider_group": ("provider", "group_name")}[self.kind]
+        for f in need:
+            if not getattr(self, f):
+                raise ValueError(f"{f}: required for a member of kind {self.kind}")
+        return self
+
+
+class GroupPolicy(Strict):
+    name: Name
+    description: Text = ""
+    priority: Annotated[int, Field(ge=0, le=1000)] = 10
+    permissions: list[Literal[REP_PERMISSIONS]] = []  # type: ignore[valid-type]
+    members: list[PolicyMember] = []
+
+
+class Jumpoint(Strict):
+    name: Name
+    description: Text = ""
+    hostname: Host
+    enabled: bool = True
+    protocols: list[Literal[PROTOCOLS]] = ["rdp", "ssh"]  # type: ignore[valid-type]
+    allowed_networks: list[str] = []
+    max_sessions: Annotated[int, Field(ge=1, le=10000)] = 50
+
+    _h = field_validator("hostname")(classmethod(lambda cls, v: V.host(v)))
+    _n = field_validator("allowed_networks")(classmethod(lambda cls, v: [V.ip_network(x) for x in v]))
+
+
+class JumpClientGroup(Strict):
+    name: Name
+    description: Text = ""
+    allow_unattended: bool = False
+    jumpoint: str | None = None
+
+
+class JumpClient(Strict):
+    name: Name
+    hostname: Host
+    group_name: str | None = None
+    os: Annotated[str, Field(min_length=1, max_length=64)] = "windows"
+    public_ip: str | None = None
+    comments: Text = ""
+    last_seen_at: float | None = None
+
+    _h = field_validator("hostname")(classmethod(lambda cls, v: V.host(v)))
+    _ip = field_validator("public_ip")(classmethod(lambda cls, v: None if v is None else V.ip_address(v)))
+
+
+class Language(Strict):
+    name: Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Z]{2})?$")]
+    label: Annotated[str, Field(min_length=1, max_length=64)]
+    enabled: bool = True
+
+
+class EventTarget(Strict):
+    name: Name
+    kind: Literal["webhook", "email"]
+    enabled: bool = True
+    url: Annotated[str, Field(max_length=2048)] | None = None
+    hmac_secret: Annotated[str, Field(min_length=16, max_length=256)] | None = None
+    recipients: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]] = []
+    event_types: Annotated[list[Literal[EVENT_TYPES]], Field(min_length=1)]  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _shape(self):
+        if self.kind == "webhook":
+            if not self.url or not re.match(r"^https?://[^\s/]+", self.url):
+                raise ValueError("url: a webhook needs an http:// or https:// URL")
+        elif not self.recipients:
+            raise ValueError("recipients: an email target needs at least one address")
+        return self
+
+
+class CannedMessage(Strict):
+    name: Name
+    category: Annotated[str, Field(max_length=64)] = "General"
+    body: Annotated[str, Field(min_length=1, max_length=8000)]
+    team: str | None = None
+
+
+class SurveyQuestion(Strict):
+    kind: Literal["text", "choice", "rating"]
+    text: Annotated[str, Field(min_length=1, max_length=512)]
+    choices: list[Annotated[str, Field(min_length=1, max_length=128)]] = []
+    required: bool = False
+
+    @model_validator(mode="after")
+    def _choices(self):
+        if self.kind == "choice" and len(self.choices) < 2:
+            raise ValueError("choices: a choice question needs at least two choices")
+        return self
+
+
+class ExitSurvey(Strict):
+    name: Name
+    audience: Literal["customer", "representative"] = "customer"
+    enabled: bool = True
+    title: Annotated[str, Field(min_length=1, max_length=256)]
+    questions: Annotated[list[SurveyQuestion], Field(min_length=1)]
+
+
+class Presentation(Strict):
+    name: Name
+    title: Annotated[str, Field(min_length=1, max_length=256)]
+    description: Annotated[str, Field(max_length=8000)] = ""
+    presenter: str
+    scheduled_at: float | None = None
+    duration_minutes: Annotated[int, Field(ge=1, le=1440)] = 60
+    attendees: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]] = []
+    file: str | None = None
+    status: Literal["draft", "scheduled", "held", "cancelled"] = "draft"
+
+    @model_validator(mode="after")
+    def _sched(self):
+        if self.status == "scheduled" and self.scheduled_at is None:
+            raise ValueError("scheduled_at: a scheduled presentation needs a start time")
+        return self
+
+
+Team.model_rebuild()
+
+
+# --- settings sections (one JSON document each, in site_settings) -----------------------------
+class SecuritySettings(Strict):
+    password_min_length: Annotated[int, Field(ge=8, le=128)] = 12
+    password_max_age_days: Annotated[int, Field(ge=0, le=3650)] = 0
+    lockout_threshold: Annotated[int, Field(ge=1, le=100)] = 5
+    lockout_minutes: Annotated[int, Field(ge=1, le=1440)] = 15
+    session_idle_minutes: Annotated[int, Field(ge=5, le=1440)] = 60
+    require_two_factor: bool = False
+    rep_allowed_networks: list[str] = ["0.0.0.0/0", "::/0"]
+    login_banner: Annotated[str, Field(max_length=4000)] = ""
+
+    _n = field_validator("rep_allowed_networks")(classmethod(lambda cls, v: [V.ip_network(x) for x in v]))
+
+
+class JumpClientSettings(Strict):
+    connection_rate_per_second: Annotated[int, Field(ge=1, le=300)] = 50  # CL-04
+    heartbeat_seconds: Annotated[int, Field(ge=5, le=600)] = 30
+    offline_after_days: Annotated[int, Field(ge=1, le=365)] = 30
+    uninstall_after_days: Annotated[int, Field(ge=0, le=3650)] = 0
+    statistics: list[Literal["cpu", "memory", "disk", "uptime", "console_user"]] = ["cpu", "memory", "uptime"]
+
+
+class FailoverSettings(Strict):
+    """Stored now, used by the failover package later (FO-02, FO-05)."""
+    enabled: bool = False
+    role: Literal["none", "primary", "backup"] = "none"
+    peer_host: str | None = None
+    peer_port: int = 443
+    backup_operations_enabled: bool = False
+    sync_interval_minutes: Annotated[int, Field(ge=1, le=1440)] = 15
+    sync_bandwidth_limit_kbps: Annotated[int, Field(ge=0)] = 0
+    automatic_failover: bool = False
+    primary_timeout_seconds: Annotated[int, Field(ge=5, le=3600)] = 60
+    connectivity_test_ips: list[str] = []
+    shared_ips: list[str] = []
+
+    _h = field_validator("peer_host")(classmethod(lambda cls, v: _host(v)))
+    _p = field_validator("peer_port")(classmethod(lambda cls, v: V.port(v)))
+    _t = field_validator("connectivity_test_ips", "shared_ips")(classmethod(lambda cls, v: [V.ip_address(x) for x in v]))
+
+
+class PreSharedKey(Strict):
+    psk: Annotated[str | None, Field(min_length=32, max_length=256)] = None
+
+
+class EventSettings(Strict):
+    retry_base_seconds: Annotated[float, Field(ge=0.1, le=3600)] = 10.0
+    max_attempts: Annotated[int, Field(ge=1, le=50)] = 8
+    mail_relay_host: str | None = None
+    mail_relay_port: int = 25
+    mail_sender: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")] = "tether@localhost"
+
+
+class PublicPortal(Strict):
+    enabled: bool = True
+    hostname: str | None = None
+    title: Annotated[str, Field(min_length=1, max_length=128)] = "Support"
+    welcome_text: Annotated[str, Field(max_length=4000)] = "Welcome. Enter your session key to start."
+    require_name: bool = True
+    require_issue: bool = False
+    issue_categories: list[Annotated[str, Field(min_length=1, max_length=64)]] = []
+    show_representative_list: bool = True
+    allow_session_keys: bool = True
+
+
+class Branding(Strict):
+    company_name: Annotated[str, Field(min_length=1, max_length=128)] = "Support"
+    client_window_title: Annotated[str, Field(max_length=128)] = "Remote support"
+    greeting: Annotated[str, Field(max_length=2000)] = "A support representative will be with you shortly."
+    waiting_message: Annotated[str, Field(max_length=2000)] = "Please wait."
+    session_end_message: Annotated[str, Field(max_length=2000)] = "Thank you."
+    accent_color: Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$")] = "#15314b"
+
+
+class FileStoreSettings(Strict):
+    max_upload_bytes: Annotated[int, Field(ge=1, le=1 << 42)] = 4 << 30

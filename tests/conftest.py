@@ -5,6 +5,8 @@ first logins done)."""
 from __future__ import annotations
 
 import itertools
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -69,3 +71,34 @@ def ready_site(make_appliance):
     sh = first_site_login(c)
     yield a, c, ah, sh
     c.close()
+
+
+# --- headless Chromium (Debian's package) through Playwright, for the HTML faces (OPS-05) ---
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture
+def browser():
+    """Function-scoped: Playwright's sync API keeps an event loop running while it is open,
+    which would break tests that call asyncio.run() afterwards in the same process."""
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing in CI; scripts/install-system-deps should have installed it")
+        pytest.skip("chromium is not installed (run scripts/install-system-deps as root)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ctx = browser.new_context(ignore_https_errors=True)
+    pg = ctx.new_page()
+    pg.set_default_timeout(15000)
+    yield pg
+    ctx.close()

@@ -4,17 +4,12 @@ permission checks on every page, history filters, the Remote Support pages
 absent on a Privileged Remote Access site, and one full flow in headless
 Chromium (OPS-05)."""
 
-import os
 import re
-import shutil
 
 import pytest
 
 from tests.helpers import NEW_SITE_PASSWORD
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
 
 
 def html_login(env, user="admin", password=NEW_SITE_PASSWORD):
@@ -138,20 +133,6 @@ def test_privileged_remote_access_site_shows_no_remote_support_pages(pra_site):
             assert r.status_code == 404 and "remote-support" in r.text, path
     finally:
         c.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI"):
-            pytest.fail("chromium is missing in CI")
-        pytest.skip("chromium is not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.mark.req("OPS-05", "SITE-01", "SITE-02")

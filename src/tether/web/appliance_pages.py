@@ -15,7 +15,7 @@ from tether.core.errors import Invalid, TetherError
 from . import auth, forms
 from .appliance_api import change_password, login
 from .auth import appliance_of, client_ip
-from .pages import Face, auth_redirect, error_page, redirect, render
+from .pages import Face, add_session_routes, auth_redirect, error_page, redirect, render
 
 FACE = Face("/appliance", "/appliance", auth.APPLIANCE_COOKIE, (
     ("/appliance/status", "Status"), ("/appliance/networking", "Networking"), ("/appliance/security", "Security"),
@@ -97,39 +97,8 @@ async def login_submit(request: Request):
     return resp
 
 
-@router.post("/appliance/logout")
-async def logout(request: Request):
-    async def h(p):
-        appliance_of(request).sessions.delete(p.token)
-        resp = redirect("/appliance/login")
-        resp.delete_cookie(auth.APPLIANCE_COOKIE, path="/appliance")
-        return resp
-    return await _page(request, h, pending_ok=True)
-
-
-@router.get("/appliance/password")
-async def password_page(request: Request):
-    async def h(p):
-        return render(request, FACE, "password.html", "Change password", csrf_token=p.csrf_token,
-                      pending=p.must_change_password, nav=not p.must_change_password)
-    return await _page(request, h, pending_ok=True)
-
-
-@router.post("/appliance/password")
-async def password_submit(request: Request):
-    async def h(p):
-        form = await request.form()
-        try:
-            if form.get("new_password") != form.get("confirm_password"):
-                raise Invalid("the two new passwords differ", field="confirm_password")
-            change_password(request, p, str(form.get("current_password") or ""), str(form.get("new_password") or ""))
-        except TetherError as exc:
-            return render(request, FACE, "password.html", "Change password", status=exc.status,
-                          csrf_token=p.csrf_token, pending=p.must_change_password, error=exc.message,
-                          nav=not p.must_change_password)
-        return redirect("/appliance/status")
-    return await _page(request, h, pending_ok=True)
-
+add_session_routes(router, FACE, _page, lambda request: appliance_of(request).sessions, change_password,
+                   home="/appliance/status", login="/appliance/login")
 
 STATUS_LABELS = (("model", "Model"), ("serial_number", "Serial number"), ("appliance_version", "Appliance version"),
                  ("base_software_version", "Base software version"), ("hostname", "Host name"),

@@ -9,12 +9,12 @@ import time
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from tether.core.errors import Invalid, TetherError
+from tether.core.errors import TetherError
 from tether.site import permissions as P
 
 from . import auth, forms
 from .auth import appliance_of
-from .pages import Face, auth_redirect, error_page, redirect, render
+from .pages import Face, add_session_routes, auth_redirect, error_page, redirect, render
 from .site_api import (NewApiAccount, NewUser, create_api_account, create_user, delete_api_account,
                        site_change_password, site_login, site_of)
 
@@ -61,39 +61,8 @@ async def login_submit(request: Request):
     return resp
 
 
-@router.post("/login/logout")
-async def logout(request: Request):
-    async def h(p):
-        site_of(request).sessions.delete(p.token)
-        resp = redirect("/login")
-        resp.delete_cookie(auth.SITE_COOKIE, path="/login")
-        return resp
-    return await _page(request, h, pending_ok=True)
-
-
-@router.get("/login/password")
-async def password_page(request: Request):
-    async def h(p):
-        return render(request, FACE, "password.html", "Change password", csrf_token=p.csrf_token,
-                      pending=p.must_change_password, nav=not p.must_change_password)
-    return await _page(request, h, pending_ok=True)
-
-
-@router.post("/login/password")
-async def password_submit(request: Request):
-    async def h(p):
-        form = await request.form()
-        try:
-            if form.get("new_password") != form.get("confirm_password"):
-                raise Invalid("the two new passwords differ", field="confirm_password")
-            site_change_password(request, p, str(form.get("current_password") or ""),
-                                 str(form.get("new_password") or ""))
-        except TetherError as exc:
-            return render(request, FACE, "password.html", "Change password", status=exc.status,
-                          csrf_token=p.csrf_token, pending=p.must_change_password, error=exc.message,
-                          nav=not p.must_change_password)
-        return redirect("/login/status")
-    return await _page(request, h, pending_ok=True)
+add_session_routes(router, FACE, _page, lambda request: site_of(request).sessions, site_change_password,
+                   home="/login/status", login="/login")
 
 
 @router.get("/login/status")

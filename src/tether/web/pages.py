@@ -12,7 +12,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from tether.core.errors import PasswordChangeRequired, TetherError, Unauthorized
+from tether.core.errors import Invalid, PasswordChangeRequired, TetherError, Unauthorized
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
@@ -59,3 +59,43 @@ def auth_redirect(face: Face, exc: TetherError) -> Response | None:
 def error_page(request: Request, face: Face, exc: TetherError) -> Response:
     return render(request, face, "error.html", "Error", status=exc.status, nav=False,
                   error=exc.message + (f" — {exc.hint}" if exc.hint else ""), back=face.prefix if face.prefix != "/login" else "/login")
+
+
+def add_session_routes(router, face: Face, page, sessions_of, change_password, home: str, login: str) -> None:
+    """Log out, and the (first-login) password change, the same on both faces.
+    ``page(request, handler, pending_ok=True)`` authenticates for the face;
+    ``change_password(request, principal, current, new)`` is the face's own."""
+
+    async def logout(request: Request):
+        async def h(p):
+            sessions_of(request).delete(p.token)
+            resp = redirect(login)
+            resp.delete_cookie(face.cookie, path=face.prefix)
+            return resp
+        return await page(request, h, pending_ok=True)
+
+    def _form(request, p, status=200, error=None):
+        return render(request, face, "password.html", "Change password", status=status, csrf_token=p.csrf_token,
+                      pending=p.must_change_password, nav=not p.must_change_password, error=error)
+
+    async def password_page(request: Request):
+        async def h(p):
+            return _form(request, p)
+        return await page(request, h, pending_ok=True)
+
+    async def password_submit(request: Request):
+        async def h(p):
+            form = await request.form()
+            try:
+                if form.get("new_password") != form.get("confirm_password"):
+                    raise Invalid("the two new passwords differ", field="confirm_password")
+                change_password(request, p, str(form.get("current_password") or ""),
+                                str(form.get("new_password") or ""))
+            except TetherError as exc:
+                return _form(request, p, exc.status, exc.message)
+            return redirect(home)
+        return await page(request, h, pending_ok=True)
+
+    router.add_api_route(face.logout_url, logout, methods=["POST"])
+    router.add_api_route(face.password_url, password_page, methods=["GET"])
+    router.add_api_route(face.password_url, password_submit, methods=["POST"])

@@ -6,6 +6,7 @@ agreement and syslog forwarding are enforced by this process."""
 from __future__ import annotations
 
 import ipaddress
+import re
 import ssl
 from typing import Annotated, Literal
 
@@ -144,8 +145,35 @@ class Security(_Model):
     smtp: Smtp = Smtp()
 
 
-SECTIONS: dict[str, type[_Model]] = {"networking": Networking, "security": Security}
-SEALED_FIELDS = {("security", "smtp", "password")}
+def _desk_url(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    if not re.match(r"^https?://[A-Za-z0-9.\-\[\]:]+(/.*)?$", value):
+        raise ValueError(f"{value!r} is not an http(s) URL")
+    return value.rstrip("/")
+
+
+class SupportDesk(_Model):
+    """The vendor's support desk this appliance opens incidents on by itself (DESK-09)."""
+    enabled: bool = False
+    url: Annotated[str | None, AfterValidator(_desk_url)] = None
+    token: str | None = None  # write-only; stored sealed
+    verify_tls: bool = True
+    on_backup_failure: bool = True
+
+    @model_validator(mode="after")
+    def _complete(self):
+        if self.enabled and not self.url:
+            raise ValueError("url is required when the support desk is enabled")
+        return self
+
+
+class Support(_Model):
+    desk: SupportDesk = SupportDesk()
+
+
+SECTIONS: dict[str, type[_Model]] = {"networking": Networking, "security": Security, "support": Support}
+SEALED_FIELDS = {("security", "smtp", "password"), ("support", "desk", "token")}
 MASK = "********"
 
 

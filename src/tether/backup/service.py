@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tether.core.errors import Conflict, NotFound
+from tether.core.errors import Conflict, Invalid, NotFound, TetherError
 
 from . import restore as restore_mod
 from .filestore import FileEntry
@@ -41,8 +41,18 @@ class BackupService:
              out_dir: Path | None = None) -> BackupResult:
         site = self._site()
         data = self.app.data
-        result = write_backup(site, out_dir or data.backups_dir, password=password, include_history=include_history,
-                              work_dir=data.backups_dir / ".work", files=site_file_entries(site))
+        try:
+            result = write_backup(site, out_dir or data.backups_dir, password=password,
+                                  include_history=include_history, work_dir=data.backups_dir / ".work",
+                                  files=site_file_entries(site))
+        except Invalid:
+            raise  # the caller's input, not a failure of the appliance
+        except TetherError as exc:
+            from tether.appliance.support import report_failure
+
+            site.audit.record(actor, "backup.failed", None, source_ip, {"error": exc.message})
+            report_failure(self.app, "Site backup failed", exc.message)
+            raise
         site.audit.record(actor, "backup.create", result.path.name, source_ip,
                           {"include_history": include_history, "protected": password is not None,
                            "size": result.size})

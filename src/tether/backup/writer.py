@@ -75,10 +75,14 @@ def write_backup(site, out_dir: Path, *, password: str | None, include_history: 
         raise Invalid(f"the site's version {info.version} is not in the release catalog")
     now = time.time()
     backup_id = secrets.token_hex(4)
-    out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / (name or default_name(info, backup_id, now))
     work = work_dir / f"backup-{backup_id}"
-    work.mkdir(parents=True, mode=0o700)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        work.mkdir(parents=True, mode=0o700)
+    except OSError as exc:
+        raise TetherError(f"the backup could not be written: {exc.strerror or exc} ({exc.filename})",
+                          hint="check the appliance's backups folder and free space") from None
     try:
         db_path = work / "site.db"
         try:

@@ -11,7 +11,7 @@ import signal
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request, UploadFile
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 from starlette.responses import FileResponse, JSONResponse, Response
 
@@ -28,6 +28,12 @@ class LoginBody(BaseModel):
     username: str
     password: str
     accept_agreement: bool = False
+
+
+class IncidentBody(BaseModel):
+    summary: Annotated[str, Field(min_length=3, max_length=200)]
+    details: Annotated[str | None, Field(max_length=20000)] = None
+    severity: Annotated[int, Field(ge=1, le=3)] = 2
 
 
 class SnapshotBody(BaseModel):
@@ -179,6 +185,21 @@ def create() -> FastAPI:
         appliance_of(request).audit.record(p.name, "appliance.shutdown", "appliance", client_ip(request))
         return JSONResponse({"ok": True, "message": "shutting down"},
                             background=BackgroundTask(os.kill, os.getpid(), signal.SIGTERM))
+
+    @api.get("/support", summary="The support desk this appliance reports to (DESK-09)")
+    def get_support(request: Request, _p: Admin) -> dict:
+        return appliance_of(request).settings.public("support")
+
+    @api.put("/support", summary="Set the support desk (URL, appliance token, when to report)")
+    def put_support(request: Request, body: dict[str, Any], p: Admin) -> dict:
+        return appliance_of(request).update_settings("support", body, p.name, client_ip(request))
+
+    @api.post("/support/incident", status_code=201, summary="Open a support incident with version, status and logs")
+    def post_support_incident(request: Request, body: IncidentBody, p: Admin) -> dict:
+        from tether.appliance import support
+
+        return support.open_incident(appliance_of(request), body.summary, body.details, body.severity, p.name,
+                                     client_ip(request))
 
     @api.post("/site-package", summary="Install or update the site from a signed site package")
     async def post_site_package(request: Request, p: Admin, file: UploadFile) -> dict:

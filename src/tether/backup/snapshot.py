@@ -46,6 +46,9 @@ def take(engine: sa.Engine, dest: Path, include_history: bool) -> dict[str, int]
         finally:
             src.close()
         names = {r[0] for r in dst.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        # a private work file: no rollback journal (7x faster deletes of a long change log)
+        dst.execute("PRAGMA journal_mode=OFF")
+        dst.execute("PRAGMA synchronous=OFF")
         dst.execute("PRAGMA secure_delete=ON")  # the excluded rows' pages are zeroed, not just unlinked
         for name in excluded:
             if name in names:

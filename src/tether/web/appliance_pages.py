@@ -8,14 +8,13 @@ import hashlib
 import time
 
 from fastapi import APIRouter, Request
-from starlette.responses import Response
 
 from tether.core.errors import Invalid, TetherError
 
 from . import auth, forms
 from .appliance_api import change_password, login
 from .auth import appliance_of, client_ip
-from .pages import Face, add_session_routes, auth_redirect, error_page, redirect, render
+from .pages import Face, add_session_routes, error_page, page_runner, redirect, render
 
 FACE = Face("/appliance", "/appliance", auth.APPLIANCE_COOKIE, (
     ("/appliance/status", "Status"), ("/appliance/networking", "Networking"), ("/appliance/security", "Security"),
@@ -34,12 +33,7 @@ def _agreement_accepted(request: Request) -> bool:
     return not a.enabled or request.cookies.get(AGREEMENT_COOKIE) == _agreement_digest(a.text, a.title)
 
 
-async def _page(request: Request, handler, *, pending_ok: bool = False) -> Response:
-    try:
-        p = await auth.appliance_principal(request, allow_pending_password=pending_ok)
-        return await handler(p)
-    except TetherError as exc:
-        return auth_redirect(FACE, exc) or error_page(request, FACE, exc)
+_page = page_runner(FACE, auth.appliance_principal)
 
 
 @router.get("/appliance")

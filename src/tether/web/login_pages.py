@@ -7,14 +7,13 @@ from __future__ import annotations
 import time
 
 from fastapi import APIRouter, Request
-from starlette.responses import Response
 
 from tether.core.errors import TetherError
 from tether.site import permissions as P
 
 from . import auth, forms
 from .auth import appliance_of
-from .pages import Face, add_session_routes, auth_redirect, error_page, redirect, render
+from .pages import Face, add_session_routes, page_runner, redirect, render
 from .site_api import (NewApiAccount, NewUser, create_api_account, create_user, delete_api_account,
                        site_change_password, site_login, site_of)
 
@@ -27,12 +26,7 @@ router = APIRouter()
 PERMS = [(p, P.DESCRIPTIONS[p]) for p in P.ALL]
 
 
-async def _page(request: Request, handler, *, pending_ok: bool = False) -> Response:
-    try:
-        p = await auth.site_principal(request, allow_pending_password=pending_ok)
-        return await handler(p)
-    except TetherError as exc:
-        return auth_redirect(FACE, exc) or error_page(request, FACE, exc)
+_page = page_runner(FACE, auth.site_principal)
 
 
 @router.get("/login")

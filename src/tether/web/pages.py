@@ -61,6 +61,21 @@ def error_page(request: Request, face: Face, exc: TetherError) -> Response:
                   error=exc.message + (f" — {exc.hint}" if exc.hint else ""), back=face.prefix if face.prefix != "/login" else "/login")
 
 
+def page_runner(face: Face, principal):
+    """``run(request, handler, pending_ok=False)``: authenticate for the face, call
+    ``handler(principal)``, and turn errors into the login redirect, the forced
+    password change, or an error page."""
+
+    async def run(request: Request, handler, *, pending_ok: bool = False) -> Response:
+        try:
+            p = await principal(request, allow_pending_password=pending_ok)
+            return await handler(p)
+        except TetherError as exc:
+            return auth_redirect(face, exc) or error_page(request, face, exc)
+
+    return run
+
+
 def add_session_routes(router, face: Face, page, sessions_of, change_password, home: str, login: str) -> None:
     """Log out, and the (first-login) password change, the same on both faces.
     ``page(request, handler, pending_ok=True)`` authenticates for the face;

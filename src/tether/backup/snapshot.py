@@ -41,14 +41,15 @@ def take(engine: sa.Engine, dest: Path, include_history: bool) -> dict[str, int]
     if engine.dialect.name == "sqlite":
         # a page copy; the live database runs with secure_delete, so its free pages hold no old data
         src, dst = sqlite3.connect(engine.url.database), sqlite3.connect(dest)
+        # a private work file: no rollback journal, no syncs (the copy is redone after a crash anyway);
+        # 7x faster deletes of a long change log
+        dst.execute("PRAGMA journal_mode=OFF")
+        dst.execute("PRAGMA synchronous=OFF")
         try:
             src.backup(dst, pages=4096)
         finally:
             src.close()
         names = {r[0] for r in dst.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        # a private work file: no rollback journal (7x faster deletes of a long change log)
-        dst.execute("PRAGMA journal_mode=OFF")
-        dst.execute("PRAGMA synchronous=OFF")
         dst.execute("PRAGMA secure_delete=ON")  # the excluded rows' pages are zeroed, not just unlinked
         for name in excluded:
             if name in names:

@@ -7,7 +7,6 @@ always password-protected because it holds the appliance's secret key)."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
 import shutil
@@ -21,18 +20,7 @@ from tether.core.paths import DataDir
 from . import crypto
 from .kinds import SNAPSHOT
 from .reader import SinkError, read_archive
-from .writer import write_archive
-
-CHUNK = 1 << 20
-
-
-def _sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
+from .writer import sha256_file, write_archive
 
 def _sqlite_copy(src: Path, dest: Path) -> None:
     s, d = sqlite3.connect(src), sqlite3.connect(dest)
@@ -76,7 +64,7 @@ def create(appliance, out_dir: Path, password: str) -> Path:
                 for p in sorted(base.rglob("*")) if base.is_dir() else []:
                     if p.is_file():
                         sources.append((f"site/{sub}/{p.relative_to(base)}", p))
-        members = [{"name": n, "size": p.stat().st_size, "sha256": _sha(p)} for n, p in sources]
+        members = [{"name": n, "size": p.stat().st_size, "sha256": sha256_file(p)} for n, p in sources]
         iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
         manifest = {"format": SNAPSHOT.manifest_format, "snapshot_id": snap_id,
                     "appliance_version": basics["appliance_version"], "serial_number": basics["serial_number"],

@@ -32,6 +32,7 @@ from tether.site.install import read_info
 
 from .reader import SinkError, read_backup
 from .rules import judge
+from .writer import fsync_dir
 
 STAGING = "site.restore"
 NEW_LINK = "site.new"
@@ -52,14 +53,6 @@ class RestoreResult:
         return {"site_name": self.site_name, "edition": self.edition, "version": self.version,
                 "backup_version": self.backup_version, "action": self.action, "warnings": self.warnings,
                 "left_out": self.manifest.get("left_out", []), "tables": self.manifest.get("tables", {})}
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def recover(data: DataDir) -> None:
@@ -212,8 +205,8 @@ def restore(data: DataDir, path: Path, password: str | None, *, force: bool = Fa
             warnings.append(FAILOVER_WARNING)
         if current is not None and link.exists():
             _carry_over(link.resolve(), staging)
-        _fsync(staging / "files")
-        _fsync(staging)
+        fsync_dir(staging / "files")
+        fsync_dir(staging)
         checkpoint("staged")
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
@@ -249,7 +242,7 @@ def _swap(root: Path, staging: Path) -> None:
     os.symlink(new_dir.name, tmp)
     checkpoint("new link made")
     os.rename(tmp, link)  # the atomic switch
-    _fsync(root)
+    fsync_dir(root)
     checkpoint("swapped")
     if old_target:
         shutil.rmtree(root / old_target, ignore_errors=True)

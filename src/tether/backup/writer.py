@@ -53,7 +53,7 @@ def default_name(info: SiteInfo, backup_id: str, when: float) -> str:
     return f"tether-{info.version}-{info.name}-{time.strftime('%Y%m%d', time.gmtime(when))}-{backup_id}.nsb"
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK):
@@ -91,7 +91,7 @@ def write_backup(site, out_dir: Path, *, password: str | None, include_history: 
             raise TetherError(f"the backup could not be written: {exc}",
                               hint="check free space where the appliance keeps its work files") from None
         entries, left_out = choose_files(files or [], info.edition)
-        members = [{"name": "site.db", "size": db_path.stat().st_size, "sha256": _sha256_file(db_path)}]
+        members = [{"name": "site.db", "size": db_path.stat().st_size, "sha256": sha256_file(db_path)}]
         members += [{"name": f"files/{e.sha256}", "size": e.size, "sha256": e.sha256} for e in entries]
         left_out += [{"what": "table", "name": t, "reason": why}
                      for t, why in excluded_tables(site_tables(), include_history).items()]
@@ -132,7 +132,7 @@ def write_archive(kind: ArchiveKind, final: Path, header: dict, manifest: dict,
             outer.end_stream()
             outer.close()
         os.rename(partial, final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
     except OSError as exc:
         partial.unlink(missing_ok=True)
         raise TetherError(f"the {kind.noun} could not be written: {exc.strerror or exc}",
@@ -179,7 +179,7 @@ def _add(tar: tarfile.TarFile, name: str, size: int, fileobj) -> None:
     tar.addfile(ti, fileobj)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -92,6 +92,26 @@ async def read_upload(file: UploadFile) -> bytes:
     return data
 
 
+SETTINGS_SECTIONS = {
+    "networking": "Networking settings",
+    "security": "Security settings (TLS, administration, syslog, agreement, SMTP)",
+    "support": "The support desk this appliance reports to (DESK-09: URL, appliance token, when to report)",
+}
+
+
+def _settings_routes(api: FastAPI, section: str, title: str) -> None:
+    """GET and PUT of one settings section; the same validation and audit for all."""
+
+    def get(request: Request, _p: Admin) -> dict:
+        return appliance_of(request).settings.public(section)
+
+    def put(request: Request, body: dict[str, Any], p: Admin) -> dict:
+        return appliance_of(request).update_settings(section, body, p.name, client_ip(request))
+
+    api.add_api_route(f"/{section}", get, methods=["GET"], summary=title, name=f"get_{section}")
+    api.add_api_route(f"/{section}", put, methods=["PUT"], summary=f"Replace: {title}", name=f"put_{section}")
+
+
 def create() -> FastAPI:
     api = FastAPI(title="Tether /appliance API", version="1", openapi_url="/openapi.json", docs_url=None,
                   redoc_url=None, servers=[{"url": "/appliance/api"}])
@@ -123,21 +143,8 @@ def create() -> FastAPI:
     def get_status(request: Request, _p: Admin) -> dict:
         return appliance_of(request).status_basics()
 
-    @api.get("/networking", summary="Networking settings")
-    def get_networking(request: Request, _p: Admin) -> dict:
-        return appliance_of(request).settings.public("networking")
-
-    @api.put("/networking", summary="Replace the networking settings")
-    def put_networking(request: Request, body: dict[str, Any], p: Admin) -> dict:
-        return appliance_of(request).update_settings("networking", body, p.name, client_ip(request))
-
-    @api.get("/security", summary="Security settings (TLS, administration, syslog, agreement, SMTP)")
-    def get_security(request: Request, _p: Admin) -> dict:
-        return appliance_of(request).settings.public("security")
-
-    @api.put("/security", summary="Replace the security settings")
-    def put_security(request: Request, body: dict[str, Any], p: Admin) -> dict:
-        return appliance_of(request).update_settings("security", body, p.name, client_ip(request))
+    for section, title in SETTINGS_SECTIONS.items():
+        _settings_routes(api, section, title)
 
     @api.get("/audit", summary="The /appliance audit log, newest first")
     def get_audit(request: Request, _p: Admin, limit: int = 100, offset: int = 0) -> list[dict]:
@@ -185,14 +192,6 @@ def create() -> FastAPI:
         appliance_of(request).audit.record(p.name, "appliance.shutdown", "appliance", client_ip(request))
         return JSONResponse({"ok": True, "message": "shutting down"},
                             background=BackgroundTask(os.kill, os.getpid(), signal.SIGTERM))
-
-    @api.get("/support", summary="The support desk this appliance reports to (DESK-09)")
-    def get_support(request: Request, _p: Admin) -> dict:
-        return appliance_of(request).settings.public("support")
-
-    @api.put("/support", summary="Set the support desk (URL, appliance token, when to report)")
-    def put_support(request: Request, body: dict[str, Any], p: Admin) -> dict:
-        return appliance_of(request).update_settings("support", body, p.name, client_ip(request))
 
     @api.post("/support/incident", status_code=201, summary="Open a support incident with version, status and logs")
     def post_support_incident(request: Request, body: IncidentBody, p: Admin) -> dict:

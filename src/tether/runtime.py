@@ -117,7 +117,9 @@ class Appliance:
         self.syslog = SyslogForwarder(self._syslog_target, self.hostname)
         self.audit = AuditLog(self.engine, store.audit_log, "appliance", self.syslog.forward)
         self.listeners: list[Listener] = []
-        self.client_counts = ClientCounts()
+        from tether.clients.hub import ClientHub
+
+        self.clients = ClientHub(lambda: self.site)  # the /client channel's connections (CL-01)
         self._lock = threading.RLock()
         self.site: Site | None = None
         from tether.backup import restore as restore_mod
@@ -148,7 +150,7 @@ class Appliance:
             raise NotFound("no site is installed on this appliance", hint="install a site package in /appliance")
         info = self.site.info()
         return {"product_version": info.version, "site_name": info.name, "edition": info.edition,
-                "appliance_role": "none", "connected_clients": self.client_counts.public()}
+                "appliance_role": "none", "connected_clients": ClientCounts(**self.clients.counts()).public()}
 
     # --- site packages ---------------------------------------------------------
     def trusted_vendor_keys(self) -> list[Ed25519PublicKey]:

@@ -74,6 +74,7 @@ class BackupService:
             if old is not None:
                 old.close()
             app.site = Site(app.data, app.throttle, app.syslog.forward)
+        app.clients.site_replaced()  # every client reconnects and is checked against the restored site
         details = {"backup_version": result.backup_version, "action": result.action, "forced": force}
         app.audit.record(actor, "site.restore", result.site_name, source_ip, details)
         app.site.audit.record(actor, "site.restore", result.site_name, source_ip, details)

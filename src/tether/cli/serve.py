@@ -66,7 +66,7 @@ def register(app: typer.Typer) -> None:
                   ready_file: Annotated[Path | None, typer.Option(help="Write the listening addresses here as JSON")] = None):
         """Run the appliance in the foreground (HTTPS on every --listen address) until SIGTERM."""
         from tether.runtime import Appliance
-        from tether.web.server import parse_listen, serve_forever
+        from tether.web.server import event_loop_factory, parse_listen, serve_forever
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                             stream=sys.stderr)
@@ -99,7 +99,8 @@ def register(app: typer.Typer) -> None:
                 tmp.rename(ready_file)
 
         try:
-            asyncio.run(serve_forever(appliance, listens, ready))
+            with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+                runner.run(serve_forever(appliance, listens, ready))
         except OSError as exc:
             fail(f"cannot listen: {exc}", 1, "choose a free address:port with --listen")
 

@@ -74,6 +74,10 @@ class BlobStore:
     def exists(self, sha: str) -> bool:
         return self.path(sha).exists()
 
+    def writer(self, max_bytes: int | None = None, field: str = "file") -> _Writer:
+        """A streaming writer: ``write`` chunks, then ``finish`` (-> sha256, size) or ``abort``."""
+        return _Writer(self, max_bytes, field)
+
     def put_stream(self, chunks: Iterable[bytes], max_bytes: int | None = None, field: str = "file") -> tuple[str, int]:
         w = _Writer(self, max_bytes, field)
         try:

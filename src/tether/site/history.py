@@ -27,7 +27,7 @@ from . import history_tables as H
 from .resources import RS, check_edition
 
 MAX_PAGE = 500
-SESSION_KINDS = ("support", "jump", "shell", "show_my_screen")
+SESSION_KINDS = ("support", "jump", "shell", "tunnel", "show_my_screen")
 RECORDING_KINDS = ("session", "command_shell", "presentation", "show_my_screen")
 
 
@@ -196,7 +196,7 @@ class History:
                                                        actor=body.actor, data=body.data))
         return self.session(lsid)
 
-    def end_session(self, lsid: str, reason: str = "ended", actor: str = "system") -> dict:
+    def end_session(self, lsid: str, reason: str = "ended", actor: str = "system", data: dict | None = None) -> dict:
         if not isinstance(reason, str) or not 1 <= len(reason) <= 32:
             raise Invalid("reason: 1-32 characters", field="reason")
         now = time.time()
@@ -207,7 +207,7 @@ class History:
             c.execute(H.session_records.update().where(H.session_records.c.id == sid)
                       .values(ended_at=now, end_reason=reason))
             c.execute(H.session_events.insert().values(session_id=sid, at=now, type="session.end", actor=actor,
-                                                       data={"reason": reason}))
+                                                       data={**(data or {}), "reason": reason}))
         self.emit("session.end", {"lsid": lsid, "reason": reason, "ended_at": now})
         return self.session(lsid)
 

@@ -73,4 +73,4 @@ sessions = sessions_table(metadata)
 audit_log = audit_table(metadata)
 
 # Tables added by revision 0003 (release 1.2) live in their own modules on this metadata.
-from . import config_tables, history_tables  # noqa: E402,F401
+from . import client_tables, config_tables, history_tables  # noqa: E402,F401

@@ -16,6 +16,7 @@ import socket
 import uvicorn
 
 from tether.appliance.jobs import appliance_jobs
+from tether.clients.protocol import WS_MAX_SIZE
 from tether.runtime import Appliance
 
 from .app import create_app
@@ -27,6 +28,16 @@ class _Listener(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self):  # signals are handled once, by serve_forever
         yield
+
+
+def event_loop_factory():
+    """uvloop (its TLS transport keeps ~30 KB per idle connection, asyncio's ~250 KB: PERF-07);
+    TETHER_LOOP=asyncio chooses the standard loop."""
+    if os.environ.get("TETHER_LOOP", "uvloop") == "asyncio":
+        return None
+    import uvloop
+
+    return uvloop.new_event_loop
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -41,7 +52,7 @@ def _bind(host: str, port: int) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    sock.listen(2048)
+    sock.listen(4096)
     sock.set_inheritable(True)
     return sock
 
@@ -54,7 +65,9 @@ async def serve_forever(appliance: Appliance, listens: list[tuple[str, int]], on
         actual_port = sock.getsockname()[1]
         lst = appliance.add_listener(host, actual_port)
         config = uvicorn.Config(asgi, lifespan="off", log_level=os.environ.get("TETHER_LOG_LEVEL", "warning"),
-                                access_log=False, server_header=False, proxy_headers=False, timeout_graceful_shutdown=5)
+                                access_log=False, server_header=False, proxy_headers=False, timeout_graceful_shutdown=5,
+                                ws="websockets-sansio", ws_max_size=WS_MAX_SIZE, ws_ping_interval=None,
+                                backlog=4096)
         config.load()
         config.ssl = lst.context
         servers.append((_Listener(config), sock))
@@ -76,6 +89,7 @@ async def serve_forever(appliance: Appliance, listens: list[tuple[str, int]], on
     jobs = appliance_jobs(appliance)  # background jobs (certificate expiry reminders, ...)
     jobs_task = asyncio.create_task(jobs.run())
     await asyncio.gather(*tasks)
+    await appliance.clients.close()
     jobs.stop()
     await jobs_task
     appliance.close()

@@ -220,8 +220,9 @@ def create() -> FastAPI:
                 "success": True, "error_message": "", "failover_role": "none", "enabled_shared_ips": [],
                 "last_data_sync_time": None, "last_data_sync_status": None}
 
-    from . import backup_api, site_data_api
+    from . import backup_api, site_clients_api, site_data_api
 
     api.include_router(backup_api.router)
     api.include_router(site_data_api.router)
+    api.include_router(site_clients_api.router)
     return api

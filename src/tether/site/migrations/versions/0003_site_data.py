@@ -1,7 +1,8 @@
 """Release 1.2: the site's data (SITE-01..03): teams, security providers,
 group policies, jumpoints, jump clients, languages, outbound events, the
 Remote Support configuration, the file store index, logged history,
-recordings index, the change log and the event delivery queue.
+recordings index, deployed clients' installer tokens and identities, the
+change log and the event delivery queue.
 
 Revision ID: 0003
 Revises: 0002
@@ -24,6 +25,31 @@ def upgrade():
     sa.Column('updated_at', sa.Float(), nullable=False),
     sa.PrimaryKeyConstraint('name')
     )
+    op.create_table('client_deployments',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('target', sa.String(length=64), nullable=True),
+    sa.Column('token_sha256', sa.String(length=64), nullable=False),
+    sa.Column('trust', sa.JSON(), nullable=False),
+    sa.Column('created_by', sa.String(length=64), nullable=False),
+    sa.Column('created_at', sa.Float(), nullable=False),
+    sa.Column('expires_at', sa.Float(), nullable=False),
+    sa.Column('used_at', sa.Float(), nullable=True),
+    sa.Column('used_by', sa.String(length=32), nullable=True),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('token_sha256')
+    )
+    op.create_table('client_identities',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('name', sa.String(length=64), nullable=False),
+    sa.Column('secret_sha256', sa.String(length=64), nullable=False),
+    sa.Column('created_at', sa.Float(), nullable=False),
+    sa.Column('revoked_at', sa.Float(), nullable=True),
+    sa.Column('revoked_by', sa.String(length=64), nullable=True),
+    sa.PrimaryKeyConstraint('id')
+    )
+    op.create_index('ix_client_identities_item', 'client_identities', ['kind', 'name'], unique=False)
     op.create_table('change_log',
     sa.Column('seq', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('at', sa.Float(), nullable=False),

@@ -101,9 +101,10 @@ class Clients:
             assert r.returncode == 0, r.stdout + r.stderr
         return r
 
-    def run(self, kind: str, name: str) -> ClientProc:
+    def run(self, kind: str, name: str, *extra: str) -> ClientProc:
         program = JUMP if kind == "jump" else JUMPOINT
-        p = ClientProc([program, "run", "--state", str(self.tmp / name)], self.tmp / f"{name}.out", self.env).start()
+        p = ClientProc([program, "run", "--state", str(self.tmp / name), *extra], self.tmp / f"{name}.out",
+                       self.env).start()
         self.procs.append(p)
         return p
 

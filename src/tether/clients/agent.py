@@ -24,7 +24,7 @@ from pathlib import Path
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from . import protocol as P
-from .transport import STABLE_AFTER, Backoff, Refused, Site, describe
+from .transport import BACKOFF_CAP, STABLE_AFTER, Backoff, Refused, Site, describe
 from .trust import UntrustedCertificate
 
 log = logging.getLogger("tether.client")
@@ -231,12 +231,12 @@ class AgentClient:
     """Keeps one jump client's or jumpoint's connection to its site, for good."""
 
     def __init__(self, ident: Identity, hosts_file: Path | None = None, rng: random.Random | None = None,
-                 hostname: str | None = None):
+                 hostname: str | None = None, max_backoff: float = BACKOFF_CAP):
         self.ident = ident
         self.site = ident.site_for(hosts_file)
         self.hostname = hostname or socket.gethostname()
         self.rng = rng or random.Random()
-        self.backoff = Backoff(rng=self.rng)
+        self.backoff = Backoff(cap=max_backoff, rng=self.rng)
         self.ws = None
         self.work: dict[int, _Work] = {}
         self.connected = asyncio.Event()

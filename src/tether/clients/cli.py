@@ -19,7 +19,7 @@ from websockets.exceptions import WebSocketException
 
 from .agent import AgentClient, Identity, install
 from .rep import Console, RequestFailed
-from .transport import Refused, Site, describe, split_site
+from .transport import BACKOFF_CAP, Refused, Site, describe, split_site
 from .trust import UntrustedCertificate
 
 HOSTS_HELP = "a hosts-format file consulted before DNS at every connection attempt (or TETHER_HOSTS_FILE)"
@@ -77,11 +77,13 @@ def _agent_app(kind: str, label: str, default_state: str) -> typer.Typer:
 
     @app.command("run")
     def run_cmd(state: Path = state_opt, hosts_file: Optional[Path] = typer.Option(None, help=HOSTS_HELP),
+                max_backoff: float = typer.Option(BACKOFF_CAP, min=1, max=600,
+                                                  help="the longest wait between reconnection attempts (s)"),
                 verbose: bool = typer.Option(False, "--verbose", "-v")):
         """Stay connected to the site (foreground; run it as a service)."""
         ident = Identity.load(state)
         _logging(state, verbose)
-        client = AgentClient(ident, _hosts(hosts_file))
+        client = AgentClient(ident, _hosts(hosts_file), max_backoff=max_backoff)
 
         async def main():
             loop = asyncio.get_running_loop()

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tether.runtime import Appliance
 
-from . import appliance_api, appliance_pages, cert_pages, client_channel, login_pages, site_api, site_data_pages, software_pages
+from . import appliance_api, appliance_pages, cert_pages, client_channel, login_pages, site_api, site_clients_pages, site_data_pages, software_pages
 
 SECURITY_HEADERS = [
     (b"strict-transport-security", b"max-age=31536000"),
@@ -69,6 +69,7 @@ def create_app(appliance: Appliance) -> ASGIApp:
     app.include_router(cert_pages.router)
     app.include_router(login_pages.router)
     app.include_router(site_data_pages.router)
+    app.include_router(site_clients_pages.router)
     app.include_router(software_pages.router)
     app.router.routes.extend(client_channel.routes)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")

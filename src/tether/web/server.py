@@ -76,6 +76,7 @@ async def serve_forever(appliance: Appliance, listens: list[tuple[str, int]], on
     def stop(*_):
         for server, _sock in servers:
             server.should_exit = True
+        loop.create_task(appliance.clients.close())  # clients are told and let go, so shutdown is prompt
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop)

@@ -49,6 +49,7 @@ def clients_overview(request: Request) -> dict:
     return {
         "pin": presented_pin(request),
         "connected": hub.counts(),
+        "refused_busy": hub.refused_busy,  # hellos told to retry later by the connection rate (CL-04)
         "jump_clients": [{**j, "online": hub.online("jump", j["name"])} for j in d.jump_clients()],
         "jumpoints": [{"name": j["name"], "hostname": j["hostname"], "enabled": j["enabled"],
                        "online": hub.online("jumpoint", j["name"])} for j in d.jumpoints()],

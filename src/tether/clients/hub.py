@@ -17,7 +17,7 @@ import time
 from typing import Callable, Protocol
 
 from tether import __version__
-from tether.core.errors import Conflict, NotFound, PasswordChangeRequired, Throttled, Unauthorized
+from tether.core.errors import Conflict, NotFound, Throttled, Unauthorized
 from tether.site import sections
 
 from . import protocol as P
@@ -218,14 +218,14 @@ class ClientHub:
             username = P.field(hello, "username", str, max_len=64)
             password = P.field(hello, "password", str, max_len=1024)
             try:
-                user = await asyncio.to_thread(site.users.authenticate, username, password, ip)
+                user = await asyncio.to_thread(site.authn.authenticate, username, password, ip)
             except Throttled as e:
                 raise P.ProtocolError("throttled", str(e), P.UNAUTHORIZED) from None
             except Unauthorized as e:
                 raise P.ProtocolError("unauthorized", str(e), P.UNAUTHORIZED) from None
             if user.must_change_password:
-                e = PasswordChangeRequired("change your password in /login before using the console")
-                raise P.ProtocolError("password_change_required", str(e), P.UNAUTHORIZED)
+                raise P.ProtocolError("password_change_required",
+                                      "change your password in /login before using the console", P.UNAUTHORIZED)
             peer = Peer(link, role, user.username, ip)
             peer.perms = await asyncio.to_thread(directory.rep_permissions, user.username)
             self.reps.add(peer)

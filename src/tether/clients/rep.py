@@ -121,6 +121,8 @@ class Console:
             if not data:
                 loop.remove_reader(fd)
                 eof.set()
+                if not interactive:  # end of piped input: end of input for the shell too (^D)
+                    asyncio.ensure_future(self.send(cid, b"\x04"))
                 return
             asyncio.ensure_future(self.send(cid, data))
 

@@ -17,6 +17,7 @@ from tether.core.throttle import LoginThrottle
 
 from . import changelog
 from .api_accounts import ApiAccounts
+from .authn import Authenticator
 from .blobs import BlobStore
 from .events import Events
 from .filestore import FileStore
@@ -36,6 +37,7 @@ class Site:
         self._forward = forward
         self.users = Users(self.engine, throttle)
         self.user_admin = UserAdmin(self.engine)
+        self.authn = Authenticator(self.engine, self.users)  # the rep console's login chain
         self.api_accounts = ApiAccounts(self.engine, throttle)
         self.sessions = SessionStore(self.engine, sessions)
         self.events = Events(self.engine, lambda: self.info().name)

@@ -4,8 +4,8 @@ per connection against the 64 KB target, and its CPU use at steady state
 (heartbeats only), against a baseline measured in the same run: the same
 appliance process's RSS with 0 clients.
 
-    .venv/bin/python bench/clients_hold.py [--clients 15000] [--procs 4] [--hold 60]
-                                           [--heartbeat 30] [--rate 300] [--ramp 0] [--workdir DIR] [--keep]
+    .venv/bin/python bench/clients_hold.py [--clients 15000] [--procs 4] [--hold 60] [--heartbeat 30]
+                                           [--rate 300] [--ramp S] [--max-opening 50] [--workdir DIR] [--keep]
 
 Makes a fresh data directory with a site (``tether init``,
 ``tether-vendor site-package build``, ``tether site-package install``),
@@ -14,8 +14,9 @@ seeds N jump clients and their identities straight into the site database
 ``tether serve``, logs in as the site admin, sets the Jump client settings
 (connection rate 300/s, heartbeat 30 s) through the API, measures the
 appliance's RSS with 0 clients, then runs N real jump clients
-(``python -m tether.clients.loadgen``, several processes on uvloop) until
-all are connected, and holds a steady-state window measuring the
+(``python -m tether.clients.loadgen``, several processes on uvloop; their
+first attempts spread over N / rate seconds unless ``--ramp`` says otherwise)
+until all are connected, and holds a steady-state window measuring the
 appliance's CPU (utime+stime from /proc/PID/stat) and RSS. The count is
 checked both from the load generators' reports and from the appliance
 (``GET /api/site/information``). Every process started here is stopped at
@@ -65,11 +66,24 @@ def _preexec() -> None:
     raise_fd_limit()
 
 
+def exit_on_signals() -> None:
+    """SIGTERM / SIGHUP end the driver through its finally blocks (which stop what it started)."""
+    def bye(signum, _frame):
+        raise SystemExit(128 + signum)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, bye)
+
+
 def run(*args) -> str:
     cp = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=300)
     if cp.returncode != 0:
         raise SystemExit(f"failed: {' '.join(map(str, args))}\n{cp.stdout}\n{cp.stderr}")
     return cp.stdout
+
+
+# The load generators get a small environment: websockets looks for proxy variables in the whole environment at
+# every connection attempt (urllib's getproxies_environment), which costs thousands of clients' CPU for nothing.
+LOADGEN_ENV = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")}
 
 
 def log(msg: str) -> None:
@@ -129,6 +143,15 @@ def proc_stat(pid: int) -> tuple[int, int]:
         fields = f.read().rsplit(")", 1)[1].split()
     # fields[0] is field 3 (state): utime is field 14, stime 15, rss 24
     return int(fields[11]) + int(fields[12]), int(fields[21]) * PAGE_KB
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) clock ticks of the whole machine, all CPUs (/proc/stat)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + v[4]  # idle + iowait
+    total = sum(v[:8])  # guest time is already inside user
+    return total - idle, total
 
 
 def _ticks(pid: int) -> int:
@@ -252,6 +275,17 @@ def set_jump_settings(c: httpx.Client, h: dict, rate: int, heartbeat: int) -> di
     return got
 
 
+def change_log_rows(data: Path) -> int:
+    """Rows in the site's change log (read-only look at the live database; WAL lets readers in)."""
+    from tether.core.paths import DataDir
+
+    con = sqlite3.connect(f"file:{DataDir.at(data).site_db}?mode=ro", uri=True, timeout=30)
+    try:
+        return con.execute("SELECT count(*) FROM change_log").fetchone()[0]
+    finally:
+        con.close()
+
+
 def connected_on_appliance(c: httpx.Client, h: dict) -> int:
     r = c.get("/api/site/information", headers=h)
     r.raise_for_status()
@@ -262,9 +296,10 @@ def connected_on_appliance(c: httpx.Client, h: dict) -> int:
 class LoadGens:
     """K ``python -m tether.clients.loadgen`` processes, each in its own process group."""
 
-    def __init__(self, work: Path, ids: Path, n: int, procs: int, ramp: float = 0.0, duration: float = 3600):
+    def __init__(self, work: Path, ids: Path, n: int, procs: int, ramp: float = 0.0, duration: float = 3600,
+                 max_opening: int = 50):
         self.work, self.ids, self.n, self.k = work, ids, n, procs
-        self.ramp, self.duration = ramp, duration
+        self.ramp, self.duration, self.max_opening = ramp, duration, max_opening
         self.procs: list[subprocess.Popen] = []
         self.reports = [work / f"loadgen{i}.json" for i in range(procs)]
         self.started_at = 0.0
@@ -283,8 +318,9 @@ class LoadGens:
                     [PYTHON, "-m", "tether.clients.loadgen", "--site", f"127.0.0.1:{port}", "--pin", pin,
                      "--identities", self.ids, "--start", str(start), "--count", str(count),
                      "--report-file", self.reports[i], "--ramp", str(self.ramp), "--duration", str(self.duration),
-                     "--seed", str(i + 1), "--interval", "0.5"],
-                    stdout=logf, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_preexec))
+                     "--seed", str(i + 1), "--interval", "0.5", "--max-opening", str(self.max_opening)],
+                    stdout=logf, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_preexec,
+                    env=LOADGEN_ENV))
             finally:
                 logf.close()
         self.reports = self.reports[:len(self.procs)]
@@ -360,10 +396,11 @@ def wait_all_connected(gens: LoadGens, n: int, timeout: float, every: float = 2.
             last_print = now
             extra = ""
             if apl is not None and apl.proc is not None:
-                cur = (now, _ticks(apl.pid), sum(_ticks(p.pid) for p in gens.procs))
+                cur = (now, _ticks(apl.pid), sum(_ticks(p.pid) for p in gens.procs), machine_ticks()[0])
                 if prev is not None:
                     dt = (cur[0] - prev[0]) * CLK_TCK / 100
-                    extra = f" CPU appliance {(cur[1] - prev[1]) / dt:.0f}% loadgens {(cur[2] - prev[2]) / dt:.0f}%,"
+                    a, g, m = ((cur[i] - prev[i]) / dt for i in (1, 2, 3))
+                    extra = f" CPU% appliance {a:.0f} loadgens {g:.0f} others {max(0, m - a - g):.0f},"
                 prev = cur
                 extra += f" appliance RSS {rss_kb(apl.pid) / 1024:.0f} MB, fds {fd_count(apl.pid)}"
             base = since if since is not None else gens.started_at
@@ -397,13 +434,19 @@ def main() -> None:
     ap.add_argument("--hold", type=float, default=60, help="steady-state window, seconds")
     ap.add_argument("--heartbeat", type=int, default=30)
     ap.add_argument("--rate", type=int, default=300, help="connection_rate_per_second (1..300)")
-    ap.add_argument("--ramp", type=float, default=0.0, help="spread the clients' first attempts over this many s")
+    ap.add_argument("--ramp", type=float, help="spread the clients' first attempts over this many seconds "
+                                                "(default: N / rate, arriving at the admitted rate; 0: at once)")
+    ap.add_argument("--max-opening", type=int, default=50, help="connection attempts in flight at once per load "
+                                                                "generator process (0: no limit)")
     ap.add_argument("--connect-timeout", type=float, default=900)
     ap.add_argument("--settle", type=float, default=5, help="seconds between all connected and the window")
     ap.add_argument("--workdir", type=Path)
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     a = ap.parse_args()
+    exit_on_signals()
     limit = raise_fd_limit()
+    if a.ramp is None:
+        a.ramp = a.clients / a.rate
     per = math.ceil(a.clients / a.procs)
     if per + 100 > limit:
         raise SystemExit(f"{per} clients per load generator exceed the {limit} file descriptor limit: raise --procs")
@@ -429,13 +472,14 @@ def main() -> None:
             log(f"appliance pid {apl.pid} on port {apl.port}; RSS with 0 clients {rss0 / 1024:.1f} MB; "
                 f"rate {a.rate}/s, heartbeat {a.heartbeat} s")
             gens = LoadGens(work, ids, a.clients, a.procs, ramp=a.ramp,
-                            duration=a.connect_timeout + a.hold + a.settle + 300)
+                            duration=a.connect_timeout + a.hold + a.settle + 300, max_opening=a.max_opening)
             gens.start(apl.port, pin)
             t0 = gens.started_at
             reports = wait_all_connected(gens, a.clients, a.connect_timeout, apl=apl)
             t_all_seen = time.monotonic() - t0
             firsts = [u[0] - t0 for r in reports for u in r["ups"] if u]
             p50, p90, p100 = percentile_times(firsts, a.clients)
+            t_clients = max(r["started_mono"] for r in reports) - t0  # load generator start-up (imports, ...)
             rss_n_conn = rss_kb(apl.pid)
             log(f"all {a.clients} connected: 50% at {p50:.1f} s, 90% at {p90:.1f} s, 100% at {p100:.1f} s "
                 f"(seen at {t_all_seen:.1f} s); appliance RSS {rss_n_conn / 1024:.1f} MB, fds {fd_count(apl.pid)}")
@@ -444,19 +488,27 @@ def main() -> None:
             api_before = connected_on_appliance(c, h)
             before = gens.read()
             connects_before = gens.total(before, "connects")
+            log0 = change_log_rows(data)
             ticks0, _ = proc_stat(apl.pid)
+            gticks0, mticks0 = sum(_ticks(p.pid) for p in gens.procs), machine_ticks()[0]
             w0 = time.monotonic()
-            rss_samples, conn_min = [], a.clients
+            rss_samples, conn_min, cpu_5s, last5 = [], a.clients, [], (w0, ticks0)
             log(f"holding {a.hold:.0f} s (appliance reports {api_before} jump clients connected)")
             while time.monotonic() - w0 < a.hold:
                 time.sleep(1)
                 rss_samples.append(rss_kb(apl.pid))
                 conn_min = min(conn_min, gens.total(gens.read(), "connected"))
+                if time.monotonic() - last5[0] >= 5:
+                    now_t, now_ticks = time.monotonic(), _ticks(apl.pid)
+                    cpu_5s.append((now_t - w0, (now_ticks - last5[1]) / CLK_TCK / (now_t - last5[0]) * 100))
+                    last5 = (now_t, now_ticks)
                 if apl.proc.poll() is not None:
                     raise SystemExit("the appliance exited during the hold")
             ticks1, _ = proc_stat(apl.pid)
+            gticks1, mticks1 = sum(_ticks(p.pid) for p in gens.procs), machine_ticks()[0]
             window = time.monotonic() - w0
             after = gens.read()
+            log1 = change_log_rows(data)
             api_after = connected_on_appliance(c, h)
             gen_rss = [r.get("rss_kb", 0) for r in after]
     finally:
@@ -465,6 +517,8 @@ def main() -> None:
         if apl:
             apl.stop()
     cpu = (ticks1 - ticks0) / CLK_TCK / window * 100
+    gcpu = (gticks1 - gticks0) / CLK_TCK / window * 100
+    others = max(0.0, (mticks1 - mticks0) / CLK_TCK / window * 100 - cpu - gcpu)
     rss_n = rss_samples[-1]
     per_client = (rss_n - rss0) / a.clients
     gen_connected = gens.total(after, "connected")
@@ -474,15 +528,24 @@ def main() -> None:
     print(f"clients connected: {gen_connected} (load generators), {api_after} (appliance /api/site/information); "
           f"lowest during the hold {conn_min}; reconnections during the hold "
           f"{gens.total(after, 'connects') - connects_before}")
-    print(f"time to connect all: {p100:.1f} s (50% {p50:.1f} s, 90% {p90:.1f} s); theoretical floor N/rate "
-          f"{a.clients / a.rate:.1f} s")
+    first = "all at once" if not a.ramp else f"spread over {a.ramp:.0f} s"
+    print(f"time to connect all: {p100:.1f} s (50% {p50:.1f} s, 90% {p90:.1f} s) from starting the load generators "
+          f"({t_clients:.1f} s of it their start-up), first attempts {first}, "
+          f"at most {a.max_opening or 'unlimited'} attempts in flight per load generator; "
+          f"theoretical floor N/rate {a.clients / a.rate:.1f} s")
     print(f"appliance RSS: baseline (same process, 0 clients) {rss0 / 1024:.1f} MB; with {a.clients} clients "
           f"{rss_n / 1024:.1f} MB (max in window {max(rss_samples) / 1024:.1f} MB, right after connecting "
           f"{rss_n_conn / 1024:.1f} MB)")
     print(f"RSS per client: {per_client:.1f} KB vs target {TARGET_KB} KB -> ratio {per_client / TARGET_KB:.2f} "
           f"(<= 1.00 meets the target); RSS at N / RSS at 0 = {rss_n / rss0:.2f}x")
     print(f"appliance CPU at steady state: {cpu:.1f}% of one core over {window:.0f} s "
-          f"({a.clients / a.heartbeat:.0f} pings/s expected)")
+          f"({a.clients / a.heartbeat:.0f} pings/s expected); meanwhile load generators {gcpu:.1f}%, "
+          f"other processes on the machine {others:.1f}%")
+    peak_t, peak = max(cpu_5s, key=lambda x: x[1]) if cpu_5s else (0, 0)
+    quiet = sorted(x[1] for x in cpu_5s)[len(cpu_5s) // 2] if cpu_5s else 0
+    busy = [x for x in cpu_5s if x[1] > quiet + 20]
+    print(f"  5 s samples: median {quiet:.0f}%, busiest {peak:.0f}% at +{peak_t:.0f} s, {5 * len(busy)} s above "
+          f"median + 20; site change_log grew by {log1 - log0} rows during the window (last-seen writes)")
     print(f"load generators: RSS {', '.join(f'{k / 1024:.0f}' for k in gen_rss)} MB "
           f"({sum(gen_rss) / max(1, gen_connected):.1f} KB per client, client side)")
     if not a.keep and not a.workdir:

@@ -135,3 +135,15 @@ def api_token(c: httpx.Client, client_id: str, secret: str) -> str:
                                          "client_secret": secret})
     assert r.status_code == 200, r.text
     return r.json()["access_token"]
+
+
+def wait_for(pred, timeout: float = 30, every: float = 0.1, what: str = "condition"):
+    """Poll ``pred`` until it returns something true (returned), or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(every)

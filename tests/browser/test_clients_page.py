@@ -7,25 +7,13 @@ from __future__ import annotations
 
 import shlex
 import subprocess
-import time
 
 import httpx
 import pytest
 
-from tests.helpers import BIN, NEW_SITE_PASSWORD
+from tests.helpers import BIN, NEW_SITE_PASSWORD, wait_for
 
 JUMP = str(BIN / "tether-jump")
-
-
-def _wait(pred, timeout: float = 30, every: float = 0.3, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(every)
 
 
 def _row(page, table: str, name: str):
@@ -107,7 +95,7 @@ def test_deploy_watch_and_revoke_a_jump_client_from_the_page(page, ready_site, t
             row = _row(page, "jump-clients", "web-01")
             return row.count() == 1 and row.locator(".status").inner_text() == "online"
 
-        _wait(online, what="the jump client online on the page")
+        wait_for(online, what="the jump client online on the page")
         row = _row(page, "jump-clients", "web-01")
         cells = [x.strip() for x in row.locator("td").all_inner_texts()]
         assert cells[1]  # the host name the client reports
@@ -130,7 +118,7 @@ def test_deploy_watch_and_revoke_a_jump_client_from_the_page(page, ready_site, t
             r = _row(page, "jump-clients", "web-01")
             return r.locator(".status").inner_text() == "offline"
 
-        _wait(offline, what="the jump client offline on the page")
+        wait_for(offline, what="the jump client offline on the page")
         row = _row(page, "jump-clients", "web-01")
         assert row.locator(".identity").inner_text() == "revoked"
         assert row.locator("details").count() == 0  # nothing left to revoke

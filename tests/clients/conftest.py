@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.helpers import BIN
+from tests.helpers import BIN, wait_for  # noqa: F401  (re-exported for the client tests)
 
 JUMP = str(BIN / "tether-jump")
 JUMPOINT = str(BIN / "tether-jumpoint")
@@ -25,17 +24,6 @@ SITE_HOST = "support.tether.test"
 def ok(r: httpx.Response, status: int = 200):
     assert r.status_code == status, r.text
     return r.json() if r.content else None
-
-
-def wait_for(pred, timeout: float = 30, every: float = 0.1, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(every)
 
 
 @dataclass

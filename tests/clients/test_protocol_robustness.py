@@ -7,7 +7,9 @@ beside them stays connected throughout."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import random
 
 import httpx
@@ -65,7 +67,6 @@ def test_bad_frames_and_identities_are_refused_clearly(ready_site, clients: Clie
     # a real jump client stays connected beside all of this
     port = httpx.URL(a.url).port
     clients.hosts.point("127.0.0.1")
-    pin = ok(c.get("/api/clients", headers=h))["pin"]
     clients.install("jump", port, clients.deploy(c, h, "jump")["token"], "steady")
     steady = clients.run("jump", "steady")
     wait_for(lambda: online(c, h, "jump", "steady"))
@@ -100,7 +101,12 @@ def test_bad_frames_and_identities_are_refused_clearly(ready_site, clients: Clie
     refused([hello(role="jumpoint", client_id=ident["client_id"], secret=ident["secret"])], 4401, "unauthorized",
             "belongs to a jump")
     refused(["x" * (70 * 1024)], 4400, "too_large")
-    refused(["x" * (2 * 1024 * 1024)], 1009, None)  # above the WebSocket layer's limit
+    # a frame announcing 2 MiB, above the WebSocket layer's limit: refused from its header (1009)
+    with raw.open() as ws:
+        ws.socket.sendall(bytes([0x81, 0xFF]) + (2 * 1024 * 1024).to_bytes(8, "big") + os.urandom(4) + b"x" * 64)
+        with pytest.raises(ConnectionClosed) as e:
+            ws.recv(timeout=10)
+        assert e.value.rcvd is not None and e.value.rcvd.code == 1009
     # after a good hello
     got = refused([good_hello, json.dumps({"type": "teleport"})], 4400, "unknown_type")
     assert got[0]["type"] == "welcome" and got[0]["name"] == "raw"
@@ -142,22 +148,36 @@ def test_bad_frames_and_identities_are_refused_clearly(ready_site, clients: Clie
     refused([dave, json.dumps({"type": "tunnel.open", "id": 1, "jumpoint": "x", "host": "h", "port": 70000})],
             4400, "bad_frame")
 
-    # seeded random frames: each answered or ignored, never a crash or a hang
+    # seeded random frames on as few connections as they allow: each answered or ignored (the
+    # connection then still answers a ping), or refused with 4400; never a crash or a hang
     rng = random.Random(20261126)
     types = ["ping", "close", "list", "shell.open", "tunnel.open", "resize", "channel.opened", "channel.failed",
              "hello", "welcome", "", None, 5]
     values = [None, 0, -1, 2**40, "x", "", [], {}, True, 1.5, "a" * 300]
-    for i in range(150):
+    ws, closes, answered, stack = None, 0, 0, contextlib.ExitStack()
+    for i in range(200):
+        if ws is None:
+            ws = stack.enter_context(raw.open())
+            ws.send(good_hello)
+            assert json.loads(ws.recv(timeout=10))["type"] == "welcome"
         frame = {"type": rng.choice(types)}
         for key in rng.sample(["id", "channel", "target", "cols", "rows", "host", "port", "jumpoint", "reason"],
                               rng.randint(0, 4)):
             frame[key] = rng.choice(values)
         blob = json.dumps(frame) if rng.random() < 0.8 else bytes(rng.randrange(256) for _ in range(rng.randint(0, 9)))
-        got, closed = raw.exchange(good_hello, blob)
-        assert got and got[0]["type"] == "welcome", (frame, got)
-        assert closed in (None, 4400), (frame, got, closed)
-        if closed is None:
-            assert got[-1] == {"type": "pong"}, (frame, got)
+        try:
+            ws.send(blob)
+            ws.send(PING)
+            while (msg := json.loads(ws.recv(timeout=10))) != {"type": "pong"}:
+                assert msg["type"] in ("error", "close"), (frame, msg)
+            answered += 1
+        except ConnectionClosed as e:
+            assert e.rcvd is not None and e.rcvd.code == 4400, (frame, e)
+            closes += 1
+            stack.close()
+            ws = None
+    stack.close()
+    assert closes > 20 and answered > 5, (closes, answered)  # both paths were exercised
 
     # revoked: refused with its own code
     ok(c.post("/api/clients/jump/raw/revoke", headers=h))

@@ -74,9 +74,16 @@ class Directory:
             return [_public_deployment(dict(r)) for r in rows.mappings()]
 
     def delete_deployment(self, dep_id: str) -> None:
+        """Withdraw an unused deployment; a used one stays as the record of its installation."""
+        d = C.client_deployments
         with self.engine.begin() as c:
-            if not c.execute(C.client_deployments.delete().where(C.client_deployments.c.id == dep_id)).rowcount:
+            row = c.execute(sa.select(d.c.used_at).where(d.c.id == dep_id)).first()
+            if row is None:
                 raise NotFound(f"no deployment {dep_id!r}")
+            if row[0] is not None:
+                raise Conflict(f"deployment {dep_id} was used; it stays as the record of that installation",
+                               hint="revoke the client it installed instead")
+            c.execute(d.delete().where(d.c.id == dep_id))
 
     def redeem(self, token: str, kind: str, hostname: str, os_name: str, public_ip: str | None) -> dict:
         """Register a client with a one-time installer token; a token works once, before it expires."""

@@ -3,20 +3,25 @@ jump clients in one process, on uvloop. It owns only the harness around
 them: reading a JSON file of identities, starting one unmodified
 ``AgentClient`` (agent.py: backoff with jitter, ``busy``/``retry_after``,
 heartbeats) per identity, watching when each one becomes connected, and
-reporting it. It adds nothing to the protocol and changes no client logic.
+reporting it. It adds nothing to the protocol and changes no client logic;
+it only bounds how many connection attempts are in flight at once in the
+process (``--max-opening``), because here thousands of clients share one CPU.
 
     python -m tether.clients.loadgen --site HOST:PORT --pin sha256/... \\
-        --identities ids.json --start 0 --count 3750 [--report-file F] [--interval 0.5]
+        --identities ids.json --start 0 --count 3750 [--report-file F] [--interval 0.5] \\
+        [--ramp SECONDS] [--max-opening 50] [--duration 3600]
 
 ``ids.json`` is a JSON list of ``{"client_id", "secret", "name"}`` (the
 benchmarks in bench/ write it while seeding the site database). The clients
-``start .. start+count-1`` are run.
+``start .. start+count-1`` are run. ``--max-opening`` bounds the connection
+attempts in flight at once in this process (see ``LoadGen._gated_open``);
+``--ramp`` spreads the clients' first attempts (default: all at once).
 
 Progress goes to stdout, one line per interval; ``--report-file`` is
 rewritten atomically each interval with a JSON object::
 
     {"pid", "start", "count", "started_mono", "started_wall", "t_mono", "t_wall",
-     "connected", "connects", "disconnects", "ever_connected",
+     "connected", "connects", "disconnects", "ever_connected", "opening",
      "log": {"<message kind>": n},            # the clients' warnings, counted
      "rss_kb",                                 # this process
      "ups": [[t, ...], ...],                   # per client: monotonic times it became connected
@@ -34,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -46,9 +52,7 @@ import time
 from pathlib import Path
 
 from .agent import AgentClient, Identity
-from .transport import split_site
-
-log = logging.getLogger("tether.loadgen")
+from .transport import Site, split_site
 
 
 class _Tally(logging.Handler):
@@ -92,9 +96,14 @@ class _Watched(asyncio.Event):
 
 
 class LoadGen:
-    def __init__(self, host: str, port: int, pin: str, idents: list[dict], seed: int, keep: int = 8):
+    """The clients of one process and what was seen of them (``ups``: when each became connected)."""
+
+    def __init__(self, host: str, port: int, pin: str, idents: list[dict], seed: int, keep: int = 8,
+                 max_opening: int = 0):
         self.rng = random.Random(seed)  # one generator for all (a Mersenne Twister state is ~2.5 KB)
         self.keep = keep
+        self.opening = asyncio.Semaphore(max_opening) if max_opening > 0 else None
+        self.in_open = 0
         self.clients: list[AgentClient] = []
         self.ups: list[list[float]] = [[] for _ in idents]
         self.downs = [0] * len(idents)
@@ -106,7 +115,22 @@ class LoadGen:
                              name=d["name"], trust={"pin": pin})
             c = AgentClient(ident, rng=self.rng, hostname=d.get("hostname") or d["name"])
             c.connected = _Watched(self, i)
+            if self.opening is not None:
+                c.site.open = functools.partial(self._gated_open, c.site)
             self.clients.append(c)
+
+    async def _gated_open(self, site: Site, hello: dict, open_timeout: float = 15.0):
+        """``Site.open`` itself, at most ``max_opening`` at a time in this process. Thousands of clients share
+        this process's one CPU, where in the field each has its own: without the gate a storm of attempts
+        slows every handshake in the process past the clients' 15 s opening timeout and nothing connects (the
+        load generator, not the appliance, is then what is measured). The wait comes before the attempt, as
+        on a slow machine; the attempt and its timeout are the client's own."""
+        async with self.opening:
+            self.in_open += 1
+            try:
+                return await Site.open(site, hello, open_timeout)
+            finally:
+                self.in_open -= 1
 
     def up(self, i: int) -> None:
         ups = self.ups[i]
@@ -163,7 +187,8 @@ async def run(a: argparse.Namespace, tally: _Tally) -> int:
         print(f"loadgen: {len(idents)} clients need more than the {limit} file descriptors this process may "
               "open; run several processes", file=sys.stderr)
         return 2
-    gen = LoadGen(host, port, a.pin, idents, seed=a.seed * 1_000_003 + a.start, keep=a.keep)
+    gen = LoadGen(host, port, a.pin, idents, seed=a.seed * 1_000_003 + a.start, keep=a.keep,
+                  max_opening=a.max_opening)
     loop = asyncio.get_running_loop()
     done = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -190,13 +215,14 @@ async def run(a: argparse.Namespace, tally: _Tally) -> int:
         doc = {"pid": os.getpid(), "start": a.start, "count": len(idents), "started_mono": started_mono,
                "started_wall": started_wall, "t_mono": now, "t_wall": time.time(), "final": final,
                "connected": gen.connected, "connects": gen.connects, "disconnects": gen.disconnects,
-               "ever_connected": ever, "log": dict(tally.counts), "rss_kb": _rss_kb()}
+               "ever_connected": ever, "opening": gen.in_open, "log": dict(tally.counts), "rss_kb": _rss_kb()}
         if a.report_file:
             _write_atomic(Path(a.report_file), json.dumps({**doc, "ups": gen.ups, "downs": gen.downs},
                                                           separators=(",", ":")))
         if not a.quiet or final:
             print(f"loadgen[{a.start}+{len(idents)}] t={now - started_mono:7.1f}s connected={gen.connected} "
-                  f"ever={ever} connects={gen.connects} disconnects={gen.disconnects} rss={doc['rss_kb'] // 1024}MB",
+                  f"ever={ever} connects={gen.connects} disconnects={gen.disconnects} opening={gen.in_open} "
+                  f"rss={doc['rss_kb'] // 1024}MB",
                   flush=True)
 
     launcher = asyncio.ensure_future(launch())
@@ -233,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ramp", type=float, default=0.0, help="spread the clients' first attempts over this many "
                                                             "seconds (default: all at once)")
     ap.add_argument("--duration", type=float, default=3600.0, help="stop by itself after this many seconds")
+    ap.add_argument("--max-opening", type=int, default=50,
+                    help="connection attempts in flight at once in this process (0: no limit)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--keep", type=int, default=8, help="connection times kept per client")
     ap.add_argument("--quiet", action="store_true", help="print only the final line")

@@ -19,7 +19,7 @@ from .site_api import (NewApiAccount, NewUser, create_api_account, create_user, 
 
 FACE = Face("/login", "/login", auth.SITE_COOKIE, (
     ("/login/status", "Status"), ("/login/users", "Users"), ("/login/api-accounts", "API accounts"),
-    ("/login/audit", "Audit log"), ("/login/config", "Configuration"), ("/login/history/sessions", "History"),
+    ("/login/audit", "Audit log"), ("/login/config", "Configuration"), ("/login/clients", "Jump clients"), ("/login/history/sessions", "History"),
     ("/login/software", "Software")))
 
 router = APIRouter()

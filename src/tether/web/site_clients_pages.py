@@ -19,7 +19,7 @@ import time
 from fastapi import APIRouter, Request
 
 from tether.clients.directory import DEFAULT_TTL, MAX_TTL
-from tether.core.errors import Conflict, Invalid, NotFound, TetherError
+from tether.core.errors import Invalid, NotFound, TetherError
 from tether.core.validate import parse_model
 from tether.site import permissions as P
 from tether.site import resources as R
@@ -149,12 +149,7 @@ async def deployment_withdraw(request: Request, dep_id: str):
     async def h(p):
         p.require(P.CONFIG_WRITE)
         try:
-            dep = next((d for d in list_deployments(request, p) if d["id"] == dep_id), None)
-            if dep is None:
-                raise NotFound(f"no deployment {dep_id!r}", hint="it may have been withdrawn already")
-            if dep["used_at"] is not None:
-                raise Conflict(f"deployment {dep_id} was used; it stays as the record of the installation")
-            delete_deployment(request, dep_id, p)  # as DELETE /api/clients/deployments/<id>
+            delete_deployment(request, dep_id, p)  # as DELETE /api/clients/deployments/<id> (used ones refused)
         except TetherError as exc:
             if exc.status in (401, 403):
                 raise

@@ -182,20 +182,21 @@ class Directory:
             raise NotFound(f"no jumpoint {name!r}")
         return dict(row)
 
-    def seen(self, kind: str, name: str, when: float, hostname: str | None = None, os_name: str | None = None,
-             public_ip: str | None = None) -> None:
-        """Record a jump client's last-seen time (and what it reported about itself)."""
-        if kind != "jump":
-            return
-        values: dict = {"last_seen_at": when}
-        if hostname:
-            values["hostname"] = hostname[:253]
-        if os_name:
-            values["os"] = os_name[:64]
-        if public_ip:
-            values["public_ip"] = public_ip
+    def seen_many(self, seen: dict[tuple[str, str], tuple]) -> None:
+        """Record jump clients' last-seen times (and what they reported about themselves) in one
+        transaction: ``{(kind, name): (when, hostname, os, public_ip)}``."""
         with self.engine.begin() as c:
-            c.execute(T.jump_clients.update().where(T.jump_clients.c.name == name).values(**values))
+            for (kind, name), (when, hostname, os_name, public_ip) in seen.items():
+                if kind != "jump":
+                    continue
+                values: dict = {"last_seen_at": when}
+                if hostname:
+                    values["hostname"] = hostname[:253]
+                if os_name:
+                    values["os"] = os_name[:64]
+                if public_ip:
+                    values["public_ip"] = public_ip
+                c.execute(T.jump_clients.update().where(T.jump_clients.c.name == name).values(**values))
 
     # --- what a representative may do ------------------------------------------------------------
     def rep_permissions(self, username: str) -> frozenset[str]:

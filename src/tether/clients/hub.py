@@ -466,7 +466,6 @@ class ClientHub:
             self._sweeper = self._loop.create_task(self._sweep_forever())
 
     async def _sweep_forever(self) -> None:
-        last_refresh = time.monotonic()
         while True:
             await asyncio.sleep(2.0)
             try:
@@ -475,11 +474,6 @@ class ClientHub:
                 silent = [p for p in (*self.agents.values(), *self.reps) if now - p.heard > 3 * hb]
                 for p in silent:
                     await self._kick(p, P.ProtocolError("timeout", f"no frame for {3 * hb} seconds", P.BAD_FRAME))
-                if now - last_refresh > 300:  # keep last-seen times of long-lived connections fresh
-                    last_refresh = now
-                    t = time.time()
-                    for key in self.agents:
-                        self._seen.setdefault(key, (t, None, None, None))
                 await self._flush_seen()
             except asyncio.CancelledError:
                 raise
@@ -493,12 +487,8 @@ class ClientHub:
         site = self._site()
         if site is None:
             return
-        directory = Directory(site.engine)
-
-        def write():
-            for (kind, name), (when, hostname, os_name, ip) in seen.items():
-                directory.seen(kind, name, when, hostname, os_name, ip)
-        await asyncio.to_thread(write)
+        # connects and disconnects only (an online client's last-seen is "now"), in one transaction
+        await asyncio.to_thread(Directory(site.engine).seen_many, seen)
 
     # --- called by the web layer, from any thread ----------------------------------------------------
     def _soon(self, make) -> None:

@@ -242,6 +242,7 @@ class AgentClient:
         self.connected = asyncio.Event()
         self.connects = 0
         self.last_error: str | None = None
+        self._retry_hint: float | None = None  # retry_after of the site's last error frame
         self._stop = False
 
     def stop(self) -> None:
@@ -275,8 +276,9 @@ class AgentClient:
                 if e.code in FATAL:
                     log.error("%s; not reconnecting", self.last_error)
                     return e.code
-                if e.code == "busy" and e.retry_after is not None:
+                if e.retry_after is not None:  # busy (CL-04), or a planned stop: the site says when
                     delay = float(e.retry_after) * (1 + 0.5 * self.rng.random())
+                    self.backoff.reset()  # and if it is not back by then, start again from short waits
                 log.warning("%s", self.last_error)
             except (UntrustedCertificate, OSError, WebSocketException, asyncio.TimeoutError, P.ProtocolError) as e:
                 self.last_error = describe(e)
@@ -296,6 +298,7 @@ class AgentClient:
                  "hostname": self.hostname, "os": platform.system().lower()}
         ws, welcome, address = await self.site.open(hello)
         self.ws = ws
+        self._retry_hint = None
         self.connects += 1
         self.backoff.reset() if self.connects == 1 else None
         heartbeat = float(welcome.get("heartbeat") or 30)
@@ -313,7 +316,8 @@ class AgentClient:
                     if w is not None:
                         w.input(payload)
         except ConnectionClosed as e:
-            frame = {"code": "closed", "message": f"connection closed ({e.rcvd.code if e.rcvd else 'no close frame'})"}
+            frame = {"code": "closed", "message": f"connection closed ({e.rcvd.code if e.rcvd else 'no close frame'})",
+                     "retry_after": self._retry_hint}
             if e.rcvd and e.rcvd.code == P.REVOKED:
                 frame = {"code": "revoked", "message": "this client's identity was revoked"}
             raise Refused(frame, e.rcvd.code if e.rcvd else None) from None
@@ -337,6 +341,7 @@ class AgentClient:
             return
         if t == "error":
             log.warning("site says: %s: %s", f.get("code"), f.get("message"))
+            self._retry_hint = f.get("retry_after") if isinstance(f.get("retry_after"), (int, float)) else None
             return
         cid = P.int_field(f, "channel", 0, 2**32 - 1)
         if t == "close":

@@ -27,7 +27,8 @@ from .recording import AsciicastRecorder
 log = logging.getLogger("tether.clients")
 
 SETTINGS_TTL = 2.0  # seconds between reads of the Jump client settings
-ACK_TIMEOUT = 15.0  # a jump client or jumpoint must answer shell.open / tunnel.open within this
+ACK_TIMEOUT = 15.0
+SHUTDOWN_RETRY = 1.0  # seconds a client is told to wait before reconnecting after a planned stop  # a jump client or jumpoint must answer shell.open / tunnel.open within this
 
 
 class Link(Protocol):
@@ -524,8 +525,10 @@ class ClientHub:
     async def close(self) -> None:
         if self._sweeper:
             self._sweeper.cancel()
-        for peer in [*self.agents.values(), *self.reps]:
-            await self._kick(peer, P.ProtocolError("shutdown", "the appliance is shutting down", 1001))
+        # all at once, each told to come back soon (a restart takes seconds), not after a long backoff
+        await asyncio.gather(*(self._kick(peer, P.ProtocolError(
+            "shutdown", "the appliance is shutting down", 1001, retry_after=SHUTDOWN_RETRY))
+            for peer in [*self.agents.values(), *self.reps]))
         await self._flush_seen()
 
 

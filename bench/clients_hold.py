@@ -31,7 +31,6 @@ import hashlib
 import json
 import math
 import os
-import resource
 import secrets
 import shutil
 import signal
@@ -45,6 +44,8 @@ from pathlib import Path
 
 import httpx
 
+from tether.clients.loadgen import raise_fd_limit
+
 BIN = Path(sys.executable).parent
 PYTHON = sys.executable
 TARGET_KB = 64  # PERF-07: at most 64 KB of appliance memory per connected client
@@ -53,13 +54,12 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
 
-def raise_fd_limit() -> int:
-    """Soft file-descriptor limit up to the hard limit (inherited by every process started from here)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        soft = hard
-    return soft
+def finish_workdir(a, work: Path) -> None:
+    """Remove the work directory unless it was asked for (--keep / --workdir)."""
+    if not a.keep and not a.workdir:
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        print(f"work directory kept: {work}")
 
 
 def _preexec() -> None:
@@ -548,10 +548,7 @@ def main() -> None:
           f"median + 20; site change_log grew by {log1 - log0} rows during the window (last-seen writes)")
     print(f"load generators: RSS {', '.join(f'{k / 1024:.0f}' for k in gen_rss)} MB "
           f"({sum(gen_rss) / max(1, gen_connected):.1f} KB per client, client side)")
-    if not a.keep and not a.workdir:
-        shutil.rmtree(work, ignore_errors=True)
-    else:
-        print(f"work directory kept: {work}")
+    finish_workdir(a, work)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import shutil
 import signal
 import sys
 import tempfile
@@ -37,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from clients_hold import (CLK_TCK, Appliance, LoadGens, _ticks, connected_on_appliance, exit_on_signals,  # noqa: E402
                           log, machine_ticks, make_site, percentile_times, raise_fd_limit, seed_clients,
-                          set_jump_settings, site_admin, wait_all_connected)
+                          finish_workdir, set_jump_settings, site_admin, wait_all_connected)
 
 TARGET_S = 10.0  # PERF-02: all jump clients connected again within 10 s of the appliance serving
 
@@ -136,10 +135,7 @@ def main() -> None:
           f"(of {os.cpu_count() * 100}%)")
     if early:
         print(f"note: {early} clients connected between the stop and the ready file (graceful shutdown window)")
-    if not a.keep and not a.workdir:
-        shutil.rmtree(work, ignore_errors=True)
-    else:
-        print(f"work directory kept: {work}")
+    finish_workdir(a, work)
 
 
 if __name__ == "__main__":

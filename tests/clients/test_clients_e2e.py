@@ -135,6 +135,11 @@ def test_deploy_connect_shell_tunnel_record_revoke(ready_site, clients: Clients,
     events = [json.loads(x) for x in lines[1:]]
     assert all(isinstance(t, float) and kind in ("o", "i", "r") for t, kind, _ in events)
     assert "marker-42" in "".join(d for _t, kind, d in events if kind == "o")
+    page = c.get(f"/login/history/session/{sh['lsid']}", headers=h)  # /login: the session with a download link
+    assert page.status_code == 200 and f'href="/login/history/recordings/{rec["id"]}"' in page.text
+    from_login = c.get(f"/login/history/recordings/{rec['id']}", headers=h)
+    assert from_login.status_code == 200 and from_login.content == cast.content
+    assert 'filename="recording-' in from_login.headers["content-disposition"]
     tun = next(s for s in sessions if s["kind"] == "tunnel")
     tdetail = ok(c.get(f"/api/reporting/sessions/{tun['lsid']}", headers=h))
     assert tdetail["customer_host"] == "127.0.0.1" and tdetail["events"][-1]["type"] == "session.end"

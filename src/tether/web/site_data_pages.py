@@ -11,6 +11,7 @@ import time
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
+from markupsafe import Markup
 from starlette.responses import FileResponse
 
 from tether.core.errors import Invalid, TetherError
@@ -314,10 +315,23 @@ async def session_page(request: Request, lsid: str):
         p.require(P.REPORTING)
         s = site_of(request).history.session(lsid)
         rows = [(_fmt(e["at"]), e["type"], e["actor"], _fmt(e["data"])) for e in s["events"]]
-        rows += [(_fmt(r["started_at"]), f"recording ({r['kind']})", quote(r["sha256"][:16]), f"{r['size']} bytes")
+        rows += [(_fmt(r["started_at"]), f"recording ({r['kind']})", quote(r["sha256"][:16]),
+                  Markup('<a href="/login/history/recordings/{}">download</a> ({} bytes)').format(r["id"], r["size"]))
                  for r in s["recordings"]]
         return render(request, FACE, "table.html", f"Session {lsid} — {s['rep']} / {s['customer_name']}",
                       csrf_token=p.csrf_token, rows=rows, headers=("When (UTC)", "Event", "Who", "Details"),
                       table_id="session-events")
     return await _page(request, h)
 
+
+@router.get("/login/history/recordings/{rec_id}")
+async def recording_download(request: Request, rec_id: int):
+    """A recording as stored (command shells: asciicast v2, playable with `asciinema play`)."""
+    async def h(p):
+        p.require(P.REPORTING)
+        site = site_of(request)
+        rec = site.history.recording(rec_id)
+        ext = "cast" if rec["kind"] == "command_shell" else "bin"
+        return FileResponse(site.recordings.path(rec["sha256"]), media_type="application/octet-stream",
+                            filename=f"recording-{rec_id}-{rec['kind']}.{ext}")
+    return await _page(request, h)

@@ -300,7 +300,8 @@ class AgentClient:
         self.ws = ws
         self._retry_hint = None
         self.connects += 1
-        self.backoff.reset() if self.connects == 1 else None
+        if self.connects == 1:
+            self.backoff.reset()
         heartbeat = float(welcome.get("heartbeat") or 30)
         log.info("connected to %s (%s) as %s %s", self.site.hostname, address, self.ident.kind, welcome.get("name"))
         self.connected.set()

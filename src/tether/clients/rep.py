@@ -111,8 +111,6 @@ class Console:
         fd = stdin.fileno()
         interactive = os.isatty(fd)
         saved = termios.tcgetattr(fd) if interactive else None
-        eof = asyncio.Event()
-
         def readable():
             try:
                 data = os.read(fd, 65536)
@@ -120,7 +118,6 @@ class Console:
                 data = b""
             if not data:
                 loop.remove_reader(fd)
-                eof.set()
                 if not interactive:  # end of piped input: end of input for the shell too (^D)
                     asyncio.ensure_future(self.send(cid, b"\x04"))
                 return

@@ -172,7 +172,3 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, Refused):
         return f"site refused: {exc.code}: {exc}"
     return f"{type(exc).__name__}: {exc}"
-
-
-def load_json(path: Path) -> dict:
-    return json.loads(path.read_text())

@@ -12,7 +12,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tether.clients.directory import DEFAULT_TTL, MAX_TTL, Directory
 from tether.clients.trust import pin_of_pem
-from tether.core.errors import NotFound
 from tether.site import permissions as P
 
 from .auth import client_ip
@@ -109,6 +108,4 @@ def delete_deployment(request: Request, dep_id: Annotated[str, Path(pattern=r"^[
 @router.post("/clients/{kind}/{name}/revoke", summary="Revoke a client's identity and disconnect it")
 def post_revoke(request: Request, kind: Kind, name: Annotated[str, Path(max_length=64)], p: Caller) -> dict:
     p.require(P.CONFIG_WRITE)
-    if not name:
-        raise NotFound("no client named ''")
     return revoke(request, p.name, kind, name)

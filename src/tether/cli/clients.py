@@ -17,19 +17,14 @@ from typing import Optional
 import typer
 from websockets.exceptions import WebSocketException
 
-from .agent import AgentClient, Identity, install
-from .rep import Console, RequestFailed
-from .transport import BACKOFF_CAP, Refused, Site, describe, split_site
-from .trust import UntrustedCertificate
+from tether.clients.agent import AgentClient, Identity, install
+from tether.clients.rep import Console, RequestFailed
+from tether.clients.transport import BACKOFF_CAP, Refused, Site, describe, split_site
+from tether.clients.trust import UntrustedCertificate
+
+from .output import fail
 
 HOSTS_HELP = "a hosts-format file consulted before DNS at every connection attempt (or TETHER_HOSTS_FILE)"
-
-
-def _fail(message: str, code: int = 1, hint: str | None = None) -> None:
-    typer.echo(f"Error: {message}", err=True)
-    if hint:
-        typer.echo(f"Try: {hint}", err=True)
-    raise typer.Exit(code)
 
 
 def _hosts(path: Optional[Path]) -> Optional[Path]:
@@ -62,16 +57,16 @@ def _agent_app(kind: str, label: str, default_state: str) -> typer.Typer:
         """Register with the site and keep the identity in the state directory."""
         _logging(None, False)
         if (state / "identity.json").exists():
-            _fail(f"{state} already holds an identity", 5, f"use another --state or remove {state}/identity.json")
+            fail(f"{state} already holds an identity", 5, f"use another --state or remove {state}/identity.json")
         try:
             ident = install(kind, site, token, state, cacert.read_text() if cacert else None, _hosts(hosts_file),
                             hostname)
         except ValueError as e:
-            _fail(str(e), 2)
+            fail(str(e), 2)
         except Refused as e:
-            _fail(f"the site refused the token: {e}", 3, "create a new deployment in /login")
+            fail(f"the site refused the token: {e}", 3, "create a new deployment in /login")
         except (UntrustedCertificate, ssl.SSLError, OSError) as e:
-            _fail(describe(e), 1, "check --site, and that the token is from this site")
+            fail(describe(e), 1, "check --site, and that the token is from this site")
         typer.echo(f"registered with {ident.site} as {kind} {ident.name!r}; identity in {state}/identity.json")
         typer.echo(f"start it with: tether-{'jump' if kind == 'jump' else 'jumpoint'} run --state {state}")
 
@@ -93,7 +88,7 @@ def _agent_app(kind: str, label: str, default_state: str) -> typer.Typer:
 
         why = asyncio.run(main())
         if why == "revoked":
-            _fail("the site revoked this client's identity", 3, "deploy the client again with a new token")
+            fail("the site revoked this client's identity", 3, "deploy the client again with a new token")
 
     @app.command("status")
     def status_cmd(state: Path = state_opt):
@@ -133,7 +128,7 @@ def rep_main(site: str = typer.Option(..., help="the site's hostname[:port]"),
     """Give the site and how to trust it (--pin or --cacert); the password is read from TETHER_PASSWORD
     or asked for."""
     if not pin and not cacert:
-        _fail("give the site's --pin or --cacert: the console never trusts an unknown certificate", 2,
+        fail("give the site's --pin or --cacert: the console never trusts an unknown certificate", 2,
               "copy the pin from /login > Jump clients, or the CA root of the site's certificate")
     trust = {"pin": pin} if pin else {"cacert": cacert.read_text()}
     host, port = split_site(site)
@@ -155,11 +150,11 @@ def _run_console(body) -> None:
     try:
         return asyncio.run(main())
     except RequestFailed as e:
-        _fail(str(e), 3 if e.code == "forbidden" else 4 if e.code in ("not_found", "offline") else 1)
+        fail(str(e), 3 if e.code == "forbidden" else 4 if e.code in ("not_found", "offline") else 1)
     except Refused as e:
-        _fail(f"the site refused the login: {e}", 3)
+        fail(f"the site refused the login: {e}", 3)
     except (UntrustedCertificate, ssl.SSLError, OSError, WebSocketException) as e:
-        _fail(describe(e), 1)
+        fail(describe(e), 1)
 
 
 @rep_app.command("list")
@@ -192,7 +187,7 @@ def rep_tunnel(jumpoint: str = typer.Argument(..., help="the jumpoint's name"),
     host, port = split_site(to, 0)
     lhost, lport = split_site(listen, 0)
     if not port:
-        _fail("--to: write HOST:PORT", 2)
+        fail("--to: write HOST:PORT", 2)
 
     def listening(addr):
         typer.echo(f"listening on {addr[0]}:{addr[1]} -> {jumpoint} -> {host}:{port}")

@@ -147,3 +147,9 @@ def wait_for(pred, timeout: float = 30, every: float = 0.1, what: str = "conditi
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(every)
+
+
+def ok(r: httpx.Response, status: int = 200):
+    """Assert the status (the body is the message when it differs); the JSON body, None when empty."""
+    assert r.status_code == status, r.text
+    return r.json() if r.content else None

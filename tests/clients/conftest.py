@@ -13,17 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import BIN, wait_for  # noqa: F401  (re-exported for the client tests)
+from tests.helpers import BIN, ok, wait_for  # noqa: F401  (re-exported for the client tests)
 
 JUMP = str(BIN / "tether-jump")
 JUMPOINT = str(BIN / "tether-jumpoint")
 REP = str(BIN / "tether-rep")
 SITE_HOST = "support.tether.test"
-
-
-def ok(r: httpx.Response, status: int = 200):
-    assert r.status_code == status, r.text
-    return r.json() if r.content else None
 
 
 @dataclass

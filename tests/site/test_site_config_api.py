@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.helpers import api_token, site_token
+from tests.helpers import api_token, ok, site_token
 
 LDAP = {"name": "corp-ldap", "kind": "ldap", "host": "ldap.example.com", "tls_mode": "ldaps",
         "bind_dn": "CN=tether,OU=svc,DC=example,DC=com", "bind_password": "Ldap-bind-secret-1",
@@ -19,40 +19,35 @@ KERBEROS = {"name": "krb", "kind": "kerberos", "realm": "EXAMPLE.COM", "keytab":
 SECRETS = ("Ldap-bind-secret-1", "Radius-shared-secret", "Webhook-hmac-secret-1", base64.b64encode(KEYTAB).decode()[:40])
 
 
-def _ok(r, status=200):
-    assert r.status_code == status, r.text
-    return r.json()
-
-
 @pytest.mark.pg
 @pytest.mark.req("SITE-01")
 def test_configuration_with_relations_round_trips(rs_site):
     c, h = rs_site.c, rs_site.sh
-    _ok(c.post("/api/users", headers=h, json={"username": "alice", "password": "Initial-pass-1"}), 201)
-    _ok(c.post("/api/config/teams", headers=h, json={"name": "Tier 1", "description": "first line",
+    ok(c.post("/api/users", headers=h, json={"username": "alice", "password": "Initial-pass-1"}), 201)
+    ok(c.post("/api/config/teams", headers=h, json={"name": "Tier 1", "description": "first line",
                                                        "members": [{"username": "alice", "role": "lead"}]}), 201)
-    assert _ok(c.get("/api/users/alice", headers=h))["teams"] == ["Tier 1"]
+    assert ok(c.get("/api/users/alice", headers=h))["teams"] == ["Tier 1"]
     for body in (LDAP, RADIUS, KERBEROS):
-        out = _ok(c.post("/api/config/security-providers", headers=h, json=body), 201)
+        out = ok(c.post("/api/config/security-providers", headers=h, json=body), 201)
         assert not any(s in str(out) for s in SECRETS)
-    ldap = _ok(c.get("/api/config/security-providers/corp-ldap", headers=h))
+    ldap = ok(c.get("/api/config/security-providers/corp-ldap", headers=h))
     assert ldap["bind_password_set"] and ldap["port"] == 636 and ldap["attr_username"] == "sAMAccountName"
-    assert _ok(c.get("/api/config/security-providers/krb", headers=h))["keytab_set"] is True
+    assert ok(c.get("/api/config/security-providers/krb", headers=h))["keytab_set"] is True
     # an edit that omits the secret keeps it (GET -> PUT round trip)
     ldap["timeout_seconds"] = 20
-    assert _ok(c.put("/api/config/security-providers/corp-ldap", headers=h, json=ldap))["bind_password_set"]
+    assert ok(c.put("/api/config/security-providers/corp-ldap", headers=h, json=ldap))["bind_password_set"]
     policy = {"name": "Helpdesk", "priority": 5, "permissions": ["session.start", "jump.use"],
               "members": [{"kind": "user", "username": "alice"}, {"kind": "team", "team": "Tier 1"},
                           {"kind": "provider_group", "provider": "corp-ldap", "group_name": "CN=Helpdesk"}]}
-    got = _ok(c.post("/api/config/group-policies", headers=h, json=policy), 201)
+    got = ok(c.post("/api/config/group-policies", headers=h, json=policy), 201)
     assert got["members"][2] == {"kind": "provider_group", "provider": "corp-ldap", "group_name": "CN=Helpdesk"}
-    _ok(c.post("/api/config/jumpoints", headers=h, json={"name": "dc-east", "hostname": "jp1.example.com",
+    ok(c.post("/api/config/jumpoints", headers=h, json={"name": "dc-east", "hostname": "jp1.example.com",
                                                            "allowed_networks": ["10.0.0.0/8"]}), 201)
-    _ok(c.post("/api/config/jump-client-groups", headers=h, json={"name": "servers", "jumpoint": "dc-east"}), 201)
-    _ok(c.post("/api/config/jump-clients", headers=h, json={"name": "web01", "hostname": "web01.example.com",
+    ok(c.post("/api/config/jump-client-groups", headers=h, json={"name": "servers", "jumpoint": "dc-east"}), 201)
+    ok(c.post("/api/config/jump-clients", headers=h, json={"name": "web01", "hostname": "web01.example.com",
                                                               "group_name": "servers", "public_ip": "192.0.2.7"}), 201)
-    _ok(c.post("/api/config/languages", headers=h, json={"name": "de-DE", "label": "Deutsch"}), 201)
-    _ok(c.post("/api/config/event-targets", headers=h, json={
+    ok(c.post("/api/config/languages", headers=h, json={"name": "de-DE", "label": "Deutsch"}), 201)
+    ok(c.post("/api/config/event-targets", headers=h, json={
         "name": "ops-mail", "kind": "email", "recipients": ["ops@example.com"], "event_types": ["backup.taken"]}), 201)
     # in use: refused, nothing deleted
     r = c.delete("/api/config/teams/Tier 1", headers=h)
@@ -61,25 +56,25 @@ def test_configuration_with_relations_round_trips(rs_site):
     assert r.status_code == 409
     # edit and delete
     policy["members"] = policy["members"][:1]
-    assert len(_ok(c.put("/api/config/group-policies/Helpdesk", headers=h, json=policy))["members"]) == 1
-    _ok(c.delete("/api/config/group-policies/Helpdesk", headers=h))
+    assert len(ok(c.put("/api/config/group-policies/Helpdesk", headers=h, json=policy))["members"]) == 1
+    ok(c.delete("/api/config/group-policies/Helpdesk", headers=h))
     assert c.get("/api/config/group-policies/Helpdesk", headers=h).status_code == 404
     # the change log holds every change in order, secrets travel (site DB), audit has none
-    changes = _ok(c.get("/api/changes?after=0&limit=10000", headers=h))
+    changes = ok(c.get("/api/changes?after=0&limit=10000", headers=h))
     seqs = [e["seq"] for e in changes["entries"]]
     assert seqs == sorted(seqs) and changes["last_seq"] == seqs[-1]
     tables = {e["tbl"] for e in changes["entries"]}
     assert {"teams", "team_members", "security_providers", "group_policy_members", "audit_log"} <= tables
     assert any(e["op"] == "delete" and e["tbl"] == "group_policies" for e in changes["entries"])
-    audit = str(_ok(c.get("/api/reporting/audit?limit=1000", headers=h)))
+    audit = str(ok(c.get("/api/reporting/audit?limit=1000", headers=h)))
     assert "config.security-providers.create" in audit and not any(s in audit for s in SECRETS)
 
 
 @pytest.mark.req("SITE-01")
 def test_bad_input_names_the_field_and_stores_nothing(rs_site):
     c, h = rs_site.c, rs_site.sh
-    _ok(c.post("/api/config/teams", headers=h, json={"name": "dupe"}), 201)
-    before = _ok(c.get("/api/changes?after=0&limit=10000", headers=h))["last_seq"]
+    ok(c.post("/api/config/teams", headers=h, json={"name": "dupe"}), 201)
+    before = ok(c.get("/api/changes?after=0&limit=10000", headers=h))["last_seq"]
     cases = [
         ("teams", {"description": "no name"}, 422, "name"),
         ("teams", {"name": "x", "members": [{"username": "nobody"}]}, 422, "members.0.username"),
@@ -121,51 +116,51 @@ def test_bad_input_names_the_field_and_stores_nothing(rs_site):
     r = c.post("/api/config/teams", headers={**h, "Content-Type": "application/json"}, content=b"[1, 2]")
     assert r.status_code == 422
     # nothing but audit entries was written by the refused requests
-    after = _ok(c.get(f"/api/changes?after={before}&limit=10000", headers=h))["entries"]
+    after = ok(c.get(f"/api/changes?after={before}&limit=10000", headers=h))["entries"]
     assert {e["tbl"] for e in after} <= {"audit_log"}
 
 
 @pytest.mark.req("SITE-01")
 def test_settings_sections_and_write_only_psk(rs_site):
     c, h = rs_site.c, rs_site.sh
-    assert _ok(c.get("/api/config/settings/jump-clients", headers=h))["connection_rate_per_second"] == 50
-    _ok(c.put("/api/config/settings/jump-clients", headers=h, json={"connection_rate_per_second": 300}))
-    sec = _ok(c.put("/api/config/settings/security", headers=h, json={"password_min_length": 14,
+    assert ok(c.get("/api/config/settings/jump-clients", headers=h))["connection_rate_per_second"] == 50
+    ok(c.put("/api/config/settings/jump-clients", headers=h, json={"connection_rate_per_second": 300}))
+    sec = ok(c.put("/api/config/settings/security", headers=h, json={"password_min_length": 14,
                                                                       "rep_allowed_networks": ["10.0.0.0/8"]}))
     assert sec["password_min_length"] == 14 and sec["lockout_threshold"] == 5
-    fo = _ok(c.put("/api/config/settings/failover", headers=h, json={
+    fo = ok(c.put("/api/config/settings/failover", headers=h, json={
         "enabled": True, "role": "primary", "peer_host": "backup.example.com", "primary_timeout_seconds": 30,
         "connectivity_test_ips": ["192.0.2.1"], "shared_ips": ["192.0.2.100"]}))
     assert fo["peer_host"] == "backup.example.com"
     psk = "p" * 40
-    assert _ok(c.put("/api/config/settings/inter-appliance-psk", headers=h, json={"psk": psk})) == {"psk_set": True}
-    assert _ok(c.get("/api/config/settings/inter-appliance-psk", headers=h)) == {"psk_set": True}
-    assert _ok(c.put("/api/config/settings/inter-appliance-psk", headers=h, json={"psk_set": True}))["psk_set"]
-    changes = str(_ok(c.get("/api/changes?after=0&limit=10000", headers=h)))
+    assert ok(c.put("/api/config/settings/inter-appliance-psk", headers=h, json={"psk": psk})) == {"psk_set": True}
+    assert ok(c.get("/api/config/settings/inter-appliance-psk", headers=h)) == {"psk_set": True}
+    assert ok(c.put("/api/config/settings/inter-appliance-psk", headers=h, json={"psk_set": True}))["psk_set"]
+    changes = str(ok(c.get("/api/changes?after=0&limit=10000", headers=h)))
     assert psk in changes  # in the site DB, so it travels with backups and sync (not sealed per appliance)
-    assert psk not in str(_ok(c.get("/api/reporting/audit?limit=1000", headers=h)))
+    assert psk not in str(ok(c.get("/api/reporting/audit?limit=1000", headers=h)))
 
 
 @pytest.mark.req("SITE-01", "SEC-01")
 def test_user_accounts_teams_enable_disable_last_login(rs_site):
     c, h = rs_site.c, rs_site.sh
-    _ok(c.post("/api/users", headers=h, json={"username": "dave", "password": "Initial-pass-1"}), 201)
-    _ok(c.post("/api/config/teams", headers=h, json={"name": "Tier 2"}), 201)
+    ok(c.post("/api/users", headers=h, json={"username": "dave", "password": "Initial-pass-1"}), 201)
+    ok(c.post("/api/config/teams", headers=h, json={"name": "Tier 2"}), 201)
     tok = site_token(c, "dave", "Initial-pass-1")
-    _ok(c.post("/api/session/password", headers={"Authorization": f"Bearer {tok}"},
+    ok(c.post("/api/session/password", headers={"Authorization": f"Bearer {tok}"},
                json={"current_password": "Initial-pass-1", "new_password": "Dave-pass-123"}))
-    u = _ok(c.get("/api/users/dave", headers=h))
+    u = ok(c.get("/api/users/dave", headers=h))
     assert u["last_login_at"] and u["enabled"] and u["teams"] == []
-    u = _ok(c.put("/api/users/dave", headers=h, json={"display_name": "Dave D", "email": "dave@example.com",
+    u = ok(c.put("/api/users/dave", headers=h, json={"display_name": "Dave D", "email": "dave@example.com",
                                                        "enabled": False, "teams": ["Tier 2"]}))
     assert u["teams"] == ["Tier 2"] and u["enabled"] is False
     assert c.get("/api/me", headers={"Authorization": f"Bearer {tok}"}).status_code == 401  # sessions ended
     assert c.post("/api/session", json={"username": "dave", "password": "Dave-pass-123"}).status_code == 401
-    assert _ok(c.get("/api/config/teams/Tier 2", headers=h))["members"] == [{"username": "dave", "role": "member"}]
+    assert ok(c.get("/api/config/teams/Tier 2", headers=h))["members"] == [{"username": "dave", "role": "member"}]
     assert c.put("/api/users/admin", headers=h, json={"display_name": "A", "enabled": False,
                                                        "is_admin": True}).status_code == 409
     assert c.delete("/api/users/admin", headers=h).status_code == 409
-    _ok(c.delete("/api/users/dave", headers=h))
+    ok(c.delete("/api/users/dave", headers=h))
     assert c.get("/api/config/teams/Tier 2", headers=h).json()["members"] == []
 
 
@@ -200,23 +195,23 @@ def _endpoints():
 @pytest.mark.req("SEC-05", "SITE-06")
 def test_every_site_data_endpoint_checks_its_permission(rs_site):
     c, h = rs_site.c, rs_site.sh
-    _ok(c.post("/api/users", headers=h, json={"username": "perm-target", "password": "Initial-pass-1"}), 201)
+    ok(c.post("/api/users", headers=h, json={"username": "perm-target", "password": "Initial-pass-1"}), 201)
     perms = ("backup", "command", "reporting", "config:read", "config:write", "users:manage")
     headers = {}
     for perm in perms:
-        acct = _ok(c.post("/api/api-accounts", headers=h, json={"name": f"scope-{perm.replace(':', '-')}",
+        acct = ok(c.post("/api/api-accounts", headers=h, json={"name": f"scope-{perm.replace(':', '-')}",
                                                                 "permissions": [perm]}), 201)
         headers[perm] = {"Authorization": f"Bearer {api_token(c, acct['client_id'], acct['client_secret'])}"}
     for method, path, body, needed in _endpoints():
         for perm in perms:
             if perm == needed:
                 continue
-            seq = _ok(c.get("/api/changes?limit=1", headers=h))["last_seq"]
+            seq = ok(c.get("/api/changes?limit=1", headers=h))["last_seq"]
             kw = {"content": body} if isinstance(body, bytes) else {"json": body}
             r = c.request(method, path, headers=headers[perm], **kw)
             assert r.status_code == 403 and needed in r.json()["message"], (perm, method, path, r.text)
             # nothing changed (the refusal writes no site data, not even an audit entry)
-            assert _ok(c.get("/api/changes?limit=1", headers=h))["last_seq"] == seq, (perm, method, path)
+            assert ok(c.get("/api/changes?limit=1", headers=h))["last_seq"] == seq, (perm, method, path)
         kw = {"content": body} if isinstance(body, bytes) else {"json": body}
         r = c.request(method, path, headers=headers[needed], **kw)
         assert r.status_code in (200, 201), (needed, method, path, r.text)
@@ -244,10 +239,10 @@ def test_each_site_data_endpoint_is_open_to_exactly_one_scope(rs_site):
     perms = ("backup", "command", "reporting", "config:read", "config:write", "users:manage")
     headers = {}
     for perm in perms:
-        acct = _ok(c.post("/api/api-accounts", headers=h, json={"name": f"one-{perm.replace(':', '-')}",
+        acct = ok(c.post("/api/api-accounts", headers=h, json={"name": f"one-{perm.replace(':', '-')}",
                                                                 "permissions": [perm]}), 201)
         headers[perm] = {"Authorization": f"Bearer {api_token(c, acct['client_id'], acct['client_secret'])}"}
-    seq = _ok(c.get("/api/changes?limit=1", headers=h))["last_seq"]
+    seq = ok(c.get("/api/changes?limit=1", headers=h))["last_seq"]
     allowed: dict = {}
 
     def probe(method, path, perm):
@@ -264,6 +259,6 @@ def test_each_site_data_endpoint_is_open_to_exactly_one_scope(rs_site):
     # the refused calls wrote nothing but audit entries of the allowed ones
     wrong = {k: v for k, v in allowed.items() if len(v) != 1}
     assert not wrong and len(allowed) == len(routes), wrong or set(routes) - set(allowed)
-    after = _ok(c.get(f"/api/changes?after={seq}&limit=10000", headers=h))["entries"]
+    after = ok(c.get(f"/api/changes?after={seq}&limit=10000", headers=h))["entries"]
     assert all(e["tbl"] in ("audit_log", "site_settings", "store_files") for e in after)
     c.delete("/api/files/perm-probe.bin", headers=h)

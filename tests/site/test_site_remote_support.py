@@ -9,12 +9,9 @@ import time
 
 import pytest
 
+from tests.helpers import ok
+
 PNG = b"\x89PNG\r\n\x1a\n" + os.urandom(300)
-
-
-def _ok(r, status=200):
-    assert r.status_code == status, r.text
-    return r.json()
 
 
 def _chunks(total: int, seed: bytes):
@@ -30,12 +27,12 @@ def _chunks(total: int, seed: bytes):
 @pytest.mark.req("SITE-02")
 def test_remote_support_configuration(rs_site):
     c, h = rs_site.c, rs_site.sh
-    _ok(c.post("/api/config/teams", headers=h, json={"name": "Front desk"}), 201)
-    _ok(c.post("/api/config/canned-messages", headers=h, json={
+    ok(c.post("/api/config/teams", headers=h, json={"name": "Front desk"}), 201)
+    ok(c.post("/api/config/canned-messages", headers=h, json={
         "name": "greeting", "category": "Openers", "body": "Hello, I am {rep}.", "team": "Front desk"}), 201)
     r = c.post("/api/config/canned-messages", headers=h, json={"name": "x", "body": "b", "team": "ghost"})
     assert r.status_code == 422 and r.json()["field"] == "team"
-    survey = _ok(c.post("/api/config/exit-surveys", headers=h, json={
+    survey = ok(c.post("/api/config/exit-surveys", headers=h, json={
         "name": "customer-exit", "title": "How did we do?", "questions": [
             {"kind": "rating", "text": "Overall satisfaction", "required": True},
             {"kind": "choice", "text": "Was your issue solved?", "choices": ["yes", "no", "partly"]},
@@ -44,21 +41,21 @@ def test_remote_support_configuration(rs_site):
     r = c.post("/api/config/exit-surveys", headers=h, json={"name": "s2", "title": "t", "questions": [
         {"kind": "choice", "text": "pick", "choices": ["only"]}]})
     assert r.status_code == 422 and r.json()["field"].startswith("questions.0")
-    portal = _ok(c.put("/api/config/settings/public-portal", headers=h, json={
+    portal = ok(c.put("/api/config/settings/public-portal", headers=h, json={
         "title": "Acme Support", "issue_categories": ["Printing", "E-mail"], "require_issue": True}))
     assert portal["issue_categories"] == ["Printing", "E-mail"]
-    _ok(c.put("/api/config/settings/branding", headers=h, json={"company_name": "Acme", "greeting": "Hi there"}))
+    ok(c.put("/api/config/settings/branding", headers=h, json={"company_name": "Acme", "greeting": "Hi there"}))
     assert c.put("/api/config/settings/branding", headers=h, json={"accent_color": "red"}).json()["field"] \
         == "accent_color"
-    _ok(c.put("/api/config/branding/logo", headers=h, content=PNG))
+    ok(c.put("/api/config/branding/logo", headers=h, content=PNG))
     r = c.get("/api/config/branding/logo", headers=h)
     assert r.content == PNG and r.headers["content-type"] == "image/png"
     r = c.put("/api/config/branding/logo", headers=h, content=b"<svg/>")
     assert r.status_code == 422 and r.json()["field"] == "logo"
     # presentations are created and scheduled, with a file from the store
-    _ok(c.put("/api/files/deck.pdf", headers=h, content=b"%PDF-1.7 deck"))
+    ok(c.put("/api/files/deck.pdf", headers=h, content=b"%PDF-1.7 deck"))
     when = time.time() + 86400
-    p = _ok(c.post("/api/config/presentations", headers=h, json={
+    p = ok(c.post("/api/config/presentations", headers=h, json={
         "name": "onboarding", "title": "Onboarding", "presenter": "admin", "scheduled_at": when,
         "status": "scheduled", "attendees": ["new@example.com"], "file": "deck.pdf"}), 201)
     assert p["scheduled_at"] == when and p["status"] == "scheduled"
@@ -77,7 +74,7 @@ def test_file_store_streams_any_size_to_disk_content_addressed(rs_site):
     for chunk in _chunks(size, b"big"):
         expected.update(chunk)
     sha = expected.hexdigest()
-    row = _ok(c.put("/api/files/big.bin?description=install%20media", headers=h, content=_chunks(size, b"big")))
+    row = ok(c.put("/api/files/big.bin?description=install%20media", headers=h, content=_chunks(size, b"big")))
     assert row["size"] == size and row["sha256"] == sha and row["uploaded_by"] == "admin"
     blob = rs_site.proc.data / "site" / "files" / sha[:2] / sha[2:4] / sha
     assert blob.stat().st_size == size
@@ -88,20 +85,20 @@ def test_file_store_streams_any_size_to_disk_content_addressed(rs_site):
             got.update(part)
     assert got.hexdigest() == sha
     # the same content under a second name shares the blob; deleting one keeps it
-    _ok(c.put("/api/files/copy.bin", headers=h, content=_chunks(size, b"big")))
-    _ok(c.delete("/api/files/big.bin", headers=h))
+    ok(c.put("/api/files/copy.bin", headers=h, content=_chunks(size, b"big")))
+    ok(c.delete("/api/files/big.bin", headers=h))
     assert blob.exists()
-    _ok(c.delete("/api/files/copy.bin", headers=h))
+    ok(c.delete("/api/files/copy.bin", headers=h))
     assert not blob.exists()
     # a configurable limit: 413 before or while streaming, nothing stored
-    _ok(c.put("/api/config/settings/file-store", headers=h, json={"max_upload_bytes": 1_000_000}))
+    ok(c.put("/api/config/settings/file-store", headers=h, json={"max_upload_bytes": 1_000_000}))
     r = c.put("/api/files/too-big.bin", headers=h, content=b"x" * 1_000_001)
     assert r.status_code == 413 and r.json()["field"] == "file"
     r = c.put("/api/files/too-big.bin", headers=h, content=_chunks(3_000_000, b"chunked"))  # no Content-Length
     assert r.status_code == 413
     assert c.get("/api/files/too-big.bin", headers=h).status_code == 404
     assert not list((rs_site.proc.data / "site" / "files" / ".tmp").iterdir())
-    _ok(c.put("/api/config/settings/file-store", headers=h, json={}))
+    ok(c.put("/api/config/settings/file-store", headers=h, json={}))
     assert c.put("/api/files/-bad", headers=h, content=b"x").status_code == 422
 
 

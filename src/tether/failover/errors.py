@@ -1,0 +1,77 @@
+"""The peer link's exceptions, on top of tether.core.errors:
+
+    TetherError
+    ├── Unauthorized
+    │   └── PeerAuthError      a peer request (or a signed answer) failed authentication;
+    │                          ``reason`` says which check  (HTTP 401, 503 for "busy"; exit 3)
+    └── PeerError              talking to the peer appliance failed          (HTTP 502, exit 8)
+        ├── PeerUnreachable    no connection or no answer in time; names the address
+        ├── PeerRefused        the peer answered 3xx/4xx/5xx; carries its status and message
+        └── PeerUntrusted      the answer is not from the peer we trust
+            └── PinMismatch    its TLS certificate key is not the pinned one; names both pins
+
+``PeerAuthError`` is what the answering side raises (its routes turn it into
+the 401 body of docs/formats/peer-protocol.md); the ``PeerError`` family is
+what the asking side's ``PeerClient`` raises.
+"""
+
+from __future__ import annotations
+
+from tether.core.errors import TetherError, Unauthorized
+
+#: Every ``PeerAuthError.reason`` (docs/formats/peer-protocol.md, "Refusals").
+REASONS = frozenset({"missing", "version", "no_key", "key", "signature", "stale", "replay", "reflected", "busy"})
+
+
+class PeerAuthError(Unauthorized):
+    code = "peer_auth"
+
+    def __init__(self, reason: str, message: str, *, hint: str | None = None):
+        if reason not in REASONS:
+            raise ValueError(f"unknown peer auth reason {reason!r}")
+        super().__init__(message, hint=hint)
+        self.reason = reason
+        if reason == "busy":
+            self.status = 503  # the verifier is overloaded, the request may be fine
+
+    def to_dict(self) -> dict:
+        body = {"error": self.code, "reason": self.reason, "message": self.message}
+        if self.hint:
+            body["hint"] = self.hint
+        return body
+
+
+class PeerError(TetherError):
+    status, exit_code, code = 502, 8, "peer"
+
+
+class PeerUnreachable(PeerError):
+    code = "peer_unreachable"
+
+    def __init__(self, message: str, *, address: str, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.address = address
+
+
+class PeerRefused(PeerError):
+    code = "peer_refused"
+
+    def __init__(self, message: str, *, status_code: int, error: str | None = None, reason: str | None = None,
+                 hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.status_code = status_code  # the peer's HTTP status (``status`` is ours: 502)
+        self.error = error
+        self.reason = reason
+
+
+class PeerUntrusted(PeerError):
+    code = "peer_untrusted"
+
+
+class PinMismatch(PeerUntrusted):
+    code = "peer_pin_mismatch"
+
+    def __init__(self, message: str, *, pinned: str, presented: str | None, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.pinned = pinned
+        self.presented = presented

@@ -3,7 +3,10 @@ the failure limiter and answer signatures (SEC-04)."""
 
 from __future__ import annotations
 
+import hashlib
+import re
 import threading
+from pathlib import Path
 
 import pytest
 from starlette.datastructures import Headers
@@ -261,3 +264,39 @@ def test_request_and_response_signatures_never_coincide(key):
     """Domain separation: the two canonical strings differ in their first line."""
     assert A.canonical_request("GET", "/", "0" * 64, 0, "0" * 32, "x").split("\n")[0] == "tether-peer-v1"
     assert A.canonical_response("0" * 32, 200, "0" * 64).split("\n")[0] == "tether-peer-v1 response"
+
+
+# --- the worked example of docs/formats/peer-protocol.md ---
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "formats" / "peer-protocol.md"
+
+
+def doc_example(name: str) -> str:
+    found = re.search(rf"<!-- example: {name} -->\n```text\n(.*?)\n```", DOC.read_text(), re.S)
+    assert found, f"no '{name}' example block in {DOC.name}"
+    return found.group(1)
+
+
+def doc_fields(name: str) -> dict[str, str]:
+    return dict(re.fullmatch(r"(\S+(?: \S+)*) {2,}(.*)", line).groups() for line in doc_example(name).splitlines())
+
+
+def test_the_documented_example_matches_the_code():
+    req, resp = doc_fields("request"), doc_fields("response")
+    key = A.derive_key(req["psk"])
+    assert key.hex() == req["mac key"] and A.key_id(req["psk"]) == req["key id"]
+    body = req["body"].encode()
+    assert hashlib.sha256(body).hexdigest() == req["body sha256"]
+    assert A.canonical_request(req["method"], req["target"], req["body sha256"], int(req["time"]), req["nonce"],
+                               req["sender id"]) == doc_example("canonical request")
+    headers = A.sign_request(key, req["sender id"], req["method"], req["target"], body, int(req["time"]),
+                             nonce=req["nonce"])
+    assert "\n".join(f"{k}: {v}" for k, v in headers.items()) == doc_example("headers")
+    verifier = A.PeerVerifier(lambda: key, clock=lambda: int(req["time"]) + 29)
+    assert verifier.verify(req["method"], req["target"], body, headers, None) == req["sender id"]
+
+    status, answer = int(resp["status"]), resp["body"].encode()
+    assert hashlib.sha256(answer).hexdigest() == resp["body sha256"]
+    assert A.canonical_response(req["nonce"], status, resp["body sha256"]) == doc_example("canonical response")
+    assert A.sign_response(key, req["nonce"], status, answer) == resp["signature"]
+    A.verify_response(key, req["nonce"], status, answer, resp["signature"])

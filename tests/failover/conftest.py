@@ -1,21 +1,22 @@
 """Fixtures for the peer-link tests: the example pre-shared key and its MAC
 key, a settable clock, and a real HTTPS peer on loopback (``http.server`` in
-a thread, self-signed certificates made with ``cryptography``) that checks
-every request with ``PeerVerifier`` and signs its answers."""
+a thread, self-signed certificates made with ``cryptography`` and presented
+through the listeners' ``ListenerContext``) that checks every request with
+``PeerVerifier`` and signs its answers."""
 
 from __future__ import annotations
 
 import http.server
 import json
-import ssl
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 
-from tether.certs.generate import generate_self_signed
+from tether.appliance.settings import Tls
+from tether.certs.generate import Issued, generate_self_signed
+from tether.certs.tls import ListenerContext
 from tether.clients.trust import pin_of_pem
 from tether.failover import peer_auth
 from tether.failover.errors import PeerAuthError
@@ -44,25 +45,14 @@ def clock() -> Clock:
 
 @dataclass
 class Cert:
-    cert_file: Path
-    key_file: Path
+    issued: Issued
     pin: str
 
 
-def _cert(directory: Path, name: str) -> Cert:
-    issued = generate_self_signed(f"{name}.tether.test", ["127.0.0.1"])
-    private = serialization.load_der_private_key(issued.key_der, None)
-    cert_file, key_file = directory / f"{name}.pem", directory / f"{name}.key"
-    cert_file.write_text(issued.cert_pem)
-    key_file.write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))
-    return Cert(cert_file, key_file, pin_of_pem(issued.cert_pem))
-
-
 @pytest.fixture(scope="session")
-def certs(tmp_path_factory) -> dict[str, Cert]:
-    d = tmp_path_factory.mktemp("peer-certs")
-    return {name: _cert(d, name) for name in ("peer", "other")}
+def certs() -> dict[str, Cert]:
+    made = {name: generate_self_signed(f"{name}.tether.test", ["127.0.0.1"]) for name in ("peer", "other")}
+    return {name: Cert(issued, pin_of_pem(issued.cert_pem)) for name, issued in made.items()}
 
 
 @dataclass
@@ -71,13 +61,14 @@ class Peer:
 
     url: str
     pin: str
-    context: ssl.SSLContext
+    context: ListenerContext
+    runtime_dir: Path
     verifier: peer_auth.PeerVerifier
     seen: list[str] = field(default_factory=list)
 
     def present(self, cert: Cert) -> None:
-        """Present another certificate on new connections from now on."""
-        self.context.load_cert_chain(cert.cert_file, cert.key_file)
+        """Present another certificate on new connections from now on, as an appliance's listener does."""
+        self.context.present(cert.issued.cert_pem, cert.issued.chain_pem, cert.issued.key_der, self.runtime_dir)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -136,15 +127,17 @@ class _Server(http.server.ThreadingHTTPServer):
 
 
 @pytest.fixture
-def peer(certs, key):
-    """A running HTTPS peer presenting the ``peer`` certificate, its clock the real one."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(certs["peer"].cert_file, certs["peer"].key_file)
+def peer(certs, key, tmp_path):
+    """A running HTTPS peer presenting the ``peer`` certificate through a listener's TLS context, its clock
+    the real one."""
+    context = ListenerContext(Tls())
     verifier = peer_auth.PeerVerifier(lambda: key, own_id=PEER_ID)
     handler = type("Handler", (_Handler,), {"key": key})
     server = _Server(("127.0.0.1", 0), handler)
     server.socket = context.wrap_socket(server.socket, server_side=True)
-    p = Peer(f"https://127.0.0.1:{server.server_address[1]}", certs["peer"].pin, context, verifier)
+    p = Peer(f"https://127.0.0.1:{server.server_address[1]}", certs["peer"].pin, context, tmp_path / "run",
+             verifier)
+    p.present(certs["peer"])
     handler.peer = p
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="test-peer", daemon=True)
     thread.start()

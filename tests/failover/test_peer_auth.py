@@ -220,7 +220,7 @@ def test_limiter_blocks_after_ten_failures_per_minute(clock):
     assert limiter.blocked("192.0.2.7") and limiter.retry_after("192.0.2.7") == 1
     clock.now += 0.5
     assert not limiter.blocked("192.0.2.7") and limiter.retry_after("192.0.2.7") == 0
-    assert len(limiter) == 0  # forgotten once nothing is recent
+    assert limiter.tracked() == 0  # forgotten once nothing is recent
 
 
 def test_limiter_memory_is_bounded(clock):
@@ -228,7 +228,7 @@ def test_limiter_memory_is_bounded(clock):
     for i in range(1000):
         limiter.failed(f"10.0.{i // 256}.{i % 256}")
         limiter.failed("192.0.2.7")  # keeps failing: the most recent, never the one forgotten
-    assert len(limiter) == 100 and limiter.blocked("192.0.2.7")
+    assert limiter.tracked() == 100 and limiter.blocked("192.0.2.7")
     assert len(limiter._failures["192.0.2.7"]) == 2
 
 

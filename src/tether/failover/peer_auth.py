@@ -311,8 +311,10 @@ class FailureLimiter:
             times.append(now)
             self._failures[ip] = times
 
-    def __len__(self) -> int:
-        return len(self._failures)
+    def tracked(self) -> int:
+        """How many addresses are remembered."""
+        with self._lock:
+            return len(self._failures)
 
 
 # --- answers ------------------------------------------------------------------------------------

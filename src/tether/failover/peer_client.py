@@ -71,7 +71,6 @@ class PeerClient:
         self.key = key
         self.sender_id = sender_id
         self._presented: str | None = None
-        self._last_der: bytes | None = None
         self._lock = threading.Lock()
         self._http = httpx.Client(base_url=self.base_url, verify=_pinning_context(self._check_certificate),
                                   timeout=timeout, trust_env=False, follow_redirects=False,
@@ -85,21 +84,17 @@ class PeerClient:
         return self._presented
 
     def _check_certificate(self, der: bytes | None) -> None:
+        got = pin_of_der(der) if der is not None else None
         with self._lock:
-            if der is not None and der == self._last_der:
-                return
-            got = pin_of_der(der) if der is not None else None
-            expected = self.pin or self._presented
-            if expected is None and got is not None:
-                self._presented, self._last_der = got, der
-                return
-            if self.pin is not None:
+            expected = self.pin or self._presented  # unpinned: the first key presented
+            if self.pin is not None or expected is None:
                 self._presented = got
-            if got is None or not hmac.compare_digest(got, expected or ""):
-                raise PinMismatch(f"the peer at {self.base_url} presented another certificate key: pinned "
-                                  f"{expected}, presented {got or 'no certificate'}", pinned=expected or "",
-                                  presented=got, hint=PIN_HINT)
-            self._last_der = der
+        if expected is None and got is not None:
+            return
+        if got is None or not hmac.compare_digest(got, expected or ""):
+            raise PinMismatch(f"the peer at {self.base_url} presented another certificate key: pinned "
+                              f"{expected or 'nothing yet'}, presented {got or 'no certificate'}",
+                              pinned=expected or "", presented=got, hint=PIN_HINT)
 
     def _check_connection(self, response: httpx.Response) -> None:
         stream = response.extensions.get("network_stream")
@@ -122,10 +117,7 @@ class PeerClient:
         try:
             response = self._http.send(request, stream=True)  # headers only: check the connection first
         except httpx.TransportError as exc:
-            said = str(exc) or type(exc).__name__
-            raise PeerUnreachable(f"cannot reach the peer at {self.base_url}: {said}", address=self.base_url,
-                                  hint="check that the peer appliance is running and reachable from this one "
-                                  "(address, port, firewall)") from exc
+            raise self._unreachable("cannot reach", exc) from exc
         try:
             self._check_connection(response)
             if response.status_code >= 300 or not stream:
@@ -134,12 +126,16 @@ class PeerClient:
                 raise self._refused(method, path, response)
         except httpx.TransportError as exc:
             response.close()
-            raise PeerUnreachable(f"lost the connection to the peer at {self.base_url}: "
-                                  f"{str(exc) or type(exc).__name__}", address=self.base_url) from exc
+            raise self._unreachable("lost the connection to", exc) from exc
         except BaseException:
             response.close()
             raise
         return response, signed[peer_auth.H_NONCE]
+
+    def _unreachable(self, what: str, exc: httpx.TransportError) -> PeerUnreachable:
+        return PeerUnreachable(f"{what} the peer at {self.base_url}: {str(exc) or type(exc).__name__}",
+                               address=self.base_url, hint="check that the peer appliance is running and "
+                               "reachable from this one (address, port, firewall)")
 
     def _refused(self, method: str, path: str, response: httpx.Response) -> PeerRefused:
         try:
@@ -184,8 +180,7 @@ class PeerClient:
         try:
             yield response
         except httpx.TransportError as exc:
-            raise PeerUnreachable(f"lost the stream from the peer at {self.base_url}: "
-                                  f"{str(exc) or type(exc).__name__}", address=self.base_url) from exc
+            raise self._unreachable("lost the stream from", exc) from exc
         finally:
             response.close()
 

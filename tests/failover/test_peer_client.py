@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+from urllib.parse import parse_qs
 
 import httpx
 import pytest
@@ -37,7 +38,8 @@ def test_signed_get_and_post_with_the_right_pin(peer, client_for):
     c = client_for()
     r = c.get("/peer/v1/echo", params={"after": 42, "q": "a b/ü&x=1"}, verify_response=True)
     assert r.json()["sender"] == SENDER
-    assert r.json()["target"] == "/peer/v1/echo?after=42&q=a+b%2F%C3%BC%26x%3D1"  # signed exactly as sent
+    path, _, query = r.json()["target"].partition("?")  # signed as sent (httpx's own percent-encoding)
+    assert path == "/peer/v1/echo" and parse_qs(query) == {"after": ["42"], "q": ["a b/ü&x=1"]}
     r = c.post_json("/peer/v1/echo", {"through": 42, "name": "ü"}, verify_response=True)
     assert json.loads(r.json()["body"]) == {"through": 42, "name": "ü"}
     assert c.presented_pin == peer.pin

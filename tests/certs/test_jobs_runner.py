@@ -1,4 +1,4 @@
-"""The background job runner (tether.appliance.jobs) that the expiry
+"""The background job runner (tether.runtime.jobs) that the expiry
 reminders run on: a failing job is logged and runs again, the interval
 override applies, stop() ends the waits and lets a run finish."""
 
@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tether.appliance.jobs import ENV_INTERVAL, JobRunner
+from tether.runtime.jobs import ENV_INTERVAL, JobRunner
 
 
 def test_a_failing_job_is_logged_and_rescheduled(caplog):

@@ -15,7 +15,7 @@ def test_status_information(ready_site):
     a, c, _ah, sh = ready_site
     info = c.get("/api/site/information", headers=sh).json()
     assert info == {"product_version": CURRENT, "site_name": "demo", "edition": "remote-support",
-                    "appliance_role": "none",
+                    "appliance_role": "none", "generation": 0,
                     "connected_clients": {"representatives": 0, "jump_clients": 0, "jumpoints": 0, "total": 0}}
 
 

@@ -4,12 +4,24 @@ format is docs/formats/appliance-config.md."""
 from __future__ import annotations
 
 import time
+from typing import Protocol
 
 import yaml
 
+from tether.core.audit import AuditLog
 from tether.core.errors import IntegrityError, TetherError
 
-from .settings import MASK, SEALED_FIELDS, SECTIONS
+from .settings import MASK, SEALED_FIELDS, SECTIONS, ApplianceSettings
+
+
+class ConfigHost(Protocol):
+    """What export and import need of the running appliance."""
+
+    settings: ApplianceSettings
+    audit: AuditLog
+
+    def status_basics(self) -> dict: ...
+    def update_settings(self, section: str, data: dict, actor: str, source_ip: str | None) -> dict: ...
 
 FORMAT = "tether-appliance-config/1"
 MAX_BYTES = 1 << 20
@@ -21,7 +33,7 @@ def file_name(basics: dict, now: float) -> str:
             f"{basics['base_software_version']}-{stamp}.yaml")
 
 
-def export_document(appliance) -> tuple[str, str]:
+def export_document(appliance: ConfigHost) -> tuple[str, str]:
     """(file name, YAML text)."""
     now = time.time()
     basics = appliance.status_basics()
@@ -53,7 +65,7 @@ def parse(data: bytes) -> dict:
     return doc
 
 
-def import_document(appliance, data: bytes, actor: str, source_ip: str | None) -> dict:
+def import_document(appliance: ConfigHost, data: bytes, actor: str, source_ip: str | None) -> dict:
     doc = parse(data)
     report: dict = {"applied": [], "refused": [], "ignored": []}
     for name, body in doc["sections"].items():

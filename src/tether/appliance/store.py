@@ -47,10 +47,9 @@ audit_log = audit_table(metadata)
 
 
 def create_schema(engine: sa.Engine) -> None:
-    # modules that add their own tables to this metadata (kept there to avoid import cycles)
-    import tether.certs.expiry  # noqa: F401
-    import tether.certs.pending  # noqa: F401
-
+    """Create the tables of ``metadata``. Other packages (certs: expiry, pending) add theirs to it
+    when imported; the runtime imports them first (tether.runtime.provision), so this package
+    never imports them back."""
     metadata.create_all(engine)
 
 

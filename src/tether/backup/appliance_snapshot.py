@@ -13,6 +13,7 @@ import shutil
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any, Protocol
 
 from tether.core.errors import Conflict, Invalid, TetherError
 from tether.core.paths import DataDir
@@ -37,7 +38,20 @@ def file_name(basics: dict, now: float) -> str:
            f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(now))}.tsnap"
 
 
-def create(appliance, out_dir: Path, password: str) -> Path:
+class SnapshotHost(Protocol):
+    """What a snapshot needs of the running appliance."""
+
+    data: DataDir
+
+    @property
+    def site(self) -> Any: ...
+    @property
+    def site_lock(self) -> Any: ...  # held while both databases are copied: one consistent moment
+    def site_db_url(self) -> str | None: ...
+    def status_basics(self) -> dict: ...
+
+
+def create(appliance: SnapshotHost, out_dir: Path, password: str) -> Path:
     if not password:
         raise Invalid("a snapshot holds the appliance's secret key: give a password", field="password")
     crypto.check_password(password)
@@ -52,7 +66,7 @@ def create(appliance, out_dir: Path, password: str) -> Path:
     work.mkdir(parents=True, mode=0o700)
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
-        with appliance._lock:  # one consistent moment for both databases
+        with appliance.site_lock:  # one consistent moment for both databases
             _sqlite_copy(data.appliance_db, work / "appliance.db")
             if appliance.site is not None:
                 _sqlite_copy(data.site_db, work / "site.db")

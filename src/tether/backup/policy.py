@@ -13,14 +13,9 @@ import sqlalchemy as sa
 FILE_LIMIT_COUNT = 50
 FILE_LIMIT_BYTES = 200 * 1024
 
-NEVER = {
-    # ephemeral credentials: a restored site starts with nobody logged in
-    "sessions": "login sessions are never backed up",
-    "api_tokens": "API bearer tokens are never backed up (API accounts are)",
-    # appliance-local machinery, not site data
-    "change_log": "the change log is local to the appliance (a restored site starts a new one)",
-    "event_deliveries": "pending outbound-event deliveries are local to the appliance",
-}
+from tether.site.locality import LOCAL_TABLES
+
+NEVER = {k: v for k, v in LOCAL_TABLES.items() if k != "alembic_version"}
 # SITE-03 logged history: only with "include logged history" (BK-03)
 HISTORY = {"session_records", "session_events", "presentation_logs", "recordings", "license_usage",
            "team_activity", "exit_survey_answers"}

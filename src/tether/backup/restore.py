@@ -32,7 +32,8 @@ from tether.site.install import read_info
 
 from .reader import SinkError, read_backup
 from .rules import judge
-from .writer import fsync_dir
+from tether.core.fsutil import fsync_dir
+from tether.site.locality import KEPT_BY_RESTORE
 
 STAGING = "site.restore"
 NEW_LINK = "site.new"
@@ -126,9 +127,9 @@ def _carry_over(old: Path, new: Path) -> None:
                 checkpoint("carry over")
 
 
-# site_settings keys a restore never replaces: the cluster (Atlas) configuration belongs to the
-# appliance's place in its cluster, not to the backup (BK-08, AT-04)
-KEPT_SETTINGS = ("cluster",)
+# site_settings keys a restore never replaces (site/locality.py): the cluster (Atlas) configuration
+# belongs to the appliance's place in its cluster, not to the backup (BK-08, AT-04)
+KEPT_SETTINGS = KEPT_BY_RESTORE
 FAILOVER_WARNING = ("this appliance is in a failover relationship: the restore replaced the failover settings "
                     "and the pre-shared key with the backup's. The supported path is: break failover, restore, "
                     "reset the pre-shared key, re-establish failover, sync (FO-09)")

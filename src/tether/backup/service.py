@@ -1,14 +1,17 @@
 """Backup, verify and restore as the appliance performs them: the one place
 the web pages, the API and the CLI call (so all three behave the same), with
-locking around the site swap and audit records."""
+audit records. The site swap itself is the runtime's site slot's (a port)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Callable, Protocol
 
-from tether.core.errors import Conflict, Invalid, NotFound, TetherError
+from tether.core.audit import AuditLog
+from tether.core.errors import Invalid, NotFound, TetherError
+from tether.core.paths import DataDir
 
-from . import restore as restore_mod
+from .restore import RestoreResult
 from .filestore import FileEntry
 from .reader import read_backup
 from .rules import judge
@@ -28,19 +31,31 @@ def site_file_entries(site) -> list[FileEntry]:
     return [FileEntry(r.name, r.sha256, r.size, site.files.blobs.path(r.sha256)) for r in rows]
 
 
+class SiteSlotPort(Protocol):
+    """What the service needs of the runtime's site slot."""
+
+    @property
+    def site(self) -> Any: ...
+    def restore(self, path: Path, password: str | None, *, force: bool) -> RestoreResult: ...
+
+
 class BackupService:
-    def __init__(self, appliance):
-        self.app = appliance
+    def __init__(self, slot: SiteSlotPort, data: DataDir, audit: AuditLog,
+                 report_failure: Callable[[str, str], None]):
+        self.slot = slot
+        self.data = data
+        self.audit = audit  # the /appliance audit log
+        self.report_failure = report_failure
 
     def _site(self):
-        if self.app.site is None:
+        if self.slot.site is None:
             raise NotFound("no site is installed on this appliance", hint="install a site package first")
-        return self.app.site
+        return self.slot.site
 
     def take(self, *, password: str | None, include_history: bool, actor: str, source_ip: str | None,
              out_dir: Path | None = None) -> BackupResult:
         site = self._site()
-        data = self.app.data
+        data = self.data
         try:
             result = write_backup(site, out_dir or data.backups_dir, password=password,
                                   include_history=include_history, work_dir=data.backups_dir / ".work",
@@ -48,10 +63,8 @@ class BackupService:
         except Invalid:
             raise  # the caller's input, not a failure of the appliance
         except TetherError as exc:
-            from tether.appliance.support import report_failure
-
             site.audit.record(actor, "backup.failed", None, source_ip, {"error": exc.message})
-            report_failure(self.app, "Site backup failed", exc.message)
+            self.report_failure("Site backup failed", exc.message)
             raise
         site.audit.record(actor, "backup.create", result.path.name, source_ip,
                           {"include_history": include_history, "protected": password is not None,
@@ -62,22 +75,10 @@ class BackupService:
         return verify_file(path, password)
 
     def restore(self, path: Path, password: str | None, *, force: bool, actor: str, source_ip: str | None) -> dict:
-        from tether.site.site import Site
-
-        app = self.app
-        if app.site_db_url():
-            raise Conflict("restoring a site hosted on an external database (PostgreSQL) is not supported yet",
-                           hint="restore onto an appliance that uses the embedded SQLite site database")
-        with app._lock:
-            old = app.site
-            result = restore_mod.restore(app.data, path, password, force=force)
-            if old is not None:
-                old.close()
-            app.site = Site(app.data, app.throttle, app.syslog.forward)
-        app.clients.site_replaced()  # every client reconnects and is checked against the restored site
+        result = self.slot.restore(path, password, force=force)  # every client reconnects (the slot tells the hub)
         details = {"backup_version": result.backup_version, "action": result.action, "forced": force}
-        app.audit.record(actor, "site.restore", result.site_name, source_ip, details)
-        app.site.audit.record(actor, "site.restore", result.site_name, source_ip, details)
+        self.audit.record(actor, "site.restore", result.site_name, source_ip, details)
+        self._site().audit.record(actor, "site.restore", result.site_name, source_ip, details)
         return result.public()
 
 

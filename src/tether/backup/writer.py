@@ -23,6 +23,7 @@ from pathlib import Path
 import zstandard
 
 from tether.core.errors import Invalid, TetherError
+from tether.core.fsutil import fsync_dir
 from tether.core.releases import CATALOG
 from tether.site.install import SiteInfo
 
@@ -179,9 +180,3 @@ def _add(tar: tarfile.TarFile, name: str, size: int, fileobj) -> None:
     tar.addfile(ti, fileobj)
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -84,17 +84,10 @@ def register(app: typer.Typer) -> None:
         with errors():
             if data is not None:
                 from tether.core.paths import DataDir
-                from tether.runtime import Appliance
+                from tether.runtime import open_offline
 
-                from tether.core.lock import DataLock
-
-                d = DataDir.at(data)
-                with DataLock(d.runtime_dir):
-                    a = Appliance(d)
-                    try:
-                        result = a.install_site_package(file.read_bytes(), "cli", "cli")
-                    finally:
-                        a.close()
+                with open_offline(DataDir.at(data)) as a:
+                    result = a.install_site_package(file.read_bytes(), "cli", "cli")
             else:
                 r = admin_remote(url, cacert, pin_cert, user, password, accept_agreement)
                 with file.open("rb") as f:

@@ -30,13 +30,10 @@ def backup_password(path: Path | None, required: bool = False) -> str | None:
     return pw or None
 
 def _offline(data: Path):
-    from tether.core.lock import DataLock
     from tether.core.paths import DataDir
-    from tether.runtime import Appliance
+    from tether.runtime import open_offline
 
-    d = DataDir.at(data)
-    lock = DataLock(d.runtime_dir).acquire()
-    return Appliance(d), lock
+    return open_offline(DataDir.at(data))
 
 def _summary(r: dict) -> str:
     lines = [f"Site {r['site_name']} ({r['edition']}), version {r['product_version']}, "
@@ -65,17 +62,13 @@ def register(app: typer.Typer) -> None:
         pw = None if no_password else backup_password(password_file, required=True)
         with errors():
             if data is not None:
-                a, lock = _offline(data)
-                try:
+                with _offline(data) as a:
                     target = out if out.is_dir() or not out.suffix else out.parent
                     res = a.backups.take(password=pw, include_history=include_history, actor="cli",
                                          source_ip="cli", out_dir=target)
                     path = res.path
                     if out.suffix == ".nsb" and not out.is_dir():
                         path = res.path.rename(out)
-                finally:
-                    a.close()
-                    lock.release()
             else:
                 r = Remote.from_options(url, cacert, pin_cert).site_login(user, password, token)
                 path = r.download("POST", "/api/backup", out, json={"password": pw, "include_history": include_history})
@@ -103,12 +96,8 @@ def register(app: typer.Typer) -> None:
         pw = backup_password(password_file)
         with errors():
             if data is not None:
-                a, lock = _offline(data)
-                try:
+                with _offline(data) as a:
                     res = a.backups.restore(file, pw, force=force, actor="cli", source_ip="cli")
-                finally:
-                    a.close()
-                    lock.release()
             else:
                 r = Remote.from_options(url, cacert, pin_cert).site_login(user, password, token)
                 with file.open("rb") as f:
@@ -139,14 +128,10 @@ def snapshot_create(out: Annotated[Path, typer.Option("--out", help="Directory o
         if data is not None:
             from tether.backup import appliance_snapshot
 
-            a, lock = _offline(data)
-            try:
+            with _offline(data) as a:
                 path = appliance_snapshot.create(a, out if out.suffix != ".tsnap" else out.parent, pw)
                 if out.suffix == ".tsnap":
                     path = path.rename(out)
-            finally:
-                a.close()
-                lock.release()
         else:
             r = Remote.from_options(url, cacert, pin_cert).appliance_login(user, password, accept_agreement)
             path = r.download("POST", "/appliance/api/snapshot", out, json={"password": pw})
@@ -159,15 +144,15 @@ def snapshot_restore(file: Path, data: Annotated[Path, typer.Option("--data", he
                      password_file: PwFileOpt = None, as_json: JsonOpt = False):
     """Put a stopped appliance back to a snapshot (everything is replaced)."""
     from tether.backup import appliance_snapshot
-    from tether.core.lock import DataLock
     from tether.core.paths import DataDir
+    from tether.runtime import locked
 
     pw = backup_password(password_file, required=True)
     with errors():
         d = DataDir.at(data)
         appliance_snapshot.recover(d.root)
         if d.root.exists():
-            with DataLock(d.runtime_dir):
+            with locked(d):
                 pass  # refuses while an appliance runs on it
         res = appliance_snapshot.restore(d, file, pw)
     emit(res, as_json, f"Appliance {res['serial_number']} restored to its snapshot of {res['created_at']}")

@@ -29,13 +29,17 @@ def init_data(data: Path, trust: list[Path] | None, model: str | None = None) ->
 
     recover(Path(data).resolve())  # a snapshot restore a crash interrupted
     d = DataDir.at(data)
+    _check_trust(d, trust)
     if d.initialized:
-        if trust:
-            fail("trusted vendor keys are set only when the appliance is initialised", 2,
-                 "factory-reset the appliance or use a new --data directory")
         return d
     initialize(d, [p.read_bytes() for p in (trust or [])], model)
     return d
+
+
+def _check_trust(d: DataDir, trust: list[Path] | None) -> None:
+    if d.initialized and trust:
+        fail("trusted vendor keys are set only when the appliance is initialised", 2,
+             "factory-reset the appliance or use a new --data directory")
 
 
 def register(app: typer.Typer) -> None:
@@ -46,17 +50,18 @@ def register(app: typer.Typer) -> None:
                      envvar="TETHER_SITE_DB_URL", help="Host the site database on PostgreSQL: "
                      "postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB (an empty database); default SQLite")] = None):
         """Make a fresh appliance (identity, built-in certificate, admin / password) in DATA."""
-        from tether.runtime import Appliance
+        from tether.runtime import locked, open_offline
 
         with errors():
-            d = init_data(data, trust_vendor_key, model)
-            a = Appliance(d)
-            try:
+            d = DataDir.at(data)
+            _check_trust(d, trust_vendor_key)  # before the lock: the mistake is the arguments, not the state
+            d.root.mkdir(parents=True, exist_ok=True)
+            with locked(d):
+                init_data(data, trust_vendor_key, model)
+            with open_offline(d) as a:
                 if site_db_url:
                     a.set_site_db_url(site_db_url)
                 b = a.status_basics()
-            finally:
-                a.close()
         typer.echo(f"Appliance {b['serial_number']} ({b['model']}) initialised in {d.root}")
 
     @app.command("serve")
@@ -75,10 +80,13 @@ def register(app: typer.Typer) -> None:
                 listens = [parse_listen(x) for x in listen]
             except ValueError as exc:
                 fail(str(exc), 2)
-            d = init_data(data, trust_vendor_key)
-            from tether.core.lock import DataLock
+            from tether.runtime import locked
 
-            lock = DataLock(d.runtime_dir).acquire()  # noqa: F841 - held for the life of the process
+            d = DataDir.at(data)
+            d.root.mkdir(parents=True, exist_ok=True)
+            hold = locked(d)
+            hold.__enter__()  # held for the life of the process, initialisation included
+            init_data(data, trust_vendor_key)
             appliance = Appliance(d)
             cert_path = d.root / "builtin-cert.pem"
             cert_pem = appliance.publish_builtin_cert()

@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
         """Fill the site with realistic generated data (users, teams, jump clients, sessions with events,
         files of mixed sizes, recordings)."""
         from tether.core.paths import DataDir
-        from tether.runtime import Appliance
+        from tether.runtime import open_offline
         from tether.site.seed import SeedPlan
         from tether.site.seed import seed as run_seed
 
@@ -58,15 +58,12 @@ def register(app: typer.Typer) -> None:
                 sys.stderr.write(f"\r{stage}: {done}/{total}" + ("\n" if done == total else ""))
 
         with errors():
-            a = Appliance(DataDir.at(data))
-            try:
+            with open_offline(DataDir.at(data)) as a:
                 if a.site is None:
                     fail("this appliance has no site", 4, "install a site package first")
                 t0 = time.monotonic()
                 stats = run_seed(a.site, plan, progress)
                 stats["seconds"] = round(time.monotonic() - t0, 2)
-            finally:
-                a.close()
         emit(stats, as_json)
 
     def _kind_path(kind: str) -> str:

@@ -27,8 +27,10 @@ from .recording import AsciicastRecorder
 log = logging.getLogger("tether.clients")
 
 SETTINGS_TTL = 2.0  # seconds between reads of the Jump client settings
-ACK_TIMEOUT = 15.0
-SHUTDOWN_RETRY = 1.0  # seconds a client is told to wait before reconnecting after a planned stop  # a jump client or jumpoint must answer shell.open / tunnel.open within this
+ACK_TIMEOUT = 15.0  # a jump client or jumpoint must answer shell.open / tunnel.open within this
+SHUTDOWN_RETRY = 1.0  # seconds a client is told to wait before reconnecting after a planned stop
+NOT_PRIMARY_RETRY = 2.0  # seconds a client refused by a backup appliance waits (a failover is on its way)
+SWEEP_SECONDS = 2.0  # the housekeeping pass (heartbeat timeouts, last-seen writes)
 
 
 class Link(Protocol):
@@ -100,8 +102,12 @@ class Pacer:
 
 
 class ClientHub:
-    def __init__(self, site: Callable[[], object | None]):
+    """``site`` returns the installed site (or None); ``refusal`` returns why this appliance admits no
+    client right now (e.g. it is the backup of a failover pair), or None when it admits them."""
+
+    def __init__(self, site: Callable[[], object | None], refusal: Callable[[], str | None] = lambda: None):
         self._site = site
+        self._refusal = refusal
         self.agents: dict[tuple[str, str], Peer] = {}
         self.reps: set[Peer] = set()
         self.channels: dict[int, Channel] = {}
@@ -111,7 +117,6 @@ class ClientHub:
         self._settings = (0.0, 50, 30)  # (read at, rate, heartbeat)
         self._seen: dict[tuple[str, str], tuple] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._sweeper: asyncio.Task | None = None
 
     # --- status ------------------------------------------------------------------------------
     def counts(self) -> dict:
@@ -189,6 +194,9 @@ class ClientHub:
         site = self._site()
         if site is None:
             raise P.ProtocolError("no_site", "no site is installed on this appliance", P.UNAVAILABLE)
+        refusal = self._refusal()
+        if refusal is not None:
+            raise P.ProtocolError("not_primary", refusal, P.UNAVAILABLE, retry_after=NOT_PRIMARY_RETRY)
         directory = Directory(site.engine)
         rate, heartbeat = self.settings()
         if role in P.AGENT_ROLES:
@@ -462,24 +470,31 @@ class ClientHub:
 
     # --- housekeeping ---------------------------------------------------------------------------
     def _start(self) -> None:
-        if self._sweeper is None or self._sweeper.done():
+        if self._loop is None or self._loop.is_closed():
             self._loop = asyncio.get_running_loop()
-            self._sweeper = self._loop.create_task(self._sweep_forever())
 
-    async def _sweep_forever(self) -> None:
-        while True:
-            await asyncio.sleep(2.0)
-            try:
-                _rate, hb = self.settings()
-                now = time.monotonic()
-                silent = [p for p in (*self.agents.values(), *self.reps) if now - p.heard > 3 * hb]
-                for p in silent:
-                    await self._kick(p, P.ProtocolError("timeout", f"no frame for {3 * hb} seconds", P.BAD_FRAME))
-                await self._flush_seen()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("client hub housekeeping")
+    async def sweep(self) -> None:
+        """One housekeeping pass, run every SWEEP_SECONDS by the appliance's job runner: kick the
+        clients that went silent for three heartbeats and write the last-seen times gathered."""
+        self._start()
+        _rate, hb = self.settings()
+        now = time.monotonic()
+        silent = [p for p in (*self.agents.values(), *self.reps) if now - p.heard > 3 * hb]
+        for p in silent:
+            await self._kick(p, P.ProtocolError("timeout", f"no frame for {3 * hb} seconds", P.BAD_FRAME))
+        await self._flush_seen()
+
+    def role_changed(self, serving: bool) -> None:
+        """This appliance stopped serving clients (e.g. became a backup): every client is told to go."""
+        if serving:
+            return
+
+        async def drop():
+            reason = self._refusal() or "this appliance no longer serves clients"
+            for peer in [*self.agents.values(), *self.reps]:
+                await self._kick(peer, P.ProtocolError("not_primary", reason, P.UNAVAILABLE,
+                                                       retry_after=NOT_PRIMARY_RETRY))
+        self._soon(drop)
 
     async def _flush_seen(self) -> None:
         if not self._seen:
@@ -523,8 +538,6 @@ class ClientHub:
         self._soon(drop)
 
     async def close(self) -> None:
-        if self._sweeper:
-            self._sweeper.cancel()
         # all at once, each told to come back soon (a restart takes seconds), not after a long backoff
         await asyncio.gather(*(self._kick(peer, P.ProtocolError(
             "shutdown", "the appliance is shutting down", 1001, retry_after=SHUTDOWN_RETRY))

@@ -4,14 +4,24 @@ One implementation serves both realms; /appliance events live in
 appliance.db and /login events in site.db (so they travel with site backups).
 Every event is also handed to the syslog forwarder when one is configured.
 Details must never carry secrets: callers pass names and ids, not passwords.
+
+On a backup appliance the site database takes no writes but the primary's
+(the write fence): a /login event there (an admin looking at status) is
+not stored in the site's log; it is still forwarded to syslog and written
+to the process log, so nothing done on a backup goes unrecorded.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Callable
 
 import sqlalchemy as sa
+
+from .errors import NotPrimary
+
+log = logging.getLogger("tether.audit")
 
 
 class AuditLog:
@@ -28,8 +38,12 @@ class AuditLog:
         if conn is not None:
             conn.execute(self.table.insert().values(**event))
         else:
-            with self.engine.begin() as c:
-                c.execute(self.table.insert().values(**event))
+            try:
+                with self.engine.begin() as c:
+                    c.execute(self.table.insert().values(**event))
+            except NotPrimary:
+                log.info("audit (%s, not stored on this backup appliance): %s %s %s from %s", self.realm, actor,
+                         action, target or "-", source_ip or "-")
         if self._forward:
             self._forward({"realm": self.realm, **event})
         return event

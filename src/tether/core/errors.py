@@ -5,6 +5,7 @@
     │   └── Gone           it is listed, but its content is not here (HTTP 410, exit 4)
     ├── Invalid            bad input; ``field`` names what was wrong (HTTP 422, exit 2)
     ├── Conflict           the request clashes with current state    (HTTP 409, exit 5)
+    │   └── NotPrimary     a site write on an appliance that is not the primary
     ├── Unauthorized       no or bad credentials                     (HTTP 401, exit 3)
     ├── Forbidden          authenticated but not allowed             (HTTP 403, exit 3)
     ├── PasswordChangeRequired  first login: change the password     (HTTP 403, exit 3)
@@ -52,6 +53,12 @@ class Invalid(TetherError):
 
 class Conflict(TetherError):
     status, exit_code, code = 409, 5, "conflict"
+
+
+class NotPrimary(Conflict):
+    """A site write reached an appliance that does not serve as primary (the write fence)."""
+
+    code = "not_primary"
 
 
 class Unauthorized(TetherError):

@@ -1,10 +1,11 @@
 """Syslog forwarding of audit events (APPL-03, SEC-06).
 
 Messages are formatted as RFC 5424 (default) or RFC 3164 and sent over UDP
-(one datagram each) or TCP (RFC 6587 octet counting). Sending happens on one
-background thread so an unreachable syslog server never slows an admin
-request; failures are logged (without message contents) and dropped after a
-few retries.
+(one datagram each) or TCP (RFC 6587 octet counting). ``forward`` only
+queues; sending is done by ``run`` (a continuous job of the appliance's job
+runner) so an unreachable syslog server never slows an admin request;
+failures are logged (without message contents) and dropped after a few
+retries. An offline command sends what it queued at close (``flush``).
 """
 
 from __future__ import annotations
@@ -61,8 +62,6 @@ class SyslogForwarder:
         self._hostname_fn = hostname_fn
         self._retries = retries
         self._queue: queue.Queue = queue.Queue(maxsize=10000)
-        self._thread = threading.Thread(target=self._run, name="syslog-forwarder", daemon=True)
-        self._thread.start()
 
     def forward(self, event: dict) -> None:
         target = self._target_fn()
@@ -73,16 +72,33 @@ class SyslogForwarder:
         except queue.Full:
             log.warning("syslog queue full; an audit event was not forwarded")
 
-    def _run(self) -> None:
-        while True:
-            target, event = self._queue.get()
-            text = json.dumps(event, sort_keys=True, separators=(",", ":"))
-            payload = format_message(target, self._hostname_fn(), event.get("action", "audit"), text, event["at"])
-            for attempt in range(self._retries):
-                try:
-                    send_once(target, payload)
-                    break
-                except OSError as exc:
-                    log.warning("syslog forwarding to %s:%s failed (attempt %d): %s",
-                                target.host, target.port, attempt + 1, exc.__class__.__name__)
-                    time.sleep(0.5 * (attempt + 1))
+    def run(self, stop: threading.Event) -> None:
+        """Send queued events until ``stop`` is set."""
+        while not stop.is_set():
+            try:
+                target, event = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            self._send(target, event)
+
+    def flush(self, timeout: float = 5.0) -> None:
+        """Send what is queued now (an offline command, before it exits), for at most ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                target, event = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            self._send(target, event)
+
+    def _send(self, target: SyslogTarget, event: dict) -> None:
+        text = json.dumps(event, sort_keys=True, separators=(",", ":"))
+        payload = format_message(target, self._hostname_fn(), event.get("action", "audit"), text, event["at"])
+        for attempt in range(self._retries):
+            try:
+                send_once(target, payload)
+                return
+            except OSError as exc:
+                log.warning("syslog forwarding to %s:%s failed (attempt %d): %s",
+                            target.host, target.port, attempt + 1, exc.__class__.__name__)
+                time.sleep(0.5 * (attempt + 1))

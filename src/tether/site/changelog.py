@@ -14,7 +14,8 @@ replaying every entry after N onto a copy taken at N gives an identical site,
 checked by ``dump`` (a canonical, byte-comparable logical dump).
 
 Tables that are local to one appliance are never logged: login sessions,
-API tokens, the event delivery queue and the log itself (``LOCAL_TABLES``).
+API tokens, the event delivery queue, sync state and the log itself
+(``LOCAL_TABLES``, defined once in site/locality.py).
 """
 
 from __future__ import annotations
@@ -22,17 +23,18 @@ from __future__ import annotations
 import base64
 import json
 import time
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.sql.dml import Delete, Insert, Update
 
 from .history_tables import change_log
+from .locality import LOCAL_TABLES as _LOCAL
 from .tables import metadata
 
 FORMAT_VERSION = 1
-LOCAL_TABLES = frozenset({"sessions", "api_tokens", "event_deliveries", "change_log", "alembic_version"})
+LOCAL_TABLES = frozenset(_LOCAL)
 NOLOG = "tether_nolog"  # execution option: do not capture (replay, migrations)
 _PENDING = "tether_changelog_pending"
 _PG_LOCK = 0x7E7E_0C1A  # advisory lock serialising site writers on PostgreSQL (commit order == seq order)
@@ -80,8 +82,10 @@ def _where_key(table: sa.Table, key: dict):
 
 
 # --- capture ---------------------------------------------------------------------------
-def install(engine: sa.Engine) -> None:
-    """Capture every change to a logged table made through ``engine``."""
+def install(engine: sa.Engine, fence: Callable[[], None] | None = None) -> None:
+    """Capture every change to a logged table made through ``engine``. ``fence`` (the
+    runtime's write fence) is called before each captured write and raises to refuse it,
+    e.g. ``NotPrimary`` on a backup appliance; replay (``NOLOG``) is never fenced."""
     pg = engine.dialect.name == "postgresql"
     has_log = [False]  # a site still at an older schema (before its update migrates it) has no log yet
 
@@ -96,6 +100,8 @@ def install(engine: sa.Engine) -> None:
             return
         if not isinstance(clause, (Insert, Update, Delete)) or not _logged(clause.table) or not _active(conn):
             return
+        if fence is not None:
+            fence()
         if pg:
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK})
         keys = None
@@ -181,6 +187,9 @@ def apply(conn: sa.Connection, entries: Iterable[dict]) -> int:
             raise ValueError(f"change log entry {e['seq']} names an unknown table {e['tbl']!r}")
         last = e["seq"]
     for e in entries:
+        if e["op"] == "skip":  # a position only: the change is not for this copy (failover sync, FO-03)
+            conn.execute(change_log.insert().values(**e), execution_options=nolog)
+            continue
         t = metadata.tables[e["tbl"]]
         where = _where_key(t, e["key"])
         if e["op"] == "delete":

@@ -1,5 +1,5 @@
 """Outbound events (SITE-01): webhooks and e-mail on site events, delivered
-at least once by one background thread per site, with retries.
+at least once by the dispatcher (a continuous job of the appliance's job runner), with retries.
 
 An event (an audited action such as ``login``, or ``session.start``,
 ``session.end``, ``backup.taken`` ...) is queued in memory by ``emit``; the
@@ -62,22 +62,11 @@ class Events:
         self.site_name = site_name
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-        try:
-            with engine.connect() as c:
-                pending = c.execute(sa.select(event_deliveries.c.id).where(event_deliveries.c.status == "pending")
-                                    .limit(1)).first()
-        except sa.exc.DBAPIError:  # a site at an older schema, before its update adds the queue
-            pending = None
-        if pending:
-            self._ensure()
+        self._closed = False
 
     def emit(self, event_type: str, data: dict) -> None:
         assert event_type in EVENT_TYPES, event_type
         self._queue.put((event_type, data, time.time()))
-        self._ensure()
         self._wake.set()
 
     def on_audit(self, event: dict) -> None:
@@ -86,29 +75,26 @@ class Events:
         if t:
             self.emit(t, {k: event.get(k) for k in ("actor", "action", "target", "source_ip")})
 
-    def _ensure(self) -> None:
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._stop.clear()
-                self._thread = threading.Thread(target=self._run, name="tether-events", daemon=True)
-                self._thread.start()
-
     def close(self) -> None:
-        self._stop.set()
+        """Store what is queued (delivered by the next dispatcher, on this or a later start)."""
+        self._closed = True
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(10)
+        try:
+            self._persist()
+        except Exception:  # noqa: BLE001 - closing must not fail; the events are lost, say so
+            log.exception("outbound events queued at close could not be stored")
 
-    # --- the dispatcher thread --------------------------------------------------------------
-    def _run(self) -> None:
-        while not self._stop.is_set():
+    # --- the dispatcher: a continuous job of the appliance's job runner ------------------------------
+    def run(self, stop: threading.Event) -> None:
+        """Persist emitted events and deliver due ones until ``stop`` is set or the site closes."""
+        while not stop.is_set() and not self._closed:
             try:
                 self._persist()
                 wait = self._deliver_due()
             except Exception:  # keep the dispatcher alive; the next round retries
                 log.exception("event dispatcher round failed")
                 wait = 5.0
-            self._wake.wait(wait)
+            self._wake.wait(min(wait, 0.5))
             self._wake.clear()
 
     def _persist(self) -> None:

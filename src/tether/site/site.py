@@ -30,10 +30,10 @@ from .users import UserAdmin, Users
 
 class Site:
     def __init__(self, data: DataDir, throttle: LoginThrottle, forward: Callable[[dict], None] | None = None,
-                 url: str | None = None):
+                 url: str | None = None, fence: Callable[[], None] | None = None):
         self.data = data
         self.engine: sa.Engine = make_engine(url or sqlite_url(data.site_db))
-        changelog.install(self.engine)
+        changelog.install(self.engine, fence)
         self._forward = forward
         self.users = Users(self.engine, throttle)
         self.user_admin = UserAdmin(self.engine)

@@ -13,7 +13,7 @@ from typing import Annotated
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
 
-from tether.core.errors import Conflict, Invalid, NotFound, Unauthorized
+from tether.core.errors import Conflict, Invalid, NotFound, NotPrimary, Unauthorized
 from tether.core.passwords import check_new_password, hash_password, verify_password
 from tether.core.throttle import LoginThrottle
 from tether.core.validate import parse_model
@@ -76,8 +76,11 @@ class Users:
             self.throttle.failure(REALM, username, source_ip)
             raise Unauthorized("wrong user name or password")
         self.throttle.success(REALM, username)
-        with self.engine.begin() as c:
-            c.execute(users.update().where(users.c.id == row["id"]).values(last_login_at=time.time()))
+        try:
+            with self.engine.begin() as c:
+                c.execute(users.update().where(users.c.id == row["id"]).values(last_login_at=time.time()))
+        except NotPrimary:
+            pass  # a backup appliance lets its admins in to see status; last-login is the primary's record
         return _user(row)
 
     def change_password(self, username: str, current: str, new: str, source_ip: str | None) -> None:

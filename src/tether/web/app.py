@@ -80,7 +80,8 @@ def create_app(appliance: Appliance) -> ASGIApp:
 
     @app.get("/health")
     async def health(request: Request):
-        ok = request.app.state.appliance.site is not None
-        return PlainTextResponse("ok\n" if ok else "no site\n", status_code=200 if ok else 503)
+        """200 only where this appliance serves its site (role none or primary), 503 otherwise: for load balancers."""
+        ok, text = request.app.state.appliance.health()
+        return PlainTextResponse(text + "\n", status_code=200 if ok else 503)
 
     return SecurityHeaders(AdminNetworks(app, appliance))

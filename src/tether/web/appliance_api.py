@@ -195,10 +195,8 @@ def create() -> FastAPI:
 
     @api.post("/support/incident", status_code=201, summary="Open a support incident with version, status and logs")
     def post_support_incident(request: Request, body: IncidentBody, p: Admin) -> dict:
-        from tether.appliance import support
-
-        return support.open_incident(appliance_of(request), body.summary, body.details, body.severity, p.name,
-                                     client_ip(request))
+        return appliance_of(request).support.open_incident(body.summary, body.details, body.severity, p.name,
+                                                           client_ip(request))
 
     @api.post("/site-package", summary="Install or update the site from a signed site package")
     async def post_site_package(request: Request, p: Admin, file: UploadFile) -> dict:

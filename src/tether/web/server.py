@@ -15,7 +15,6 @@ import socket
 
 import uvicorn
 
-from tether.appliance.jobs import appliance_jobs
 from tether.clients.protocol import WS_MAX_SIZE
 from tether.runtime import Appliance
 
@@ -63,7 +62,7 @@ async def serve_forever(appliance: Appliance, listens: list[tuple[str, int]], on
     for host, port in listens:
         sock = _bind(host, port)
         actual_port = sock.getsockname()[1]
-        lst = appliance.add_listener(host, actual_port)
+        lst = appliance.listeners.add(host, actual_port)
         config = uvicorn.Config(asgi, lifespan="off", log_level=os.environ.get("TETHER_LOG_LEVEL", "warning"),
                                 access_log=False, server_header=False, proxy_headers=False, timeout_graceful_shutdown=5,
                                 ws="websockets-sansio", ws_max_size=WS_MAX_SIZE, ws_ping_interval=None,
@@ -85,12 +84,9 @@ async def serve_forever(appliance: Appliance, listens: list[tuple[str, int]], on
         if any(t.done() for t in tasks):
             break
         await asyncio.sleep(0.02)
+    runner = await appliance.start()  # every background job (tether.runtime.jobs)
     if on_ready and all(s.started for s, _ in servers):
         on_ready([(lst.host, lst.port) for lst in appliance.listeners])
-    jobs = appliance_jobs(appliance)  # background jobs (certificate expiry reminders, ...)
-    jobs_task = asyncio.create_task(jobs.run())
     await asyncio.gather(*tasks)
-    await appliance.clients.close()
-    jobs.stop()
-    await jobs_task
+    await appliance.stop(runner)
     appliance.close()

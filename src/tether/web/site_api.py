@@ -217,7 +217,7 @@ def create() -> FastAPI:
         app = appliance_of(request)
         b = app.status_basics()
         return {"appliance_id": b["appliance_id"], "hostname": b["hostname"], "version": b["appliance_version"],
-                "success": True, "error_message": "", "failover_role": "none", "enabled_shared_ips": [],
+                "success": True, "error_message": "", "failover_role": app.role.current, "enabled_shared_ips": [],
                 "last_data_sync_time": None, "last_data_sync_status": None}
 
     from . import backup_api, site_clients_api, site_data_api

@@ -1,0 +1,351 @@
+"""The running appliance: the composition root over one data directory. It
+builds the stores (appliance database, secret box, settings, admin account,
+sessions, certificates, audit and syslog), the site slot, the role, the
+client hub, the listeners and the one job runner, and wires them to each
+other. Domain packages receive small ports from here, never this object's
+internals; the web and CLI layers are handed the ``Appliance``.
+
+Lifecycle (``tether serve``, web/server.py calls these in this order):
+    Appliance(data)     open stores, recover an interrupted restore, open the site
+    listeners.add(...)  one per --listen address
+    start()             register every background job, run the runner
+    stop()              the hub tells clients to go, jobs stop, runs finish
+    close()             the site and the databases are closed
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import ipaddress
+import time
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from tether import __version__
+from tether.appliance import store
+from tether.appliance.admin import AdminAccount
+from tether.appliance.identity import BASE_SOFTWARE_VERSION, ensure_identity
+from tether.appliance.settings import ApplianceSettings, Security
+from tether.appliance.support import DeskRefused, Support
+from tether.backup.service import BackupService
+from tether.certs.pending import PendingRequests
+from tether.certs.service import CertificateService
+from tether.certs.store import CertStore
+from tether.clients.hub import SWEEP_SECONDS, ClientHub
+from tether.core.audit import AuditLog
+from tether.core.db import make_engine, sqlite_url
+from tether.core.errors import Conflict, Invalid, NotFound
+from tether.core.paths import DataDir
+from tether.core.secretbox import SecretBox
+from tether.core.sessions import SessionStore
+from tether.core.syslog import SyslogForwarder, SyslogTarget
+from tether.core.throttle import LoginThrottle
+from tether.site import package as site_package
+
+from .jobs import JobRunner
+from .listeners import Listener, Listeners
+from .provision import create_schema, initialize
+from .role import RoleState, RoleStore
+from .slot import SiteSlot
+
+CERT_EXPIRY_INTERVAL = 3600.0
+CERT_EXPIRY_FIRST_DELAY = 10.0
+SERVING_ROLES = frozenset({"none", "primary"})
+
+
+@dataclass
+class ClientCounts:
+    representatives: int = 0
+    jump_clients: int = 0
+    jumpoints: int = 0
+
+    def public(self) -> dict:
+        return {"representatives": self.representatives, "jump_clients": self.jump_clients,
+                "jumpoints": self.jumpoints, "total": self.representatives + self.jump_clients + self.jumpoints}
+
+
+def _desk_opener(*args, **kwargs) -> dict:
+    """The support desk, reached through tether.desk.client (wired here, so the appliance package never imports it)."""
+    from tether.desk.client import DeskError, open_incident
+
+    try:
+        return open_incident(*args, **kwargs)
+    except DeskError as exc:
+        raise DeskRefused(exc.body.get("message", exc.error)) from None
+
+
+class Appliance:
+    def __init__(self, data: DataDir):
+        if not data.initialized:
+            raise NotFound(f"{data.root} is not an initialised appliance data directory",
+                           hint="run `tether init --data DIR` or `tether serve --data DIR` first")
+        self.data = data
+        self.started_at = time.time()
+        self.throttle = LoginThrottle()
+        self.role = RoleStore(data.failover_dir)
+        self.jobs = JobRunner(role=lambda: self.role.current)
+        self._open_stores()
+        self.syslog = SyslogForwarder(self._syslog_target, self.hostname)
+        self.audit = AuditLog(self.engine, store.audit_log, "appliance", self.syslog.forward)
+        self.listeners = Listeners(data, self.engine, self.settings, self.certs)
+        self.slot = SiteSlot(data, self.throttle, self.syslog.forward, self.site_db_url, self.role.check_writable)
+        self.clients = ClientHub(lambda: self.slot.site, self._client_refusal)  # the /client channel (CL-01)
+        self.support = Support(self, _desk_opener, self.jobs.submit)
+        self.backups = BackupService(self.slot, data, self.audit, self.support.report_failure)
+        self.slot.subscribe(self._site_changed)
+        self.role.subscribe(self._role_changed)
+        self.slot.open()
+
+    def _open_stores(self) -> None:
+        self.box = SecretBox.load(self.data.secret_key)
+        self.engine = make_engine(sqlite_url(self.data.appliance_db))
+        create_schema(self.engine)  # adds tables introduced by newer software
+        self.identity = ensure_identity(self.engine)
+        self.settings = ApplianceSettings(self.engine, self.box)
+        self.admin = AdminAccount(self.engine, self.throttle)
+        self.sessions = SessionStore(self.engine, store.sessions)
+        self.certs = CertStore(self.engine, self.box)
+        self.__dict__.pop("certificates", None)
+        if hasattr(self, "audit"):
+            self.audit.engine = self.engine
+
+    # --- the site (the slot owns it) and the gates -----------------------------------------------
+    @property
+    def site(self):
+        return self.slot.site
+
+    @property
+    def site_lock(self):
+        return self.slot.lock
+
+    def serving(self) -> bool:
+        """/health: a site is installed and this appliance serves it (role none or primary)."""
+        return self.slot.site is not None and self.role.current in SERVING_ROLES
+
+    def health(self) -> tuple[bool, str]:
+        if self.slot.site is None:
+            return False, "no site"
+        st = self.role.state
+        if st.role not in SERVING_ROLES:
+            return False, f"{st.role} (generation {st.generation})" + (f"; primary is {st.primary}" if st.primary else "")
+        return True, "ok" if st.role == "none" else f"primary (generation {st.generation})"
+
+    def _client_refusal(self) -> str | None:
+        st = self.role.state
+        if st.role in SERVING_ROLES:
+            return None
+        where = f" ({st.primary})" if st.primary else ""
+        return f"this appliance is the {st.role} of a failover pair; the primary{where} serves clients"
+
+    def _site_changed(self, what: str) -> None:
+        if what in ("replaced", "removed"):
+            self.clients.site_replaced()  # every client reconnects and is checked against the new site
+
+    def _role_changed(self, old: RoleState, new: RoleState) -> None:
+        self.jobs.role_changed()
+        self.clients.role_changed(new.role in SERVING_ROLES)
+
+    def set_role(self, role: str, *, actor: str, source_ip: str | None, primary: str | None = None,
+                 reason: str = "") -> dict:
+        """Take a role (the failover package decides when; tests set it directly)."""
+        old = self.role.state
+        new = self.role.set(role, primary=primary, reason=reason)
+        self.audit.record(actor, "failover.role", role, source_ip,
+                          {"from": old.role, "generation": new.generation, "reason": reason})
+        return new.public()
+
+    # --- identity and status -----------------------------------------------------------------------
+    def hostname(self) -> str:
+        return self.settings.get("networking").hostname
+
+    def status_basics(self) -> dict:
+        now = time.time()
+        return {
+            "model": self.identity["model"],
+            "serial_number": self.identity["serial"],
+            "appliance_id": self.identity["appliance_id"],
+            "appliance_version": __version__,
+            "base_software_version": BASE_SOFTWARE_VERSION,
+            "hostname": self.hostname(),
+            "system_time": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(now)),
+            "uptime_seconds": int(now - self.started_at),
+        }
+
+    def site_information(self) -> dict:
+        info = self.slot.require().info()
+        return {"product_version": info.version, "site_name": info.name, "edition": info.edition,
+                "appliance_role": self.role.current, "generation": self.role.generation,
+                "connected_clients": ClientCounts(**self.clients.counts()).public()}
+
+    # --- site packages ---------------------------------------------------------------------------------
+    def trusted_vendor_keys(self) -> list[Ed25519PublicKey]:
+        pems = store.get_setting(self.engine, "trusted_vendor_keys", [])
+        return [site_package.load_public_key(p.encode()) for p in pems]
+
+    def install_site_package(self, data: bytes, actor: str, source_ip: str | None) -> dict:
+        pkg = site_package.verify(data, self.trusted_vendor_keys())
+        current = self.slot.site.info() if self.slot.site else None
+
+        def before_update():  # BK-10: a fresh backup, kept in <data>/backups, before the site software changes
+            return self.backups.take(password=None, include_history=True, actor=actor, source_ip=source_ip)
+
+        action, pre = self.slot.install(pkg, before_update)
+        self.audit.record(actor, f"site.{action}", pkg.site_name, source_ip,
+                          {"version": pkg.version, "edition": pkg.edition,
+                           "from_version": current.version if current else None})
+        result = {"action": action, "site_name": pkg.site_name, "edition": pkg.edition, "version": pkg.version}
+        if action == "update":
+            result["pre_update_backup"] = str(pre.path)
+        return result
+
+    # --- where the site database lives (OPS-03) ----------------------------------------------------------
+    def site_db_url(self) -> str | None:
+        """None: SQLite in <data>/site/site.db; else a SQLAlchemy URL (sealed at rest: it may hold a password)."""
+        sealed = store.get_setting(self.engine, "site_db_url")
+        return self.box.unseal(sealed, "site_db_url").decode() if sealed else None
+
+    def set_site_db_url(self, url: str) -> None:
+        if self.slot.site is not None:
+            raise Conflict("a site is already installed; its database cannot be moved here",
+                           hint="take a backup, factory-reset, set the URL, then restore")
+        if not url.startswith(("postgresql+psycopg://", "postgresql://")):
+            raise Invalid("site_db_url: write postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE",
+                          field="site_db_url")
+        with self.engine.begin() as c:
+            store.put_setting(c, "site_db_url", self.box.seal(url, "site_db_url"))
+
+    # --- settings ----------------------------------------------------------------------------------------
+    def update_settings(self, section: str, data: dict, actor: str, source_ip: str | None) -> dict:
+        model = self.settings.validate(section, data)
+        if section == "security":
+            self._check_not_locked_out(model, source_ip)
+        self.settings.put(section, data)
+        if section == "security":
+            self.refresh_tls()
+        self.audit.record(actor, f"settings.{section}.update", section, source_ip)
+        return self.settings.public(section)
+
+    def _check_not_locked_out(self, sec: Security, source_ip: str | None) -> None:
+        if not source_ip or source_ip == "cli":
+            return
+        ip = ipaddress.ip_address(source_ip)
+        nets = [ipaddress.ip_network(n) for n in sec.administration.allowed_networks]
+        if not any(ip.version == n.version and ip in n for n in nets):
+            raise Invalid(f"administration.allowed_networks: your own address {source_ip} would be locked out",
+                          field="administration.allowed_networks",
+                          hint="include the network you administer the appliance from")
+        ports = sec.administration.allowed_ports
+        if ports and self.listeners and not any(lst.port in ports for lst in self.listeners):
+            raise Invalid("administration.allowed_ports: no listener of this appliance uses any of these ports",
+                          field="administration.allowed_ports")
+
+    def admin_allowed(self, client_ip: str | None, server_port: int | None) -> bool:
+        adm = self.settings.get("security").administration
+        if adm.allowed_ports and server_port not in adm.allowed_ports:
+            return False
+        if client_ip is None:
+            return False
+        try:
+            ip = ipaddress.ip_address(client_ip)
+        except ValueError:
+            return False
+        return any(ip.version == n.version and ip in n for n in map(ipaddress.ip_network, adm.allowed_networks))
+
+    def _syslog_target(self) -> SyslogTarget | None:
+        s = self.settings.get("security").syslog
+        if not s.enabled or not s.host:
+            return None
+        return SyslogTarget(s.host, s.port, s.transport, s.format)
+
+    def publish_builtin_cert(self) -> str:
+        """Write the built-in certificate (public part) to <data>/builtin-cert.pem for pinning clients."""
+        pem = self.certs.builtin()["cert_pem"]
+        (self.data.root / "builtin-cert.pem").write_text(pem)
+        return pem
+
+    # --- factory reset (APPL-06) ---------------------------------------------------------------------------
+    def factory_reset(self, actor: str, source_ip: str | None) -> dict:
+        """Wipe every site, certificate, key, backup, recording and setting, and come back as a fresh
+        appliance on the same listeners (same hardware identity). Connected clients are dropped and,
+        the site being gone, their identities are refused from then on."""
+        from tether.appliance import reset
+
+        self.audit.record(actor, "appliance.factory_reset", "appliance", source_ip)
+        with self.slot.lock:
+            keys = store.get_setting(self.engine, "trusted_vendor_keys", [])
+            identity = {k: self.identity[k] for k in ("model", "serial", "appliance_id", "created_at")}
+            self.slot.close()
+            self.engine.dispose()
+            wiped = reset.wipe(self.data)
+            initialize(self.data, [k.encode() for k in keys], identity=identity)
+            self._open_stores()
+            self.role.reset()
+            self.listeners.rebind(self.engine, self.settings, self.certs)
+            self.publish_builtin_cert()
+            self.slot.removed()
+        return {"ok": True, "files_wiped": wiped, "serial_number": identity["serial"]}
+
+    # --- TLS listeners ---------------------------------------------------------------------------------------
+    def add_listener(self, host: str, port: int) -> Listener:
+        return self.listeners.add(host, port)
+
+    def refresh_tls(self) -> None:
+        self.listeners.refresh()
+
+    def refresh_certificates(self) -> None:
+        """Apply the certificate assignments to every listener, without a restart."""
+        self.listeners.refresh(tls_settings=False)
+
+    # --- certificates (CERT-01..07) ----------------------------------------------------------------------------
+    @functools.cached_property
+    def certificates(self) -> CertificateService:
+        """Every certificate action of the HTML pages, the API and the CLI."""
+        return CertificateService(self, PendingRequests(self.engine, self.box))
+
+    def configured_addresses(self) -> list[str]:
+        """The IP addresses recorded under Networking (certificates can be assigned to them)."""
+        return [a.address for i in self.settings.get("networking").interfaces for a in i.addresses]
+
+    def send_certificate_reminders(self) -> list:
+        """CERT-07, run by the job runner: mail the expiry reminders due now through the SMTP relay."""
+        import datetime as dt
+
+        from tether.certs.expiry import run_reminders
+
+        return run_reminders(self.engine, self.settings.get("security").smtp,
+                             self.settings.reveal("security", "smtp", "password"),
+                             self.certificates.expiry_assignments(), dt.datetime.now(dt.timezone.utc),
+                             helo_name=self.hostname())
+
+    # --- lifecycle ---------------------------------------------------------------------------------------------
+    def _register_jobs(self) -> None:
+        j = self.jobs
+        j.continuous("syslog-forwarding", self.syslog.run)
+        j.continuous("outbound-events", self._dispatch_events, roles=SERVING_ROLES)
+        j.register("certificate-expiry-reminders", CERT_EXPIRY_INTERVAL, self.send_certificate_reminders,
+                   first_delay=CERT_EXPIRY_FIRST_DELAY)
+        j.register("client-hub-sweep", SWEEP_SECONDS, self.clients.sweep, first_delay=SWEEP_SECONDS, exact=True)
+
+    def _dispatch_events(self, stop) -> None:
+        site = self.slot.site
+        if site is not None:
+            site.events.run(stop)
+
+    async def start(self) -> asyncio.Task:
+        """Start the background work (the listeners are the web layer's); returns the runner's task."""
+        self._register_jobs()
+        return asyncio.create_task(self.jobs.run())
+
+    async def stop(self, runner: asyncio.Task | None) -> None:
+        """Tell every client to go (and come back soon), stop the jobs and wait for runs in progress."""
+        await self.clients.close()
+        self.jobs.stop()
+        if runner is not None:
+            await runner
+
+    def close(self) -> None:
+        self.slot.close()
+        self.syslog.flush()
+        self.engine.dispose()

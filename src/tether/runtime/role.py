@@ -1,0 +1,117 @@
+"""The appliance's role in a failover pair and its generation, and the gates
+they drive (docs/formats/role.md).
+
+    none     a standalone appliance: serves its site (if one is installed)
+    primary  the serving member of a pair
+    backup   the standby: follows the primary, serves no clients, takes no
+             site writes
+
+The role and a generation number (raised at every role change; it fences an
+old primary) live in ``<data>/failover/role.json``, written aside, fsynced
+and renamed, so a crash leaves the old or the new role, never a torn file.
+Nothing else writes that file.
+
+The gates, each asked by the one place that needs it:
+
+- ``serving()``: ``/health`` answers 200 and the client hub admits hellos
+  only when it is true (a site is installed and the role is none or primary);
+- ``check_writable()``: the site's write fence (site/changelog.py calls it
+  before every captured write) raises ``NotPrimary`` on a backup;
+- ``JobRunner`` reads ``current`` to decide which jobs run.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+from tether.core.errors import Conflict, NotPrimary, TetherError
+from tether.core.fsutil import write_atomic
+
+FORMAT_VERSION = 1
+ROLES = ("none", "primary", "backup")
+
+
+@dataclass(frozen=True)
+class RoleState:
+    role: str = "none"
+    generation: int = 0
+    changed_at: float = 0.0
+    primary: str | None = None  # where the primary is (host:port), as a backup knows it
+    reason: str = ""
+
+    def public(self) -> dict:
+        return asdict(self)
+
+
+class RoleStore:
+    """The durable role and generation of one appliance."""
+
+    def __init__(self, failover_dir: Path):
+        self.path = failover_dir / "role.json"
+        self._lock = threading.Lock()
+        self._listeners: list[Callable[[RoleState, RoleState], None]] = []
+        self.state = self._load()
+
+    def _load(self) -> RoleState:
+        try:
+            raw = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return RoleState()
+        except (OSError, ValueError) as exc:
+            raise TetherError(f"{self.path} is unreadable ({exc}); the appliance's role is unknown",
+                              hint="restore the file from a snapshot, or remove it to start as a standalone "
+                                   "appliance (role none) and re-establish failover") from None
+        if raw.get("version") != FORMAT_VERSION or raw.get("role") not in ROLES:
+            raise TetherError(f"{self.path}: unknown format or role {raw.get('role')!r}",
+                              hint="this file was written by other software; remove it to start as role none")
+        return RoleState(raw["role"], int(raw["generation"]), float(raw.get("changed_at", 0)),
+                         raw.get("primary"), raw.get("reason", ""))
+
+    @property
+    def current(self) -> str:
+        return self.state.role
+
+    @property
+    def generation(self) -> int:
+        return self.state.generation
+
+    def subscribe(self, fn: Callable[[RoleState, RoleState], None]) -> None:
+        """``fn(old, new)`` is called after every durable change."""
+        self._listeners.append(fn)
+
+    def set(self, role: str, *, generation: int | None = None, primary: str | None = None,
+            reason: str = "") -> RoleState:
+        """Take ``role``; the generation is raised by one unless given (it never goes down)."""
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}")
+        with self._lock:
+            old = self.state
+            gen = old.generation + 1 if generation is None else generation
+            if gen < old.generation:
+                raise Conflict(f"generation {gen} is older than this appliance's {old.generation}")
+            new = RoleState(role, gen, time.time(), primary if role == "backup" else None, reason)
+            write_atomic(self.path, json.dumps({"version": FORMAT_VERSION, **new.public()}, indent=1).encode())
+            self.state = new
+        for fn in list(self._listeners):
+            fn(old, new)
+        return new
+
+    def reset(self) -> None:
+        """Factory reset: back to a standalone appliance (the file was wiped with the data directory)."""
+        self.state = self._load()
+
+    # --- gates ------------------------------------------------------------------------------------
+    def serves_clients(self) -> bool:
+        return self.state.role in ("none", "primary")
+
+    def check_writable(self) -> None:
+        st = self.state
+        if st.role == "backup":
+            where = f" ({st.primary})" if st.primary else ""
+            raise NotPrimary(f"this appliance is the backup of a failover pair: make /login changes on the "
+                             f"primary{where}", hint="or make this appliance primary (Management > Failover)")

@@ -64,6 +64,8 @@ def test_a_backup_appliance_serves_no_clients_and_takes_no_writes(fixed_port_sit
     with a.client() as c:
         r = c.get("/health")
         assert r.status_code == 503 and "backup" in r.text and PRIMARY in r.text
+        r = c.get("/check_health")  # IC-04's unauthenticated form: one line, 200 or 500
+        assert r.status_code == 500 and r.text.count("\n") == 1 and "backup" in r.text
         sh = {"Authorization": f"Bearer {site_token(c)}"}  # admins still get in, to see status
         info = ok(c.get("/api/site/information", headers=sh))
         assert info["appliance_role"] == "backup"
@@ -80,6 +82,8 @@ def test_a_backup_appliance_serves_no_clients_and_takes_no_writes(fixed_port_sit
     restart_as(a, "none")
     with a.client() as c:
         assert c.get("/health").status_code == 200
+        r = c.get("/check_health")
+        assert (r.status_code, r.text) == (200, "ok\n")
         sh = {"Authorization": f"Bearer {site_token(c)}"}
         ok(c.post("/api/users", headers=sh, json={"username": "carol", "password": "Carol-pass-123"}), 201)
         wait_for(lambda: online(c, sh, "jump", "host-1"), 30, what="the jump client back online")

@@ -120,7 +120,7 @@ def test_bad_input_names_the_field_and_stores_nothing(rs_site):
     assert {e["tbl"] for e in after} <= {"audit_log"}
 
 
-@pytest.mark.req("SITE-01")
+@pytest.mark.req("SITE-01", "FO-03")
 def test_settings_sections_and_write_only_psk(rs_site):
     c, h = rs_site.c, rs_site.sh
     assert ok(c.get("/api/config/settings/jump-clients", headers=h))["connection_rate_per_second"] == 50
@@ -137,7 +137,9 @@ def test_settings_sections_and_write_only_psk(rs_site):
     assert ok(c.get("/api/config/settings/inter-appliance-psk", headers=h)) == {"psk_set": True}
     assert ok(c.put("/api/config/settings/inter-appliance-psk", headers=h, json={"psk_set": True}))["psk_set"]
     changes = str(ok(c.get("/api/changes?after=0&limit=10000", headers=h)))
-    assert psk in changes  # in the site DB, so it travels with backups and sync (not sealed per appliance)
+    # each appliance of a pair keeps its own key: never in the change log, so never synced (FO-03); it is in
+    # the site database's table (not sealed per appliance), so it travels with site backups (BK-08)
+    assert psk not in changes and "inter_appliance_psk" not in changes
     assert psk not in str(ok(c.get("/api/reporting/audit?limit=1000", headers=h)))
 
 

@@ -6,7 +6,7 @@ import typer
 
 from tether import __version__
 
-from . import appliance, backup, certs, serve, site, site_data
+from . import appliance, backup, certs, failover, serve, site, site_data
 
 app = typer.Typer(help=f"Tether {__version__}: the remote-support appliance built for disaster recovery.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -24,3 +24,4 @@ certs.register(app)
 site.register(app)
 site_data.register(app)
 backup.register(app)
+failover.register(app)

@@ -171,12 +171,13 @@ class PeerClient:
         return self._verified(response, nonce, "POST", path) if verify_response else response
 
     @contextmanager
-    def stream(self, method: str, path: str, params=None, *,
+    def stream(self, method: str, path: str, params=None, *, headers: dict | None = None,
                read_timeout: float | None = None) -> Iterator[httpx.Response]:
         """A streaming answer (e.g. the NDJSON change stream), pin and status checked, body not yet read:
         ``with client.stream("GET", "/peer/v1/changes", {"after": 0}) as r: for line in r.iter_lines()``.
         ``read_timeout`` should exceed the peer's heartbeat interval. Streams are not signed (TLS + pin)."""
-        response, _nonce = self._send(method, path, params=params, stream=True, read_timeout=read_timeout)
+        response, _nonce = self._send(method, path, params=params, headers=headers, stream=True,
+                                      read_timeout=read_timeout)
         try:
             yield response
         except httpx.TransportError as exc:

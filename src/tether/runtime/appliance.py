@@ -42,6 +42,7 @@ from tether.core.secretbox import SecretBox
 from tether.core.sessions import SessionStore
 from tether.core.syslog import SyslogForwarder, SyslogTarget
 from tether.core.throttle import LoginThrottle
+from tether.failover.service import FailoverService
 from tether.site import package as site_package
 
 from .jobs import JobRunner
@@ -94,6 +95,7 @@ class Appliance:
         self.clients = ClientHub(lambda: self.slot.site, self._client_refusal)  # the /client channel (CL-01)
         self.support = Support(self, _desk_opener, self.jobs.submit)
         self.backups = BackupService(self.slot, data, self.audit, self.support.report_failure)
+        self.failover = FailoverService(self)  # the pair: peer link, sync, status (FO-01..04, FO-10)
         self.slot.subscribe(self._site_changed)
         self.role.subscribe(self._role_changed)
         self.slot.open()
@@ -320,8 +322,13 @@ class Appliance:
                              helo_name=self.hostname())
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
+    def pin_for(self, host: str, port: int) -> str:
+        return self.listeners.pin_for(host, port)
+
     def _register_jobs(self) -> None:
         j = self.jobs
+        j.continuous("failover-sync", self.failover.worker.follow, roles={"backup"})
+        j.continuous("failover-blobs", self.failover.worker.fetch_blobs, roles={"backup"})
         j.continuous("syslog-forwarding", self.syslog.run)
         j.continuous("outbound-events", self._dispatch_events, roles=SERVING_ROLES)
         j.register("certificate-expiry-reminders", CERT_EXPIRY_INTERVAL, self.send_certificate_reminders,

@@ -69,6 +69,17 @@ class Listeners(list):
                     lst.context.apply_settings(settings)
                 self._load_cert(lst)
 
+    def pin_for(self, host: str, port: int) -> str:
+        """The pin (tether.clients.trust) of the certificate presented on ``host:port`` (the first
+        listener's when no listener has that address, e.g. behind NAT)."""
+        from tether.clients.trust import pin_of_pem
+
+        chosen = next((lst for lst in self if lst.host == host and lst.port == port), None)
+        chosen = chosen or next((lst for lst in self if lst.port == port), None) or (self[0] if self else None)
+        row = self.certs.get(chosen.cert_id) if chosen is not None and chosen.cert_id is not None \
+            else self.certs.builtin()
+        return pin_of_pem(row["cert_pem"])
+
     def rebind(self, engine: sa.Engine, settings: ApplianceSettings, certs: CertStore) -> None:
         """After a factory reset: the same sockets, the fresh appliance's stores."""
         self.engine, self.settings, self.certs = engine, settings, certs

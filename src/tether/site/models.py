@@ -258,12 +258,15 @@ class JumpClientSettings(Strict):
 
 
 class FailoverSettings(Strict):
-    """Stored now, used by the failover package later (FO-02, FO-05)."""
+    """This appliance's own failover settings (never synced to the peer, FO-03). Used by
+    tether.failover: backup operations and the sync mode, interval and bandwidth (FO-02);
+    the automatic-failover fields are stored for FO-05."""
     enabled: bool = False
     role: Literal["none", "primary", "backup"] = "none"
     peer_host: str | None = None
     peer_port: int = 443
     backup_operations_enabled: bool = False
+    sync_mode: Literal["continuous", "interval"] = "continuous"  # interval: catch up every sync_interval_minutes
     sync_interval_minutes: Annotated[int, Field(ge=1, le=1440)] = 15
     sync_bandwidth_limit_kbps: Annotated[int, Field(ge=0)] = 0
     automatic_failover: bool = False

@@ -4,6 +4,9 @@ connection settings, failover (stored now, used by failover later), the
 inter-appliance pre-shared key, outbound-event delivery, and for Remote
 Support sites the public portal, client branding texts and the file store.
 
+The failover settings and the pre-shared key are written without entering
+the change log (site/locality.py): each appliance of a pair keeps its own.
+
 The pre-shared key is write-only: stored in the site database so that it
 travels with site backups (BK-08) and is never returned (``psk_set``)."""
 
@@ -19,6 +22,8 @@ from tether.core.errors import NotFound
 
 from . import models as M
 from . import permissions as P
+from .changelog import NOLOG
+from .locality import NOT_SYNCED_SETTINGS
 from .resources import RS, check_edition
 from .tables import site_settings
 
@@ -80,6 +85,10 @@ def put(engine: sa.Engine, s: Section, data: object) -> dict:
         data = {k: v for k, v in data.items() if not (k.endswith("_set") and k[:-4] in s.secrets)}
     model = M.parse(s.model, data)
     with engine.begin() as c:
+        if s.key in NOT_SYNCED_SETTINGS:
+            # this appliance's own place in a pair or cluster: never logged, so never synced, and
+            # writable on a backup too (the write fence guards only logged, i.e. replicated, data)
+            c = c.execution_options(**{NOLOG: True})
         old = _raw(c, s)
         value = model.model_dump()
         for f in s.secrets:

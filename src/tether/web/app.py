@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tether.runtime import Appliance
 
-from . import appliance_api, appliance_pages, cert_pages, client_channel, login_pages, site_api, site_clients_pages, site_data_pages, software_pages
+from . import appliance_api, appliance_pages, cert_pages, client_channel, login_pages, peer_api, site_api, site_clients_pages, site_data_pages, software_pages
 
 SECURITY_HEADERS = [
     (b"strict-transport-security", b"max-age=31536000"),
@@ -72,6 +72,7 @@ def create_app(appliance: Appliance) -> ASGIApp:
     app.include_router(site_clients_pages.router)
     app.include_router(software_pages.router)
     app.router.routes.extend(client_channel.routes)
+    app.router.routes.extend(peer_api.routes)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
 
     @app.get("/")
@@ -83,5 +84,11 @@ def create_app(appliance: Appliance) -> ASGIApp:
         """200 only where this appliance serves its site (role none or primary), 503 otherwise: for load balancers."""
         ok, text = request.app.state.appliance.health()
         return PlainTextResponse(text + "\n", status_code=200 if ok else 503)
+
+    @app.get("/check_health")
+    async def check_health(request: Request):
+        """IC-04's unauthenticated form: 200 or 500 with a one-line message and nothing else."""
+        ok, text = request.app.state.appliance.health()
+        return PlainTextResponse(text + "\n", status_code=200 if ok else 500)
 
     return SecurityHeaders(AdminNetworks(app, appliance))

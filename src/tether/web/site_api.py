@@ -211,18 +211,14 @@ def create() -> FastAPI:
         p.require(P.REPORTING)
         return site_of(request).audit.list(min(max(limit, 1), 1000), max(offset, 0))
 
-    @api.post("/command/check_health", summary="Health of this appliance (IC-04, first slice)")
+    @api.post("/command/check_health", summary="Health of this appliance (IC-04): id, version, role, last sync")
     def check_health(request: Request, p: Caller) -> dict:
-        p.require(P.COMMAND)
-        app = appliance_of(request)
-        b = app.status_basics()
-        return {"appliance_id": b["appliance_id"], "hostname": b["hostname"], "version": b["appliance_version"],
-                "success": True, "error_message": "", "failover_role": app.role.current, "enabled_shared_ips": [],
-                "last_data_sync_time": None, "last_data_sync_status": None}
+        return appliance_of(request).failover.check_health(p)
 
-    from . import backup_api, site_clients_api, site_data_api
+    from . import backup_api, failover_api, site_clients_api, site_data_api
 
     api.include_router(backup_api.router)
     api.include_router(site_data_api.router)
     api.include_router(site_clients_api.router)
+    api.include_router(failover_api.router)
     return api

@@ -1,0 +1,397 @@
+"""The failover pair as the pages, the API and the CLI see it (one service,
+one permission check each), and as the peer routes see it:
+
+    establish(peer)      from the future primary: pair with the appliance at ``peer`` (FO-02, FO-10)
+    break_pair()         either side: end the pair; both become standalone (FO-09)
+    status()             role, generation, peer, sync position, lag, blobs pending (FO-02)
+    sync_now()           the backup reconnects and rechecks every blob at once
+
+    peer_pair / peer_unpair / peer_ack / changes / snapshot / blob_path
+                         the answering side of docs/formats/peer-protocol.md
+
+Declares what it needs of the running appliance as ``FailoverHost``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, AsyncIterator, Iterator, Protocol
+
+from tether import __version__
+from tether.core.audit import AuditLog
+from tether.core.errors import Conflict, Forbidden, Invalid, NotFound
+from tether.core.paths import DataDir
+from tether.site import permissions as P
+from tether.site import sections
+
+from . import blobs, peer_auth, source
+from .errors import PeerError
+from .pair import Pair, PairStore, new_pair
+from .peer_client import PeerClient
+from .worker import HEARTBEAT_SECONDS, SyncWorker
+
+log = logging.getLogger("tether.failover")
+
+
+class RolePort(Protocol):
+    @property
+    def current(self) -> str: ...
+    @property
+    def generation(self) -> int: ...
+    def set(self, role: str, *, generation: int | None = None, primary: str | None = None,
+            reason: str = "") -> Any: ...
+
+
+class Caller(Protocol):
+    """Who asks (web/auth.Principal): a name, and ``require`` raising Forbidden without the permission."""
+
+    name: str
+
+    def require(self, permission: str) -> None: ...
+
+
+class FailoverHost(Protocol):
+    data: DataDir
+    audit: AuditLog
+    role: RolePort
+    identity: dict
+
+    @property
+    def site(self) -> Any: ...
+    def pin_for(self, host: str, port: int) -> str: ...
+    def status_basics(self) -> dict: ...
+    def health(self) -> tuple[bool, str]: ...
+
+
+def _address(text: str) -> str:
+    text = (text or "").strip().removeprefix("https://").rstrip("/")
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise Invalid(f"{text!r}: write the peer's address as HOST:PORT, e.g. 10.0.0.6:443", field="peer")
+    return f"{host}:{port}"
+
+
+class FailoverService:
+    def __init__(self, host: FailoverHost):
+        self.host = host
+        self.pairs = PairStore(host.data.failover_dir)
+        self.limiter = peer_auth.FailureLimiter()
+        self.verifier = peer_auth.PeerVerifier(self._key, limiter=self.limiter,
+                                               own_id=host.identity["appliance_id"])
+        self.signal = source.CommitSignal()
+        self.worker = SyncWorker(lambda: self.host.site, self._client_to_peer, self._settings, self._adopt)
+        self.acked: dict = {"through": None, "at": None, "streaming": 0}
+        self._keys: tuple[str, bytes] | None = None
+
+    # --- what the service reads --------------------------------------------------------------------------
+    @property
+    def me(self) -> str:
+        return self.host.identity["appliance_id"]
+
+    def _site(self):
+        site = self.host.site
+        if site is None:
+            raise NotFound("no site is installed on this appliance", hint="install the same site package first")
+        return site
+
+    def _settings(self):
+        return sections.get_model(self._site().engine, sections.section("failover"))
+
+    def _psk(self) -> str | None:
+        site = self.host.site
+        if site is None:
+            return None
+        return sections.get_model(site.engine, sections.section("inter-appliance-psk")).psk
+
+    def _key(self) -> bytes | None:
+        psk = self._psk()
+        if not psk:
+            return None
+        if self._keys is None or self._keys[0] != psk:
+            self._keys = (psk, peer_auth.derive_key(psk))
+        return self._keys[1]
+
+    def _require_key(self) -> bytes:
+        key = self._key()
+        if key is None:
+            raise Conflict("no inter-appliance pre-shared key is set on this appliance",
+                           hint="set the same key on both appliances: /login > Management > Failover, or "
+                                "PUT /api/config/settings/inter-appliance-psk")
+        return key
+
+    def _client_to_peer(self) -> PeerClient | None:
+        pair, key = self.pairs.load(), self._key()
+        if pair is None or key is None:
+            return None
+        return PeerClient(pair.peer_url, pair.peer_pin, key, self.me)
+
+    def _site_facts(self) -> dict:
+        info = self._site().info()
+        return {"site_name": info.name, "edition": info.edition, "product_version": info.version}
+
+    def _adopt(self, generation: int) -> None:
+        if generation > self.host.role.generation:
+            pair = self.pairs.load()
+            self.host.role.set("backup", generation=generation, primary=pair.peer_address if pair else None,
+                               reason="a newer generation seen on the primary's stream")
+
+    # --- establish and break (the admin's side) --------------------------------------------------------------
+    def establish(self, caller: Caller, peer: str, self_address: str, source_ip: str | None) -> dict:
+        """Pair this appliance (it becomes primary) with the appliance at ``peer`` (it becomes backup)."""
+        caller.require(P.CONFIG_WRITE)
+        actor = caller.name
+        peer = _address(peer)
+        self_address = _address(self_address)
+        key = self._require_key()
+        role = self.host.role
+        if role.current == "backup":
+            raise Conflict("this appliance is the backup of a pair: establish failover from the primary",
+                           hint="or break failover here first (tether failover break)")
+        existing = self.pairs.load()
+        if existing is not None and existing.peer_address != peer:
+            raise Conflict(f"this appliance is already paired with {existing.peer_address}",
+                           hint="break failover first (tether failover break)")
+        host, port = self_address.rsplit(":", 1)
+        own_pin = self.host.pin_for(host, int(port))
+        facts = self._site_facts()
+        body = {"appliance_id": self.me, "pin": own_pin, "url": f"https://{self_address}", "role": "primary",
+                "generation": role.generation + 1, **facts}
+        with PeerClient(f"https://{peer}", None, key, self.me) as client:
+            answer = client.post_json("/peer/v1/pair", body, verify_response=True).json()
+            presented = client.presented_pin
+        if answer.get("pin") != presented:
+            raise PeerError(f"the appliance at {peer} signed for certificate key {answer.get('pin')} but presented "
+                            f"{presented}: something between the two appliances is intercepting their traffic",
+                            hint="check the network path, then establish failover again")
+        pair = new_pair(f"https://{peer}", presented, answer["appliance_id"], f"https://{self_address}", actor)
+        self.pairs.save(pair)
+        new = role.set("primary", generation=max(role.generation + 1, int(answer.get("generation", 0))),
+                       reason=f"established failover with {peer}")
+        self.host.audit.record(actor, "failover.establish", peer, source_ip,
+                               {"role": "primary", "peer_id": pair.peer_id, "peer_pin": pair.peer_pin,
+                                "generation": new.generation})
+        return self._status()
+
+    def break_pair(self, caller: Caller, source_ip: str | None, *, force: bool = False) -> dict:
+        caller.require(P.CONFIG_WRITE)
+        actor = caller.name
+        pair = self.pairs.load()
+        if pair is None:
+            raise Conflict("this appliance is not in a failover pair")
+        told = True
+        key = self._key()
+        try:
+            if key is None:
+                raise PeerError("no pre-shared key is set here")
+            with PeerClient(pair.peer_url, pair.peer_pin, key, self.me) as client:
+                client.post_json("/peer/v1/unpair", {"appliance_id": self.me}, verify_response=True)
+        except PeerError as exc:
+            if not force:
+                raise Conflict(f"the peer could not be told: {exc.message}",
+                               hint="repeat with --force to break the pair on this appliance alone; then break "
+                                    "it on the peer too") from None
+            told = False
+        self._unpaired(f"failover broken by {actor}")
+        self.host.audit.record(actor, "failover.break", pair.peer_address, source_ip, {"peer_told": told})
+        return {**self._status(), "peer_told": told}
+
+    def _unpaired(self, reason: str) -> None:
+        self.pairs.clear()
+        if self.host.role.current != "none":
+            self.host.role.set("none", reason=reason)
+        self.acked.update(through=None, at=None)
+
+    def sync_now(self, caller: Caller, source_ip: str | None) -> dict:
+        caller.require(P.COMMAND)
+        actor = caller.name
+        if self.host.role.current != "backup":
+            raise Conflict("\"Sync now\" is run on the backup appliance of a pair")
+        self.worker.sync_now.set()
+        self.worker.blob_wake.set()
+        self.host.audit.record(actor, "failover.sync_now", None, source_ip)
+        return self._status()
+
+    # --- status -------------------------------------------------------------------------------------------
+    def status(self, caller: Caller) -> dict:
+        caller.require(P.CONFIG_READ)
+        return self._status()
+
+    def _status(self) -> dict:
+        role = self.host.role
+        pair = self.pairs.load()
+        out: dict = {"role": role.current, "generation": role.generation, "paired": pair is not None,
+                     "peer": pair.public() if pair else None, "appliance_id": self.me}
+        site = self.host.site
+        if site is None:
+            return out
+        fs = self._settings()
+        out["settings"] = {"backup_operations_enabled": fs.backup_operations_enabled, "sync_mode": fs.sync_mode,
+                           "sync_interval_minutes": fs.sync_interval_minutes,
+                           "sync_bandwidth_limit_kbps": fs.sync_bandwidth_limit_kbps}
+        out["psk_set"] = self._psk() is not None
+        if role.current == "backup":
+            out["sync"] = self.worker.status.public()
+        elif role.current == "primary":
+            head, _at = source.head_info(site.engine)
+            through, at = self.acked["through"], self.acked["at"]
+            behind = head - through if through is not None else None
+            lag_s = None
+            if behind == 0:
+                lag_s = 0.0
+            elif through is not None:
+                oldest = _entry_time(site.engine, through + 1)
+                lag_s = round(time.time() - oldest, 3) if oldest else None
+            out["sync"] = {"head": head, "backup_through": through, "lag_entries": behind, "lag_seconds": lag_s,
+                           "last_ack_at": at, "streaming": self.acked["streaming"] > 0,
+                           "peer_reachable": bool(at and time.time() - at < 3 * HEARTBEAT_SECONDS * 5)
+                           or self.acked["streaming"] > 0}
+        return out
+
+    def check_health(self, caller: Caller) -> dict:
+        """The command API's check_health (IC-04)."""
+        caller.require(P.COMMAND)
+        b = self.host.status_basics()
+        ok, text = self.host.health()
+        role = self.host.role.current
+        sync = self._status().get("sync") or {}
+        last_time = sync.get("last_sync_at") if role == "backup" else sync.get("last_ack_at")
+        last_status = sync.get("last_sync_result") if role == "backup" else (
+            ("ok" if sync.get("peer_reachable") else "peer unreachable") if role == "primary" else None)
+        fs = self._settings() if self.host.site is not None else None
+        return {"appliance_id": b["appliance_id"], "hostname": b["hostname"], "version": b["appliance_version"],
+                "success": ok or role == "backup", "error_message": "" if ok or role == "backup" else text,
+                "failover_role": role, "generation": self.host.role.generation,
+                "enabled_shared_ips": list(fs.shared_ips) if fs and role == "primary" else [],
+                "last_data_sync_time": last_time, "last_data_sync_status": last_status}
+
+    # --- the answering side of the peer protocol --------------------------------------------------------------
+    def authenticate(self, method: str, path_qs: str, body: bytes, headers, source_ip: str | None) -> str:
+        try:
+            return self.verifier.verify(method, path_qs, body, headers, source_ip)
+        except Exception as exc:
+            reason = getattr(exc, "reason", "throttled")
+            log.warning("peer request %s %s from %s refused: %s", method, path_qs.split("?")[0], source_ip, reason)
+            if reason in ("key", "no_key", "signature", "replay"):
+                self.host.audit.record("peer", "failover.peer_refused", path_qs.split("?")[0], source_ip,
+                                       {"reason": reason, "sender": headers.get(peer_auth.H_ID)})
+            raise
+
+    def sign(self, nonce: str, status: int, body: bytes) -> str:
+        return peer_auth.sign_response(self._require_key(), nonce, status, body)
+
+    def _paired_with(self, sender: str) -> Pair:
+        pair = self.pairs.load()
+        if pair is None or pair.peer_id != sender:
+            raise Forbidden("this appliance is not paired with the asking appliance")
+        return pair
+
+    def peer_pair(self, sender: str, body: dict, server: tuple[str, int], source_ip: str | None) -> dict:
+        facts = self._site_facts()
+        theirs = {k: body.get(k) for k in facts}
+        if theirs != facts:
+            raise Conflict(f"the sites differ: the primary hosts {theirs['site_name']!r} {theirs['edition']} "
+                           f"{theirs['product_version']}, this appliance {facts['site_name']!r} {facts['edition']} "
+                           f"{facts['product_version']}", hint="install the same site package on both appliances")
+        pair = self.pairs.load()
+        if pair is not None and pair.peer_id != sender:
+            raise Conflict(f"this appliance is already paired with {pair.peer_address}",
+                           hint="break failover on it first")
+        role = self.host.role
+        if role.current == "primary":
+            raise Conflict("this appliance is a primary: it cannot become a backup by pairing",
+                           hint="break its failover pair first")
+        for k in ("url", "pin", "appliance_id"):
+            if not isinstance(body.get(k), str):
+                raise Invalid(f"{k}: required", field=k)
+        pair = new_pair(body["url"], body["pin"], sender, f"https://{server[0]}:{server[1]}", "peer")
+        self.pairs.save(pair)
+        sections.put(self._site().engine, sections.section("failover"),
+                     {**self._settings().model_dump(), "backup_operations_enabled": True, "enabled": True,
+                      "role": "backup", "peer_host": pair.peer_address.rsplit(":", 1)[0],
+                      "peer_port": int(pair.peer_address.rsplit(":", 1)[1])})
+        new = role.set("backup", generation=max(role.generation + 1, int(body.get("generation", 0))),
+                       primary=pair.peer_address, reason=f"paired as backup of {pair.peer_address}")
+        self.host.audit.record("peer", "failover.establish", pair.peer_address, source_ip,
+                               {"role": "backup", "peer_id": sender, "peer_pin": pair.peer_pin,
+                                "generation": new.generation})
+        return {"appliance_id": self.me, "pin": self.host.pin_for(*server), "role": "backup",
+                "generation": new.generation, **facts}
+
+    def peer_unpair(self, sender: str, source_ip: str | None) -> dict:
+        pair = self._paired_with(sender)
+        self._unpaired(f"failover broken by the peer {pair.peer_address}")
+        self.host.audit.record("peer", "failover.break", pair.peer_address, source_ip, {"by": "peer"})
+        return {"unpaired": True}
+
+    def peer_ack(self, sender: str, body: dict) -> dict:
+        self._paired_with(sender)
+        through = body.get("through")
+        if not isinstance(through, int) or through < 0:
+            raise Invalid("through: the last applied sequence number", field="through")
+        self.acked.update(through=through, at=time.time())
+        return {"ok": True}
+
+    def _primary_site(self, sender: str):
+        self._paired_with(sender)
+        if self.host.role.current != "primary":
+            raise Conflict(f"this appliance is not the primary (it is {self.host.role.current})")
+        return self._site()
+
+    def changes_problem(self, sender: str, after: int, after_hash: str | None) -> str | None:
+        site = self._primary_site(sender)
+        return source.position_problem(site.engine, after, after_hash or None)
+
+    async def changes(self, sender: str, after: int) -> AsyncIterator[bytes]:
+        """The change stream after ``after`` (checked by ``changes_problem``), until the role or site changes."""
+        site = self._primary_site(sender)
+        engine = site.engine
+        self.signal.attach(engine)
+        role = self.host.role
+        self.acked["streaming"] += 1
+        beat = 0.0
+        try:
+            while role.current == "primary" and self.host.site is site:
+                seen = self.signal.count()
+                batch = await asyncio.to_thread(source.read_batch, engine, after)
+                if batch:
+                    after = batch[-1]["seq"]
+                    yield _line({"type": "batch", "generation": role.generation, "through": after, "head": after,
+                                 "entries": batch})
+                    continue
+                now = time.monotonic()
+                if now - beat >= HEARTBEAT_SECONDS:
+                    beat = now
+                    yield _line({"type": "heartbeat", "head": after, "at": time.time(),
+                                 "generation": role.generation})
+                await self.signal.wait_async(seen, HEARTBEAT_SECONDS)
+        finally:
+            self.acked["streaming"] -= 1
+
+    def snapshot(self, sender: str) -> Iterator[bytes]:
+        site = self._primary_site(sender)
+        return source.snapshot_lines(site.engine, self.host.role.generation)
+
+    def blob_path(self, sender: str, kind: str, sha: str) -> Path:
+        blobs.check_kind(kind)
+        site = self._primary_site(sender)
+        store = site.files.blobs if kind == "files" else site.recordings
+        path = store.path(sha)
+        if not path.exists():
+            raise NotFound(f"blob {sha} is not in this appliance's {kind}")
+        return path
+
+
+def _line(obj: dict) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), default=str).encode() + b"\n"
+
+
+def _entry_time(engine, seq: int) -> float | None:
+    with engine.connect() as c:
+        e = source.entry_at(c, seq)
+    return e["at"] if e else None
+
+

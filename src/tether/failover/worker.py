@@ -1,0 +1,241 @@
+"""The backup's two sync jobs, continuous jobs of the appliance's job
+runner that run only while the role is ``backup``:
+
+- ``follow`` keeps one long-lived change stream from the primary open
+  (``GET /peer/v1/changes``), applies each batch in one transaction,
+  acknowledges it (``POST /peer/v1/ack``), and on ``resync`` takes a full
+  copy (``GET /peer/v1/snapshot``). In ``interval`` mode it disconnects once
+  caught up and comes back after the interval (or at "Sync now").
+- ``fetch_blobs`` fetches every blob the site refers to and does not hold
+  (resumable, verified: failover/blobs.py).
+
+Both read through one bandwidth limit. ``SyncStatus`` is what they report
+(status page, API, CLI; later the readiness audit and metrics).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
+
+from tether.core.errors import TetherError
+
+from . import blobs, sink
+from .bandwidth import Bandwidth
+from .errors import PeerError
+from .peer_client import PeerClient
+
+log = logging.getLogger("tether.failover")
+
+HEARTBEAT_SECONDS = 1.0
+READ_TIMEOUT = 10 * HEARTBEAT_SECONDS  # a stream silent this long is dead
+RETRY_SECONDS = 1.0
+BLOB_RESCAN_SECONDS = 60.0
+
+
+@dataclass
+class SyncStatus:
+    connected: bool = False
+    last_heard: float | None = None
+    last_sync_at: float | None = None
+    last_result: str = "not started"
+    last_error: str | None = None
+    applied_seq: int = 0
+    primary_head: int = 0
+    caught_up_at: float | None = None
+    full_syncs: int = 0
+    entries_applied: int = 0
+    bytes_received: int = 0
+    blobs_pending: int = 0
+    blob_bytes_pending: int = 0
+    blobs_fetched: int = 0
+    blob_error: str | None = None
+    delays_ms: deque = field(default_factory=lambda: deque(maxlen=2000))
+
+    def public(self) -> dict:
+        now = time.time()
+        behind = max(0, self.primary_head - self.applied_seq)
+        lag_s = 0.0 if behind == 0 else (now - self.caught_up_at if self.caught_up_at else None)
+        d = sorted(self.delays_ms)
+        return {"connected": self.connected,
+                "peer_reachable": bool(self.last_heard and now - self.last_heard < 3 * HEARTBEAT_SECONDS),
+                "last_sync_at": self.last_sync_at, "last_sync_result": self.last_result,
+                "last_error": self.last_error, "applied_seq": self.applied_seq, "primary_head": self.primary_head,
+                "lag_entries": behind, "lag_seconds": None if lag_s is None else round(lag_s, 3),
+                "full_syncs": self.full_syncs, "entries_applied": self.entries_applied,
+                "bytes_received": self.bytes_received, "blobs_pending": self.blobs_pending,
+                "blob_bytes_pending": self.blob_bytes_pending, "blobs_fetched": self.blobs_fetched,
+                "blob_error": self.blob_error,
+                "apply_delay_ms": {"p50": round(statistics.median(d), 1) if d else None,
+                                   "p99": round(d[int(len(d) * 0.99) - 1 if len(d) > 1 else 0], 1) if d else None,
+                                   "samples": len(d)}}
+
+
+class SyncWorker:
+    """``site()``: the current site (or None); ``client()``: a PeerClient to the primary (or None when
+    unpaired); ``settings()``: this appliance's FailoverSettings; ``adopt(generation)``: a newer
+    generation seen on the stream."""
+
+    def __init__(self, site: Callable, client: Callable[[], PeerClient | None], settings: Callable,
+                 adopt: Callable[[int], None]):
+        self.site, self.client, self.settings, self.adopt = site, client, settings, adopt
+        self.status = SyncStatus()
+        self.bandwidth = Bandwidth(lambda: self.settings().sync_bandwidth_limit_kbps)
+        self.sync_now = threading.Event()
+        self.blob_wake = threading.Event()
+
+    # --- the change stream ---------------------------------------------------------------------------
+    def follow(self, stop: threading.Event) -> None:
+        site, client = self.site(), self.client()
+        if site is None or client is None:
+            stop.wait(RETRY_SECONDS)
+            return
+        fs = self.settings()
+        if not fs.backup_operations_enabled:
+            self.status.last_result = "paused: backup operations are disabled"
+            self.status.connected = False
+            stop.wait(RETRY_SECONDS)
+            return
+        try:
+            with client:
+                caught_up = self._stream(site, client, stop, interval=fs.sync_mode == "interval")
+            if caught_up and fs.sync_mode == "interval":
+                self.sync_now.clear()
+                deadline = time.monotonic() + fs.sync_interval_minutes * 60
+                while not stop.is_set() and not self.sync_now.is_set() and time.monotonic() < deadline:
+                    stop.wait(0.5)
+        except (PeerError, TetherError) as exc:
+            self._failed(exc.message)
+            stop.wait(RETRY_SECONDS)
+        except Exception as exc:  # noqa: BLE001 - a broken stream (network, bad frame) is retried, never fatal
+            self._failed(f"{type(exc).__name__}: {exc}")
+            stop.wait(RETRY_SECONDS)
+        finally:
+            self.status.connected = False
+
+    def _failed(self, message: str) -> None:
+        st = self.status
+        st.last_result, st.last_error = "failed", message
+        log.warning("failover sync: %s", message)
+
+    def _stream(self, site, client: PeerClient, stop: threading.Event, interval: bool) -> bool:
+        """Follow the stream; True when it ended caught up (interval mode)."""
+        st = self.status
+        after, after_hash = sink.position(site.engine)
+        st.applied_seq = after
+        self.sync_now.clear()
+        with client.stream("GET", "/peer/v1/changes", {"after": after, "hash": after_hash or ""},
+                           read_timeout=READ_TIMEOUT) as answer:
+            st.connected = True
+            for line in answer.iter_lines():
+                self.bandwidth.take(len(line) + 1)
+                st.bytes_received += len(line) + 1
+                if not line:
+                    continue
+                msg = json.loads(line)
+                now = time.time()
+                st.last_heard = now
+                kind = msg.get("type")
+                if kind == "batch":
+                    self._apply(site, client, msg)
+                elif kind == "heartbeat":
+                    st.primary_head = max(st.primary_head, int(msg["head"]))
+                    if st.applied_seq >= st.primary_head:
+                        st.caught_up_at = now
+                        st.last_sync_at, st.last_result, st.last_error = now, "ok", None
+                        if interval:
+                            return True
+                elif kind == "resync":
+                    self._full_copy(site, client, msg.get("reason", ""))
+                    return False
+                else:
+                    raise TetherError(f"the primary sent an unknown stream message {kind!r}")
+                if stop.is_set() or self.sync_now.is_set():
+                    return False
+        return False
+
+    def _apply(self, site, client: PeerClient, msg: dict) -> None:
+        st = self.status
+        entries = msg["entries"]
+        if msg.get("generation") is not None:
+            self.adopt(int(msg["generation"]))
+        last = sink.apply_batch(site.engine, entries)
+        now = time.time()
+        for e in entries:
+            st.delays_ms.append((now - e["at"]) * 1000)
+        st.applied_seq = last
+        st.primary_head = max(st.primary_head, int(msg.get("head", last)))
+        st.entries_applied += len(entries)
+        st.last_sync_at, st.last_result, st.last_error = now, "ok", None
+        if st.applied_seq >= st.primary_head:
+            st.caught_up_at = now
+        if sink.blob_refs(entries):
+            self.blob_wake.set()
+        client.post_json("/peer/v1/ack", {"through": last})
+
+    def _full_copy(self, site, client: PeerClient, reason: str) -> None:
+        st = self.status
+        log.warning("failover sync: a full copy of the primary's site is needed (%s)", reason)
+        with client.stream("GET", "/peer/v1/snapshot", read_timeout=120) as answer:
+            def lines():
+                for line in answer.iter_lines():
+                    self.bandwidth.take(len(line) + 1)
+                    st.bytes_received += len(line) + 1
+                    yield line
+            header = sink.apply_snapshot(site.engine, lines(), site.info().name)
+        st.full_syncs += 1
+        st.applied_seq = int(header["head"])
+        st.primary_head = max(st.primary_head, st.applied_seq)
+        st.last_sync_at, st.last_result, st.last_error = time.time(), "ok (full copy)", None
+        self.blob_wake.set()
+        client.post_json("/peer/v1/ack", {"through": st.applied_seq})
+
+    # --- blobs -----------------------------------------------------------------------------------------
+    def fetch_blobs(self, stop: threading.Event) -> None:
+        st = self.status
+        site, client = self.site(), self.client()
+        if site is None or client is None or not self.settings().backup_operations_enabled:
+            stop.wait(RETRY_SECONDS)
+            return
+        self.blob_wake.clear()
+        stores = {"files": site.files.blobs, "recordings": site.recordings}
+        missing = [(k, sha, size) for k, sha, size in sink.all_blob_refs(site.engine) if not stores[k].exists(sha)]
+        missing = list(dict.fromkeys(missing))
+        st.blobs_pending = len(missing)
+        st.blob_bytes_pending = sum(blobs.pending_bytes(stores[k], sha, size) for k, sha, size in missing)
+        try:
+            with client:
+                for kind, sha, size in missing:
+                    if stop.is_set():
+                        return
+                    self._fetch_one(client, stores[kind], kind, sha, size)
+                    st.blobs_pending -= 1
+                    st.blob_bytes_pending = max(0, st.blob_bytes_pending - size)
+                    st.blobs_fetched += 1
+            st.blob_error = None
+        except (PeerError, TetherError) as exc:
+            st.blob_error = exc.message
+            log.warning("failover blob sync: %s", exc.message)
+            stop.wait(RETRY_SECONDS)
+            return
+        except OSError as exc:  # disk full, read-only: said in status, retried
+            st.blob_error = f"{exc.strerror or exc} while storing a blob"
+            log.warning("failover blob sync: %s", st.blob_error)
+            stop.wait(RETRY_SECONDS)
+            return
+        deadline = time.monotonic() + BLOB_RESCAN_SECONDS
+        while not stop.is_set() and not self.blob_wake.is_set() and time.monotonic() < deadline:
+            self.blob_wake.wait(0.5)
+
+    def _fetch_one(self, client: PeerClient, store, kind: str, sha: str, size: int) -> None:
+        def open_range(offset: int):
+            headers = {"Range": f"bytes={offset}-"} if offset else None
+            return client.stream("GET", f"/peer/v1/blobs/{kind}/{sha}", headers=headers, read_timeout=READ_TIMEOUT)
+
+        blobs.fetch(store, sha, size, open_range, self.bandwidth.take)

@@ -5,12 +5,11 @@ import json
 import socket
 import ssl
 import threading
-import time
 
 import httpx
 import pytest
 
-from tests.helpers import NEW_ADMIN_PASSWORD, first_admin_login, pinned_context
+from tests.helpers import NEW_ADMIN_PASSWORD, first_admin_login, pinned_context, wait_for
 
 NETWORKING = {
     "hostname": "support.example.com",
@@ -198,13 +197,8 @@ class _Receiver:
                 continue
 
     def wait_for(self, text: str, timeout: float = 10) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for m in self.messages:
-                if text in m:
-                    return m
-            time.sleep(0.05)
-        raise AssertionError(f"{text!r} not received; got {self.messages}")
+        return wait_for(lambda: next((m for m in self.messages if text in m), None), timeout, every=0.05,
+                        what=lambda: f"{text!r}; got {self.messages}")
 
     def close(self):
         self._stop = True

@@ -7,29 +7,15 @@ shortened with TETHER_JOB_INTERVAL."""
 from __future__ import annotations
 
 import datetime as dt
-import email
 import time
-from email import policy
 
 import pytest
 
-from tests.helpers import first_admin_login
+from tests.helpers import first_admin_login, free_port, wait_for
 
-from .conftest import PASSWORD, USER, free_port
+from .conftest import PASSWORD, USER
 from .e2e import live_pki, p12, upload
 
-
-def wait_for(cond, timeout: float = 30, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def mails(relay) -> list:
-    return [email.message_from_bytes(e.content, policy=policy.default) for e in relay.messages]
 
 
 def smtp_settings(c, h, **smtp):
@@ -60,19 +46,19 @@ def test_reminders_through_the_smtp_settings_each_threshold_once(make_appliance,
                      json={"id": cert_id}).status_code == 200
         # reminders start once the relay is set (until then the job finds nothing to send through)
         smtp_settings(c, h, port=relay_starttls.port, security="starttls", username=USER, password=PASSWORD)
-    wait_for(lambda: len(relay_starttls.messages) >= 1, 30, "the first reminder")
-    first = mails(relay_starttls)[0]
+    wait_for(lambda: len(relay_starttls.envelopes) >= 1, 30, what="the first reminder")
+    first = relay_starttls.mails()[0]
     day = f"{soon.cert.not_valid_after_utc:%Y-%m-%d}"
     assert first["Subject"] == f"Tether: certificate 'expiring' expires on {day} (in 8 days)"
     assert first["To"] == "admin@example.com" and first["From"] == "tether@example.com"
     body = first.get_content()
     assert "Issued To: expiring.example.com" in body and "IP assignments: 127.0.0.1" in body
-    wait_for(lambda: len(relay_starttls.messages) >= 2, 40, "the 7-day reminder")
-    assert mails(relay_starttls)[1]["Subject"] == f"Tether: certificate 'expiring' expires on {day} (in 7 days)"
+    wait_for(lambda: len(relay_starttls.envelopes) >= 2, 40, what="the 7-day reminder")
+    assert relay_starttls.mails()[1]["Subject"] == f"Tether: certificate 'expiring' expires on {day} (in 7 days)"
     time.sleep(4)  # several more runs of the job: nothing more is due
-    assert len(relay_starttls.messages) == 2
+    assert len(relay_starttls.envelopes) == 2
     assert all(m.mail_from == "tether@example.com" and m.rcpt_tos == ["admin@example.com"]
-               for m in relay_starttls.messages)
+               for m in relay_starttls.envelopes)
     a.stop()
     log = a.log_path.read_text()
     assert "expiry reminder sent for certificate 'expiring'" in log
@@ -89,15 +75,15 @@ def test_failing_relay_is_logged_and_retried_without_crash(make_appliance, relay
         h = first_admin_login(c)
         smtp_settings(c, h, port=free_port())  # nothing listens there
         assert upload(c, h, p12(soon, [live.inter, live.root]), "expiring").status_code == 201
-        wait_for(lambda: "cannot use SMTP relay 127.0.0.1" in a.log_path.read_text(), 30, "the connection error")
+        wait_for(lambda: "cannot use SMTP relay 127.0.0.1" in a.log_path.read_text(), 30, what="the connection error")
         relay.fail = 2  # the relay answers 451 twice, then accepts
         smtp_settings(c, h, port=relay.port)
-        wait_for(lambda: a.log_path.read_text().count("not sent: SMTPDataError") >= 2, 30, "two refusals")
-        wait_for(lambda: len(relay.messages) == 1, 30, "the retried reminder")
+        wait_for(lambda: a.log_path.read_text().count("not sent: SMTPDataError") >= 2, 30, what="two refusals")
+        wait_for(lambda: len(relay.envelopes) == 1, 30, what="the retried reminder")
         time.sleep(3)
-        assert len(relay.messages) == 1  # sent once, when the relay finally took it
+        assert len(relay.envelopes) == 1  # sent once, when the relay finally took it
         assert a.proc.poll() is None  # the appliance kept running throughout
         assert c.get("/health").status_code in (200, 503)
     log = a.log_path.read_text()
     assert "will be retried" in log and "Traceback" not in log
-    assert "(in 3 days)" in mails(relay)[0]["Subject"]
+    assert "(in 3 days)" in relay.mails()[0]["Subject"]

@@ -1,6 +1,6 @@
 """Fixtures for the desk tests: a real ``tether-desk serve`` subprocess on
-free loopback ports, a loopback SMTP relay (aiosmtpd) that collects the
-desk's outgoing mail, a logged-in staff client and seeding helpers.
+free loopback ports, a loopback SMTP sink (tests.helpers.SmtpSink) that
+collects the desk's outgoing mail, a logged-in staff client and seeding helpers.
 
 Every wait is bounded; every subprocess is stopped by its own handle.
 """
@@ -8,76 +8,28 @@ Every wait is bounded; every subprocess is stopped by its own handle.
 from __future__ import annotations
 
 import smtplib
-import socket
 import subprocess
 import sys
-import threading
 import time
-from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 
 from tether.desk.auth import add_staff
 from tether.desk.context import Desk, DeskConfig
+from tests.helpers import SmtpSink, free_port, wait_for
 
 START = "2027-01-05T10:00:00-06:00"  # a Tuesday, 10:00 CST
 PASSWORD = "desk-pass-1234"
 WAIT = 15.0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Relay:
-    """A loopback SMTP server standing in for the desk's relay."""
-
-    def __init__(self):
-        self.messages: list[EmailMessage] = []
-        self._lock = threading.Lock()
-        self.port = free_port()
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
-
-    async def handle_DATA(self, server, session, envelope):
-        with self._lock:
-            self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
-        return "250 OK"
-
-    def wait_for(self, pred, timeout: float = WAIT) -> EmailMessage:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                for m in self.messages:
-                    if pred(m):
-                        return m
-            time.sleep(0.05)
-        subjects = [(m["To"], m["Subject"]) for m in self.messages]
-        raise AssertionError(f"no matching mail within {timeout}s; got {subjects}")
-
-    def find(self, to: str, contains: str, timeout: float = WAIT) -> EmailMessage:
-        return self.wait_for(lambda m: m["To"] == to and contains in str(m["Subject"]) + m.get_content(),
-                             timeout)
-
-    def about(self, number: int, contains: str, timeout: float = WAIT) -> EmailMessage:
-        """A mail about incident ``number`` whose subject or body contains ``contains``."""
-        return self.wait_for(lambda m: str(m["Subject"]).strip().startswith(f"Incident #{number}:")
-                             and contains in str(m["Subject"]) + m.get_content(), timeout)
-
-    def count(self, pred) -> int:
-        with self._lock:
-            return sum(1 for m in self.messages if pred(m))
-
-
 class DeskProcess:
     """A running desk: ``api`` is a staff client, ``public`` an anonymous one."""
 
-    def __init__(self, tmp: Path, relay: Relay, extra: list[str] = (), start: str = START):
+    def __init__(self, tmp: Path, relay: SmtpSink, extra: list[str] = (), start: str = START):
         self.tmp = tmp
         self.data = tmp / "data"
         self.clock_file = tmp / "clock"
@@ -181,22 +133,19 @@ class DeskProcess:
             s.send_message(msg)
 
     def wait_incident(self, pred, timeout: float = WAIT) -> list[dict]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            rows = self.api.get("/api/incidents").json()
-            found = [r for r in rows if pred(r)]
-            if found:
-                return found
-            time.sleep(0.05)
-        raise AssertionError("no matching incident appeared")
+        return wait_for(lambda: [r for r in self.api.get("/api/incidents").json() if pred(r)], timeout,
+                        every=0.05, what="a matching incident")
+
+    def incident_mail(self, number: int, contains: str, timeout: float = WAIT) -> EmailMessage:
+        """A mail about incident ``number`` whose subject or body contains ``contains``."""
+        return self.relay.wait_for(lambda m: str(m["Subject"]).strip().startswith(f"Incident #{number}:")
+                                   and contains in str(m["Subject"]) + m.get_content(), timeout)
 
 
 @pytest.fixture(scope="module")
 def relay():
-    r = Relay()
-    r.controller.start()
-    yield r
-    r.controller.stop()
+    with SmtpSink() as sink:
+        yield sink
 
 
 def _desk(tmp_path_factory, relay, extra=()):

@@ -47,7 +47,7 @@ def test_appliance_opens_an_incident_with_version_status_and_logs(desk, token):
     assert set(files) == {"failover.log", "sync.log"}
     data = desk.api.get(f"/api/incidents/{got['number']}/attachments/{files['sync.log']['id']}").content
     assert data == logs["sync.log"]
-    desk.relay.about(got["number"], "Your incident has number")
+    desk.incident_mail(got["number"], "Your incident has number")
 
 
 @pytest.mark.req("DESK-09")

@@ -13,7 +13,7 @@ import pytest
 
 from tests.helpers import wait_for
 
-from .conftest import START
+from .process import START
 
 WAITING = ["resolved_pending_confirmation", "customer_information_requested", "software_change_required"]
 

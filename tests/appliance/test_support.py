@@ -1,7 +1,7 @@
-"""DESK-09, the appliance's side: with the desk's URL and an appliance token
-set in /appliance, a running appliance opens incidents on a running desk by
-itself (a failed site backup) and on request, with its version, status and
-logs attached."""
+"""DESK-09, the appliance's side (tether.appliance.support): with the desk's
+URL and an appliance token set in /appliance, a running appliance opens
+incidents on a running desk by itself (a failed site backup) and on request,
+with its version, status and logs attached."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import time
 import pytest
 
 from tether import __version__
-from tests.desk.test_appliance_client import _token
 from tests.helpers import first_admin_login, first_site_login
 
 
@@ -27,7 +26,7 @@ def _incidents(desk) -> list[dict]:
 
 @pytest.mark.req("DESK-09")
 def test_appliance_opens_incidents_itself(desk, make_appliance):
-    token = _token(desk, "appliance-a", desk.cid, "it@owner.test")
+    token = desk.token("appliance-a", desk.cid, "it@owner.test")
     a = make_appliance(site=True)
     with a.client() as c:
         ah = first_admin_login(c)

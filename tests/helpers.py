@@ -1,7 +1,8 @@
 """Test helpers: start real appliance processes (``tether serve``) on
 loopback, talk HTTPS to them pinned to their built-in certificate, and run
-the CLI as a subprocess; the one ``free_port``, the one ``wait_for`` and the
-one loopback SMTP sink (``SmtpSink``) every test folder uses."""
+the CLI as a subprocess, move their clock (``ClockFile``); the one
+``free_port``, the one ``wait_for`` and the one loopback SMTP sink
+(``SmtpSink``) every test folder uses."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ from typing import Callable
 
 import httpx
 from aiosmtpd.controller import Controller
+
+from tether.core.clock import ENV_CLOCK_FILE
 
 BIN = Path(sys.executable).parent
 TETHER = str(BIN / "tether")
@@ -46,9 +49,32 @@ def pinned_context(cert_path: str | Path) -> ssl.SSLContext:
 
 
 @dataclass
+class ClockFile:
+    """The offset file ``tether.core.clock`` reads (TETHER_CLOCK_FILE) in the processes given ``env``:
+    ``advance(seconds)`` moves their wall clock forward at once, instead of sleeping a lifetime out."""
+
+    path: Path
+    offset: float = 0.0
+
+    @property
+    def env(self) -> dict:
+        return {ENV_CLOCK_FILE: str(self.path)}
+
+    def set(self, offset: float) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(f"{offset!r}\n")
+        tmp.replace(self.path)  # a new inode: the reader notices even within one mtime tick
+        self.offset = offset
+
+    def advance(self, seconds: float) -> None:
+        self.set(self.offset + seconds)
+
+
+@dataclass
 class ApplianceProc:
     data: Path
     listen: list[str]
+    env: dict = field(default_factory=dict)  # on top of os.environ at start()
     proc: subprocess.Popen | None = None
     info: dict = field(default_factory=dict)
     log_path: Path | None = None
@@ -61,7 +87,8 @@ class ApplianceProc:
         for x in self.listen:
             args += ["--listen", x]
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, **self.env})
         deadline = time.monotonic() + timeout
         while not ready.exists():
             if self.proc.poll() is not None:

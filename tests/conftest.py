@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.desk.process import DeskProcess
-from tests.helpers import VENDOR, ApplianceProc, SmtpSink, first_admin_login, first_site_login, run_cli
+from tests.helpers import (VENDOR, ApplianceProc, ClockFile, SmtpSink, first_admin_login, first_site_login,
+                           run_cli)
 
 _counter = itertools.count()
 
@@ -40,8 +41,15 @@ def vendor(tmp_path_factory) -> dict:
 
 
 @pytest.fixture
-def make_appliance(tmp_path, vendor):
-    """Factory: a fresh appliance process (no site unless asked)."""
+def clock(tmp_path) -> ClockFile:
+    """The wall clock of every appliance the test starts with make_appliance: no offset until the test
+    moves it (``clock.advance(seconds)``)."""
+    return ClockFile(tmp_path / "clock-offset")
+
+
+@pytest.fixture
+def make_appliance(tmp_path, vendor, clock):
+    """Factory: a fresh appliance process (no site unless asked), on the test's ``clock``."""
     started: list[ApplianceProc] = []
 
     def make(*, listen: list[str] | None = None, site: bool = False, init_args: tuple = ()) -> ApplianceProc:
@@ -49,7 +57,7 @@ def make_appliance(tmp_path, vendor):
         run_cli("init", "--data", str(data), "--trust-vendor-key", str(vendor["pub"]), *init_args, check=True)
         if site:
             run_cli("site-package", "install", str(vendor["package"]()), "--data", str(data), check=True)
-        a = ApplianceProc(data, listen or ["127.0.0.1:0"]).start()
+        a = ApplianceProc(data, listen or ["127.0.0.1:0"], env=clock.env).start()
         started.append(a)
         return a
 

@@ -1,6 +1,7 @@
-"""Shared fixtures: a vendor signing key and site packages, and real
-appliance processes on loopback (fresh, or with a site installed and both
-first logins done)."""
+"""Shared fixtures: a vendor signing key and site packages, real appliance
+processes on loopback (fresh, or with a site installed and both first logins
+done), a running support desk (tests/desk and the appliance's support link)
+and headless Chromium."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import VENDOR, ApplianceProc, first_admin_login, first_site_login, run_cli
+from tests.desk.process import DeskProcess
+from tests.helpers import (VENDOR, ApplianceProc, ClockFile, SmtpSink, first_admin_login, first_site_login,
+                           run_cli)
 
 _counter = itertools.count()
 
@@ -38,8 +41,15 @@ def vendor(tmp_path_factory) -> dict:
 
 
 @pytest.fixture
-def make_appliance(tmp_path, vendor):
-    """Factory: a fresh appliance process (no site unless asked)."""
+def clock(tmp_path) -> ClockFile:
+    """The wall clock of every appliance the test starts with make_appliance: no offset until the test
+    moves it (``clock.advance(seconds)``)."""
+    return ClockFile(tmp_path / "clock-offset")
+
+
+@pytest.fixture
+def make_appliance(tmp_path, vendor, clock):
+    """Factory: a fresh appliance process (no site unless asked), on the test's ``clock``."""
     started: list[ApplianceProc] = []
 
     def make(*, listen: list[str] | None = None, site: bool = False, init_args: tuple = ()) -> ApplianceProc:
@@ -47,7 +57,7 @@ def make_appliance(tmp_path, vendor):
         run_cli("init", "--data", str(data), "--trust-vendor-key", str(vendor["pub"]), *init_args, check=True)
         if site:
             run_cli("site-package", "install", str(vendor["package"]()), "--data", str(data), check=True)
-        a = ApplianceProc(data, listen or ["127.0.0.1:0"]).start()
+        a = ApplianceProc(data, listen or ["127.0.0.1:0"], env=clock.env).start()
         started.append(a)
         return a
 
@@ -71,6 +81,28 @@ def ready_site(make_appliance):
     sh = first_site_login(c)
     yield a, c, ah, sh
     c.close()
+
+
+# --- a support desk (``tether-desk serve``) mailing through a loopback SMTP sink ---
+@pytest.fixture(scope="module")
+def desk_relay():
+    with SmtpSink() as sink:
+        yield sink
+
+
+@pytest.fixture(scope="module")
+def desk_factory(tmp_path_factory, desk_relay):
+    """Factory: a running desk (``tether-desk serve`` with extra arguments), stopped at the end of the module."""
+    started: list[DeskProcess] = []
+
+    def make(*extra: str) -> DeskProcess:
+        d = DeskProcess(tmp_path_factory.mktemp("desk"), desk_relay, list(extra))
+        started.append(d)
+        return d
+
+    yield make
+    for d in started:
+        d.stop()
 
 
 # --- headless Chromium (Debian's package) through Playwright, for the HTML faces (OPS-05) ---

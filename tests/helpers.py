@@ -1,20 +1,30 @@
 """Test helpers: start real appliance processes (``tether serve``) on
 loopback, talk HTTPS to them pinned to their built-in certificate, and run
-the CLI as a subprocess."""
+the CLI as a subprocess, move their clock (``ClockFile``); the one
+``free_port``, the one ``wait_for`` and the one loopback SMTP sink
+(``SmtpSink``) every test folder uses."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from pathlib import Path
+from typing import Callable
 
 import httpx
+from aiosmtpd.controller import Controller
+
+from tether.core.clock import ENV_CLOCK_FILE
 
 BIN = Path(sys.executable).parent
 TETHER = str(BIN / "tether")
@@ -39,9 +49,32 @@ def pinned_context(cert_path: str | Path) -> ssl.SSLContext:
 
 
 @dataclass
+class ClockFile:
+    """The offset file ``tether.core.clock`` reads (TETHER_CLOCK_FILE) in the processes given ``env``:
+    ``advance(seconds)`` moves their wall clock forward at once, instead of sleeping a lifetime out."""
+
+    path: Path
+    offset: float = 0.0
+
+    @property
+    def env(self) -> dict:
+        return {ENV_CLOCK_FILE: str(self.path)}
+
+    def set(self, offset: float) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(f"{offset!r}\n")
+        tmp.replace(self.path)  # a new inode: the reader notices even within one mtime tick
+        self.offset = offset
+
+    def advance(self, seconds: float) -> None:
+        self.set(self.offset + seconds)
+
+
+@dataclass
 class ApplianceProc:
     data: Path
     listen: list[str]
+    env: dict = field(default_factory=dict)  # on top of os.environ at start()
     proc: subprocess.Popen | None = None
     info: dict = field(default_factory=dict)
     log_path: Path | None = None
@@ -54,7 +87,8 @@ class ApplianceProc:
         for x in self.listen:
             args += ["--listen", x]
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, **self.env})
         deadline = time.monotonic() + timeout
         while not ready.exists():
             if self.proc.poll() is not None:
@@ -137,16 +171,78 @@ def api_token(c: httpx.Client, client_id: str, secret: str) -> str:
     return r.json()["access_token"]
 
 
-def wait_for(pred, timeout: float = 30, every: float = 0.1, what: str = "condition"):
-    """Poll ``pred`` until it returns something true (returned), or fail after ``timeout`` seconds."""
+def wait_for(pred, timeout: float = 30, every: float = 0.1, what: str | Callable[[], str] = "condition"):
+    """Poll ``pred`` until it returns something true (returned), or fail after ``timeout`` seconds.
+    ``what`` names the condition in the failure; a callable is asked only then (to show what was seen)."""
     deadline = time.monotonic() + timeout
     while True:
         value = pred()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            raise AssertionError(f"timed out after {timeout}s waiting for {what() if callable(what) else what}")
         time.sleep(every)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on at ``host`` right now."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class SmtpSink:
+    """A loopback SMTP server (aiosmtpd) that keeps every message it accepts.
+
+    ``envelopes`` are aiosmtpd envelopes (``mail_from``, ``rcpt_tos``,
+    ``content``), ``mails()`` the same parsed. ``fail`` > 0 refuses that many
+    DATA commands with 451. Keyword arguments go to aiosmtpd's ``Controller``
+    (``tls_context``, ``require_starttls``, ``authenticator``, ``ssl_context``,
+    ...). Use it as a context manager, or ``start()`` / ``stop()``."""
+
+    def __init__(self, **controller_kw):
+        self.envelopes: list = []
+        self.fail = 0
+        self._lock = threading.Lock()
+        self.port = free_port()
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port, **controller_kw)
+
+    async def handle_DATA(self, server, session, envelope):
+        with self._lock:
+            if self.fail > 0:
+                self.fail -= 1
+                return "451 4.3.0 relay busy, try later"
+            self.envelopes.append(envelope)
+        return "250 OK"
+
+    def start(self) -> "SmtpSink":
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+    def __enter__(self) -> "SmtpSink":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def mails(self) -> list[EmailMessage]:
+        with self._lock:
+            return [message_from_bytes(e.content, policy=policy.default) for e in self.envelopes]
+
+    def count(self, pred: Callable[[EmailMessage], bool] = lambda m: True) -> int:
+        return sum(1 for m in self.mails() if pred(m))
+
+    def wait_for(self, pred: Callable[[EmailMessage], bool], timeout: float = 15) -> EmailMessage:
+        """The first message for which ``pred`` is true, waiting up to ``timeout`` seconds for it."""
+        return wait_for(lambda: next((m for m in self.mails() if pred(m)), None), timeout, every=0.05,
+                        what=lambda: f"a matching mail; got {[(m['To'], m['Subject']) for m in self.mails()]}")
+
+    def find(self, to: str, contains: str, timeout: float = 15) -> EmailMessage:
+        """A message to ``to`` whose subject or body contains ``contains``."""
+        return self.wait_for(lambda m: m["To"] == to and contains in str(m["Subject"]) + m.get_content(), timeout)
 
 
 def ok(r: httpx.Response, status: int = 200):

@@ -1,12 +1,14 @@
 """APPL-04 (configuration export/import onto a replacement appliance) and
 APPL-06 (factory reset wipes everything sensitive; shut down stops cleanly)."""
 
+import io
 import re
+import tarfile
 
 import pytest
 import yaml
 
-from tests.helpers import NEW_ADMIN_PASSWORD, first_admin_login, first_site_login
+from tests.helpers import NEW_ADMIN_PASSWORD, first_admin_login, first_site_login, ok
 from tests.appliance.test_settings import NETWORKING
 
 
@@ -52,29 +54,41 @@ def test_export_then_import_onto_a_replacement(make_appliance):
         assert c.get("/appliance/api/status", headers=h).json()["serial_number"] != basics["serial_number"]
 
 
+def _files(root) -> set[str]:
+    """The files under a data directory (SQLite's -wal/-shm come and go with connections)."""
+    return {p.relative_to(root).as_posix() for p in root.rglob("*")
+            if p.is_file() and not p.name.endswith(("-wal", "-shm"))}
+
+
 @pytest.mark.req("APPL-06", "SEC-03")
 def test_factory_reset_wipes_everything_sensitive(make_appliance, tmp_path):
     a = make_appliance(site=True)
     with a.client() as c:
         ah = first_admin_login(c)
         sh = first_site_login(c)
-        c.post("/api/users", headers=sh, json={"username": "henry", "password": "Henry-secret-77"})
-        sec = c.get("/appliance/api/security", headers=ah).json()
+        ok(c.post("/api/users", headers=sh, json={"username": "henry", "password": "Henry-secret-77"}), 201)
+        sec = ok(c.get("/appliance/api/security", headers=ah))
         sec["smtp"] = {**sec["smtp"], "host": "mail.example.com", "password": "Smtp-secret-99"}
-        c.put("/appliance/api/security", headers=ah, json=sec)
-        c.post("/api/backup", headers=sh, json={"password": "Backup-secret-1"})
-        serial = c.get("/appliance/api/status", headers=ah).json()["serial_number"]
+        ok(c.put("/appliance/api/security", headers=ah, json=sec))
+        backup = c.post("/api/backup", headers=sh, json={"password": "Backup-secret-1"})
+        assert backup.status_code == 200 and backup.content.startswith(b"nsb.json"), backup.text
+        with tarfile.open(fileobj=io.BytesIO(backup.content)) as t:
+            payload = t.extractfile("payload.tar.zst.age").read()  # the encrypted site: random-looking bytes
+        kept = a.data / "backups" / "kept.nsb"  # a backup left on the appliance
+        kept.write_bytes(backup.content)
+        serial = ok(c.get("/appliance/api/status", headers=ah))["serial_number"]
         key = (a.data / "secret.key").read_bytes()
         import sqlite3
         con = sqlite3.connect(a.data / "site" / "site.db")
         hashes = [r[0] for r in con.execute("SELECT password_hash FROM users")]
         con.close()
+        assert len(hashes) == 2  # admin and henry
         old_cert = (a.data / "builtin-cert.pem").read_text()
         (tmp_path / "old-cert.pem").write_text(old_cert)
         r = c.post("/appliance/api/factory-reset", headers=ah, json={"confirm": "yes"})
         assert r.status_code == 422 and r.json()["field"] == "confirm"
         r = c.post("/appliance/api/factory-reset", headers=ah, json={"confirm": "factory reset"})
-        assert r.status_code == 200, r.text
+        assert ok(r)["serial_number"] == serial
     # the old sessions and passwords are gone: a fresh appliance with admin / password, no site
     from tests.helpers import pinned_context
     import httpx, ssl
@@ -87,22 +101,24 @@ def test_factory_reset_wipes_everything_sensitive(make_appliance, tmp_path):
         tok = c.post("/appliance/api/session", json={"username": "admin", "password": "password"}).json()
         assert tok["must_change_password"] is True
         assert c.get("/health").status_code == 503
-    with pytest.raises(Exception):
+    with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
         with httpx.Client(base_url=a.url, verify=pinned_context(tmp_path / "old-cert.pem")) as c:
             c.get("/health")  # the old built-in certificate is no longer presented
-    secrets_ = [key, b"Smtp-secret-99", b"Henry-secret-77", old_cert.split("\n")[1].encode()]
+    secrets_ = [key, b"Smtp-secret-99", b"Henry-secret-77", old_cert.split("\n")[1].encode(), payload[-64:]]
     secrets_ += [h.encode() for h in hashes]
     for p in a.data.rglob("*"):
         if p.is_file():
             blob = p.read_bytes()
             for s in secrets_:
                 assert s not in blob, (p, s[:20])
-    assert not list(a.data.glob("backups/*.nsb")) and not (a.data / "site").exists()
+    # nothing but what a fresh appliance holds: no site, no backup (kept or being downloaded)
+    assert not kept.exists() and not list(a.data.rglob("*.nsb"))
+    assert _files(a.data) == _files(make_appliance().data)
     assert (a.data / "secret.key").read_bytes() != key
     with a.client() as c:  # the new built-in certificate is published for pinning clients
         assert c.get("/appliance/api/status", headers={"Authorization": "Bearer " + tok["token"]}).status_code == 403
-        assert c.post("/appliance/api/session", json={"username": "admin", "password": "password"}).status_code == 200
-        assert serial
+        h = first_admin_login(c)  # admin / password, then a new one
+        assert ok(c.get("/appliance/api/status", headers=h))["serial_number"] == serial  # the hardware's
 
 
 @pytest.mark.req("APPL-06")

@@ -1,19 +1,18 @@
 """Fixtures for the certificate domain tests: an appliance.db with the
-certificate tables, a secret box, a test PKI builder, and a loopback SMTP
-relay (aiosmtpd) that records what it receives or fails on demand."""
+certificate tables, a secret box, a test PKI builder, and loopback SMTP
+relays (tests.helpers.SmtpSink: plain, STARTTLS with AUTH, implicit TLS)
+that record what they receive or fail on demand."""
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-import socket
 import ssl
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -25,6 +24,7 @@ import tether.certs.pending  # noqa: F401 - registers certificate_requests on th
 from tether.appliance.store import create_schema
 from tether.certs.store import CertStore
 from tether.core.secretbox import SecretBox
+from tests.helpers import SmtpSink
 
 NOW = dt.datetime(2030, 6, 1, 12, 0, tzinfo=dt.timezone.utc)
 
@@ -137,28 +137,7 @@ def store(engine: sa.Engine, box: SecretBox) -> CertStore:
     return CertStore(engine, box)
 
 
-# --- SMTP relay -----------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class Relay:
-    """What the loopback relay received; ``fail`` > 0 refuses that many DATA commands with 451."""
-    port: int = 0
-    messages: list = field(default_factory=list)
-    fail: int = 0
-
-    async def handle_DATA(self, server, session, envelope):
-        if self.fail > 0:
-            self.fail -= 1
-            return "451 4.3.0 relay busy, try later"
-        self.messages.append(envelope)
-        return "250 OK"
-
+# --- SMTP relay (tests.helpers.SmtpSink) ------------------------------------
 
 USER, PASSWORD = "tether", "s3cret-relay-pass"
 
@@ -202,27 +181,20 @@ def relay_pki(tmp_path_factory) -> tuple[ssl.SSLContext, ssl.SSLContext, Path]:
 @pytest.fixture
 def relay():
     """A plain SMTP relay on loopback."""
-    yield from _run(Relay())
+    with SmtpSink() as sink:
+        yield sink
 
 
 @pytest.fixture
 def relay_starttls(relay_tls):
     """A relay that requires STARTTLS and AUTH (USER / PASSWORD)."""
-    yield from _run(Relay(), tls_context=relay_tls[0], require_starttls=True, authenticator=_authenticator,
-                    auth_required=True)
+    with SmtpSink(tls_context=relay_tls[0], require_starttls=True, authenticator=_authenticator,
+                  auth_required=True) as sink:
+        yield sink
 
 
 @pytest.fixture
 def relay_smtps(relay_tls):
     """A relay speaking SMTP over implicit TLS."""
-    yield from _run(Relay(), ssl_context=relay_tls[0])
-
-
-def _run(handler: Relay, **kwargs):
-    handler.port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=handler.port, **kwargs)
-    controller.start()
-    try:
-        yield handler
-    finally:
-        controller.stop()
+    with SmtpSink(ssl_context=relay_tls[0]) as sink:
+        yield sink

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import email
 import logging
-from email import policy
 
 import pytest
 import sqlalchemy as sa
@@ -13,7 +11,9 @@ import sqlalchemy as sa
 from tether.appliance.settings import Smtp
 from tether.certs.expiry import certificate_reminders, due, run_reminders
 
-from .conftest import NOW, PASSWORD, USER, free_port
+from tests.helpers import free_port
+
+from .conftest import NOW, PASSWORD, USER
 
 DAY = dt.timedelta(days=1)
 
@@ -35,9 +35,6 @@ def run(engine, smtp, now, password=None, assignments=None, **kw):
     return run_reminders(engine, smtp, password, assignments, now, helo_name="tether.test", timeout=5, **kw)
 
 
-def mails(relay) -> list:
-    return [email.message_from_bytes(e.content, policy=policy.default) for e in relay.messages]
-
 
 def test_each_threshold_is_mailed_once(engine, relay, site):
     cert_id, expires = site
@@ -49,7 +46,7 @@ def test_each_threshold_is_mailed_once(engine, relay, site):
     for offset, threshold in schedule:
         sent = run(engine, smtp, expires + offset, assignments=where)
         assert [r.threshold_days for r in sent] == ([] if threshold is None else [threshold]), offset
-    got = mails(relay)
+    got = relay.mails()
     assert len(got) == 5 and all(m["To"] == "admin@example.com" for m in got)
     first = got[0]
     assert first["Subject"] == f"Tether: certificate 'site' expires on {expires:%Y-%m-%d} (in 30 days)"
@@ -67,7 +64,7 @@ def test_missed_thresholds_give_one_mail(engine, relay, site):
     smtp = smtp_for(relay)
     assert [r.threshold_days for r in run(engine, smtp, expires - 5 * DAY)] == [7]
     assert run(engine, smtp, expires - 4 * DAY) == []
-    assert "not assigned to any IP address" in mails(relay)[0].get_content()
+    assert "not assigned to any IP address" in relay.mails()[0].get_content()
     assert [r.threshold_days for r in run(engine, smtp, expires - 0.5 * DAY)] == [1]
 
 
@@ -76,7 +73,7 @@ def test_only_due_certificates_are_mailed(engine, relay, store, pki, tree, site)
     store.add("later", later.pem, later.key_der)
     _, expires = site
     sent = run(engine, smtp_for(relay), expires - 10 * DAY, thresholds=(14,))
-    assert [r.name for r in sent] == ["site"] and len(relay.messages) == 1
+    assert [r.name for r in sent] == ["site"] and len(relay.envelopes) == 1
 
 
 def test_failing_relay_then_working_one(engine, relay, site, caplog):
@@ -85,9 +82,9 @@ def test_failing_relay_then_working_one(engine, relay, site, caplog):
     caplog.set_level(logging.INFO, logger="tether.certs.expiry")
     relay.fail = 1
     assert run(engine, smtp, expires - 20 * DAY) == []
-    assert "will be retried" in caplog.text and relay.messages == []
+    assert "will be retried" in caplog.text and relay.envelopes == []
     assert [r.threshold_days for r in run(engine, smtp, expires - 20 * DAY)] == [30]
-    assert len(relay.messages) == 1
+    assert len(relay.envelopes) == 1
     assert run(engine, smtp, expires - 19 * DAY) == []
 
 
@@ -108,7 +105,7 @@ def test_starttls_with_login(engine, relay_starttls, relay_tls, site, caplog):
     assert run(engine, smtp, expires - 20 * DAY, password=bad, ssl_context=relay_tls[1]) == []
     assert "SMTPAuthenticationError" in caplog.text and bad not in caplog.text
     sent = run(engine, smtp, expires - 20 * DAY, password=PASSWORD, ssl_context=relay_tls[1])
-    assert len(sent) == 1 and len(relay_starttls.messages) == 1
+    assert len(sent) == 1 and len(relay_starttls.envelopes) == 1
     assert PASSWORD not in caplog.text
 
 
@@ -117,14 +114,14 @@ def test_starttls_refuses_an_untrusted_relay(engine, relay_starttls, site, caplo
     smtp = smtp_for(relay_starttls, security="starttls", username=USER)
     caplog.set_level(logging.ERROR, logger="tether.certs.expiry")
     assert run(engine, smtp, expires - 20 * DAY, password=PASSWORD) == []  # default trust store: test CA unknown
-    assert "CERTIFICATE_VERIFY_FAILED" in caplog.text and relay_starttls.messages == []
+    assert "CERTIFICATE_VERIFY_FAILED" in caplog.text and relay_starttls.envelopes == []
 
 
 def test_implicit_tls(engine, relay_smtps, relay_tls, site):
     _, expires = site
     smtp = smtp_for(relay_smtps, security="tls")
     assert len(run(engine, smtp, expires - 20 * DAY, ssl_context=relay_tls[1])) == 1
-    assert len(relay_smtps.messages) == 1
+    assert len(relay_smtps.envelopes) == 1
 
 
 def test_unconfigured_relay_sends_nothing(engine, site):

@@ -37,8 +37,10 @@ def test_connection_rate_paces_reconnection(ready_site, clients: Clients):
     c.close()
 
     a.listen = [f"127.0.0.1:{port}"]  # back on the same address
+    marks = [len(p.text()) for p in procs]
     a.stop(signal.SIGKILL)
-    time.sleep(1.0)  # every client has noticed and is retrying
+    wait_for(lambda: all("reconnecting in" in p.text()[m:] for p, m in zip(procs, marks)), timeout=30,
+             what="every client noticing the outage and retrying")
     a.start()
     t0 = time.monotonic()
     c = a.client()

@@ -7,7 +7,6 @@ original certificate is restored there from its .p12."""
 from __future__ import annotations
 
 import signal
-import socket
 import ssl
 import time
 
@@ -15,18 +14,12 @@ import httpx
 import pytest
 
 from tether.clients.trust import pin_of_pem
-from tests.helpers import NEW_SITE_PASSWORD, first_admin_login, first_site_login
+from tests.helpers import NEW_SITE_PASSWORD, first_admin_login, first_site_login, free_port
 
 from .conftest import SITE_HOST, Clients, ok, online, wait_for
 
 P12_PASS = "Export-pass-1"
 BACKUP_PW = "Backup-pass-1-long"
-
-
-def free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def presented_pin(host: str, port: int) -> str:

@@ -20,16 +20,9 @@ def desk(desk_factory):
     return d
 
 
-def _token(desk, name, cid, contact):
-    out = subprocess.run([sys.executable, "-m", "tether.desk", "token", "create", name, "--customer", str(cid),
-                          "--contact", contact, "--data", str(desk.data)], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    return out.stdout.strip()
-
-
 @pytest.fixture(scope="module")
 def token(desk):
-    return _token(desk, "appliance-1", desk.cid, "ops@appl.test")
+    return desk.token("appliance-1", desk.cid, "ops@appl.test")
 
 
 @pytest.mark.req("DESK-09", "DESK-01")
@@ -47,7 +40,7 @@ def test_appliance_opens_an_incident_with_version_status_and_logs(desk, token):
     assert set(files) == {"failover.log", "sync.log"}
     data = desk.api.get(f"/api/incidents/{got['number']}/attachments/{files['sync.log']['id']}").content
     assert data == logs["sync.log"]
-    desk.relay.about(got["number"], "Your incident has number")
+    desk.incident_mail(got["number"], "Your incident has number")
 
 
 @pytest.mark.req("DESK-09")
@@ -67,11 +60,11 @@ def test_bad_credentials_and_bad_input_are_refused(desk, token):
 
 @pytest.mark.req("DESK-09", "DESK-07")
 def test_appliance_of_a_customer_without_agreement_is_refused_and_revoked_tokens_fail(desk):
-    gone = _token(desk, "gone-1", desk.old, "ops@gone.test")
+    gone = desk.token("gone-1", desk.old, "ops@gone.test")
     with pytest.raises(DeskError) as e:
         open_incident(desk.url, gone, summary="failover", version="1.1.0", status={}, logs={})
     assert e.value.status == 403 and "no maintenance agreement" in str(e.value)
-    t2 = _token(desk, "appliance-2", desk.cid, "ops@appl.test")
+    t2 = desk.token("appliance-2", desk.cid, "ops@appl.test")
     assert desk.api.delete("/api/tokens/appliance-2").status_code == 200
     with pytest.raises(DeskError) as e:
         open_incident(desk.url, t2, summary="x", version="1.1.0", status={}, logs={})

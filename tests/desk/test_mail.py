@@ -4,11 +4,10 @@ Threading by subject (DESK-01) and refusals by mail (DESK-07)."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from tether.desk.mailin import thread_number
+from tests.helpers import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -43,14 +42,10 @@ def test_reply_threads_onto_the_incident_with_attachments(desk, subject):
 
     def threaded():
         inc = desk.incident(n)
-        return any(h["kind"] == "customer_message" and subject in h["text"] for h in inc["history"]), inc
+        return inc if any(h["kind"] == "customer_message" and subject in h["text"] for h in inc["history"]) else None
 
-    deadline = time.monotonic() + 10
-    ok, inc = threaded()
-    while not ok and time.monotonic() < deadline:
-        time.sleep(0.05)
-        ok, inc = threaded()
-    assert ok, inc["history"]
+    inc = wait_for(threaded, 10, every=0.05,
+                   what=lambda: f"the mail in incident {n}'s history; history: {desk.incident(n)['history']}")
     assert [a["filename"] for a in inc["attachments"]] == ["shot.png"]
 
 

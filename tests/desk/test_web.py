@@ -10,7 +10,7 @@ import sys
 import httpx
 import pytest
 
-from .conftest import PASSWORD
+from .process import PASSWORD
 
 
 @pytest.fixture(scope="module")

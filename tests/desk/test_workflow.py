@@ -8,11 +8,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 
-from .conftest import START
+from tests.helpers import wait_for
+
+from .process import START
 
 WAITING = ["resolved_pending_confirmation", "customer_information_requested", "software_change_required"]
 
@@ -68,7 +69,7 @@ def test_waiting_status_closes_by_itself_after_notice(desk, status):
     assert _auto_close(desk, n) == (False, False)
     desk.set_clock("2027-01-09T10:00:01-06:00")  # 4 days: notice (1 day before)
     assert _auto_close(desk, n) == (True, False)
-    notice = desk.relay.about(n, "will close by itself on 2027-01-10T16:00:01+00:00")
+    notice = desk.incident_mail(n, "will close by itself on 2027-01-10T16:00:01+00:00")
     assert notice["To"] == "fay@flow.test"
     assert _auto_close(desk, n) == (True, False)  # idempotent: one notice
     assert desk.relay.count(lambda m: m["Subject"].startswith(f"Incident #{n}:")
@@ -79,7 +80,7 @@ def test_waiting_status_closes_by_itself_after_notice(desk, status):
     assert inc["status"] == "closed"
     kinds = [h["kind"] for h in inc["history"]]
     assert kinds.index("close_notice") < len(kinds) - 1 - kinds[::-1].index("status")
-    desk.relay.about(n, "closed automatically after 5 days")
+    desk.incident_mail(n, "closed automatically after 5 days")
 
 
 @pytest.mark.req("DESK-04")
@@ -92,7 +93,7 @@ def test_late_job_run_never_closes_without_notice_and_cli_jobs_run(desk):
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["auto_close"]["notified"] >= 1
     assert desk.incident(n)["status"] == "resolved_pending_confirmation"
-    desk.relay.about(n, "will close by itself on 2027-02-02T16:00:00+00:00")
+    desk.incident_mail(n, "will close by itself on 2027-02-02T16:00:00+00:00")
     out = subprocess.run(args + ["--now", "2027-02-02T10:00-06:00"], capture_output=True, text=True, timeout=60)
     assert json.loads(out.stdout)["auto_close"]["closed"] >= 1
     assert desk.incident(n)["status"] == "closed"
@@ -125,7 +126,7 @@ def test_missed_customer_response_lowers_priority_step_by_step(desk):
     assert lowered and lowered[0]["at"] == "2027-01-05T16:30:00+00:00" and "1 -> 2" in lowered[0]["text"]
     # the 24 business hours of severity 2 run from 10:30 Tue: 8.5 h Tue + 15.5 h Wed -> Wed 17:30 CST
     assert inc["sla"]["customer_response"]["due"] == "2027-01-06T23:30:00+00:00"
-    desk.relay.about(n, "severity 1 -> 2")
+    desk.incident_mail(n, "severity 1 -> 2")
     desk.set_clock("2027-01-07T09:00:00-06:00")
     desk.run_jobs()
     inc = desk.incident(n)
@@ -184,11 +185,12 @@ def test_supervisor_and_manager_requests_are_recorded(desk):
                          json={"role": "supervisor", "requested_by": "otto@other.test"})
     assert r.status_code == 403 and r.json()["field"] == "requested_by"
     desk.send_mail("fay@flow.test", f"Incident #{n}", "I would like to speak to your supervisor please.")
-    for _ in range(200):
+
+    def requests():
         reqs = [h for h in desk.incident(n)["history"] if h["kind"] == "supervisor_request"]
-        if len(reqs) == 2:
-            break
-        time.sleep(0.05)
+        return reqs if len(reqs) == 2 else None
+
+    reqs = wait_for(requests, 10, every=0.05, what="the supervisor request by mail")
     assert [h["data"]["role"] for h in reqs] == ["manager", "supervisor"]
 
 
@@ -196,7 +198,7 @@ def test_supervisor_and_manager_requests_are_recorded(desk):
 def test_survey_on_close_and_feedback(desk):
     n = desk.open("fay@flow.test", summary="survey")["number"]
     _status(desk, n, "closed")
-    survey = desk.relay.about(n, f"/incidents/{n}/feedback")
+    survey = desk.incident_mail(n, f"/incidents/{n}/feedback")
     assert "Rate this incident" in survey.get_content()
     r = desk.public.post(f"/api/incidents/{n}/feedback", json={"email": "fay@flow.test", "rating": 4,
                                                                 "comment": "quick"})

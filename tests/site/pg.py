@@ -9,13 +9,14 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import free_port
 
 
 def _bindir() -> Path | None:
@@ -24,12 +25,6 @@ def _bindir() -> Path | None:
             return d
     found = shutil.which("initdb")
     return Path(found).resolve().parent if found else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -51,7 +46,7 @@ class PgServer:
         as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
         if as_pg:
             shutil.chown(root, "postgres", "postgres")
-        port = _free_port()
+        port = free_port()
         subprocess.run([*as_pg, str(bindir / "initdb"), "-D", str(root / "data"), "-A", "trust", "-U", "postgres",
                         "-E", "UTF8", "--no-sync"], check=True, capture_output=True)
         opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"

@@ -57,9 +57,9 @@ def test_api_accounts_get_exactly_their_permissions(ready_site):
 
 
 @pytest.mark.req("SITE-06", "SEC-01")
-def test_bad_expired_and_forged_credentials(ready_site):
-    a, c, _ah, sh = ready_site
-    acct = _account(c, sh, "short-lived", ["reporting"], ttl=1)
+def test_bad_expired_and_forged_credentials(ready_site, clock):
+    a, c, ah, sh = ready_site
+    acct = _account(c, sh, "short-lived", ["reporting"], ttl=60)
     r = c.post("/api/oauth/token", data={"grant_type": "client_credentials", "client_id": acct["client_id"],
                                          "client_secret": "wrong"})
     assert r.status_code == 401
@@ -68,7 +68,9 @@ def test_bad_expired_and_forged_credentials(ready_site):
     assert r.status_code == 422 and r.json()["field"] == "grant_type"
     tok = api_token(c, acct["client_id"], acct["client_secret"])
     assert c.get("/api/reporting/audit", headers={"Authorization": f"Bearer {tok}"}).status_code == 200
-    time.sleep(1.5)
+    clock.advance(50)  # within the token's 60 s
+    assert c.get("/api/reporting/audit", headers={"Authorization": f"Bearer {tok}"}).status_code == 200
+    clock.advance(11)  # past them
     r = c.get("/api/reporting/audit", headers={"Authorization": f"Bearer {tok}"})
     assert r.status_code == 401 and "expired" in r.json()["message"]
     assert c.get("/api/reporting/audit", headers={"Authorization": "Bearer " + tok[:-2] + "xx"}).status_code == 401
@@ -78,6 +80,15 @@ def test_bad_expired_and_forged_credentials(ready_site):
     tok2 = api_token(c, acct2["client_id"], acct2["client_secret"])
     assert c.delete(f"/api/api-accounts/{acct2['client_id']}", headers=sh).status_code == 200
     assert c.get("/api/reporting/audit", headers={"Authorization": f"Bearer {tok2}"}).status_code == 401
+    # login sessions of both realms last 8 hours
+    clock.advance(8 * 3600 - 120)
+    assert c.get("/api/me", headers=sh).status_code == 200
+    assert c.get("/appliance/api/status", headers=ah).status_code == 200
+    clock.advance(120)
+    r = c.get("/api/me", headers=sh)
+    assert r.status_code == 401 and r.json()["message"] == "the token or session is invalid or has expired"
+    r = c.get("/appliance/api/status", headers=ah)
+    assert r.status_code == 401 and r.json()["message"] == "log in to /appliance first"
 
 
 @pytest.mark.req("SITE-06")

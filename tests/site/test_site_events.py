@@ -12,6 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from tests.helpers import SmtpSink, wait_for
+
 SECRET = "Webhook-hmac-secret-1"
 
 
@@ -42,12 +44,8 @@ class Receiver:
         return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
 
     def wait(self, pred, timeout=20):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if pred(self.got):
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"webhook receiver got {[g['headers'].get('X-Tether-Event') for g in self.got]}")
+        wait_for(lambda: pred(self.got), timeout, every=0.05,
+                 what=lambda: f"webhooks; the receiver got {[g['headers'].get('X-Tether-Event') for g in self.got]}")
 
     def close(self):
         self.server.shutdown()
@@ -90,51 +88,28 @@ def test_webhooks_fire_signed_and_failed_deliveries_are_retried(rs_site, receive
     mac = hmac.new(b"wrong-secret", forged["headers"]["X-Tether-Timestamp"].encode() + b"." + forged["body"],
                    hashlib.sha256).hexdigest()
     assert forged["headers"]["X-Tether-Signature"] != "sha256=" + mac
-    deadline = time.time() + 10
-    while time.time() < deadline:
+
+    def all_delivered():
         d = c.get("/api/reporting/event-deliveries", headers=h).json()
-        if d and all(x["status"] == "delivered" for x in d if x["target"] == "soc-hook"):
-            break
-        time.sleep(0.1)
+        return d if d and all(x["status"] == "delivered" for x in d if x["target"] == "soc-hook") else None
+
+    d = wait_for(all_delivered, 10, what="every delivery to soc-hook delivered")
     login = [x for x in d if x["event_type"] == "login"][-1]
     assert login["status"] == "delivered" and login["attempts"] == 2 and "HTTP 500" not in str(login["last_error"])
 
 
-class _Mailbox:
-    def __init__(self):
-        self.messages: list = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append((envelope.rcpt_tos, envelope.content.decode("utf-8", "replace")))
-        return "250 OK"
-
-
 @pytest.mark.req("SITE-01")
 def test_email_targets_receive_their_event_types(rs_site):
-    from aiosmtpd.controller import Controller
-
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    box = _Mailbox()
-    ctl = Controller(box, hostname="127.0.0.1", port=port)
-    ctl.start()
-    try:
+    with SmtpSink() as box:
         c, h = rs_site.c, rs_site.sh
         assert c.put("/api/config/settings/events", headers=h, json={
-            "retry_base_seconds": 0.3, "mail_relay_host": "127.0.0.1", "mail_relay_port": port,
+            "retry_base_seconds": 0.3, "mail_relay_host": "127.0.0.1", "mail_relay_port": box.port,
             "mail_sender": "tether@example.com"}).status_code == 200
         assert c.post("/api/config/event-targets", headers=h, json={
             "name": "hr-mail", "kind": "email", "recipients": ["hr@example.com", "sec@example.com"],
             "event_types": ["user.create"]}).status_code == 201
         assert c.post("/api/users", headers=h, json={"username": "mailed", "password": "Initial-pass-1"}).status_code == 201
-        deadline = time.time() + 20
-        while time.time() < deadline and not box.messages:
-            time.sleep(0.05)
-        rcpts, text = box.messages[0]
-        assert sorted(rcpts) == ["hr@example.com", "sec@example.com"]
+        [envelope, *_] = wait_for(lambda: box.envelopes, 20, every=0.05, what="the event mail")
+        text = envelope.content.decode("utf-8", "replace")
+        assert sorted(envelope.rcpt_tos) == ["hr@example.com", "sec@example.com"]
         assert "user.create" in text and "mailed" in text and "Initial-pass-1" not in text
-    finally:
-        ctl.stop()

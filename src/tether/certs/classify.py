@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from tether.core import clock
 from tether.core import validate as v
 
 from .generate import issued_by, load_pem_certificates
@@ -181,7 +182,7 @@ def describe(row: dict, *, hostname: str | None = None, addresses: Sequence[str]
     """A listing entry for a ``certificates`` row: id, name, builtin, the
     ``info`` fields, ``has_private_key``, ``addresses`` (its IP assignments),
     ``chain`` (``info`` of each chain certificate) and ``warnings``."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or clock.now_utc()
     base = {"id": row.get("id"), "name": row.get("name"), "builtin": bool(row.get("builtin")),
             "has_private_key": bool(row.get("key_sealed")), "addresses": list(addresses)}
     try:

@@ -3,17 +3,19 @@
 A session is a random 256-bit token handed to the browser in a cookie
 (Secure, HttpOnly, SameSite=Strict) or to scripts as a bearer token. Only its
 SHA-256 is stored. Each session has its own CSRF token, which HTML forms and
-cookie-authenticated JSON calls must echo back (SEC-01).
+cookie-authenticated JSON calls must echo back (SEC-01). Lifetimes run on
+``tether.core.clock``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-import time
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+
+from tether.core import clock
 
 SESSION_TTL = 8 * 3600.0
 
@@ -37,7 +39,7 @@ class SessionStore:
 
     def create(self, username: str, source_ip: str | None) -> tuple[str, Session]:
         token = secrets.token_urlsafe(32)
-        now = time.time()
+        now = clock.now()
         s = Session(username, secrets.token_urlsafe(24), now + self.ttl)
         with self.engine.begin() as c:
             c.execute(self.table.delete().where(self.table.c.expires_at < now))
@@ -52,7 +54,7 @@ class SessionStore:
         t = self.table
         with self.engine.connect() as c:
             row = c.execute(sa.select(t).where(t.c.token_hash == token_hash(token))).mappings().first()
-        if row is None or row["expires_at"] < time.time():
+        if row is None or row["expires_at"] < clock.now():
             return None
         return Session(row["username"], row["csrf_token"], row["expires_at"])
 

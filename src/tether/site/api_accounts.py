@@ -3,7 +3,8 @@ endpoint (OAuth 2 client-credentials style) for a short-lived bearer token
 that carries exactly the permissions the account was granted.
 
 The client secret is shown once at creation and stored only as an argon2id
-hash; tokens are random and stored as SHA-256 hashes with their expiry.
+hash; tokens are random and stored as SHA-256 hashes with their expiry, which
+runs on ``tether.core.clock``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from tether.core import clock
 from tether.core.errors import Conflict, Invalid, NotFound, Unauthorized
 from tether.core.passwords import hash_password, verify_password
 from tether.core.sessions import token_hash
@@ -83,7 +85,7 @@ class ApiAccounts:
             raise Unauthorized("invalid client credentials")
         self.throttle.success(REALM, client_id)
         token = secrets.token_urlsafe(32)
-        now = time.time()
+        now = clock.now()
         with self.engine.begin() as c:
             c.execute(api_tokens.delete().where(api_tokens.c.expires_at < now))
             c.execute(api_tokens.insert().values(token_hash=token_hash(token), account_id=row["id"],
@@ -98,6 +100,6 @@ class ApiAccounts:
              .where(api_tokens.c.token_hash == token_hash(token)))
         with self.engine.connect() as c:
             row = c.execute(q).mappings().first()
-        if row is None or not row["enabled"] or row["expires_at"] < time.time():
+        if row is None or not row["enabled"] or row["expires_at"] < clock.now():
             return None
         return ApiPrincipal(row["id"], row["name"], frozenset(row["permissions"]))

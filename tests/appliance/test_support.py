@@ -1,17 +1,14 @@
-"""DESK-09, the appliance's side: with the desk's URL and an appliance token
-set in /appliance, a running appliance opens incidents on a running desk by
-itself (a failed site backup) and on request, with its version, status and
-logs attached."""
+"""DESK-09, the appliance's side (tether.appliance.support): with the desk's
+URL and an appliance token set in /appliance, a running appliance opens
+incidents on a running desk by itself (a failed site backup) and on request,
+with its version, status and logs attached."""
 
 from __future__ import annotations
-
-import time
 
 import pytest
 
 from tether import __version__
-from tests.desk.test_appliance_client import _token
-from tests.helpers import first_admin_login, first_site_login
+from tests.helpers import first_admin_login, first_site_login, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +24,7 @@ def _incidents(desk) -> list[dict]:
 
 @pytest.mark.req("DESK-09")
 def test_appliance_opens_incidents_itself(desk, make_appliance):
-    token = _token(desk, "appliance-a", desk.cid, "it@owner.test")
+    token = desk.token("appliance-a", desk.cid, "it@owner.test")
     a = make_appliance(site=True)
     with a.client() as c:
         ah = first_admin_login(c)
@@ -56,12 +53,12 @@ def test_appliance_opens_incidents_itself(desk, make_appliance):
         downloads.parent.mkdir(parents=True, exist_ok=True)
         downloads.write_text("not a directory")  # the backup cannot be written
         r = c.post("/api/backup", headers=sh, json={"password": "Backup-password-1"})
-        assert 400 <= r.status_code < 500 and "could not be written" in r.json()["message"], r.text
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and len(_incidents(desk)) < before + 2:
-            time.sleep(0.2)
-        latest = [i for i in _incidents(desk) if i.get("summary") == "Site backup failed"]
-        assert latest, _incidents(desk)
+        message = f"the backup could not be written: File exists ({downloads})"
+        assert (r.status_code, r.json()) == (400, {"error": "error", "message": message,
+                                                   "hint": "check the appliance's backups folder and free space"})
+        [failed] = wait_for(lambda: [i for i in _incidents(desk) if i.get("summary") == "Site backup failed"], 20,
+                            every=0.2, what=lambda: f"the incident about the failed backup; got {_incidents(desk)}")
+        assert len(_incidents(desk)) == before + 2 and message in desk.incident(failed["number"])["description"]
         audit = c.get("/appliance/api/audit", headers=ah).json()
         assert [e for e in audit if e["action"] == "support.incident"]
         assert token not in str(audit)

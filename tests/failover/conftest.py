@@ -39,7 +39,7 @@ class Clock:
 
 
 @pytest.fixture
-def clock() -> Clock:
+def fake_clock() -> Clock:
     return Clock()
 
 

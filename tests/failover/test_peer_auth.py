@@ -23,13 +23,13 @@ METHOD, TARGET, BODY, SENDER = "POST", "/peer/v1/ack?x=1", b'{"through":42}', "p
 
 
 @pytest.fixture
-def verifier(key, clock) -> A.PeerVerifier:
-    return A.PeerVerifier(lambda: key, 30, clock)
+def verifier(key, fake_clock) -> A.PeerVerifier:
+    return A.PeerVerifier(lambda: key, 30, fake_clock)
 
 
 @pytest.fixture
-def signed(key, clock) -> dict[str, str]:
-    return A.sign_request(key, SENDER, METHOD, TARGET, BODY, clock.now)
+def signed(key, fake_clock) -> dict[str, str]:
+    return A.sign_request(key, SENDER, METHOD, TARGET, BODY, fake_clock.now)
 
 
 def refusal(verifier: A.PeerVerifier, headers, method=METHOD, target=TARGET, body=BODY) -> PeerAuthError:
@@ -67,9 +67,9 @@ def test_signature_round_trip(verifier, signed, key):
     assert verifier.verify("GET", "/peer/v1/changes", b"", lower, None) == SENDER
 
 
-def test_wrong_key_names_both_key_ids(verifier, clock):
+def test_wrong_key_names_both_key_ids(verifier, fake_clock):
     other = A.derive_key("another pre-shared key, also long enough")
-    e = refusal(verifier, A.sign_request(other, SENDER, METHOD, TARGET, BODY, clock.now))
+    e = refusal(verifier, A.sign_request(other, SENDER, METHOD, TARGET, BODY, fake_clock.now))
     assert e.reason == "key" and A.key_id_of(other) in e.message and A.key_id(PSK) in e.message
     assert e.hint == A.KEY_HINT
 
@@ -97,22 +97,22 @@ def test_any_change_breaks_the_signature(verifier, signed, change):
 
 
 @pytest.mark.parametrize("offset", [-31, 31])
-def test_stale_either_way(verifier, signed, clock, offset):
-    clock.now += offset
+def test_stale_either_way(verifier, signed, fake_clock, offset):
+    fake_clock.now += offset
     e = refusal(verifier, signed)
     assert e.reason == "stale" and "±30 s" in e.message and f"{offset:+d} s" in e.message
 
 
 @pytest.mark.parametrize("offset", [-30, 30])
-def test_edge_of_the_window_is_accepted(verifier, signed, clock, offset):
-    clock.now += offset
+def test_edge_of_the_window_is_accepted(verifier, signed, fake_clock, offset):
+    fake_clock.now += offset
     assert verifier.verify(METHOD, TARGET, BODY, signed, None) == SENDER
 
 
-def test_replayed_nonce_is_refused_then_stale(verifier, signed, clock):
+def test_replayed_nonce_is_refused_then_stale(verifier, signed, fake_clock):
     verifier.verify(METHOD, TARGET, BODY, signed, None)
     assert refusal(verifier, signed).reason == "replay"
-    clock.now += 31
+    fake_clock.now += 31
     assert refusal(verifier, signed).reason == "stale"
 
 
@@ -160,28 +160,28 @@ def test_unknown_version(verifier, signed):
     assert e.reason == "version" and "'2'" in e.message
 
 
-def test_no_key_set(signed, clock):
-    assert refusal(A.PeerVerifier(lambda: None, clock=clock), signed).reason == "no_key"
+def test_no_key_set(signed, fake_clock):
+    assert refusal(A.PeerVerifier(lambda: None, clock=fake_clock), signed).reason == "no_key"
 
 
-def test_own_id_is_refused(key, signed, clock):
-    assert refusal(A.PeerVerifier(lambda: key, clock=clock, own_id=SENDER), signed).reason == "reflected"
+def test_own_id_is_refused(key, signed, fake_clock):
+    assert refusal(A.PeerVerifier(lambda: key, clock=fake_clock, own_id=SENDER), signed).reason == "reflected"
 
 
-def test_nonce_cache_full_refuses_then_frees(key, clock):
-    verifier = A.PeerVerifier(lambda: key, 30, clock, max_nonces=3)
+def test_nonce_cache_full_refuses_then_frees(key, fake_clock):
+    verifier = A.PeerVerifier(lambda: key, 30, fake_clock, max_nonces=3)
 
     def fresh(at=None):
-        return A.sign_request(key, SENDER, METHOD, TARGET, BODY, clock.now if at is None else at)
+        return A.sign_request(key, SENDER, METHOD, TARGET, BODY, fake_clock.now if at is None else at)
 
-    early = fresh(clock.now - 20)
+    early = fresh(fake_clock.now - 20)
     verifier.verify(METHOD, TARGET, BODY, early, None)
     for _ in range(2):
         verifier.verify(METHOD, TARGET, BODY, fresh(), None)
     e = refusal(verifier, fresh())
     assert e.reason == "busy" and e.status == 503
     assert len(verifier._nonces) == 3
-    clock.now += 11  # the early request's time has left the window: its nonce is forgotten
+    fake_clock.now += 11  # the early request's time has left the window: its nonce is forgotten
     assert verifier.verify(METHOD, TARGET, BODY, fresh(), None) == SENDER
     assert len(verifier._nonces) == 3
 
@@ -199,32 +199,32 @@ def test_sign_request_refuses_what_cannot_be_signed(key):
 
 
 def test_refusal_body_and_status():
-    e = PeerAuthError("stale", "too old", hint="fix the clock")
+    e = PeerAuthError("stale", "too old", hint="fix the fake_clock")
     assert isinstance(e, Unauthorized) and e.status == 401 and e.exit_code == 3
-    assert e.to_dict() == {"error": "peer_auth", "reason": "stale", "message": "too old", "hint": "fix the clock"}
+    assert e.to_dict() == {"error": "peer_auth", "reason": "stale", "message": "too old", "hint": "fix the fake_clock"}
     with pytest.raises(ValueError):
         PeerAuthError("nonsense", "x")
 
 
 # --- the failure limiter ---
 
-def test_limiter_blocks_after_ten_failures_per_minute(clock):
-    limiter = A.FailureLimiter(clock=clock)
+def test_limiter_blocks_after_ten_failures_per_minute(fake_clock):
+    limiter = A.FailureLimiter(clock=fake_clock)
     for _ in range(9):
         limiter.failed("192.0.2.7")
     assert not limiter.blocked("192.0.2.7")
     limiter.failed("192.0.2.7")
     assert limiter.blocked("192.0.2.7") and not limiter.blocked("192.0.2.8")
     assert limiter.retry_after("192.0.2.7") == 60
-    clock.now += 59.5
+    fake_clock.now += 59.5
     assert limiter.blocked("192.0.2.7") and limiter.retry_after("192.0.2.7") == 1
-    clock.now += 0.5
+    fake_clock.now += 0.5
     assert not limiter.blocked("192.0.2.7") and limiter.retry_after("192.0.2.7") == 0
     assert limiter.tracked() == 0  # forgotten once nothing is recent
 
 
-def test_limiter_memory_is_bounded(clock):
-    limiter = A.FailureLimiter(max_failures=2, max_addresses=100, clock=clock)
+def test_limiter_memory_is_bounded(fake_clock):
+    limiter = A.FailureLimiter(max_failures=2, max_addresses=100, clock=fake_clock)
     for i in range(1000):
         limiter.failed(f"10.0.{i // 256}.{i % 256}")
         limiter.failed("192.0.2.7")  # keeps failing: the most recent, never the one forgotten
@@ -232,9 +232,9 @@ def test_limiter_memory_is_bounded(clock):
     assert len(limiter._failures["192.0.2.7"]) == 2
 
 
-def test_verifier_counts_failures_and_refuses_a_blocked_address(key, signed, clock):
-    limiter = A.FailureLimiter(clock=clock)
-    verifier = A.PeerVerifier(lambda: key, clock=clock, limiter=limiter)
+def test_verifier_counts_failures_and_refuses_a_blocked_address(key, signed, fake_clock):
+    limiter = A.FailureLimiter(clock=fake_clock)
+    verifier = A.PeerVerifier(lambda: key, clock=fake_clock, limiter=limiter)
     for _ in range(10):
         refusal(verifier, {**signed, A.H_SIGNATURE: "0" * 64})
     with pytest.raises(Throttled) as e:

@@ -87,12 +87,20 @@ class Support:
         return answer
 
     def report_failure(self, summary: str, details: str) -> None:
-        """Best effort, in the background: never raises, never delays the failing action."""
+        """A failed site backup (when the desk settings ask for it). Best effort, in the background:
+        never raises, never delays the failing action."""
+        self._report(summary, details, backup_failure=True)
+
+    def report_event(self, summary: str, details: str) -> None:
+        """An event the vendor must hear of (an automatic failover, DESK-09), whenever a desk is configured."""
+        self._report(summary, details, backup_failure=False)
+
+    def _report(self, summary: str, details: str, *, backup_failure: bool) -> None:
         try:
             desk = self.host.settings.get("support").desk
         except Exception:
             return
-        if not (desk.enabled and desk.on_backup_failure):
+        if not desk.enabled or not desk.url or (backup_failure and not desk.on_backup_failure):
             return
 
         def send():

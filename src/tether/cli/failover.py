@@ -82,3 +82,78 @@ def sync_now(url: UrlOpt = None, cacert: CaOpt = None, pin_cert: PinOpt = None, 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(failover_app, name="failover")
+
+
+def _role_change(path: str, data_sync_first: bool, force: bool, url, cacert, pin_cert, user, password, token,
+                 as_json: bool) -> None:
+    with errors():
+        s = _remote(url, cacert, pin_cert, user, password, token).call(
+            "POST", path, json={"data_sync_first": data_sync_first, "force": force}, timeout=90)
+    emit(s, as_json, describe(s))
+
+
+SyncFirstOpt = Annotated[bool, typer.Option("--data-sync-first", help="The primary stops taking writes and the "
+                                             "backup catches up fully before the roles swap (no write lost)")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Change the role even though the peer cannot be reached")]
+
+
+@failover_app.command("become-primary")
+def become_primary(data_sync_first: SyncFirstOpt = False, force: ForceOpt = False, url: UrlOpt = None,
+                   cacert: CaOpt = None, pin_cert: PinOpt = None, user: UserOpt = None, password: PasswordOpt = None,
+                   token: TokenOpt = None, as_json: JsonOpt = False):
+    """On the backup: take the primary role (planned with the peer reachable; --force when it is gone)."""
+    _role_change("/api/failover/become-primary", data_sync_first, force, url, cacert, pin_cert, user, password,
+                 token, as_json)
+
+
+@failover_app.command("become-backup")
+def become_backup(data_sync_first: SyncFirstOpt = False, force: ForceOpt = False, url: UrlOpt = None,
+                  cacert: CaOpt = None, pin_cert: PinOpt = None, user: UserOpt = None, password: PasswordOpt = None,
+                  token: TokenOpt = None, as_json: JsonOpt = False):
+    """On the primary: hand the primary role to the peer (--force: step down even if it cannot be told)."""
+    _role_change("/api/failover/become-backup", data_sync_first, force, url, cacert, pin_cert, user, password,
+                 token, as_json)
+
+
+orphans_app = typer.Typer(help="Changes a former primary took that the new primary never received (FO-08).",
+                          no_args_is_help=True)
+failover_app.add_typer(orphans_app, name="orphans")
+
+
+@orphans_app.command("list")
+def orphans_list(url: UrlOpt = None, cacert: CaOpt = None, pin_cert: PinOpt = None, user: UserOpt = None,
+                 password: PasswordOpt = None, token: TokenOpt = None, as_json: JsonOpt = False):
+    """The orphan files kept on the appliance at --url (the former primary)."""
+    with errors():
+        files = _remote(url, cacert, pin_cert, user, password, token).call("GET", "/api/failover/orphans")
+    emit(files, as_json, "\n".join(f"{f['file']}: {f['count']} changes ({', '.join(f['tables'])}), generation "
+                                   f"{f['from_generation']} -> {f['to_generation']}" for f in files) or "No orphans.")
+
+
+@orphans_app.command("show")
+def orphans_show(name: str, url: UrlOpt = None, cacert: CaOpt = None, pin_cert: PinOpt = None, user: UserOpt = None,
+                 password: PasswordOpt = None, token: TokenOpt = None, as_json: JsonOpt = False):
+    """One orphan file, every change in it (``--json`` gives the file itself, for ``orphans apply``)."""
+    with errors():
+        doc = _remote(url, cacert, pin_cert, user, password, token).call("GET", f"/api/failover/orphans/{name}")
+    emit(doc, as_json, "\n".join(f"{e['seq']}: {e['op']} {e['tbl']} {e['key']}" for e in doc["entries"]))
+
+
+@orphans_app.command("apply")
+def orphans_apply(file: Annotated[str, typer.Argument(help="An orphan file (as kept, or `orphans show --json`)")],
+                  seq: Annotated[list[int] | None, typer.Option("--seq", help="Only these entries (repeatable)")] = None,
+                  url: UrlOpt = None, cacert: CaOpt = None, pin_cert: PinOpt = None, user: UserOpt = None,
+                  password: PasswordOpt = None, token: TokenOpt = None, as_json: JsonOpt = False):
+    """Re-apply chosen orphaned changes on the new primary at --url (they become new changes there)."""
+    import json
+    from pathlib import Path
+
+    from tether.failover import orphans
+
+    with errors():
+        doc = orphans.read(Path(file))
+        entries = orphans.select(doc, seq)
+        res = _remote(url, cacert, pin_cert, user, password, token).call(
+            "POST", "/api/failover/orphans/apply", json={"entries": json.loads(json.dumps(entries, default=str))})
+    emit(res, as_json, f"{res['applied']} changes applied." + (f" Skipped (already there, or a delete of a row "
+                       f"with a generated key): {res['skipped']}" if res["skipped"] else ""))

@@ -75,6 +75,8 @@ def register(app: typer.Typer) -> None:
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                             stream=sys.stderr)
+        for noisy in ("httpx", "httpcore", "alembic"):  # one line per peer request / migration step
+            logging.getLogger(noisy).setLevel(logging.WARNING)
         with errors():
             try:
                 listens = [parse_listen(x) for x in listen]

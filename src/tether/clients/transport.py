@@ -7,6 +7,7 @@ capped exponential backoff with full jitter between attempts (CL-03)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import http.client
 import ipaddress
 import json
@@ -72,8 +73,29 @@ async def resolve(hostname: str, port: int, hosts_file: Path | None = None) -> s
     found = read_hosts_file(hosts_file, hostname)
     if found:
         return found
+    server = os.environ.get(DNS_SERVER_ENV)
+    if server:
+        return await resolve_with(server, hostname)
     infos = await asyncio.get_running_loop().getaddrinfo(hostname, port, type=socket.SOCK_STREAM)
     return infos[0][4][0]
+
+
+async def resolve_with(server: str, hostname: str) -> str:
+    """Ask the DNS server ``IP[:PORT]`` directly, without a cache: a swung record is seen at once."""
+    import dns.asyncresolver
+    import dns.exception
+
+    ip, _, port = server.rpartition(":") if server.count(":") == 1 else (server, "", "53")
+    r = dns.asyncresolver.Resolver(configure=False)
+    r.nameservers, r.port, r.lifetime, r.cache = [ip], int(port or 53), 3.0, None
+    try:
+        answer = await r.resolve(hostname, "A")
+    except dns.exception.DNSException as exc:
+        raise OSError(f"cannot resolve {hostname} through {server}: {exc}") from None
+    return str(answer[0])
+
+
+DNS_SERVER_ENV = "TETHER_DNS_SERVER"  # IP[:PORT]: resolve the site's name there (no cache), not through the system
 
 
 class Backoff:

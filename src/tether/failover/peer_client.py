@@ -61,7 +61,8 @@ def _pinning_context(on_certificate) -> ssl.SSLContext:
 
 
 class PeerClient:
-    def __init__(self, base_url: str, pin: str | None, key: bytes, sender_id: str, timeout: float = 10.0):
+    def __init__(self, base_url: str, pin: str | None, key: bytes, sender_id: str, timeout: float = 10.0,
+                 local_address: str | None = None):
         if not base_url.startswith("https://"):
             raise ValueError(f"the peer's address must be an https:// URL, not {base_url!r}")
         if pin is not None and not valid_pin(pin):
@@ -72,7 +73,10 @@ class PeerClient:
         self.sender_id = sender_id
         self._presented: str | None = None
         self._lock = threading.Lock()
-        self._http = httpx.Client(base_url=self.base_url, verify=_pinning_context(self._check_certificate),
+        ctx = _pinning_context(self._check_certificate)
+        # local_address: leave from this appliance's own address (the peer sees, and firewalls match, that one)
+        transport = httpx.HTTPTransport(verify=ctx, local_address=local_address) if local_address else None
+        self._http = httpx.Client(base_url=self.base_url, verify=ctx, transport=transport,
                                   timeout=timeout, trust_env=False, follow_redirects=False,
                                   headers={"User-Agent": f"tether/{__version__} peer/{peer_auth.VERSION}"})
 

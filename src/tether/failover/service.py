@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterator, Protocol
 
+import sqlalchemy as sa
+
 from tether import __version__
 from tether.core.audit import AuditLog
 from tether.core.errors import Conflict, Forbidden, Invalid, NotFound
@@ -28,10 +30,11 @@ from tether.core.paths import DataDir
 from tether.site import permissions as P
 from tether.site import sections
 
-from . import blobs, peer_auth, source
+from . import blobs, orphans, peer_auth, source, swing
 from .errors import PeerError
 from .pair import Pair, PairStore, new_pair
 from .peer_client import PeerClient
+from .roles import RoleManager
 from .worker import HEARTBEAT_SECONDS, SyncWorker
 
 log = logging.getLogger("tether.failover")
@@ -65,6 +68,8 @@ class FailoverHost(Protocol):
     def pin_for(self, host: str, port: int) -> str: ...
     def status_basics(self) -> dict: ...
     def health(self) -> tuple[bool, str]: ...
+    def report_incident(self, summary: str, details: str) -> None: ...
+    def listen_hosts(self) -> list[str]: ...
 
 
 def _address(text: str) -> str:
@@ -83,7 +88,11 @@ class FailoverService:
         self.verifier = peer_auth.PeerVerifier(self._key, limiter=self.limiter,
                                                own_id=host.identity["appliance_id"])
         self.signal = source.CommitSignal()
-        self.worker = SyncWorker(lambda: self.host.site, self._client_to_peer, self._settings, self._adopt)
+        self.worker = SyncWorker(lambda: self.host.site, self.client_to_peer, self.settings, self._adopt,
+                                 self._keep_orphans)
+        self.roles = RoleManager(self)
+        host.role.subscribe(lambda old, new: swing.write_track(host.data.failover_dir, host.role.current == "primary"
+                                                               and host.role.serves_clients()))
         self.acked: dict = {"through": None, "at": None, "streaming": 0}
         self._keys: tuple[str, bytes] | None = None
 
@@ -92,14 +101,14 @@ class FailoverService:
     def me(self) -> str:
         return self.host.identity["appliance_id"]
 
-    def _site(self):
+    def site(self):
         site = self.host.site
         if site is None:
             raise NotFound("no site is installed on this appliance", hint="install the same site package first")
         return site
 
-    def _settings(self):
-        return sections.get_model(self._site().engine, sections.section("failover"))
+    def settings(self):
+        return sections.get_model(self.site().engine, sections.section("failover"))
 
     def _psk(self) -> str | None:
         site = self.host.site
@@ -123,14 +132,20 @@ class FailoverService:
                                 "PUT /api/config/settings/inter-appliance-psk")
         return key
 
-    def _client_to_peer(self) -> PeerClient | None:
+    def client_to_peer(self, timeout: float = 10.0) -> PeerClient | None:
         pair, key = self.pairs.load(), self._key()
         if pair is None or key is None:
             return None
-        return PeerClient(pair.peer_url, pair.peer_pin, key, self.me)
+        return PeerClient(pair.peer_url, pair.peer_pin, key, self.me, timeout=timeout,
+                          local_address=self._local_address(pair.self_url))
+
+    def _local_address(self, url: str) -> str | None:
+        """This appliance's address in ``url`` when it listens there (the peer link leaves from it)."""
+        host = url.removeprefix("https://").rsplit(":", 1)[0].strip("[]")
+        return host if host in self.host.listen_hosts() and host not in ("0.0.0.0", "::") else None
 
     def _site_facts(self) -> dict:
-        info = self._site().info()
+        info = self.site().info()
         return {"site_name": info.name, "edition": info.edition, "product_version": info.version}
 
     def _adopt(self, generation: int) -> None:
@@ -138,6 +153,21 @@ class FailoverService:
             pair = self.pairs.load()
             self.host.role.set("backup", generation=generation, primary=pair.peer_address if pair else None,
                                reason="a newer generation seen on the primary's stream")
+
+    def _keep_orphans(self, fork_seq: int | None, reason: str) -> None:
+        """Before this copy is replaced by the primary's: keep what the primary never received (FO-08)."""
+        site = self.site()
+        fork = fork_seq if fork_seq is not None else self.worker.pending_fork
+        if fork is None:
+            return
+        st = self.host.role.state
+        path = orphans.write(self.host.data.failover_dir, site.engine, fork_seq=int(fork),
+                             from_generation=self.worker.fork_generation or st.generation,
+                             to_generation=st.generation, site_name=site.info().name, reason=reason)
+        self.worker.pending_fork = None
+        if path is not None:
+            log.warning("changes the new primary never received are kept in %s", path)
+            self.host.audit.record("failover", "failover.orphans", path.name, None, {"fork_seq": fork})
 
     # --- establish and break (the admin's side) --------------------------------------------------------------
     def establish(self, caller: Caller, peer: str, self_address: str, source_ip: str | None) -> dict:
@@ -169,12 +199,13 @@ class FailoverService:
                             hint="check the network path, then establish failover again")
         pair = new_pair(f"https://{peer}", presented, answer["appliance_id"], f"https://{self_address}", actor)
         self.pairs.save(pair)
+        self._enable_operations(pair)
         new = role.set("primary", generation=max(role.generation + 1, int(answer.get("generation", 0))),
                        reason=f"established failover with {peer}")
         self.host.audit.record(actor, "failover.establish", peer, source_ip,
                                {"role": "primary", "peer_id": pair.peer_id, "peer_pin": pair.peer_pin,
                                 "generation": new.generation})
-        return self._status()
+        return self.status_doc()
 
     def break_pair(self, caller: Caller, source_ip: str | None, *, force: bool = False) -> dict:
         caller.require(P.CONFIG_WRITE)
@@ -197,7 +228,15 @@ class FailoverService:
             told = False
         self._unpaired(f"failover broken by {actor}")
         self.host.audit.record(actor, "failover.break", pair.peer_address, source_ip, {"peer_told": told})
-        return {**self._status(), "peer_told": told}
+        return {**self.status_doc(), "peer_told": told}
+
+    def _enable_operations(self, pair: Pair) -> None:
+        """Both members of a pair run backup operations (either may be the backup after a failover)."""
+        host, port = pair.peer_address.rsplit(":", 1)
+        data = {**self.settings().model_dump(), "backup_operations_enabled": True, "enabled": True,
+                "peer_host": host, "peer_port": int(port)}
+        data.pop("dns_tsig_secret", None)  # omitted: kept as it is
+        sections.put(self.site().engine, sections.section("failover"), data)
 
     def _unpaired(self, reason: str) -> None:
         self.pairs.clear()
@@ -213,14 +252,14 @@ class FailoverService:
         self.worker.sync_now.set()
         self.worker.blob_wake.set()
         self.host.audit.record(actor, "failover.sync_now", None, source_ip)
-        return self._status()
+        return self.status_doc()
 
     # --- status -------------------------------------------------------------------------------------------
     def status(self, caller: Caller) -> dict:
         caller.require(P.CONFIG_READ)
-        return self._status()
+        return self.status_doc()
 
-    def _status(self) -> dict:
+    def status_doc(self) -> dict:
         role = self.host.role
         pair = self.pairs.load()
         out: dict = {"role": role.current, "generation": role.generation, "paired": pair is not None,
@@ -228,11 +267,19 @@ class FailoverService:
         site = self.host.site
         if site is None:
             return out
-        fs = self._settings()
+        fs = self.settings()
         out["settings"] = {"backup_operations_enabled": fs.backup_operations_enabled, "sync_mode": fs.sync_mode,
                            "sync_interval_minutes": fs.sync_interval_minutes,
                            "sync_bandwidth_limit_kbps": fs.sync_bandwidth_limit_kbps}
         out["psk_set"] = self._psk() is not None
+        age = self.roles.contact_age()
+        out["peer_contact_age_seconds"] = None if age is None else round(age, 3)
+        out["serving"] = self.host.role.serves_clients()
+        out["suspended"] = getattr(self.host.role, "suspended", None)
+        out["automatic_failover"] = {"enabled": fs.automatic_failover, "primary_timeout_seconds":
+                                     fs.primary_timeout_seconds, "note": self.roles.auto_note}
+        out["last_swing"] = self.roles.last_swing
+        out["orphan_files"] = len(orphans.list_files(self.host.data.failover_dir))
         if role.current == "backup":
             out["sync"] = self.worker.status.public()
         elif role.current == "primary":
@@ -257,11 +304,11 @@ class FailoverService:
         b = self.host.status_basics()
         ok, text = self.host.health()
         role = self.host.role.current
-        sync = self._status().get("sync") or {}
+        sync = self.status_doc().get("sync") or {}
         last_time = sync.get("last_sync_at") if role == "backup" else sync.get("last_ack_at")
         last_status = sync.get("last_sync_result") if role == "backup" else (
             ("ok" if sync.get("peer_reachable") else "peer unreachable") if role == "primary" else None)
-        fs = self._settings() if self.host.site is not None else None
+        fs = self.settings() if self.host.site is not None else None
         return {"appliance_id": b["appliance_id"], "hostname": b["hostname"], "version": b["appliance_version"],
                 "success": ok or role == "backup", "error_message": "" if ok or role == "backup" else text,
                 "failover_role": role, "generation": self.host.role.generation,
@@ -283,7 +330,7 @@ class FailoverService:
     def sign(self, nonce: str, status: int, body: bytes) -> str:
         return peer_auth.sign_response(self._require_key(), nonce, status, body)
 
-    def _paired_with(self, sender: str) -> Pair:
+    def paired_with(self, sender: str) -> Pair:
         pair = self.pairs.load()
         if pair is None or pair.peer_id != sender:
             raise Forbidden("this appliance is not paired with the asking appliance")
@@ -309,10 +356,7 @@ class FailoverService:
                 raise Invalid(f"{k}: required", field=k)
         pair = new_pair(body["url"], body["pin"], sender, f"https://{server[0]}:{server[1]}", "peer")
         self.pairs.save(pair)
-        sections.put(self._site().engine, sections.section("failover"),
-                     {**self._settings().model_dump(), "backup_operations_enabled": True, "enabled": True,
-                      "role": "backup", "peer_host": pair.peer_address.rsplit(":", 1)[0],
-                      "peer_port": int(pair.peer_address.rsplit(":", 1)[1])})
+        self._enable_operations(pair)
         new = role.set("backup", generation=max(role.generation + 1, int(body.get("generation", 0))),
                        primary=pair.peer_address, reason=f"paired as backup of {pair.peer_address}")
         self.host.audit.record("peer", "failover.establish", pair.peer_address, source_ip,
@@ -322,28 +366,95 @@ class FailoverService:
                 "generation": new.generation, **facts}
 
     def peer_unpair(self, sender: str, source_ip: str | None) -> dict:
-        pair = self._paired_with(sender)
+        pair = self.paired_with(sender)
         self._unpaired(f"failover broken by the peer {pair.peer_address}")
         self.host.audit.record("peer", "failover.break", pair.peer_address, source_ip, {"by": "peer"})
         return {"unpaired": True}
 
     def peer_ack(self, sender: str, body: dict) -> dict:
-        self._paired_with(sender)
+        self.paired_with(sender)
         through = body.get("through")
         if not isinstance(through, int) or through < 0:
             raise Invalid("through: the last applied sequence number", field="through")
         self.acked.update(through=through, at=time.time())
         return {"ok": True}
 
+    def peer_heartbeat(self, sender: str, body: dict) -> dict:
+        return self.roles.on_heartbeat(sender, body)
+
+    def peer_demote(self, sender: str, body: dict, source_ip: str | None) -> dict:
+        pair = self.paired_with(sender)
+        if self.host.role.current != "primary":
+            raise Conflict(f"this appliance is not primary (it is {self.host.role.current})")
+        gen = body.get("generation")
+        if not isinstance(gen, int):
+            raise Invalid("generation: required", field="generation")
+        self.roles.heard()
+        answer = self.roles.step_down(gen, f"stepped down for {pair.peer_address} (planned failover)")
+        self.host.audit.record("peer", "failover.become_backup", pair.peer_address, source_ip,
+                               {"generation": gen, "data_sync_first": bool(body.get("data_sync_first"))})
+        return answer
+
+    def peer_promote(self, sender: str, body: dict, source_ip: str | None) -> dict:
+        self.paired_with(sender)
+        return self.roles.become_primary(_Peer(), source_ip, data_sync_first=bool(body.get("data_sync_first")),
+                                         force=False)
+
+    def become_primary(self, caller: Caller, source_ip: str | None, *, data_sync_first: bool = False,
+                       force: bool = False) -> dict:
+        return self.roles.become_primary(caller, source_ip, data_sync_first=data_sync_first, force=force)
+
+    def become_backup(self, caller: Caller, source_ip: str | None, *, data_sync_first: bool = False,
+                      force: bool = False) -> dict:
+        return self.roles.become_backup(caller, source_ip, data_sync_first=data_sync_first, force=force)
+
+    def set_failover_role(self, caller: Caller, source_ip: str | None, role: str, *, data_sync_first: bool = False,
+                          force: bool = False) -> dict:
+        """The command API's set_failover_role (IC-04)."""
+        if role not in ("primary", "backup"):
+            raise Invalid("role: primary or backup", field="role")
+        fn = self.become_primary if role == "primary" else self.become_backup
+        return fn(caller, source_ip, data_sync_first=data_sync_first, force=force)
+
+    def orphan_files(self, caller: Caller) -> list[dict]:
+        caller.require(P.CONFIG_READ)
+        return orphans.list_files(self.host.data.failover_dir)
+
+    def orphan_file(self, caller: Caller, name: str) -> dict:
+        caller.require(P.CONFIG_READ)
+        if "/" in name or not name.startswith("orphans-"):
+            raise Invalid("name: an orphan file name from the list", field="name")
+        return orphans.read(orphans.directory(self.host.data.failover_dir) / name)
+
+    def apply_orphans(self, caller: Caller, entries: list[dict], source_ip: str | None) -> dict:
+        """Re-apply chosen orphaned changes on this (primary) appliance as new changes."""
+        caller.require(P.CONFIG_WRITE)
+        from tether.site import changelog
+
+        site = self.site()
+        try:
+            with site.engine.begin() as c:
+                result = changelog.reapply(c, entries)
+        except (ValueError, KeyError, TypeError, sa.exc.IntegrityError) as exc:
+            raise Invalid(f"the entries cannot be applied (nothing was): {exc}") from None
+        self.host.audit.record(caller.name, "failover.orphans.apply", None, source_ip,
+                               {**result, "seqs": [e.get("seq") for e in entries][:100]})
+        return result
+
     def _primary_site(self, sender: str):
-        self._paired_with(sender)
+        self.paired_with(sender)
         if self.host.role.current != "primary":
             raise Conflict(f"this appliance is not the primary (it is {self.host.role.current})")
-        return self._site()
+        return self.site()
 
-    def changes_problem(self, sender: str, after: int, after_hash: str | None) -> str | None:
+    def changes_problem(self, sender: str, after: int, after_hash: str | None) -> dict | None:
+        """None when the stream continues after ``after``; else the resync message (with the fork point)."""
         site = self._primary_site(sender)
-        return source.position_problem(site.engine, after, after_hash or None)
+        problem = source.position_problem(site.engine, after, after_hash or None)
+        if problem is None:
+            return None
+        st = self.host.role.state
+        return {"type": "resync", "reason": problem, "fork_seq": st.fork_seq, "generation": st.generation}
 
     async def changes(self, sender: str, after: int) -> AsyncIterator[bytes]:
         """The change stream after ``after`` (checked by ``changes_problem``), until the role or site changes."""
@@ -354,7 +465,7 @@ class FailoverService:
         self.acked["streaming"] += 1
         beat = 0.0
         try:
-            while role.current == "primary" and self.host.site is site:
+            while self.host.site is site:
                 seen = self.signal.count()
                 batch = await asyncio.to_thread(source.read_batch, engine, after)
                 if batch:
@@ -362,6 +473,8 @@ class FailoverService:
                     yield _line({"type": "batch", "generation": role.generation, "through": after, "head": after,
                                  "entries": batch})
                     continue
+                if role.current != "primary":
+                    break  # everything committed before it stepped down has been sent (planned failover)
                 now = time.monotonic()
                 if now - beat >= HEARTBEAT_SECONDS:
                     beat = now
@@ -383,6 +496,15 @@ class FailoverService:
         if not path.exists():
             raise NotFound(f"blob {sha} is not in this appliance's {kind}")
         return path
+
+
+class _Peer:
+    """The peer appliance as the caller of a promotion it asked for (it holds the pair's key)."""
+
+    name = "peer"
+
+    def require(self, permission: str) -> None:
+        return None
 
 
 def _line(obj: dict) -> bytes:

@@ -83,8 +83,11 @@ class SyncWorker:
     generation seen on the stream."""
 
     def __init__(self, site: Callable, client: Callable[[], PeerClient | None], settings: Callable,
-                 adopt: Callable[[int], None]):
+                 adopt: Callable[[int], None], keep_orphans: Callable[[int | None, str], None]):
         self.site, self.client, self.settings, self.adopt = site, client, settings, adopt
+        self.keep_orphans = keep_orphans  # before a full copy replaces this one: keep what the primary lacks
+        self.pending_fork: int | None = None  # set when this appliance stepped down: the new primary's fork point
+        self.fork_generation: int | None = None
         self.status = SyncStatus()
         self.bandwidth = Bandwidth(lambda: self.settings().sync_bandwidth_limit_kbps)
         self.sync_now = threading.Event()
@@ -138,6 +141,8 @@ class SyncWorker:
                 st.bytes_received += len(line) + 1
                 if not line:
                     continue
+                if stop.is_set():
+                    return False  # the role changed (e.g. this appliance was promoted): apply nothing more
                 msg = json.loads(line)
                 now = time.time()
                 st.last_heard = now
@@ -152,6 +157,7 @@ class SyncWorker:
                         if interval:
                             return True
                 elif kind == "resync":
+                    self.keep_orphans(msg.get("fork_seq"), msg.get("reason", ""))
                     self._full_copy(site, client, msg.get("reason", ""))
                     return False
                 else:

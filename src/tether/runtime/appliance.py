@@ -123,8 +123,8 @@ class Appliance:
         return self.slot.lock
 
     def serving(self) -> bool:
-        """/health: a site is installed and this appliance serves it (role none or primary)."""
-        return self.slot.site is not None and self.role.current in SERVING_ROLES
+        """/health: a site is installed and this appliance serves it (role none or primary, not suspended)."""
+        return self.slot.site is not None and self.role.serves_clients()
 
     def health(self) -> tuple[bool, str]:
         if self.slot.site is None:
@@ -132,10 +132,14 @@ class Appliance:
         st = self.role.state
         if st.role not in SERVING_ROLES:
             return False, f"{st.role} (generation {st.generation})" + (f"; primary is {st.primary}" if st.primary else "")
+        if self.role.suspended:
+            return False, f"{st.role} (generation {st.generation}), not serving: {self.role.suspended}"
         return True, "ok" if st.role == "none" else f"primary (generation {st.generation})"
 
     def _client_refusal(self) -> str | None:
         st = self.role.state
+        if self.role.suspended:
+            return f"this appliance has stopped serving: {self.role.suspended}"
         if st.role in SERVING_ROLES:
             return None
         where = f" ({st.primary})" if st.primary else ""
@@ -147,7 +151,7 @@ class Appliance:
 
     def _role_changed(self, old: RoleState, new: RoleState) -> None:
         self.jobs.role_changed()
-        self.clients.role_changed(new.role in SERVING_ROLES)
+        self.clients.role_changed(self.role.serves_clients())
 
     def set_role(self, role: str, *, actor: str, source_ip: str | None, primary: str | None = None,
                  reason: str = "") -> dict:
@@ -312,23 +316,29 @@ class Appliance:
 
     def send_certificate_reminders(self) -> list:
         """CERT-07, run by the job runner: mail the expiry reminders due now through the SMTP relay."""
-        import datetime as dt
-
         from tether.certs.expiry import run_reminders
+        from tether.core import clock
 
         return run_reminders(self.engine, self.settings.get("security").smtp,
                              self.settings.reveal("security", "smtp", "password"),
-                             self.certificates.expiry_assignments(), dt.datetime.now(dt.timezone.utc),
+                             self.certificates.expiry_assignments(), clock.now_utc(),
                              helo_name=self.hostname())
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
     def pin_for(self, host: str, port: int) -> str:
         return self.listeners.pin_for(host, port)
 
+    def listen_hosts(self) -> list[str]:
+        return [lst.host for lst in self.listeners]
+
+    def report_incident(self, summary: str, details: str) -> None:
+        self.support.report_event(summary, details)
+
     def _register_jobs(self) -> None:
         j = self.jobs
         j.continuous("failover-sync", self.failover.worker.follow, roles={"backup"})
         j.continuous("failover-blobs", self.failover.worker.fetch_blobs, roles={"backup"})
+        j.continuous("failover-monitor", self.failover.roles.monitor, roles={"primary", "backup"})
         j.continuous("syslog-forwarding", self.syslog.run)
         j.continuous("outbound-events", self._dispatch_events, roles=SERVING_ROLES)
         j.register("certificate-expiry-reminders", CERT_EXPIRY_INTERVAL, self.send_certificate_reminders,

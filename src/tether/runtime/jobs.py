@@ -35,6 +35,7 @@ interval and first delay: for tests and drills, not for production.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 import logging
 import os
@@ -96,6 +97,9 @@ class JobRunner:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task] = set()
         self._role_changed: asyncio.Event | None = None
+        # the runner's own threads: continuous jobs hold one each for as long as they run, so they must
+        # never starve the event loop's default executor (which the web layer and the hub use)
+        self._threads = concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="tether-job")
 
     # --- registering ------------------------------------------------------------------------------
     def register(self, name: str, interval: float, fn: Callable[[], Any], *, first_delay: float = 0.0,
@@ -154,6 +158,7 @@ class JobRunner:
         await self._stop.wait()
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        self._threads.shutdown(wait=False)
 
     def stop(self) -> None:
         for job in self.jobs.values():
@@ -227,7 +232,7 @@ class JobRunner:
             finally:
                 job.running, job.last_finished = False, time.time()
         else:
-            await asyncio.to_thread(self._call, job, *args)
+            await asyncio.get_running_loop().run_in_executor(self._threads, self._call, job, *args)
 
     def _begin(self, job: Job) -> None:
         job.running, job.last_started, job.next_run = True, time.time(), None

@@ -43,6 +43,7 @@ class RoleState:
     changed_at: float = 0.0
     primary: str | None = None  # where the primary is (host:port), as a backup knows it
     reason: str = ""
+    fork_seq: int | None = None  # on a primary: the last entry it held when it took the role (orphans, FO-08)
 
     def public(self) -> dict:
         return asdict(self)
@@ -56,6 +57,7 @@ class RoleStore:
         self._lock = threading.Lock()
         self._listeners: list[Callable[[RoleState, RoleState], None]] = []
         self.state = self._load()
+        self.suspended: str | None = None  # a primary cut off from everything stops serving (not a role change)
 
     def _load(self) -> RoleState:
         try:
@@ -70,7 +72,7 @@ class RoleStore:
             raise TetherError(f"{self.path}: unknown format or role {raw.get('role')!r}",
                               hint="this file was written by other software; remove it to start as role none")
         return RoleState(raw["role"], int(raw["generation"]), float(raw.get("changed_at", 0)),
-                         raw.get("primary"), raw.get("reason", ""))
+                         raw.get("primary"), raw.get("reason", ""), raw.get("fork_seq"))
 
     @property
     def current(self) -> str:
@@ -85,7 +87,7 @@ class RoleStore:
         self._listeners.append(fn)
 
     def set(self, role: str, *, generation: int | None = None, primary: str | None = None,
-            reason: str = "") -> RoleState:
+            reason: str = "", fork_seq: int | None = None) -> RoleState:
         """Take ``role``; the generation is raised by one unless given (it never goes down)."""
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}")
@@ -94,7 +96,8 @@ class RoleStore:
             gen = old.generation + 1 if generation is None else generation
             if gen < old.generation:
                 raise Conflict(f"generation {gen} is older than this appliance's {old.generation}")
-            new = RoleState(role, gen, time.time(), primary if role == "backup" else None, reason)
+            new = RoleState(role, gen, time.time(), primary if role == "backup" else None, reason,
+                            fork_seq if role == "primary" else None)
             write_atomic(self.path, json.dumps({"version": FORMAT_VERSION, **new.public()}, indent=1).encode())
             self.state = new
         for fn in list(self._listeners):
@@ -105,11 +108,27 @@ class RoleStore:
         """Factory reset: back to a standalone appliance (the file was wiped with the data directory)."""
         self.state = self._load()
 
+    def suspend(self, reason: str) -> None:
+        """Stop serving without giving up the role (FO-05: demote before promote); listeners are told."""
+        if self.suspended is None:
+            self.suspended = reason
+            for fn in list(self._listeners):
+                fn(self.state, self.state)
+
+    def resume(self) -> None:
+        if self.suspended is not None:
+            self.suspended = None
+            for fn in list(self._listeners):
+                fn(self.state, self.state)
+
     # --- gates ------------------------------------------------------------------------------------
     def serves_clients(self) -> bool:
-        return self.state.role in ("none", "primary")
+        return self.state.role in ("none", "primary") and self.suspended is None
 
     def check_writable(self) -> None:
+        if self.suspended is not None:
+            raise NotPrimary(f"this appliance has stopped serving: {self.suspended}",
+                             hint="it serves again once it reaches its peer or a connectivity test address")
         st = self.state
         if st.role == "backup":
             where = f" ({st.primary})" if st.primary else ""

@@ -206,6 +206,47 @@ def apply(conn: sa.Connection, entries: Iterable[dict]) -> int:
     return last
 
 
+def reapply(conn: sa.Connection, entries: Iterable[dict]) -> dict:
+    """Make ``entries`` (from another copy, e.g. an orphan file) new changes of this site: written
+    through the normal, captured path, so they are logged and synced like any other.
+
+    Rows keyed by name are updated or inserted by that key. Rows with a generated integer key (users,
+    history) may collide with rows this copy made meanwhile under the same number: such a row is
+    inserted under a new number unless an identical row is already there, and a delete of one is
+    skipped (it could remove another row). Returns ``{"applied": n, "skipped": [seq, ...]}``."""
+    applied, skipped = 0, []
+    for e in entries:
+        if e.get("op") not in ("upsert", "delete") or e.get("tbl") not in metadata.tables or e["tbl"] in LOCAL_TABLES:
+            raise ValueError(f"entry {e.get('seq')}: not a change of a site table")
+        t = metadata.tables[e["tbl"]]
+        pk = list(t.primary_key.columns)
+        generated = len(pk) == 1 and isinstance(pk[0].type, sa.Integer)
+        where = _where_key(t, e["key"])
+        if e["op"] == "delete":
+            if generated:
+                skipped.append(e.get("seq"))
+                continue
+            conn.execute(t.delete().where(where))
+        else:
+            row = decode_row(t, e["row"])
+            if generated:
+                there = conn.execute(sa.select(t).where(where)).mappings().first()
+                if there is None:
+                    conn.execute(t.insert().values(**row))
+                elif encode_row(t, there) == e["row"]:
+                    skipped.append(e.get("seq"))
+                    continue
+                else:
+                    conn.execute(t.insert().values(**{k: v for k, v in row.items() if k != pk[0].name}))
+            else:
+                values = {k: v for k, v in row.items() if k not in {c.name for c in pk}}
+                if not values or conn.execute(t.update().where(where).values(**values)).rowcount == 0:
+                    if conn.execute(sa.select(*pk).where(where)).first() is None:
+                        conn.execute(t.insert().values(**row))
+        applied += 1
+    return {"applied": applied, "skipped": skipped}
+
+
 def _reset_sequences(conn: sa.Connection) -> None:
     for t in metadata.sorted_tables:
         pk = list(t.primary_key.columns)

@@ -257,10 +257,27 @@ class JumpClientSettings(Strict):
     statistics: list[Literal["cpu", "memory", "disk", "uptime", "console_user"]] = ["cpu", "memory", "uptime"]
 
 
+class DnsSwing(Strict):
+    """FO-07 DNS swing: an RFC 2136 update, signed with TSIG, of the site's A record."""
+    enabled: bool = False
+    server: str | None = None  # the authoritative server's address
+    port: int = 53
+    zone: str | None = None  # e.g. example.com.
+    record: str | None = None  # e.g. support.example.com.
+    ttl: Annotated[int, Field(ge=1, le=86400)] = 30
+    tsig_name: str | None = None  # the key's secret is FailoverSettings.dns_tsig_secret (write-only)
+    tsig_algorithm: Literal["hmac-sha256", "hmac-sha512", "hmac-sha1"] = "hmac-sha256"
+    address: str | None = None  # this appliance's address for the record (default: its own peer address)
+
+    _s = field_validator("server", "address")(classmethod(lambda cls, v: None if v is None else V.ip_address(v)))
+    _p = field_validator("port")(classmethod(lambda cls, v: V.port(v)))
+
+
 class FailoverSettings(Strict):
-    """This appliance's own failover settings (never synced to the peer, FO-03). Used by
+    """This appliance's own failover settings (never synced to the peer, FO-03), used by
     tether.failover: backup operations and the sync mode, interval and bandwidth (FO-02);
-    the automatic-failover fields are stored for FO-05."""
+    automatic failover with its primary timeout and connectivity tests (FO-05); traffic
+    swing (FO-07)."""
     enabled: bool = False
     role: Literal["none", "primary", "backup"] = "none"
     peer_host: str | None = None
@@ -270,12 +287,18 @@ class FailoverSettings(Strict):
     sync_interval_minutes: Annotated[int, Field(ge=1, le=1440)] = 15
     sync_bandwidth_limit_kbps: Annotated[int, Field(ge=0)] = 0
     automatic_failover: bool = False
-    primary_timeout_seconds: Annotated[int, Field(ge=5, le=3600)] = 60
+    primary_timeout_seconds: Annotated[int, Field(ge=3, le=3600)] = 60
     connectivity_test_ips: list[str] = []
+    connectivity_test_method: Literal["tcp", "icmp"] = "tcp"
+    connectivity_test_port: int = 443  # for tcp: a connect to IP:port that is answered (even refused) counts
     shared_ips: list[str] = []
+    nat_hook: str | None = None  # an executable run as HOOK OLD_ADDRESS NEW_ADDRESS after a takeover
+    nat_hook_timeout_seconds: Annotated[int, Field(ge=1, le=600)] = 30
+    dns_swing: DnsSwing = DnsSwing()
+    dns_tsig_secret: str | None = None  # base64, as in BIND's key statement; write-only (never returned)
 
     _h = field_validator("peer_host")(classmethod(lambda cls, v: _host(v)))
-    _p = field_validator("peer_port")(classmethod(lambda cls, v: V.port(v)))
+    _p = field_validator("peer_port", "connectivity_test_port")(classmethod(lambda cls, v: V.port(v)))
     _t = field_validator("connectivity_test_ips", "shared_ips")(classmethod(lambda cls, v: [V.ip_address(x) for x in v]))
 
 

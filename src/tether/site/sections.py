@@ -46,7 +46,7 @@ class Section:
 SECTIONS: dict[str, Section] = {s.slug: s for s in (
     Section("security", "Security settings", M.SecuritySettings),
     Section("jump-clients", "Jump client settings", M.JumpClientSettings),
-    Section("failover", "Failover settings", M.FailoverSettings),
+    Section("failover", "Failover settings", M.FailoverSettings, secrets=("dns_tsig_secret",)),
     Section("inter-appliance-psk", "Inter-appliance pre-shared key", M.PreSharedKey, secrets=("psk",)),
     Section("events", "Outbound event delivery", M.EventSettings),
     Section("public-portal", "Public portal", M.PublicPortal, edition=RS),

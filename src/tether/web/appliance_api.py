@@ -146,6 +146,10 @@ def create() -> FastAPI:
     for section, title in SETTINGS_SECTIONS.items():
         _settings_routes(api, section, title)
 
+    @api.get("/jobs", summary="Every background job: kind, roles, runs, failures, last and next run, last error")
+    def get_jobs(request: Request, _p: Admin) -> list[dict]:
+        return appliance_of(request).jobs.status()
+
     @api.get("/audit", summary="The /appliance audit log, newest first")
     def get_audit(request: Request, _p: Admin, limit: int = 100, offset: int = 0) -> list[dict]:
         return appliance_of(request).audit.list(min(max(limit, 1), 1000), max(offset, 0))

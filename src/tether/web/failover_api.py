@@ -62,3 +62,51 @@ def post_break(request: Request, body: BreakBody, p: Caller) -> dict:
 @router.post("/failover/sync-now", summary="Sync now (on the backup): reconnect and recheck every blob")
 def post_sync_now(request: Request, p: Caller) -> dict:
     return appliance_of(request).failover.sync_now(p, client_ip(request))
+
+
+class RoleChangeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    data_sync_first: bool = False
+    force: bool = False
+
+
+class SetRoleBody(RoleChangeBody):
+    role: str
+
+
+class OrphansBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    entries: list[dict]
+
+
+@router.post("/failover/become-primary", summary="Make this backup the primary (FO-06): planned, or alone with force")
+def post_become_primary(request: Request, body: RoleChangeBody, p: Caller) -> dict:
+    return appliance_of(request).failover.become_primary(p, client_ip(request), data_sync_first=body.data_sync_first,
+                                                         force=body.force)
+
+
+@router.post("/failover/become-backup", summary="Make this primary the backup; the peer takes over (FO-06)")
+def post_become_backup(request: Request, body: RoleChangeBody, p: Caller) -> dict:
+    return appliance_of(request).failover.become_backup(p, client_ip(request), data_sync_first=body.data_sync_first,
+                                                        force=body.force)
+
+
+@router.post("/command/set_failover_role", summary="IC-04: role primary|backup, data_sync_first, force")
+def post_set_failover_role(request: Request, body: SetRoleBody, p: Caller) -> dict:
+    return appliance_of(request).failover.set_failover_role(p, client_ip(request), body.role,
+                                                            data_sync_first=body.data_sync_first, force=body.force)
+
+
+@router.get("/failover/orphans", summary="Orphan files: changes this appliance took that the new primary lacks (FO-08)")
+def get_orphans(request: Request, p: Caller) -> list[dict]:
+    return appliance_of(request).failover.orphan_files(p)
+
+
+@router.get("/failover/orphans/{name}", summary="One orphan file (docs/formats/orphans.md)")
+def get_orphan(request: Request, name: str, p: Caller) -> dict:
+    return appliance_of(request).failover.orphan_file(p, name)
+
+
+@router.post("/failover/orphans/apply", summary="Re-apply orphaned changes here (the new primary) as new changes")
+def post_apply_orphans(request: Request, body: OrphansBody, p: Caller) -> dict:
+    return appliance_of(request).failover.apply_orphans(p, body.entries, client_ip(request))

@@ -5,6 +5,7 @@ signature is the only credential here: no session, cookie or bearer token."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from starlette.requests import Request
@@ -92,12 +93,23 @@ async def changes(request, service, sender, body):
         after = int(request.query_params.get("after", "0"))
     except ValueError:
         raise Invalid("after: a sequence number", field="after") from None
-    problem = service.changes_problem(sender, after, request.query_params.get("hash"))
-    if problem:
-        line = json.dumps({"type": "resync", "reason": problem}).encode() + b"\n"
-        return Response(line, media_type=NDJSON)
+    resync = service.changes_problem(sender, after, request.query_params.get("hash"))
+    if resync:
+        return Response(json.dumps(resync).encode() + b"\n", media_type=NDJSON)
     return StreamingResponse(service.changes(sender, after), media_type=NDJSON,
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+async def heartbeat(request, service, sender, body):
+    return service.peer_heartbeat(sender, _json(body))
+
+
+async def demote(request, service, sender, body):
+    return await asyncio.to_thread(service.peer_demote, sender, _json(body), client_ip(request))
+
+
+async def promote(request, service, sender, body):
+    return await asyncio.to_thread(service.peer_promote, sender, _json(body), client_ip(request))
 
 
 async def snapshot(request, service, sender, body):
@@ -125,6 +137,9 @@ routes = [
     Route("/peer/v1/pair", _peer(pair, signed=True), methods=["POST"]),
     Route("/peer/v1/unpair", _peer(unpair, signed=True), methods=["POST"]),
     Route("/peer/v1/ack", _peer(ack, signed=True), methods=["POST"]),
+    Route("/peer/v1/heartbeat", _peer(heartbeat, signed=True), methods=["POST"]),
+    Route("/peer/v1/demote", _peer(demote, signed=True), methods=["POST"]),
+    Route("/peer/v1/promote", _peer(promote, signed=True), methods=["POST"]),
     Route("/peer/v1/changes", _peer(changes), methods=["GET"]),
     Route("/peer/v1/snapshot", _peer(snapshot), methods=["GET"]),
     Route("/peer/v1/blobs/{kind}/{sha}", _peer(blob), methods=["GET"]),

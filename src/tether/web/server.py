@@ -7,6 +7,7 @@ the TLS handshake and is refused."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -71,6 +72,8 @@ async def serve_forever(appliance: Appliance, listens: list[tuple[str, int]], on
         config.ssl = lst.context
         servers.append((_Listener(config), sock))
     loop = asyncio.get_running_loop()
+    # blocking work handed off by the hub and the peer routes (asyncio.to_thread) runs here
+    loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="tether-io"))
 
     def stop(*_):
         for server, _sock in servers:

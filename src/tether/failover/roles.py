@@ -1,0 +1,272 @@
+"""Role changes of a pair (FO-05, FO-06, FO-08): who is primary, and how
+that changes, safely.
+
+- **Heartbeats.** While paired, each side sends ``POST /peer/v1/heartbeat``
+  every half second with its role, generation and fork point, and answers
+  the other's with its own. Whichever side learns that the other is primary
+  with a newer generation while it is primary itself yields at once (role
+  backup, that generation): it stops serving, and its sync worker, finding
+  its history differs, writes the changes the new primary never received
+  to an orphan file before taking the new primary's copy (orphans.py).
+- **Manual failover.** ``become_primary`` on the backup asks the primary to
+  step down (``/peer/v1/demote``); with ``data_sync_first`` it then waits
+  until it has applied everything the old primary held (no write lost),
+  and takes the role with a generation above both. With the peer gone it
+  promotes alone only with ``force``. ``become_backup`` on the primary asks
+  the peer to take over (``/peer/v1/promote``); ``force`` steps down alone.
+- **Automatic failover.** A backup with automatic failover on promotes
+  itself when it has heard nothing from the primary for the primary
+  timeout T and reaches at least one connectivity test address. A primary
+  that hears nothing from its backup for T/2 and reaches no test address
+  stops serving (``suspend``: health 503, no clients, no writes) before the
+  backup may promote (demote before promote), and serves again once it
+  reaches either. Without a witness, a cut of only the link between the
+  two (both reach the test addresses) can still give two primaries until
+  the link heals; generations then reconcile them (docs/operations.md).
+- **After every promotion** traffic is swung (swing.py): keepalived's
+  track file, the DNS record, the NAT hook; an automatic failover is
+  audited and opens a support incident (DESK-09).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from tether.core.errors import Conflict, TetherError
+from tether.site import permissions as P
+
+from . import sink, swing
+from .errors import PeerError
+
+if TYPE_CHECKING:
+    from .service import Caller, FailoverService
+
+log = logging.getLogger("tether.failover")
+
+HEARTBEAT_SECONDS = 0.5
+HEARTBEAT_TIMEOUT = 1.0
+CATCH_UP_TIMEOUT = 60.0
+
+
+class RoleManager:
+    def __init__(self, service: "FailoverService"):
+        self.s = service
+        self.host = service.host
+        self.last_contact: float | None = None  # monotonic: last time anything came from the peer
+        self.peer_state: dict | None = None
+        self.last_swing: dict | None = None
+        self.auto_note: str | None = None
+        self._lock = threading.Lock()
+
+    # --- contact and state --------------------------------------------------------------------------
+    def heard(self) -> None:
+        self.last_contact = time.monotonic()
+
+    def contact_age(self) -> float | None:
+        marks = [m for m in (self.last_contact,) if m is not None]
+        heard = self.s.worker.status.last_heard
+        if heard is not None:
+            marks.append(time.monotonic() - (time.time() - heard))
+        return time.monotonic() - max(marks) if marks else None
+
+    def mine(self) -> dict:
+        st = self.host.role.state
+        head = 0
+        site = self.host.site
+        if site is not None:
+            head = sink.position(site.engine)[0]
+        return {"role": st.role, "generation": st.generation, "fork_seq": st.fork_seq, "head": head,
+                "serving": self.host.role.serves_clients()}
+
+    def compare(self, theirs: dict) -> None:
+        """React to the peer's state: a newer primary wins; a newer generation is adopted."""
+        self.peer_state = theirs
+        role = self.host.role
+        gen, their_gen = role.generation, int(theirs.get("generation", 0))
+        if their_gen <= gen:
+            return
+        pair = self.s.pairs.load()
+        where = pair.peer_address if pair else None
+        if theirs.get("role") == "primary":
+            if role.current == "primary":
+                log.warning("the peer is primary with generation %s (this appliance: %s); stepping down", their_gen, gen)
+                self.host.audit.record("failover", "failover.yield", where, None,
+                                       {"from_generation": gen, "to_generation": their_gen})
+            if role.current != "backup" or role.generation < their_gen:
+                role.set("backup", generation=their_gen, primary=where,
+                         reason=f"the peer {where} is primary with generation {their_gen}")
+                self.s.worker.pending_fork = theirs.get("fork_seq")
+
+    # --- the heartbeat job (continuous, while primary or backup) ------------------------------------------
+    def monitor(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            client = self.s.client_to_peer(timeout=HEARTBEAT_TIMEOUT)
+            if client is None:
+                stop.wait(1.0)
+                continue
+            with client:
+                while not stop.is_set():
+                    started = time.monotonic()
+                    try:
+                        answer = client.post_json("/peer/v1/heartbeat", self.mine(), verify_response=True).json()
+                        self.heard()
+                        self.compare(answer)
+                    except (PeerError, TetherError) as exc:
+                        log.debug("heartbeat to the peer failed: %s", exc.message)
+                    except Exception as exc:  # noqa: BLE001 - the monitor never dies of one bad answer
+                        log.warning("heartbeat to the peer failed: %s: %s", type(exc).__name__, exc)
+                    self.evaluate()
+                    stop.wait(max(0.0, HEARTBEAT_SECONDS - (time.monotonic() - started)))
+                    if self.s.pairs.load() is None:
+                        break
+
+    def on_heartbeat(self, sender: str, body: dict) -> dict:
+        self.s.paired_with(sender)
+        self.heard()
+        self.compare(body)
+        return self.mine()
+
+    def evaluate(self) -> None:
+        """Automatic failover on a backup; stepping aside on an isolated primary."""
+        site = self.host.site
+        if site is None or self.s.pairs.load() is None:
+            return
+        fs = self.s.settings()
+        role = self.host.role
+        age = self.contact_age()
+        age = float("inf") if age is None else age
+        timeout = float(fs.primary_timeout_seconds)
+        if role.current == "backup":
+            if not (fs.automatic_failover and fs.backup_operations_enabled) or age < timeout:
+                return
+            if not fs.connectivity_test_ips:
+                self.auto_note = "automatic failover needs at least one connectivity test address"
+                return
+            if not swing.reachable_any(fs.connectivity_test_ips, fs.connectivity_test_method,
+                                       fs.connectivity_test_port):
+                self.auto_note = "the primary is unreachable, and so is every connectivity test address: waiting"
+                return
+            self.take_primary(f"the primary was unreachable for {age:.1f} s (timeout {timeout:.0f} s) and a "
+                              f"connectivity test address answered", automatic=True)
+        elif role.current == "primary":
+            if age < timeout / 2 or not fs.connectivity_test_ips:
+                role.resume()
+                return
+            if swing.reachable_any(fs.connectivity_test_ips, fs.connectivity_test_method, fs.connectivity_test_port,
+                                   timeout=min(1.0, timeout / 4)):
+                role.resume()
+            else:
+                role.suspend(f"it reaches neither its peer (for {age:.1f} s) nor any connectivity test address")
+
+    # --- taking and giving up the role ---------------------------------------------------------------------
+    def take_primary(self, reason: str, *, automatic: bool, actor: str = "failover",
+                     source_ip: str | None = None) -> dict:
+        with self._lock:
+            role = self.host.role
+            if role.current == "primary":
+                return self.s.status_doc()
+            site = self.s.site()
+            fork = sink.position(site.engine)[0]
+            theirs = int((self.peer_state or {}).get("generation", 0))
+            old = role.state
+            new = role.set("primary", generation=max(old.generation, theirs) + 1, fork_seq=fork, reason=reason)
+        self.host.audit.record(actor, "failover.automatic" if automatic else "failover.become_primary", None,
+                               source_ip, {"from_generation": old.generation, "generation": new.generation,
+                                           "fork_seq": fork, "reason": reason})
+        self.swing(old.primary)
+        if automatic:
+            self.host.report_incident("Automatic failover: this appliance became primary",
+                                      f"{reason}. Generation {new.generation}; last entry held {fork}.")
+        return self.s.status_doc()
+
+    def swing(self, old_primary: str | None) -> None:
+        """Carry the new role out: track file, DNS record, NAT hook (each best effort, each reported)."""
+        fs = self.s.settings()
+        pair = self.s.pairs.load()
+        me = pair.self_url.removeprefix("https://").rsplit(":", 1)[0] if pair else None
+        old_ip = old_primary.rsplit(":", 1)[0] if old_primary else None
+        done: dict = {}
+        swing.write_track(self.host.data.failover_dir, True)
+        if fs.dns_swing.enabled:
+            try:
+                done["dns"] = swing.dns_update(fs.dns_swing, fs.dns_tsig_secret, old_ip, fs.dns_swing.address or me)
+            except TetherError as exc:
+                done["dns_error"] = exc.message
+        if fs.nat_hook:
+            try:
+                swing.run_hook(fs.nat_hook, old_ip, me or "", fs.nat_hook_timeout_seconds)
+                done["nat_hook"] = "ok"
+            except TetherError as exc:
+                done["nat_hook_error"] = exc.message
+        for k, v in done.items():
+            (log.error if k.endswith("_error") else log.info)("traffic swing: %s: %s", k, v)
+        self.last_swing = {"at": time.time(), **done}
+        self.host.audit.record("failover", "failover.swing", me, None, done)
+
+    def step_down(self, generation: int, reason: str) -> dict:
+        role = self.host.role
+        if generation <= role.generation:
+            raise Conflict(f"generation {generation} is not newer than this appliance's {role.generation}")
+        pair = self.s.pairs.load()
+        role.set("backup", generation=generation, primary=pair.peer_address if pair else None, reason=reason)
+        swing.write_track(self.host.data.failover_dir, False)
+        time.sleep(0.2)  # writes that passed the fence just before finish committing
+        return {"head": sink.position(self.s.site().engine)[0], "generation": generation}
+
+    # --- manual failover (FO-06, IC-04) ----------------------------------------------------------------------
+    def become_primary(self, caller: "Caller", source_ip: str | None, *, data_sync_first: bool,
+                       force: bool) -> dict:
+        caller.require(P.COMMAND)
+        role = self.host.role
+        if role.current == "primary":
+            raise Conflict("this appliance is already primary")
+        if self.s.pairs.load() is None:
+            raise Conflict("this appliance is not in a failover pair")
+        target = max(role.generation, int((self.peer_state or {}).get("generation", 0))) + 1
+        try:
+            with self.s.client_to_peer(timeout=10) as client:
+                answer = client.post_json("/peer/v1/demote", {"generation": target,
+                                                              "data_sync_first": data_sync_first},
+                                          verify_response=True).json()
+        except PeerError as exc:
+            if not force:
+                raise Conflict(f"the primary could not be asked to step down: {exc.message}",
+                               hint="if it is really gone, repeat with force (--force): this appliance then "
+                                    "promotes alone") from None
+            return self.take_primary(f"made primary by {caller.name} with force; the peer was unreachable",
+                                     automatic=False, actor=caller.name, source_ip=source_ip)
+        if data_sync_first:
+            self.s.worker.sync_now.clear()
+            deadline = time.monotonic() + CATCH_UP_TIMEOUT
+            while sink.position(self.s.site().engine)[0] < int(answer["head"]):
+                if time.monotonic() > deadline:
+                    raise Conflict(f"the backup did not catch up with the old primary (entry {answer['head']}) "
+                                   f"within {CATCH_UP_TIMEOUT:.0f} s; neither appliance is primary now",
+                                   hint="repeat become-primary (with --force to promote without the last changes)")
+                time.sleep(0.05)
+        self.peer_state = {**(self.peer_state or {}), "generation": answer["generation"], "role": "backup"}
+        return self.take_primary(f"planned failover by {caller.name}" + (" after a full data sync" if data_sync_first
+                                                                          else ""),
+                                 automatic=False, actor=caller.name, source_ip=source_ip)
+
+    def become_backup(self, caller: "Caller", source_ip: str | None, *, data_sync_first: bool,
+                      force: bool) -> dict:
+        caller.require(P.COMMAND)
+        role = self.host.role
+        if role.current != "primary":
+            raise Conflict(f"this appliance is not primary (it is {role.current})")
+        try:
+            with self.s.client_to_peer(timeout=CATCH_UP_TIMEOUT + 10) as client:
+                client.post_json("/peer/v1/promote", {"data_sync_first": data_sync_first}, verify_response=True)
+        except PeerError as exc:
+            if not force:
+                raise Conflict(f"the backup could not be asked to take over: {exc.message}",
+                               hint="repeat with force (--force) to step down anyway (then no appliance is "
+                                    "primary until one is made so)") from None
+            self.step_down(role.generation + 1, f"stepped down by {caller.name} with force; the peer was unreachable")
+        self.host.audit.record(caller.name, "failover.become_backup", None, source_ip,
+                               {"data_sync_first": data_sync_first, "force": force})
+        return self.s.status_doc()

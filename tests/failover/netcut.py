@@ -1,0 +1,46 @@
+"""Cutting the link between two loopback appliances with nftables (root):
+``LinkCut("127.0.0.1", "127.0.0.2")`` drops every packet between the two
+addresses, both ways, until ``heal()``; the table is removed on exit."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+
+def _nft(*args: str, input: str | None = None) -> None:
+    subprocess.run(["nft", *args], check=True, capture_output=True, text=True, input=input)
+
+
+class LinkCut:
+    def __init__(self, a: str, b: str, table: str | None = None):
+        self.a, self.b = a, b
+        self.table = table or f"tether_cut_{os.getpid()}"
+        self.cut_now = False
+
+    def cut(self) -> None:
+        rules = (f"table inet {self.table} {{\n chain out {{\n  type filter hook output priority 0; policy accept;\n"
+                 f"  ip saddr {self.a} ip daddr {self.b} drop\n  ip saddr {self.b} ip daddr {self.a} drop\n }}\n}}\n")
+        _nft("-f", "-", input=rules)
+        self.cut_now = True
+
+    def heal(self) -> None:
+        if self.cut_now:
+            _nft("delete", "table", "inet", self.table)
+            self.cut_now = False
+
+    def __enter__(self) -> "LinkCut":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.heal()
+
+
+def need_nft() -> None:
+    if os.geteuid() != 0 or shutil.which("nft") is None:
+        if os.environ.get("CI"):
+            pytest.fail("nftables is missing in CI; scripts/install-system-deps should have installed it")
+        pytest.skip("needs root and nftables (scripts/install-system-deps)")

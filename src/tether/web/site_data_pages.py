@@ -2,8 +2,9 @@
 configuration index, one list/create/edit/delete page set per kind,
 settings sections, user editing (teams, enabled), the file store (Remote
 Support) and logged history with filters and pages. Every page calls the
-same ``do_*`` actions and permission checks as its /api twin; a Privileged
-Remote Access site does not show the Remote Support pages at all."""
+same site action as its /api twin (``tether.site.actions``, which checks the
+permission); a Privileged Remote Access site does not show the Remote
+Support pages at all."""
 
 from __future__ import annotations
 
@@ -19,10 +20,13 @@ from tether.site import history as H
 from tether.site import permissions as P
 from tether.site import resources as R
 from tether.site import sections as S
+from tether.site.actions import accounts
+from tether.site.actions import config as C
 from tether.site.resources import RS
 
 from . import site_data_api as A
 from . import site_data_forms as F
+from .auth import client_ip
 from .login_pages import FACE, _page
 from .pages import render
 from .site_api import site_of
@@ -63,8 +67,9 @@ def _kind_widgets(k: R.Kind, editing: bool) -> list[F.Widget]:
 
 
 def _list_page(request, p, slug: str, status=200, values=None, **extra):
-    k = A.kind_of(request, p, slug, False)
-    rows = [(r[k.key], [_fmt(r.get(col)) for col in k.columns]) for r in site_of(request).config.list(k)]
+    site = site_of(request)
+    k = C.kind(site, p, slug)
+    rows = [(r[k.key], [_fmt(r.get(col)) for col in k.columns]) for r in C.list_entries(site, p, slug)]
     return render(request, FACE, "site/config_list.html", k.title, status=status, csrf_token=p.csrf_token,
                   rows=rows, headers=[c.replace("_", " ").capitalize() for c in k.columns], table_id=slug,
                   base=f"/login/config/{slug}", widgets=_kind_widgets(k, False), values=values or {}, **extra)
@@ -73,7 +78,6 @@ def _list_page(request, p, slug: str, status=200, values=None, **extra):
 @router.get("/login/config/{slug}")
 async def kind_page(request: Request, slug: str):
     async def h(p):
-        R.kind(slug)
         return _list_page(request, p, slug)
     return await _page(request, h)
 
@@ -81,12 +85,13 @@ async def kind_page(request: Request, slug: str):
 @router.post("/login/config/{slug}")
 async def kind_create(request: Request, slug: str):
     async def h(p):
-        k = A.kind_of(request, p, R.kind(slug).slug, True)
+        site = site_of(request)
+        k = C.kind(site, p, slug, write=True)
         form = await request.form()
         data = {}
         try:
             data = await F.from_form(form, _kind_widgets(k, False), slug)
-            row = A.do_config_create(request, p, slug, data)
+            row = C.create_entry(site, p, client_ip(request), slug, data)
         except TetherError as exc:
             if exc.status in (401, 403):
                 raise
@@ -96,8 +101,9 @@ async def kind_create(request: Request, slug: str):
 
 
 def _edit_page(request, p, slug: str, name: str, status=200, submitted: dict | None = None, **extra):
-    k = A.kind_of(request, p, slug, False)
-    row = {**site_of(request).config.get(k, name), **(submitted or {})}  # a refused form keeps what was typed
+    site = site_of(request)
+    k = C.kind(site, p, slug)
+    row = {**C.get_entry(site, p, slug, name), **(submitted or {})}  # a refused form keeps what was typed
     ws = _kind_widgets(k, True)
     return render(request, FACE, "site/config_edit.html", f"{k.title} › {name}", status=status,
                   csrf_token=p.csrf_token, widgets=ws, values=F.to_form(row, ws, slug),
@@ -107,7 +113,6 @@ def _edit_page(request, p, slug: str, name: str, status=200, submitted: dict | N
 @router.get("/login/config/{slug}/{name}")
 async def entry_page(request: Request, slug: str, name: str):
     async def h(p):
-        R.kind(slug)
         return _edit_page(request, p, slug, name)
     return await _page(request, h)
 
@@ -115,12 +120,13 @@ async def entry_page(request: Request, slug: str, name: str):
 @router.post("/login/config/{slug}/{name}")
 async def entry_save(request: Request, slug: str, name: str):
     async def h(p):
-        k = A.kind_of(request, p, R.kind(slug).slug, True)
+        site = site_of(request)
+        k = C.kind(site, p, slug, write=True)
         form = await request.form()
         data: dict = {}
         try:
             data = await F.from_form(form, _kind_widgets(k, True), slug)
-            A.do_config_update(request, p, slug, name, data)
+            C.update_entry(site, p, client_ip(request), slug, name, data)
         except TetherError as exc:
             if exc.status in (401, 403, 404):
                 raise
@@ -132,9 +138,9 @@ async def entry_save(request: Request, slug: str, name: str):
 @router.post("/login/config/{slug}/{name}/delete")
 async def entry_delete(request: Request, slug: str, name: str):
     async def h(p):
-        R.kind(slug)
+        R.kind(slug)  # an unknown kind is 404, not a form error
         try:
-            A.do_config_delete(request, p, slug, name)
+            C.delete_entry(site_of(request), p, client_ip(request), slug, name)
         except TetherError as exc:
             if exc.status in (401, 403):
                 raise
@@ -144,17 +150,17 @@ async def entry_delete(request: Request, slug: str, name: str):
 
 
 def _section_page(request, p, slug: str, status=200, **extra):
-    s = A.section_of(request, p, slug, False)
+    site = site_of(request)
+    s = C.section(site, p, slug)
     ws = F.widgets(s.model, slug, s.secrets)
     return render(request, FACE, "site/config_edit.html", s.title, status=status, csrf_token=p.csrf_token,
-                  widgets=ws, values=F.to_form(S.public(site_of(request).engine, s), ws, slug),
+                  widgets=ws, values=F.to_form(C.read_section(site, p, slug), ws, slug),
                   back="/login/config", **extra)
 
 
 @router.get("/login/settings/{slug}")
 async def section_page(request: Request, slug: str):
     async def h(p):
-        S.section(slug)
         return _section_page(request, p, slug)
     return await _page(request, h)
 
@@ -162,10 +168,12 @@ async def section_page(request: Request, slug: str):
 @router.post("/login/settings/{slug}")
 async def section_save(request: Request, slug: str):
     async def h(p):
-        s = A.section_of(request, p, S.section(slug).slug, True)
+        site = site_of(request)
+        s = C.section(site, p, slug, write=True)
         form = await request.form()
         try:
-            A.do_section_put(request, p, slug, await F.from_form(form, F.widgets(s.model, slug, s.secrets), slug))
+            C.put_section(site, p, client_ip(request), slug,
+                          await F.from_form(form, F.widgets(s.model, slug, s.secrets), slug))
         except TetherError as exc:
             if exc.status in (401, 403, 404):
                 raise
@@ -182,8 +190,7 @@ _USER_WIDGETS = [F.Widget("display_name", "Display name", "text"), F.Widget("ema
 
 
 def _user_page(request, p, username: str, status=200, **extra):
-    p.require(P.USERS_MANAGE)
-    u = site_of(request).user_admin.detail(username)
+    u = accounts.user_detail(site_of(request), p, username)
     values = F.to_form(u, _USER_WIDGETS, "users")
     values["permissions"] = [] if u["is_admin"] else u["permissions"]
     return render(request, FACE, "site/config_edit.html", f"Users › {username}", status=status,
@@ -199,10 +206,10 @@ async def user_page(request: Request, username: str):
 @router.post("/login/users/{username}")
 async def user_save(request: Request, username: str):
     async def h(p):
-        p.require(P.USERS_MANAGE)
+        accounts.require(p)
         data = await F.from_form(await request.form(), _USER_WIDGETS, "users")
         try:
-            A.do_user_update(request, p, username, data)
+            accounts.update_user(site_of(request), p, client_ip(request), username, data)
         except TetherError as exc:
             if exc.status in (401, 403, 404):
                 raise

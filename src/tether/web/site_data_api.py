@@ -13,16 +13,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Query, Request
 from starlette.responses import FileResponse, Response
 
-from tether.core.errors import Gone
-from tether.site import permissions as P
 from tether.site import resources as R
 from tether.site import sections as S
-from tether.site.actions import accounts, config
+from tether.site.actions import accounts, config, files
+from tether.site.blobs import Download
 from tether.site.filestore import check_name
-from tether.site.resources import RS, check_edition
 
 from . import site_history_api
-from .auth import Principal, client_ip
+from .auth import client_ip
 from .site_api import Caller, site_of
 
 router = APIRouter()
@@ -34,28 +32,9 @@ UserParam = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")]
 JsonBody = Annotated[dict[str, Any], Body()]
 
 
-def _audit(request: Request, p: Principal, action: str, target: str | None, details: dict | None = None) -> None:
-    site_of(request).audit.record(p.name, action, target, client_ip(request), details)
-
-
-# --- the file store's actions ----------------------------------------------------------------
-def files_of(request: Request, p: Principal, write: bool):
-    p.require(P.CONFIG_WRITE if write else P.CONFIG_READ)
-    site = site_of(request)
-    check_edition(RS, site.edition, "The file store and its files")
-    return site.files
-
-
-def do_file_added(request: Request, p: Principal, name: str, sha: str, size: int, ctype: str, desc: str) -> dict:
-    row = site_of(request).files.add(name, sha, size, ctype, desc, p.name)
-    _audit(request, p, "file.upload", name, {"sha256": sha, "size": size})
-    return row
-
-
-def do_file_delete(request: Request, p: Principal, name: str) -> dict:
-    gone = files_of(request, p, True).delete(name)
-    _audit(request, p, "file.delete", name)
-    return gone
+def send(d: Download) -> FileResponse:
+    """A download as both faces send it."""
+    return FileResponse(d.path, media_type=d.media_type, filename=d.filename)
 
 
 # --- routes -------------------------------------------------------------------------------
@@ -138,34 +117,30 @@ async def put_logo(request: Request, p: Caller) -> dict:
 @router.get("/files", summary="List the file store (Remote Support)")
 def list_files(request: Request, p: Caller, limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
                offset: Annotated[int, Query(ge=0)] = 0) -> list[dict]:
-    return files_of(request, p, False).list(limit, offset)
+    return files.list_files(site_of(request), p, limit, offset)
 
 
 @router.put("/files/{name}", summary="Upload a file (raw body, streamed to disk; replaces a file of that name)")
 async def put_file(request: Request, name: FileParam, p: Caller,
                    description: Annotated[str, Query(max_length=512)] = "") -> dict:
-    store = files_of(request, p, True)
+    site = site_of(request)
+    store = files.store(site, p, write=True)
     check_name(name)
     cl = request.headers.get("content-length")
     limit = store.check_size(int(cl) if cl and cl.isdigit() else None)
     sha, size = await store.blobs.put_async(request.stream(), limit)
-    return do_file_added(request, p, name, sha, size, request.headers.get("content-type", ""), description)
+    return files.add_file(site, p, client_ip(request), name, sha, size, request.headers.get("content-type", ""),
+                          description)
 
 
 @router.get("/files/{name}", summary="Download a file from the store", response_class=FileResponse)
 def get_file(request: Request, name: FileParam, p: Caller) -> FileResponse:
-    store = files_of(request, p, False)
-    row = store.get(name)
-    path = store.blobs.path(row["sha256"])
-    if not path.exists():  # e.g. left out of the backup this site was restored from (BK-02)
-        raise Gone(f"the content of {name!r} is not on this appliance (it was left out of the backup the "
-                   "site was restored from)", hint="upload the file again")
-    return FileResponse(path, media_type=row["content_type"], filename=name)
+    return send(files.download(site_of(request), p, name))
 
 
 @router.delete("/files/{name}", summary="Delete a file from the store")
 def delete_file(request: Request, name: FileParam, p: Caller) -> dict:
-    return do_file_delete(request, p, name)
+    return files.delete_file(site_of(request), p, client_ip(request), name)
 
 
 router.include_router(site_history_api.router)

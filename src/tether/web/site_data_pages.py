@@ -20,7 +20,7 @@ from tether.site import history as H
 from tether.site import permissions as P
 from tether.site import resources as R
 from tether.site import sections as S
-from tether.site.actions import accounts
+from tether.site.actions import accounts, files
 from tether.site.actions import config as C
 from tether.site.resources import RS
 
@@ -224,7 +224,7 @@ async def _async(v):
 
 # --- file store ------------------------------------------------------------------------------
 def _files_page(request, p, status=200, **extra):
-    store = A.files_of(request, p, False)
+    store = files.store(site_of(request), p)
     return render(request, FACE, "site/files.html", "File store", status=status, csrf_token=p.csrf_token,
                   files=store.list(), limit=store.max_upload_bytes(), **extra)
 
@@ -237,7 +237,8 @@ async def files_page(request: Request):
 @router.post("/login/files")
 async def files_upload(request: Request):
     async def h(p):
-        store = A.files_of(request, p, True)
+        site = site_of(request)
+        store = files.store(site, p, write=True)
         try:
             limit = store.check_size(int(request.headers.get("content-length") or 0) - 4096)
             form = await request.form()
@@ -250,7 +251,8 @@ async def files_upload(request: Request):
                 while chunk := up.file.read(1 << 20):
                     yield chunk
             sha, size = store.blobs.put_stream(chunks(), limit)
-            A.do_file_added(request, p, name, sha, size, up.content_type or "", str(form.get("description") or ""))
+            files.add_file(site, p, client_ip(request), name, sha, size, up.content_type or "",
+                           str(form.get("description") or ""))
         except TetherError as exc:
             if exc.status in (401, 403):
                 raise
@@ -262,9 +264,7 @@ async def files_upload(request: Request):
 @router.get("/login/files/{name}/download")
 async def files_download(request: Request, name: str):
     async def h(p):
-        store = A.files_of(request, p, False)
-        row = store.get(name)
-        return FileResponse(store.blobs.path(row["sha256"]), media_type=row["content_type"], filename=name)
+        return A.send(files.download(site_of(request), p, name))
     return await _page(request, h)
 
 
@@ -272,7 +272,7 @@ async def files_download(request: Request, name: str):
 async def files_delete(request: Request, name: str):
     async def h(p):
         try:
-            A.do_file_delete(request, p, name)
+            files.delete_file(site_of(request), p, client_ip(request), name)
         except TetherError as exc:
             if exc.status in (401, 403):
                 raise

@@ -14,10 +14,12 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Form, Request
 from fastapi.security import HTTPBasic
 from pydantic import BaseModel
+from starlette.responses import FileResponse
 
 from tether.core.errors import Invalid, Unauthorized
 from tether.site import permissions as P
 from tether.site.actions import accounts, config, history
+from tether.site.blobs import Download
 
 from . import auth
 from .auth import Principal, appliance_of, client_ip
@@ -71,6 +73,11 @@ def site_of(request: Request):
     if site is None:
         raise Unauthorized("no site is installed on this appliance")
     return site
+
+
+def send(d: Download) -> FileResponse:
+    """A site download (file store, recordings) as the pages and the API send it."""
+    return FileResponse(d.path, media_type=d.media_type, filename=d.filename)
 
 
 def site_login(request: Request, username: str, password: str):

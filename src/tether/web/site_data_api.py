@@ -16,12 +16,11 @@ from starlette.responses import FileResponse, Response
 from tether.site import resources as R
 from tether.site import sections as S
 from tether.site.actions import accounts, config, files
-from tether.site.blobs import Download
 from tether.site.filestore import check_name
 
 from . import site_history_api
 from .auth import client_ip
-from .site_api import Caller, site_of
+from .site_api import Caller, send, site_of
 
 router = APIRouter()
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$"
@@ -30,11 +29,6 @@ NameParam = Annotated[str, Path(pattern=NAME_RE, description="the entry's name")
 FileParam = Annotated[str, Path(pattern=FILE_RE, description="the file's name in the store")]
 UserParam = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")]
 JsonBody = Annotated[dict[str, Any], Body()]
-
-
-def send(d: Download) -> FileResponse:
-    """A download as both faces send it."""
-    return FileResponse(d.path, media_type=d.media_type, filename=d.filename)
 
 
 # --- routes -------------------------------------------------------------------------------

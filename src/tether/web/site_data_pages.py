@@ -13,24 +13,21 @@ from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
 from markupsafe import Markup
-from starlette.responses import FileResponse
 
 from tether.core.errors import Invalid, TetherError
 from tether.site import history as H
 from tether.site import permissions as P
 from tether.site import resources as R
 from tether.site import sections as S
-from tether.site.actions import accounts, files
+from tether.site.actions import accounts, files, history
 from tether.site.actions import config as C
 from tether.site.resources import RS
 
-from . import site_data_api as A
 from . import site_data_forms as F
 from .auth import client_ip
 from .login_pages import FACE, _page
 from .pages import render
-from .site_api import site_of
-from .site_history_api import do_history_list, history_kind
+from .site_api import send, site_of
 
 router = APIRouter()
 
@@ -264,7 +261,7 @@ async def files_upload(request: Request):
 @router.get("/login/files/{name}/download")
 async def files_download(request: Request, name: str):
     async def h(p):
-        return A.send(files.download(site_of(request), p, name))
+        return send(files.download(site_of(request), p, name))
     return await _page(request, h)
 
 
@@ -293,12 +290,12 @@ _HIST_COLS = {"sessions": ("lsid", "started_at", "ended_at", "rep", "kind", "cus
 @router.get("/login/history/{slug}")
 async def history_page(request: Request, slug: str):
     async def h(p):
-        k = history_kind(request, p, slug)
+        k = history.history_kind(site_of(request), p, slug)
         q = request.query_params
         f = {n: (q.get(n) or None) for n in ("since", "until", "user", "type", "cursor")}
         status, err = 200, None
         try:
-            page = do_history_list(request, p, slug, limit=50, **f)
+            page = history.list_history(site_of(request), p, slug, limit=50, **f)
         except Invalid as exc:
             status, err, page = exc.status, exc.message, {"items": [], "next_cursor": None}
         cols = _HIST_COLS[slug]
@@ -319,8 +316,7 @@ async def history_page(request: Request, slug: str):
 @router.get("/login/history/session/{lsid}")
 async def session_page(request: Request, lsid: str):
     async def h(p):
-        p.require(P.REPORTING)
-        s = site_of(request).history.session(lsid)
+        s = history.session(site_of(request), p, lsid)
         rows = [(_fmt(e["at"]), e["type"], e["actor"], _fmt(e["data"])) for e in s["events"]]
         rows += [(_fmt(r["started_at"]), f"recording ({r['kind']})", quote(r["sha256"][:16]),
                   Markup('<a href="/login/history/recordings/{}">download</a> ({} bytes)').format(r["id"], r["size"]))
@@ -335,10 +331,5 @@ async def session_page(request: Request, lsid: str):
 async def recording_download(request: Request, rec_id: int):
     """A recording as stored (command shells: asciicast v2, playable with `asciinema play`)."""
     async def h(p):
-        p.require(P.REPORTING)
-        site = site_of(request)
-        rec = site.history.recording(rec_id)
-        ext = "cast" if rec["kind"] == "command_shell" else "bin"
-        return FileResponse(site.recordings.path(rec["sha256"]), media_type="application/octet-stream",
-                            filename=f"recording-{rec_id}-{rec['kind']}.{ext}")
+        return send(history.recording_download(site_of(request), p, rec_id))
     return await _page(request, h)

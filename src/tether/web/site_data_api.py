@@ -16,11 +16,12 @@ from starlette.responses import FileResponse, Response
 from tether.site import resources as R
 from tether.site import sections as S
 from tether.site.actions import accounts, config, files
-from tether.site.filestore import check_name
+from tether.site.filestore import LOGO_MAX, check_name
 
 from . import site_history_api
 from .auth import client_ip
 from .site_api import Caller, send, site_of
+from .uploads import Upload
 
 router = APIRouter()
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$"
@@ -29,6 +30,7 @@ NameParam = Annotated[str, Path(pattern=NAME_RE, description="the entry's name")
 FileParam = Annotated[str, Path(pattern=FILE_RE, description="the file's name in the store")]
 UserParam = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")]
 JsonBody = Annotated[dict[str, Any], Body()]
+LOGO = Upload("logo", LOGO_MAX, field="logo")
 
 
 # --- routes -------------------------------------------------------------------------------
@@ -103,9 +105,8 @@ def get_logo(request: Request, p: Caller) -> Response:
 @router.put("/config/branding/logo", summary="Upload the client branding logo: PNG, JPEG or GIF, raw body")
 async def put_logo(request: Request, p: Caller) -> dict:
     site = site_of(request)
-    declared = int(request.headers.get("content-length") or 0)
-    config.check_logo_upload(site, p, declared)
-    return config.put_logo(site, p, client_ip(request), await request.body())
+    config.section(site, p, "branding", write=True)  # 403 before the body is read
+    return config.put_logo(site, p, client_ip(request), await LOGO.read_body(request))
 
 
 @router.get("/files", summary="List the file store (Remote Support)")

@@ -17,8 +17,6 @@ from .. import config as site_config
 from .. import permissions as P
 from .. import resources as R
 from .. import sections as S
-from ..blobs import TooLarge
-from ..filestore import LOGO_MAX
 from ..permissions import Actor
 
 if TYPE_CHECKING:
@@ -104,15 +102,9 @@ def logo(site: Site, actor: Actor) -> tuple[bytes, str]:
     return site.files.logo()
 
 
-def check_logo_upload(site: Site, actor: Actor, declared_size: int | None) -> None:
-    """Before reading an upload: the permission, and a declared size the logo cannot have (413)."""
-    section(site, actor, "branding", write=True)
-    if declared_size is not None and declared_size > LOGO_MAX:
-        raise TooLarge(f"logo: at most {LOGO_MAX} bytes", field="logo")
-
-
 def put_logo(site: Site, actor: Actor, source_ip: str | None, data: bytes) -> dict:
-    """A PNG, JPEG or GIF of at most 1 MiB."""
+    """A PNG, JPEG or GIF of at most ``filestore.LOGO_MAX`` bytes (a face checks ``section(..., "branding",
+    write=True)`` before reading the upload)."""
     section(site, actor, "branding", write=True)
     out = site.files.put_logo(data)
     site.audit.record(actor.name, "config.branding.logo", "logo", source_ip, {"sha256": out["sha256"]})

@@ -408,8 +408,7 @@ class ClientHub:
 
     @staticmethod
     def _start_session(site, ch: Channel, customer_host: str) -> str:
-        """The channel's session: history record, both participants, audit entry, through the site's one
-        session start (the representative's permissions were checked by ``_require``); its lsid."""
+        """The channel's session (record, participants, audit) by the site's one session start; its lsid."""
         from tether.site.actions.history import begin_session
 
         rep, agent = ch.rep, ch.agent

@@ -5,6 +5,7 @@ recording kind on both faces, 410 when the content is missing)."""
 
 import html as markup
 import re
+from types import SimpleNamespace
 
 import pytest
 
@@ -51,14 +52,15 @@ def test_file_download_is_the_same_on_both_faces_and_gone_without_its_content(rs
 
 
 @pytest.mark.req("SITE-03")
-def test_recording_download_name_and_type_are_the_same_on_both_faces(rs_site):
-    c, h = rs_site.c, rs_site.sh
+def test_recording_download_name_and_type_are_the_same_on_both_faces(ready_site):
+    a, c, _ah, h = ready_site  # its own site: recordings cannot be deleted, and the shared one counts them
+    env = SimpleNamespace(proc=a)
     lsid = ok(c.post("/api/command/sessions", headers=h, json={"rep": "twin-rep", "kind": "shell"}), 201)["lsid"]
     cast = b'{"version": 2, "width": 80, "height": 24}\n[0.5, "o", "twins\\r\\n"]\n'
     shell = ok(c.put(f"/api/command/sessions/{lsid}/recordings/command_shell", headers=h, content=cast), 201)
     other = ok(c.put(f"/api/command/sessions/{lsid}/recordings/session", headers=h,
                      content=b"\x00\x01 an opaque twins recording"), 201)
-    page = html_login(rs_site)
+    page = html_login(env)
     try:
         for rec, ext, ctype in ((shell, "cast", "application/x-asciicast"),
                                 (other, "bin", "application/octet-stream")):
@@ -70,7 +72,7 @@ def test_recording_download_name_and_type_are_the_same_on_both_faces(rs_site):
             assert _filename(api) == _filename(html) == expected
             assert api.headers["content-type"] == html.headers["content-type"] == ctype
         # recordings never travel in backups: after a restore the index can name bytes that are not here
-        _blob(rs_site, "recordings", other["sha256"]).unlink()
+        _blob(env, "recordings", other["sha256"]).unlink()
         api = c.get(f"/api/reporting/recordings/{other['id']}/content", headers=h)
         html = page.get(f"/login/history/recordings/{other['id']}")
         assert api.status_code == html.status_code == 410, (api.text, html.text)

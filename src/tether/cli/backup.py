@@ -17,6 +17,7 @@ from .remote import CaOpt, PasswordOpt, PinOpt, Remote, TokenOpt, UrlOpt
 DataOpt = Annotated[Path | None, typer.Option("--data", help="Act offline on this stopped appliance's data directory")]
 PwFileOpt = Annotated[Path | None, typer.Option("--password-file", help="File holding the backup password")]
 SiteUserOpt = Annotated[str | None, typer.Option("--user", envvar="TETHER_USER", help="Site user name")]
+CLI_HINT = "tether backup --password-file FILE (or TETHER_BACKUP_PASSWORD), or --no-password for an unprotected backup"
 
 def backup_password(path: Path | None, required: bool = False) -> str | None:
     if path is not None:
@@ -59,8 +60,11 @@ def register(app: typer.Typer) -> None:
                user: SiteUserOpt = None, password: PasswordOpt = None, token: TokenOpt = None,
                as_json: JsonOpt = False):
         """Take a site backup (.nsb), protected by a password unless --no-password."""
-        pw = None if no_password else backup_password(password_file, required=True)
+        from tether.backup import protection
+
+        given = None if no_password else backup_password(password_file)
         with errors():
+            pw = protection.backup_password(given, no_password=no_password, hint=CLI_HINT)
             if data is not None:
                 with _offline(data) as a:
                     target = out if out.is_dir() or not out.suffix else out.parent
@@ -71,7 +75,8 @@ def register(app: typer.Typer) -> None:
                         path = res.path.rename(out)
             else:
                 r = Remote.from_options(url, cacert, pin_cert).site_login(user, password, token)
-                path = r.download("POST", "/api/backup", out, json={"password": pw, "include_history": include_history})
+                path = r.download("POST", "/api/backup", out, json={"password": pw, "no_password": no_password,
+                                                                    "include_history": include_history})
         emit({"file": str(path), "size": path.stat().st_size}, as_json, f"Backup written to {path}")
 
     @app.command("verify")

@@ -416,16 +416,16 @@ class ClientHub:
 
     @staticmethod
     def _start_session(site, ch: Channel, customer_host: str) -> str:
-        agent = ch.agent
-        rec = site.history.start_session({
-            "rep": ch.rep.name, "kind": ch.kind, "customer_name": ch.target if ch.kind == "shell" else agent.name,
-            "customer_host": customer_host[:253], "jump_client": agent.name if agent.role == "jump" else None})
-        lsid = rec["lsid"]
-        site.history.add_event(lsid, {"type": "participant.join", "actor": ch.rep.name,
-                                      "data": {"role": "representative", "ip": ch.rep.ip}})
-        site.history.add_event(lsid, {"type": "participant.join", "actor": agent.name,
-                                      "data": {"role": agent.role, "ip": agent.ip, "target": ch.target}})
-        return lsid
+        """The channel's session (record, participants, audit) by the site's one session start; its lsid."""
+        from tether.site.actions.history import begin_session
+
+        rep, agent = ch.rep, ch.agent
+        return begin_session(site, rep.name, rep.ip, {
+            "rep": rep.name, "kind": ch.kind, "customer_name": ch.target if ch.kind == "shell" else agent.name,
+            "customer_host": customer_host[:253], "jump_client": agent.name if agent.role == "jump" else None},
+            events=[{"type": "participant.join", "actor": rep.name, "data": {"role": "representative", "ip": rep.ip}},
+                    {"type": "participant.join", "actor": agent.name,
+                     "data": {"role": agent.role, "ip": agent.ip, "target": ch.target}}])["lsid"]
 
     async def _opened(self, ch: Channel) -> None:
         ch.open = True

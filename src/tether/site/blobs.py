@@ -5,7 +5,9 @@ store, ``<data>/site/recordings`` for recordings): a blob lives at
 Writes are streamed: chunks are hashed and written to ``<root>/.tmp/``,
 fsynced, then renamed into place (write aside, fsync, rename), so a blob is
 never held whole in memory and a reader never sees a partial one. A size
-limit is enforced while streaming (``TooLarge``, HTTP 413)."""
+limit is enforced while streaming (``TooLarge``, HTTP 413). A ``Download``
+is a blob as a face sends it: its path, the name to save it under and its
+media type."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import hashlib
 import os
 import re
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 from typing import AsyncIterable, Iterable, Iterator
 
@@ -24,6 +27,13 @@ _SHA = re.compile(r"^[0-9a-f]{64}$")
 
 class TooLarge(Invalid):
     status, code = 413, "too_large"
+
+
+@dataclass(frozen=True)
+class Download:
+    path: Path
+    filename: str
+    media_type: str
 
 
 class _Writer:

@@ -29,6 +29,10 @@ from .resources import RS, check_edition
 MAX_PAGE = 500
 SESSION_KINDS = ("support", "jump", "shell", "tunnel", "show_my_screen")
 RECORDING_KINDS = ("session", "command_shell", "presentation", "show_my_screen")
+# how a recording is saved, by kind: (extension, media type); command shells are asciicast v2
+# (playable with `asciinema play`), the other kinds opaque bytes as their clients upload them
+RECORDING_FORMATS = {"command_shell": ("cast", "application/x-asciicast")}
+OPAQUE_FORMAT = ("bin", "application/octet-stream")
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,12 @@ def kind(slug: str, edition: str | None) -> HistoryKind:
         raise NotFound(f"unknown history kind {slug!r}; known: {', '.join(KINDS)}")
     check_edition(k.edition, edition, k.title)
     return k
+
+
+def recording_file(rec: dict) -> tuple[str, str]:
+    """(file name, media type) a recording is downloaded as: ``recording-<id>-<kind>.<extension>``."""
+    ext, media_type = RECORDING_FORMATS.get(rec["kind"], OPAQUE_FORMAT)
+    return f"recording-{rec['id']}-{rec['kind']}.{ext}", media_type
 
 
 def parse_time(value, field: str) -> float | None:

@@ -1,11 +1,14 @@
 """The permission names every /login page and /api endpoint checks (SITE-06).
 
 Site users who are administrators hold every permission; other users and API
-accounts hold exactly the ones granted. One function, ``require``, is used by
-the HTML pages and the JSON API alike.
+accounts hold exactly the ones granted. The site's actions (``site.actions``,
+``clients.admin``) take the acting ``Actor`` and check it with ``require``
+before anything else, so the HTML pages and the JSON API cannot differ.
 """
 
 from __future__ import annotations
+
+from typing import Protocol
 
 from tether.core.errors import Forbidden, Invalid
 
@@ -25,6 +28,17 @@ DESCRIPTIONS = {
     CONFIG_WRITE: "change site configuration",
     USERS_MANAGE: "manage users and API accounts",
 }
+
+
+class Actor(Protocol):
+    """Who acts on the site: a site user or an API account and what it was granted
+    (``tether.web.auth.Principal`` is one). Audit records name it."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def granted(self) -> frozenset[str]: ...
 
 
 def normalize(perms: list[str] | tuple[str, ...], field: str = "permissions") -> list[str]:

@@ -22,6 +22,7 @@ from tether.site.package import MAX_PACKAGE_BYTES
 from . import auth, cert_api
 from .auth import Principal, appliance_of, client_ip
 from .errors import install_json_handlers
+from .uploads import FORM_OVERHEAD, Upload
 
 
 class LoginBody(BaseModel):
@@ -85,11 +86,20 @@ def change_password(request: Request, p: Principal, current: str, new: str) -> N
     app.audit.record(p.name, "password.change", "appliance", client_ip(request))
 
 
-async def read_upload(file: UploadFile) -> bytes:
-    data = await file.read(MAX_PACKAGE_BYTES + 1)
-    if not data:
-        raise Invalid("upload the site package file", field="file")
-    return data
+SITE_PACKAGE = Upload("site package", MAX_PACKAGE_BYTES,
+                      hint="a site package is the small signed .tsp file the vendor sends; check the file chosen")
+# the OpenAPI description of the body both faces read through SITE_PACKAGE (a multipart form, field "file")
+SITE_PACKAGE_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"], "properties": {"file": {
+        "type": "string", "format": "binary",
+        "description": f"the signed site package (.tsp), at most {MAX_PACKAGE_BYTES} bytes; the whole body "
+                       f"at most {FORM_OVERHEAD} bytes more"}}}}}}}
+
+
+async def install_site_package(request: Request, p: Principal) -> dict:
+    """Shared by the page and the API: the package read from a ``SITE_PACKAGE.bounded`` request, installed."""
+    data = await SITE_PACKAGE.read_file(request)
+    return appliance_of(request).install_site_package(data, p.name, client_ip(request))
 
 
 SETTINGS_SECTIONS = {
@@ -202,9 +212,10 @@ def create() -> FastAPI:
         return appliance_of(request).support.open_incident(body.summary, body.details, body.severity, p.name,
                                                            client_ip(request))
 
-    @api.post("/site-package", summary="Install or update the site from a signed site package")
-    async def post_site_package(request: Request, p: Admin, file: UploadFile) -> dict:
-        data = await read_upload(file)
-        return appliance_of(request).install_site_package(data, p.name, client_ip(request))
+    @api.post("/site-package", summary="Install or update the site from a signed site package",
+              openapi_extra=SITE_PACKAGE_BODY)
+    async def post_site_package(request: Request) -> dict:
+        request = SITE_PACKAGE.bounded(request)  # before authenticating: a cookie's CSRF token is in the body
+        return await install_site_package(request, await admin(request))
 
     return api

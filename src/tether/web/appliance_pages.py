@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from tether.core.errors import Invalid, TetherError
 
 from . import auth, forms
-from .appliance_api import change_password, login
+from .appliance_api import SITE_PACKAGE, change_password, install_site_package, login
 from .auth import appliance_of, client_ip
 from .pages import Face, add_session_routes, error_page, page_runner, redirect, render
 
@@ -154,15 +154,12 @@ async def site_page(request: Request):
 
 @router.post("/appliance/site")
 async def site_install(request: Request):
+    request = SITE_PACKAGE.bounded(request)  # as the API: the CSRF token is read from the bounded body
+
     async def h(p):
         app = appliance_of(request)
-        form = await request.form()
-        upload = form.get("file")
         try:
-            data = await upload.read() if hasattr(upload, "read") else b""
-            if not data:
-                raise Invalid("choose a site package file", field="file")
-            result = app.install_site_package(data, p.name, client_ip(request))
+            result = await install_site_package(request, p)
         except TetherError as exc:
             return render(request, FACE, "appliance/site.html", "Site", status=exc.status, csrf_token=p.csrf_token,
                           site=app.site.info() if app.site else None, error=exc.message)

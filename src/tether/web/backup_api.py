@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from starlette.background import BackgroundTask
 from starlette.responses import FileResponse
 
+from tether.backup import protection
 from tether.core.errors import Invalid
 from tether.site import permissions as P
 
@@ -35,14 +36,20 @@ Caller = Annotated[Principal, Depends(_caller)]
 
 class BackupRequest(BaseModel):
     password: str | None = None
+    no_password: bool = False  # an unprotected backup, asked for explicitly
     include_history: bool = False
 
 
-def download_backup(request: Request, p: Principal, password: str | None, include_history: bool) -> FileResponse:
-    """Shared by the API and the /login Software page."""
+API_HINT = 'send "password", or "no_password": true for an unprotected backup'
+
+
+def download_backup(request: Request, p: Principal, password: str | None, no_password: bool, include_history: bool,
+                    hint: str | None = None) -> FileResponse:
+    """Shared by the API and the /login Software page; the password by ``backup.protection``'s rule."""
     p.require(P.BACKUP)
+    password = protection.backup_password(password, no_password=no_password, hint=hint)
     app = appliance_of(request)
-    result = app.backups.take(password=password or None, include_history=include_history, actor=p.name,
+    result = app.backups.take(password=password, include_history=include_history, actor=p.name,
                               source_ip=client_ip(request), out_dir=app.data.backups_dir / ".downloads")
     return FileResponse(result.path, media_type="application/octet-stream", filename=result.path.name,
                         background=BackgroundTask(os.unlink, result.path))
@@ -75,10 +82,10 @@ def restore_upload(request: Request, p: Principal, path: Path, password: str | N
         path.unlink(missing_ok=True)
 
 
-@router.post("/backup", summary="Download a site backup (.nsb); the password goes in the body",
+@router.post("/backup", summary="Download a site backup (.nsb); the password goes in the body (or no_password: true)",
              response_class=FileResponse)
 def post_backup(request: Request, body: BackupRequest, p: Caller):
-    return download_backup(request, p, body.password, body.include_history)
+    return download_backup(request, p, body.password, body.no_password, body.include_history, API_HINT)
 
 
 @router.post("/backup/verify", summary="Verify an uploaded backup without restoring it (DR-03)")

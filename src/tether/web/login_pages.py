@@ -1,6 +1,7 @@
 """The /login HTML pages (the site face): login, forced password change,
 Status > Information, Users, API accounts, Audit log. Each page calls the
-same functions and permission checks as its /api twin."""
+same site action as its /api twin (``tether.site.actions``), which checks
+the permission."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ from fastapi import APIRouter, Request
 
 from tether.core.errors import TetherError
 from tether.site import permissions as P
+from tether.site.actions import accounts, history
 
 from . import auth, forms
-from .auth import appliance_of
+from .auth import appliance_of, client_ip
 from .pages import Face, add_session_routes, page_runner, redirect, render
-from .site_api import (NewApiAccount, NewUser, create_api_account, create_user, delete_api_account,
-                       site_change_password, site_login, site_of)
+from .site_api import site_change_password, site_login, site_of
 
 FACE = Face("/login", "/login", auth.SITE_COOKIE, (
     ("/login/status", "Status"), ("/login/users", "Users"), ("/login/api-accounts", "API accounts"),
@@ -77,7 +78,7 @@ async def status_page(request: Request):
 def _users_page(request, p, status=200, **extra):
     rows = [(u.username, u.display_name, "yes" if u.is_admin else "no", ", ".join(sorted(u.granted)),
              "yes" if u.enabled else "no", "yes" if u.must_change_password else "no")
-            for u in site_of(request).users.list()]
+            for u in accounts.list_users(site_of(request), p)]
     return render(request, FACE, "site/users.html", "Users", status=status, csrf_token=p.csrf_token, rows=rows,
                   headers=("User name", "Display name", "Administrator", "Permissions", "Enabled",
                            "Must change password"), table_id="users", permissions=PERMS, **extra)
@@ -86,7 +87,6 @@ def _users_page(request, p, status=200, **extra):
 @router.get("/login/users")
 async def users_page(request: Request):
     async def h(p):
-        p.require(P.USERS_MANAGE)
         return _users_page(request, p)
     return await _page(request, h)
 
@@ -94,13 +94,14 @@ async def users_page(request: Request):
 @router.post("/login/users")
 async def users_create(request: Request):
     async def h(p):
-        p.require(P.USERS_MANAGE)
+        site = site_of(request)
+        accounts.require(p)
         form = await request.form()
         try:
-            body = NewUser(username=str(form.get("username") or ""), password=str(form.get("password") or ""),
-                           display_name=str(form.get("display_name") or ""), is_admin=forms.checkbox(form, "is_admin"),
-                           permissions=[str(x) for x in form.getlist("permissions")])
-            user = create_user(request, p, body)
+            user = accounts.create_user(
+                site, p, client_ip(request), username=str(form.get("username") or ""),
+                password=str(form.get("password") or ""), display_name=str(form.get("display_name") or ""),
+                is_admin=forms.checkbox(form, "is_admin"), permissions=[str(x) for x in form.getlist("permissions")])
         except TetherError as exc:
             return _users_page(request, p, status=exc.status, error=exc.message)
         return _users_page(request, p, notice=f"User {user['username']} created.")
@@ -108,17 +109,16 @@ async def users_create(request: Request):
 
 
 def _accounts_page(request, p, status=200, **extra):
-    accounts = site_of(request).api_accounts.list()
-    rows = [(a["name"], a["client_id"], ", ".join(a["permissions"]), a["token_ttl"], a["created_by"]) for a in accounts]
+    listed = accounts.list_api_accounts(site_of(request), p)
+    rows = [(a["name"], a["client_id"], ", ".join(a["permissions"]), a["token_ttl"], a["created_by"]) for a in listed]
     return render(request, FACE, "site/api_accounts.html", "API accounts", status=status, csrf_token=p.csrf_token,
                   rows=rows, headers=("Name", "Client id", "Permissions", "Token lifetime (s)", "Created by"),
-                  table_id="api-accounts", permissions=PERMS, accounts=accounts, **extra)
+                  table_id="api-accounts", permissions=PERMS, accounts=listed, **extra)
 
 
 @router.get("/login/api-accounts")
 async def accounts_page(request: Request):
     async def h(p):
-        p.require(P.USERS_MANAGE)
         return _accounts_page(request, p)
     return await _page(request, h)
 
@@ -126,13 +126,13 @@ async def accounts_page(request: Request):
 @router.post("/login/api-accounts")
 async def accounts_create(request: Request):
     async def h(p):
-        p.require(P.USERS_MANAGE)
+        site = site_of(request)
+        accounts.require(p)
         form = await request.form()
         try:
-            body = NewApiAccount(name=str(form.get("name") or ""),
-                                 permissions=[str(x) for x in form.getlist("permissions")],
-                                 token_ttl=forms.integer(form, "token_ttl"))
-            created = create_api_account(request, p, body)
+            created = accounts.create_api_account(
+                site, p, client_ip(request), name=str(form.get("name") or ""),
+                permissions=[str(x) for x in form.getlist("permissions")], token_ttl=forms.integer(form, "token_ttl"))
         except TetherError as exc:
             return _accounts_page(request, p, status=exc.status, error=exc.message)
         return _accounts_page(request, p, created=created)
@@ -142,7 +142,7 @@ async def accounts_create(request: Request):
 @router.post("/login/api-accounts/{client_id}/delete")
 async def accounts_delete(request: Request, client_id: str):
     async def h(p):
-        gone = delete_api_account(request, p, client_id)
+        gone = accounts.delete_api_account(site_of(request), p, client_ip(request), client_id)
         return _accounts_page(request, p, notice=f"API account {gone['name']} deleted.")
     return await _page(request, h)
 
@@ -150,9 +150,8 @@ async def accounts_delete(request: Request, client_id: str):
 @router.get("/login/audit")
 async def audit_page(request: Request):
     async def h(p):
-        p.require(P.REPORTING)
         rows = [(time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e["at"])), e["actor"], e["action"], e["target"] or "",
-                 e["source_ip"] or "") for e in site_of(request).audit.list(200)]
+                 e["source_ip"] or "") for e in history.audit_log(site_of(request), p, 200)]
         return render(request, FACE, "table.html", "Audit log", csrf_token=p.csrf_token, rows=rows,
                       headers=("When (UTC)", "Who", "What", "Target", "From"), table_id="audit")
     return await _page(request, h)

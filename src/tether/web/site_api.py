@@ -2,8 +2,9 @@
 
 Callers authenticate with a bearer token: either an API account's token from
 ``POST /api/oauth/token`` (client credentials) or a site user's session token
-from ``POST /api/session``. Every endpoint checks one permission through
-``Principal.require``, the same check the /login HTML pages use.
+from ``POST /api/session``. The routes parse, call the site's action (the
+same function the /login HTML page calls, ``tether.site.actions``: it checks
+the permission) and return its answer.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Form, Request
 from fastapi.security import HTTPBasic
 from pydantic import BaseModel
+from starlette.responses import FileResponse
 
 from tether.core.errors import Invalid, Unauthorized
-from tether.site import config as site_config
 from tether.site import permissions as P
+from tether.site.actions import accounts, config, history
+from tether.site.blobs import Download
 
 from . import auth
 from .auth import Principal, appliance_of, client_ip
@@ -72,6 +75,11 @@ def site_of(request: Request):
     return site
 
 
+def send(d: Download) -> FileResponse:
+    """A site download (file store, recordings) as the pages and the API send it."""
+    return FileResponse(d.path, media_type=d.media_type, filename=d.filename)
+
+
 def site_login(request: Request, username: str, password: str):
     """Shared by the HTML and JSON logins: throttle, password, session, audit."""
     site = site_of(request)
@@ -93,33 +101,6 @@ def site_change_password(request: Request, p: Principal, current: str, new: str)
     site.users.change_password(p.name, current, new, client_ip(request))
     site.sessions.delete_user(p.name, keep=p.token)
     site.audit.record(p.name, "password.change", "site", client_ip(request))
-
-
-def create_user(request: Request, p: Principal, body: NewUser) -> dict:
-    p.require(P.USERS_MANAGE)
-    site = site_of(request)
-    user = site.users.create(body.username, body.password, display_name=body.display_name,
-                             is_admin=body.is_admin, permissions=body.permissions)
-    site.audit.record(p.name, "user.create", body.username, client_ip(request),
-                      {"is_admin": body.is_admin, "permissions": sorted(user.granted)})
-    return user.public()
-
-
-def create_api_account(request: Request, p: Principal, body: NewApiAccount) -> dict:
-    p.require(P.USERS_MANAGE)
-    site = site_of(request)
-    acct = site.api_accounts.create(body.name, body.permissions, p.name, body.token_ttl)
-    site.audit.record(p.name, "api_account.create", body.name, client_ip(request),
-                      {"client_id": acct["client_id"], "permissions": acct["permissions"]})
-    return acct
-
-
-def delete_api_account(request: Request, p: Principal, client_id: str) -> dict:
-    p.require(P.USERS_MANAGE)
-    site = site_of(request)
-    gone = site.api_accounts.delete(client_id)
-    site.audit.record(p.name, "api_account.delete", gone["name"], client_ip(request), {"client_id": client_id})
-    return gone
 
 
 def create() -> FastAPI:
@@ -164,52 +145,41 @@ def create() -> FastAPI:
 
     @api.get("/users", summary="List site users")
     def get_users(request: Request, p: Caller) -> list[dict]:
-        p.require(P.USERS_MANAGE)
-        return [u.public() for u in site_of(request).users.list()]
+        return [u.public() for u in accounts.list_users(site_of(request), p)]
 
     @api.post("/users", status_code=201, summary="Create a site user")
     def post_user(request: Request, body: NewUser, p: Caller) -> dict:
-        return create_user(request, p, body)
+        return accounts.create_user(site_of(request), p, client_ip(request), **body.model_dump())
 
     @api.put("/users/{username}/password", summary="Set (reset) a user's password")
     def put_user_password(request: Request, username: str, body: SetPassword, p: Caller) -> dict:
-        p.require(P.USERS_MANAGE)
-        site = site_of(request)
-        site.users.set_password(username, body.password, must_change=body.must_change_password)
-        site.sessions.delete_user(username)
-        site.audit.record(p.name, "user.password.reset", username, client_ip(request))
+        accounts.reset_password(site_of(request), p, client_ip(request), username, body.password,
+                                must_change=body.must_change_password)
         return {"ok": True}
 
     @api.get("/api-accounts", summary="List API accounts (secrets are never shown again)")
     def get_api_accounts(request: Request, p: Caller) -> list[dict]:
-        p.require(P.USERS_MANAGE)
-        return site_of(request).api_accounts.list()
+        return accounts.list_api_accounts(site_of(request), p)
 
     @api.post("/api-accounts", status_code=201, summary="Create an API account; the secret is shown once")
     def post_api_account(request: Request, body: NewApiAccount, p: Caller) -> dict:
-        return create_api_account(request, p, body)
+        return accounts.create_api_account(site_of(request), p, client_ip(request), **body.model_dump())
 
     @api.delete("/api-accounts/{client_id}", summary="Delete an API account and revoke its tokens")
     def del_api_account(request: Request, client_id: str, p: Caller) -> dict:
-        return delete_api_account(request, p, client_id)
+        return accounts.delete_api_account(site_of(request), p, client_ip(request), client_id)
 
     @api.get("/config/site", summary="Read the site settings")
     def get_site_config(request: Request, p: Caller) -> dict:
-        p.require(P.CONFIG_READ)
-        return site_config.get(site_of(request).engine).model_dump()
+        return config.site_settings(site_of(request), p)
 
     @api.put("/config/site", summary="Replace the site settings")
     def put_site_config(request: Request, body: dict[str, Any], p: Caller) -> dict:
-        p.require(P.CONFIG_WRITE)
-        site = site_of(request)
-        model = site_config.put(site.engine, body)
-        site.audit.record(p.name, "config.site.update", "site", client_ip(request))
-        return model.model_dump()
+        return config.put_site_settings(site_of(request), p, client_ip(request), body)
 
     @api.get("/reporting/audit", summary="The site's audit log, newest first")
     def get_audit(request: Request, p: Caller, limit: int = 100, offset: int = 0) -> list[dict]:
-        p.require(P.REPORTING)
-        return site_of(request).audit.list(min(max(limit, 1), 1000), max(offset, 0))
+        return history.audit_log(site_of(request), p, limit, offset)
 
     @api.post("/command/check_health", summary="Health of this appliance (IC-04): id, version, role, last sync")
     def check_health(request: Request, p: Caller) -> dict:

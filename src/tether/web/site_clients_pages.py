@@ -7,9 +7,11 @@ unused ones, forms to create a jump client or jumpoint deployment (the token
 and install command are shown once, on the answer page) and a Revoke button
 per client (a POST with CSRF, behind a confirmation text).
 
-Every action calls its /api twin in ``site_clients_api`` (same permission
-checks: ``config:read`` to look, ``config:write`` to change; same audit
-records); errors are shown on the page as on the other /login pages."""
+Every action calls the same function as its /api twin
+(``tether.clients.admin``, through ``site_clients_api`` where the request's
+listener matters): same permission checks (``config:read`` to look,
+``config:write`` to change), same audit records; errors are shown on the
+page as on the other /login pages."""
 
 from __future__ import annotations
 
@@ -18,18 +20,19 @@ import time
 
 from fastapi import APIRouter, Request
 
+from tether.clients import admin
 from tether.clients.directory import DEFAULT_TTL, MAX_TTL
-from tether.core.errors import Invalid, NotFound, TetherError
+from tether.core.errors import Invalid, TetherError
 from tether.core.validate import parse_model
 from tether.site import permissions as P
 from tether.site import resources as R
 
 from . import forms
+from .auth import client_ip
 from .login_pages import FACE, _page
 from .pages import render
 from .site_api import site_of
-from .site_clients_api import (NewDeployment, delete_deployment, get_clients, list_deployments, post_deployment,
-                               post_revoke)
+from .site_clients_api import NewDeployment, create_deployment, overview, revoke
 
 router = APIRouter()
 TITLE = "Jump clients"
@@ -77,8 +80,8 @@ def _identity_states(identities: list[dict]) -> dict[tuple[str, str], str]:
 
 def _show(request: Request, p, *, status: int = 200, error: str | None = None, notice: str | None = None,
           created: dict | None = None, values: dict | None = None):
-    ov = get_clients(request, p)  # config:read, as GET /api/clients
-    deployments = list_deployments(request, p)
+    ov = overview(request, p)  # config:read, as GET /api/clients
+    deployments = admin.deployments(site_of(request), p)
     now = time.time()
     states = _identity_states(ov["identities"])
     names_by_id = {i["id"]: i["name"] for i in ov["identities"]}
@@ -135,7 +138,7 @@ async def deployment_create(request: Request):
         form = await request.form()
         values = {k: str(form.get(k) or "") for k in ("kind", "target", "validity_days", "trust", "pin")}
         try:
-            created = post_deployment(request, _new_deployment(form), p)  # as POST /api/clients/deployments
+            created = create_deployment(request, p, _new_deployment(form))  # as POST /api/clients/deployments
         except TetherError as exc:
             if exc.status in (401, 403):
                 raise
@@ -147,9 +150,8 @@ async def deployment_create(request: Request):
 @router.post("/login/clients/deployments/{dep_id}/withdraw")
 async def deployment_withdraw(request: Request, dep_id: str):
     async def h(p):
-        p.require(P.CONFIG_WRITE)
-        try:
-            delete_deployment(request, dep_id, p)  # as DELETE /api/clients/deployments/<id> (used ones refused)
+        try:  # as DELETE /api/clients/deployments/<id> (used ones refused)
+            admin.withdraw_deployment(site_of(request), p, client_ip(request), dep_id)
         except TetherError as exc:
             if exc.status in (401, 403):
                 raise
@@ -161,11 +163,8 @@ async def deployment_withdraw(request: Request, dep_id: str):
 @router.post("/login/clients/{kind}/{name}/revoke")
 async def client_revoke(request: Request, kind: str, name: str):
     async def h(p):
-        p.require(P.CONFIG_WRITE)
         try:
-            if kind not in KIND_LABEL:
-                raise NotFound(f"no client kind {kind!r}; one of jump, jumpoint")
-            done = post_revoke(request, kind, name, p)  # as POST /api/clients/<kind>/<name>/revoke
+            done = revoke(request, p, kind, name)  # as POST /api/clients/<kind>/<name>/revoke
         except TetherError as exc:
             if exc.status in (401, 403):
                 raise

@@ -3,8 +3,8 @@ and editing, every configuration kind (``/config/<kind>``), settings
 sections (``/config/settings/<section>``), the branding logo and the file
 store. Logged history and session ingest are in ``site_history_api``.
 
-The ``do_*`` functions are the one implementation both faces call: the JSON
-routes here and the /login pages (``site_data_pages``). Each checks its
+The routes parse and call the site's actions (``tether.site.actions``), the
+same functions the /login pages (``site_data_pages``) call: each checks its
 permission first (403, nothing changes), then the edition, validates, writes
 and audits (names and ids only, never secrets)."""
 
@@ -13,16 +13,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Query, Request
 from starlette.responses import FileResponse, Response
 
-from tether.core.errors import Gone
-from tether.site import permissions as P
 from tether.site import resources as R
 from tether.site import sections as S
-from tether.site.filestore import check_name
-from tether.site.resources import RS, check_edition
+from tether.site.actions import accounts, config, files
+from tether.site.filestore import LOGO_MAX, check_name
 
 from . import site_history_api
-from .auth import Principal, client_ip
-from .site_api import Caller, site_of
+from .auth import client_ip
+from .site_api import Caller, send, site_of
+from .uploads import Upload
 
 router = APIRouter()
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$"
@@ -31,109 +30,23 @@ NameParam = Annotated[str, Path(pattern=NAME_RE, description="the entry's name")
 FileParam = Annotated[str, Path(pattern=FILE_RE, description="the file's name in the store")]
 UserParam = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")]
 JsonBody = Annotated[dict[str, Any], Body()]
-
-
-def _audit(request: Request, p: Principal, action: str, target: str | None, details: dict | None = None) -> None:
-    site_of(request).audit.record(p.name, action, target, client_ip(request), details)
-
-
-# --- the shared actions ----------------------------------------------------------------------
-def do_user_update(request: Request, p: Principal, username: str, body: object) -> dict:
-    p.require(P.USERS_MANAGE)
-    site = site_of(request)
-    user = site.user_admin.update(username, body, p.name)
-    if not user["enabled"]:
-        site.sessions.delete_user(username)
-    _audit(request, p, "user.update", username, {"enabled": user["enabled"], "is_admin": user["is_admin"],
-                                                  "teams": user["teams"], "permissions": user["permissions"]})
-    return user
-
-
-def do_user_delete(request: Request, p: Principal, username: str) -> dict:
-    p.require(P.USERS_MANAGE)
-    site = site_of(request)
-    gone = site.user_admin.delete(username, p.name)
-    site.sessions.delete_user(username)
-    _audit(request, p, "user.delete", username)
-    return gone
-
-
-def kind_of(request: Request, p: Principal, slug: str, write: bool) -> R.Kind:
-    k = R.KINDS[slug]
-    p.require(k.write if write else k.read)
-    check_edition(k.edition, site_of(request).edition, k.title)
-    return k
-
-
-def do_config_create(request: Request, p: Principal, slug: str, body: object) -> dict:
-    k = kind_of(request, p, slug, True)
-    row = site_of(request).config.create(k, body)
-    _audit(request, p, f"config.{slug}.create", str(row[k.key]))
-    return row
-
-
-def do_config_update(request: Request, p: Principal, slug: str, name: str, body: object) -> dict:
-    k = kind_of(request, p, slug, True)
-    row = site_of(request).config.update(k, name, body)
-    _audit(request, p, f"config.{slug}.update", name)
-    return row
-
-
-def do_config_delete(request: Request, p: Principal, slug: str, name: str) -> dict:
-    k = kind_of(request, p, slug, True)
-    gone = site_of(request).config.delete(k, name)
-    _audit(request, p, f"config.{slug}.delete", name)
-    return gone
-
-
-def section_of(request: Request, p: Principal, slug: str, write: bool) -> S.Section:
-    s = S.SECTIONS[slug]
-    p.require(s.write if write else s.read)
-    check_edition(s.edition, site_of(request).edition, s.title)
-    return s
-
-
-def do_section_put(request: Request, p: Principal, slug: str, body: object) -> dict:
-    s = section_of(request, p, slug, True)
-    out = S.put(site_of(request).engine, s, body)
-    _audit(request, p, f"config.settings.{slug}.update", slug)
-    return out
-
-
-def files_of(request: Request, p: Principal, write: bool):
-    p.require(P.CONFIG_WRITE if write else P.CONFIG_READ)
-    site = site_of(request)
-    check_edition(RS, site.edition, "The file store and its files")
-    return site.files
-
-
-def do_file_added(request: Request, p: Principal, name: str, sha: str, size: int, ctype: str, desc: str) -> dict:
-    row = site_of(request).files.add(name, sha, size, ctype, desc, p.name)
-    _audit(request, p, "file.upload", name, {"sha256": sha, "size": size})
-    return row
-
-
-def do_file_delete(request: Request, p: Principal, name: str) -> dict:
-    gone = files_of(request, p, True).delete(name)
-    _audit(request, p, "file.delete", name)
-    return gone
+LOGO = Upload("logo", LOGO_MAX, field="logo")
 
 
 # --- routes -------------------------------------------------------------------------------
 @router.get("/users/{username}", summary="A user's details: teams, enabled, last login")
 def get_user(request: Request, username: UserParam, p: Caller) -> dict:
-    p.require(P.USERS_MANAGE)
-    return site_of(request).user_admin.detail(username)
+    return accounts.user_detail(site_of(request), p, username)
 
 
 @router.put("/users/{username}", summary="Edit a user: name, e-mail, enabled, permissions, teams")
 def put_user(request: Request, username: UserParam, body: JsonBody, p: Caller) -> dict:
-    return do_user_update(request, p, username, body)
+    return accounts.update_user(site_of(request), p, client_ip(request), username, body)
 
 
 @router.delete("/users/{username}", summary="Delete a user (not yourself; not one still referenced)")
 def delete_user(request: Request, username: UserParam, p: Caller) -> dict:
-    return do_user_delete(request, p, username)
+    return accounts.delete_user(site_of(request), p, client_ip(request), username)
 
 
 def _kind_routes(slug: str, k: R.Kind) -> None:
@@ -144,38 +57,36 @@ def _kind_routes(slug: str, k: R.Kind) -> None:
     @router.get(f"/config/{slug}", summary=f"List {title}", name=f"list_{slug}")
     def list_(request: Request, p: Caller, limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
               offset: Annotated[int, Query(ge=0)] = 0) -> list[dict]:
-        kk = kind_of(request, p, slug, False)
-        return site_of(request).config.list(kk, limit, offset)
+        return config.list_entries(site_of(request), p, slug, limit, offset)
 
     @router.post(f"/config/{slug}", status_code=201, summary=f"Create an entry of {title}", name=f"create_{slug}")
     def create_(request: Request, body: JsonBody, p: Caller) -> dict:
-        return do_config_create(request, p, slug, body)
+        return config.create_entry(site_of(request), p, client_ip(request), slug, body)
 
     @router.get(f"/config/{slug}/{{name}}", summary=f"Read one entry of {title}", name=f"get_{slug}")
     def get_(request: Request, name: key_param, p: Caller) -> dict:
-        kk = kind_of(request, p, slug, False)
-        return site_of(request).config.get(kk, name)
+        return config.get_entry(site_of(request), p, slug, name)
 
     @router.put(f"/config/{slug}/{{name}}", summary=f"Replace one entry of {title} (omitted secrets are kept)",
                 name=f"put_{slug}")
     def put_(request: Request, name: key_param, body: JsonBody, p: Caller) -> dict:
-        return do_config_update(request, p, slug, name, body)
+        return config.update_entry(site_of(request), p, client_ip(request), slug, name, body)
 
     @router.delete(f"/config/{slug}/{{name}}", summary=f"Delete one entry of {title} (refused while in use)",
                    name=f"delete_{slug}")
     def delete_(request: Request, name: key_param, p: Caller) -> dict:
-        return do_config_delete(request, p, slug, name)
+        return config.delete_entry(site_of(request), p, client_ip(request), slug, name)
 
 
 def _section_routes(slug: str, s: S.Section) -> None:
     @router.get(f"/config/settings/{slug}", summary=f"Read: {s.title}", name=f"get_settings_{slug}")
     def get_(request: Request, p: Caller) -> dict:
-        return S.public(site_of(request).engine, section_of(request, p, slug, False))
+        return config.read_section(site_of(request), p, slug)
 
     @router.put(f"/config/settings/{slug}", summary=f"Replace: {s.title} (omitted secrets are kept)",
                 name=f"put_settings_{slug}")
     def put_(request: Request, body: JsonBody, p: Caller) -> dict:
-        return do_section_put(request, p, slug, body)
+        return config.put_section(site_of(request), p, client_ip(request), slug, body)
 
 
 for _slug, _k in R.KINDS.items():
@@ -187,56 +98,44 @@ for _slug, _s in S.SECTIONS.items():
 @router.get("/config/branding/logo", summary="The client branding logo (Remote Support)",
             response_class=Response, responses={200: {"content": {"image/png": {}}}})
 def get_logo(request: Request, p: Caller) -> Response:
-    section_of(request, p, "branding", False)
-    data, ctype = site_of(request).files.logo()
+    data, ctype = config.logo(site_of(request), p)
     return Response(data, media_type=ctype)
 
 
 @router.put("/config/branding/logo", summary="Upload the client branding logo: PNG, JPEG or GIF, raw body")
 async def put_logo(request: Request, p: Caller) -> dict:
-    section_of(request, p, "branding", True)
     site = site_of(request)
-    declared = int(request.headers.get("content-length") or 0)
-    if declared > (1 << 20):
-        from tether.site.blobs import TooLarge
-
-        raise TooLarge("logo: at most 1048576 bytes", field="logo")
-    out = site.files.put_logo(await request.body())
-    _audit(request, p, "config.branding.logo", "logo", {"sha256": out["sha256"]})
-    return out
+    config.section(site, p, "branding", write=True)  # 403 before the body is read
+    return config.put_logo(site, p, client_ip(request), await LOGO.read_body(request))
 
 
 @router.get("/files", summary="List the file store (Remote Support)")
 def list_files(request: Request, p: Caller, limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
                offset: Annotated[int, Query(ge=0)] = 0) -> list[dict]:
-    return files_of(request, p, False).list(limit, offset)
+    return files.list_files(site_of(request), p, limit, offset)
 
 
 @router.put("/files/{name}", summary="Upload a file (raw body, streamed to disk; replaces a file of that name)")
 async def put_file(request: Request, name: FileParam, p: Caller,
                    description: Annotated[str, Query(max_length=512)] = "") -> dict:
-    store = files_of(request, p, True)
+    site = site_of(request)
+    store = files.store(site, p, write=True)
     check_name(name)
     cl = request.headers.get("content-length")
     limit = store.check_size(int(cl) if cl and cl.isdigit() else None)
     sha, size = await store.blobs.put_async(request.stream(), limit)
-    return do_file_added(request, p, name, sha, size, request.headers.get("content-type", ""), description)
+    return files.add_file(site, p, client_ip(request), name, sha, size, request.headers.get("content-type", ""),
+                          description)
 
 
 @router.get("/files/{name}", summary="Download a file from the store", response_class=FileResponse)
 def get_file(request: Request, name: FileParam, p: Caller) -> FileResponse:
-    store = files_of(request, p, False)
-    row = store.get(name)
-    path = store.blobs.path(row["sha256"])
-    if not path.exists():  # e.g. left out of the backup this site was restored from (BK-02)
-        raise Gone(f"the content of {name!r} is not on this appliance (it was left out of the backup the "
-                   "site was restored from)", hint="upload the file again")
-    return FileResponse(path, media_type=row["content_type"], filename=name)
+    return send(files.download(site_of(request), p, name))
 
 
 @router.delete("/files/{name}", summary="Delete a file from the store")
 def delete_file(request: Request, name: FileParam, p: Caller) -> dict:
-    return do_file_delete(request, p, name)
+    return files.delete_file(site_of(request), p, client_ip(request), name)
 
 
 router.include_router(site_history_api.router)

@@ -2,8 +2,9 @@
 configuration index, one list/create/edit/delete page set per kind,
 settings sections, user editing (teams, enabled), the file store (Remote
 Support) and logged history with filters and pages. Every page calls the
-same ``do_*`` actions and permission checks as its /api twin; a Privileged
-Remote Access site does not show the Remote Support pages at all."""
+same site action as its /api twin (``tether.site.actions``, which checks the
+permission); a Privileged Remote Access site does not show the Remote
+Support pages at all."""
 
 from __future__ import annotations
 
@@ -12,21 +13,21 @@ from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
 from markupsafe import Markup
-from starlette.responses import FileResponse
 
 from tether.core.errors import Invalid, TetherError
 from tether.site import history as H
 from tether.site import permissions as P
 from tether.site import resources as R
 from tether.site import sections as S
+from tether.site.actions import accounts, files, history
+from tether.site.actions import config as C
 from tether.site.resources import RS
 
-from . import site_data_api as A
 from . import site_data_forms as F
+from .auth import client_ip
 from .login_pages import FACE, _page
 from .pages import render
-from .site_api import site_of
-from .site_history_api import do_history_list, history_kind
+from .site_api import send, site_of
 
 router = APIRouter()
 
@@ -63,8 +64,9 @@ def _kind_widgets(k: R.Kind, editing: bool) -> list[F.Widget]:
 
 
 def _list_page(request, p, slug: str, status=200, values=None, **extra):
-    k = A.kind_of(request, p, slug, False)
-    rows = [(r[k.key], [_fmt(r.get(col)) for col in k.columns]) for r in site_of(request).config.list(k)]
+    site = site_of(request)
+    k = C.kind(site, p, slug)
+    rows = [(r[k.key], [_fmt(r.get(col)) for col in k.columns]) for r in C.list_entries(site, p, slug)]
     return render(request, FACE, "site/config_list.html", k.title, status=status, csrf_token=p.csrf_token,
                   rows=rows, headers=[c.replace("_", " ").capitalize() for c in k.columns], table_id=slug,
                   base=f"/login/config/{slug}", widgets=_kind_widgets(k, False), values=values or {}, **extra)
@@ -73,7 +75,6 @@ def _list_page(request, p, slug: str, status=200, values=None, **extra):
 @router.get("/login/config/{slug}")
 async def kind_page(request: Request, slug: str):
     async def h(p):
-        R.kind(slug)
         return _list_page(request, p, slug)
     return await _page(request, h)
 
@@ -81,12 +82,13 @@ async def kind_page(request: Request, slug: str):
 @router.post("/login/config/{slug}")
 async def kind_create(request: Request, slug: str):
     async def h(p):
-        k = A.kind_of(request, p, R.kind(slug).slug, True)
+        site = site_of(request)
+        k = C.kind(site, p, slug, write=True)
         form = await request.form()
         data = {}
         try:
             data = await F.from_form(form, _kind_widgets(k, False), slug)
-            row = A.do_config_create(request, p, slug, data)
+            row = C.create_entry(site, p, client_ip(request), slug, data)
         except TetherError as exc:
             if exc.status in (401, 403):
                 raise
@@ -96,8 +98,9 @@ async def kind_create(request: Request, slug: str):
 
 
 def _edit_page(request, p, slug: str, name: str, status=200, submitted: dict | None = None, **extra):
-    k = A.kind_of(request, p, slug, False)
-    row = {**site_of(request).config.get(k, name), **(submitted or {})}  # a refused form keeps what was typed
+    site = site_of(request)
+    k = C.kind(site, p, slug)
+    row = {**C.get_entry(site, p, slug, name), **(submitted or {})}  # a refused form keeps what was typed
     ws = _kind_widgets(k, True)
     return render(request, FACE, "site/config_edit.html", f"{k.title} › {name}", status=status,
                   csrf_token=p.csrf_token, widgets=ws, values=F.to_form(row, ws, slug),
@@ -107,7 +110,6 @@ def _edit_page(request, p, slug: str, name: str, status=200, submitted: dict | N
 @router.get("/login/config/{slug}/{name}")
 async def entry_page(request: Request, slug: str, name: str):
     async def h(p):
-        R.kind(slug)
         return _edit_page(request, p, slug, name)
     return await _page(request, h)
 
@@ -115,12 +117,13 @@ async def entry_page(request: Request, slug: str, name: str):
 @router.post("/login/config/{slug}/{name}")
 async def entry_save(request: Request, slug: str, name: str):
     async def h(p):
-        k = A.kind_of(request, p, R.kind(slug).slug, True)
+        site = site_of(request)
+        k = C.kind(site, p, slug, write=True)
         form = await request.form()
         data: dict = {}
         try:
             data = await F.from_form(form, _kind_widgets(k, True), slug)
-            A.do_config_update(request, p, slug, name, data)
+            C.update_entry(site, p, client_ip(request), slug, name, data)
         except TetherError as exc:
             if exc.status in (401, 403, 404):
                 raise
@@ -132,9 +135,9 @@ async def entry_save(request: Request, slug: str, name: str):
 @router.post("/login/config/{slug}/{name}/delete")
 async def entry_delete(request: Request, slug: str, name: str):
     async def h(p):
-        R.kind(slug)
+        R.kind(slug)  # an unknown kind is 404, not a form error
         try:
-            A.do_config_delete(request, p, slug, name)
+            C.delete_entry(site_of(request), p, client_ip(request), slug, name)
         except TetherError as exc:
             if exc.status in (401, 403):
                 raise
@@ -144,17 +147,17 @@ async def entry_delete(request: Request, slug: str, name: str):
 
 
 def _section_page(request, p, slug: str, status=200, **extra):
-    s = A.section_of(request, p, slug, False)
+    site = site_of(request)
+    s = C.section(site, p, slug)
     ws = F.widgets(s.model, slug, s.secrets)
     return render(request, FACE, "site/config_edit.html", s.title, status=status, csrf_token=p.csrf_token,
-                  widgets=ws, values=F.to_form(S.public(site_of(request).engine, s), ws, slug),
+                  widgets=ws, values=F.to_form(C.read_section(site, p, slug), ws, slug),
                   back="/login/config", **extra)
 
 
 @router.get("/login/settings/{slug}")
 async def section_page(request: Request, slug: str):
     async def h(p):
-        S.section(slug)
         return _section_page(request, p, slug)
     return await _page(request, h)
 
@@ -162,10 +165,12 @@ async def section_page(request: Request, slug: str):
 @router.post("/login/settings/{slug}")
 async def section_save(request: Request, slug: str):
     async def h(p):
-        s = A.section_of(request, p, S.section(slug).slug, True)
+        site = site_of(request)
+        s = C.section(site, p, slug, write=True)
         form = await request.form()
         try:
-            A.do_section_put(request, p, slug, await F.from_form(form, F.widgets(s.model, slug, s.secrets), slug))
+            C.put_section(site, p, client_ip(request), slug,
+                          await F.from_form(form, F.widgets(s.model, slug, s.secrets), slug))
         except TetherError as exc:
             if exc.status in (401, 403, 404):
                 raise
@@ -182,8 +187,7 @@ _USER_WIDGETS = [F.Widget("display_name", "Display name", "text"), F.Widget("ema
 
 
 def _user_page(request, p, username: str, status=200, **extra):
-    p.require(P.USERS_MANAGE)
-    u = site_of(request).user_admin.detail(username)
+    u = accounts.user_detail(site_of(request), p, username)
     values = F.to_form(u, _USER_WIDGETS, "users")
     values["permissions"] = [] if u["is_admin"] else u["permissions"]
     return render(request, FACE, "site/config_edit.html", f"Users › {username}", status=status,
@@ -199,10 +203,10 @@ async def user_page(request: Request, username: str):
 @router.post("/login/users/{username}")
 async def user_save(request: Request, username: str):
     async def h(p):
-        p.require(P.USERS_MANAGE)
+        accounts.require(p)
         data = await F.from_form(await request.form(), _USER_WIDGETS, "users")
         try:
-            A.do_user_update(request, p, username, data)
+            accounts.update_user(site_of(request), p, client_ip(request), username, data)
         except TetherError as exc:
             if exc.status in (401, 403, 404):
                 raise
@@ -217,7 +221,7 @@ async def _async(v):
 
 # --- file store ------------------------------------------------------------------------------
 def _files_page(request, p, status=200, **extra):
-    store = A.files_of(request, p, False)
+    store = files.store(site_of(request), p)
     return render(request, FACE, "site/files.html", "File store", status=status, csrf_token=p.csrf_token,
                   files=store.list(), limit=store.max_upload_bytes(), **extra)
 
@@ -230,7 +234,8 @@ async def files_page(request: Request):
 @router.post("/login/files")
 async def files_upload(request: Request):
     async def h(p):
-        store = A.files_of(request, p, True)
+        site = site_of(request)
+        store = files.store(site, p, write=True)
         try:
             limit = store.check_size(int(request.headers.get("content-length") or 0) - 4096)
             form = await request.form()
@@ -243,7 +248,8 @@ async def files_upload(request: Request):
                 while chunk := up.file.read(1 << 20):
                     yield chunk
             sha, size = store.blobs.put_stream(chunks(), limit)
-            A.do_file_added(request, p, name, sha, size, up.content_type or "", str(form.get("description") or ""))
+            files.add_file(site, p, client_ip(request), name, sha, size, up.content_type or "",
+                           str(form.get("description") or ""))
         except TetherError as exc:
             if exc.status in (401, 403):
                 raise
@@ -255,9 +261,7 @@ async def files_upload(request: Request):
 @router.get("/login/files/{name}/download")
 async def files_download(request: Request, name: str):
     async def h(p):
-        store = A.files_of(request, p, False)
-        row = store.get(name)
-        return FileResponse(store.blobs.path(row["sha256"]), media_type=row["content_type"], filename=name)
+        return send(files.download(site_of(request), p, name))
     return await _page(request, h)
 
 
@@ -265,7 +269,7 @@ async def files_download(request: Request, name: str):
 async def files_delete(request: Request, name: str):
     async def h(p):
         try:
-            A.do_file_delete(request, p, name)
+            files.delete_file(site_of(request), p, client_ip(request), name)
         except TetherError as exc:
             if exc.status in (401, 403):
                 raise
@@ -286,12 +290,12 @@ _HIST_COLS = {"sessions": ("lsid", "started_at", "ended_at", "rep", "kind", "cus
 @router.get("/login/history/{slug}")
 async def history_page(request: Request, slug: str):
     async def h(p):
-        k = history_kind(request, p, slug)
+        k = history.history_kind(site_of(request), p, slug)
         q = request.query_params
         f = {n: (q.get(n) or None) for n in ("since", "until", "user", "type", "cursor")}
         status, err = 200, None
         try:
-            page = do_history_list(request, p, slug, limit=50, **f)
+            page = history.list_history(site_of(request), p, slug, limit=50, **f)
         except Invalid as exc:
             status, err, page = exc.status, exc.message, {"items": [], "next_cursor": None}
         cols = _HIST_COLS[slug]
@@ -312,8 +316,7 @@ async def history_page(request: Request, slug: str):
 @router.get("/login/history/session/{lsid}")
 async def session_page(request: Request, lsid: str):
     async def h(p):
-        p.require(P.REPORTING)
-        s = site_of(request).history.session(lsid)
+        s = history.session(site_of(request), p, lsid)
         rows = [(_fmt(e["at"]), e["type"], e["actor"], _fmt(e["data"])) for e in s["events"]]
         rows += [(_fmt(r["started_at"]), f"recording ({r['kind']})", quote(r["sha256"][:16]),
                   Markup('<a href="/login/history/recordings/{}">download</a> ({} bytes)').format(r["id"], r["size"]))
@@ -328,10 +331,5 @@ async def session_page(request: Request, lsid: str):
 async def recording_download(request: Request, rec_id: int):
     """A recording as stored (command shells: asciicast v2, playable with `asciinema play`)."""
     async def h(p):
-        p.require(P.REPORTING)
-        site = site_of(request)
-        rec = site.history.recording(rec_id)
-        ext = "cast" if rec["kind"] == "command_shell" else "bin"
-        return FileResponse(site.recordings.path(rec["sha256"]), media_type="application/octet-stream",
-                            filename=f"recording-{rec_id}-{rec['kind']}.{ext}")
+        return send(history.recording_download(site_of(request), p, rec_id))
     return await _page(request, h)

@@ -34,12 +34,11 @@ async def software_backup(request: Request):
     async def h(p):
         form = await request.form()
         try:
-            password = None if forms.checkbox(form, "no_password") else str(form.get("password") or "")
-            if password is not None and password != form.get("confirm_password"):
+            no_password = forms.checkbox(form, "no_password")
+            password = str(form.get("password") or "")
+            if not no_password and password != form.get("confirm_password"):
                 raise Invalid("the two passwords differ", field="confirm_password")
-            if password == "":
-                raise Invalid("give a backup password, or choose not to protect the backup", field="password")
-            return download_backup(request, p, password, forms.checkbox(form, "include_history"))
+            return download_backup(request, p, password, no_password, forms.checkbox(form, "include_history"))
         except TetherError as exc:
             return _render(request, p, status=exc.status, error=exc.message)
     return await _page(request, h)

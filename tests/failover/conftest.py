@@ -21,6 +21,9 @@ from tether.clients.trust import pin_of_pem
 from tether.failover import peer_auth
 from tether.failover.errors import PeerAuthError
 
+from .bind import bind  # noqa: F401 - fixtures of the failover tests
+from .pairs import pair  # noqa: F401
+
 PSK = "correct horse battery staple, peer link test key"
 PEER_ID = "peer-b"
 

@@ -14,50 +14,9 @@ import time
 
 import pytest
 
-from tests.helpers import (NEW_SITE_PASSWORD, admin_token, first_admin_login, first_site_login, ok, run_cli, site_token,
-                           wait_for)
+from tests.helpers import admin_token, ok, site_token, wait_for
 
-PSK = "a pre-shared key for the pair test, long enough"
-OTHER_PSK = "another pre-shared key that does not match at all"
-
-
-def _site(make_appliance, host: str):
-    a = make_appliance(site=True, listen=[f"{host}:0"])
-    c = a.client()
-    first_admin_login(c)
-    sh = first_site_login(c)
-    return a, c, sh
-
-
-def set_psk(c, sh, psk: str) -> None:
-    ok(c.put("/api/config/settings/inter-appliance-psk", headers=sh, json={"psk": psk}))
-
-
-def cli(a, *args, check=True):
-    env = {**a.cli_env(), "TETHER_USER": "admin", "TETHER_PASSWORD": NEW_SITE_PASSWORD}
-    cp = run_cli("failover", *args, env=env)
-    if check:
-        assert cp.returncode == 0, cp.stdout + cp.stderr
-    return cp
-
-
-def status(c, sh) -> dict:
-    return ok(c.get("/api/failover/status", headers=sh))
-
-
-@pytest.fixture
-def pair(make_appliance):
-    p, pc, psh = _site(make_appliance, "127.0.0.1")
-    b, bc, bsh = _site(make_appliance, "127.0.0.2")
-    set_psk(pc, psh, PSK)
-    set_psk(bc, bsh, PSK)
-    yield p, pc, psh, b, bc, bsh
-    pc.close()
-    bc.close()
-
-
-def peer_addr(a) -> str:
-    return a.info["listen"][0]
+from .pairs import OTHER_PSK, PSK, cli, peer_addr, set_psk, status
 
 
 @pytest.mark.req("FO-01", "FO-02", "FO-03", "FO-04", "FO-10", "SEC-04")

@@ -16,7 +16,7 @@ import pytest
 from tests.helpers import admin_token, ok, wait_for
 
 from .netcut import LinkCut, need_nft
-from .test_pair_e2e import PSK, _site, cli, peer_addr, set_psk, status
+from .pairs import cli, peer_addr, status
 
 
 def users(c, sh) -> set[str]:
@@ -27,26 +27,12 @@ def add_user(c, sh, name: str) -> None:
     ok(c.post("/api/users", headers=sh, json={"username": name, "password": f"{name.title()}-pass-1234"}), 201)
 
 
-def fixed(make_appliance, host: str):
-    with socket.socket() as s:
-        s.bind((host, 0))
-        port = s.getsockname()[1]
-    a = make_appliance(site=True, listen=[f"{host}:{port}"])
-    return a
-
-
 @pytest.fixture
-def paired(make_appliance):
-    # not 127.0.0.1: that is where the test's own requests come from, and links are cut by address
-    p, pc, psh = _site(make_appliance, "127.0.0.3")
-    b, bc, bsh = _site(make_appliance, "127.0.0.2")
-    set_psk(pc, psh, PSK)
-    set_psk(bc, bsh, PSK)
+def paired(pair):
+    p, pc, psh, b, bc, bsh = pair
     cli(p, "establish", "--peer", peer_addr(b))
     wait_for(lambda: status(bc, bsh)["role"] == "backup", 10, what="the backup role")
-    yield p, pc, psh, b, bc, bsh
-    pc.close()
-    bc.close()
+    return pair
 
 
 @pytest.mark.req("FO-06", "FO-08", "IC-04")

@@ -24,8 +24,8 @@ from tether.site.models import DnsSwing
 from tests.clients.conftest import SITE_HOST, Clients, Hosts, online
 from tests.helpers import first_admin_login, first_site_login, free_port, ok, wait_for
 
-from .bind import KEY_NAME, ZONE, bind  # noqa: F401 - the fixture
-from .test_pair_e2e import PSK, cli, set_psk, status
+from .bind import KEY_NAME, ZONE
+from .pairs import PSK, cli, set_psk, status
 
 P12_PASS = "Export-pass-1"
 RECORD = f"{SITE_HOST}."

@@ -14,21 +14,10 @@ import pytest
 
 from tether.core.paths import DataDir
 from tether.runtime.role import RoleStore
-from tests.clients.conftest import Clients, Hosts, online
+from tests.clients.conftest import clients, online  # noqa: F401 - the fixture
 from tests.helpers import NEW_SITE_PASSWORD, first_admin_login, first_site_login, ok, site_token, wait_for
 
 PRIMARY = "198.51.100.7:443"
-
-
-@pytest.fixture
-def clients(tmp_path):
-    hosts = Hosts(tmp_path / "hosts")
-    hosts.point("127.0.0.1")
-    cl = Clients(tmp_path / "clients", hosts)
-    cl.tmp.mkdir()
-    yield cl
-    for p in cl.procs:
-        p.stop()
 
 
 @pytest.fixture

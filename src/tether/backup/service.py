@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from tether.core.audit import AuditLog
-from tether.core.errors import Invalid, NotFound, TetherError
+from tether.core.errors import Conflict, Invalid, NotFound, TetherError
 from tether.core.paths import DataDir
 
 from .restore import RestoreResult
@@ -41,11 +41,12 @@ class SiteSlotPort(Protocol):
 
 class BackupService:
     def __init__(self, slot: SiteSlotPort, data: DataDir, audit: AuditLog,
-                 report_failure: Callable[[str, str], None]):
+                 report_failure: Callable[[str, str], None], pair_peer: Callable[[], str | None] = lambda: None):
         self.slot = slot
         self.data = data
         self.audit = audit  # the /appliance audit log
         self.report_failure = report_failure
+        self.pair_peer = pair_peer  # the peer's address while this appliance is in a failover pair (FO-09)
 
     def _site(self):
         if self.slot.site is None:
@@ -74,9 +75,18 @@ class BackupService:
     def verify(self, path: Path, password: str | None) -> dict:
         return verify_file(path, password)
 
-    def restore(self, path: Path, password: str | None, *, force: bool, actor: str, source_ip: str | None) -> dict:
+    def restore(self, path: Path, password: str | None, *, force: bool, actor: str, source_ip: str | None,
+                confirm_failover: bool = False) -> dict:
+        peer = self.pair_peer()
+        if peer and not confirm_failover:
+            raise Conflict(f"this appliance is in a failover pair with {peer}: restoring here is not the supported "
+                           "path (the restored site replaces the pair's history, and the backup copies it)",
+                           hint="break failover, restore, set a new pre-shared key on both, establish again "
+                                "(docs/operations.md, FO-09); or confirm the restore in the pair explicitly "
+                                "(--confirm-failover, confirm_failover=true)")
         result = self.slot.restore(path, password, force=force)  # every client reconnects (the slot tells the hub)
-        details = {"backup_version": result.backup_version, "action": result.action, "forced": force}
+        details = {"backup_version": result.backup_version, "action": result.action, "forced": force,
+                   "in_failover_pair": peer}
         self.audit.record(actor, "site.restore", result.site_name, source_ip, details)
         self._site().audit.record(actor, "site.restore", result.site_name, source_ip, details)
         return result.public()

@@ -94,6 +94,9 @@ def register(app: typer.Typer) -> None:
     def restore(file: Path, password_file: PwFileOpt = None,
                 force: Annotated[bool, typer.Option("--force", help="Restore an unsupported older version, "
                                                     "accepting the risk the refusal names")] = False,
+                confirm_failover: Annotated[bool, typer.Option(
+                    "--confirm-failover", help="Restore although this appliance is in a failover pair (FO-09: "
+                    "the supported path is to break failover first)")] = False,
                 data: DataOpt = None, url: UrlOpt = None, cacert: CaOpt = None, pin_cert: PinOpt = None,
                 user: SiteUserOpt = None, password: PasswordOpt = None, token: TokenOpt = None,
                 as_json: JsonOpt = False):
@@ -102,12 +105,14 @@ def register(app: typer.Typer) -> None:
         with errors():
             if data is not None:
                 with _offline(data) as a:
-                    res = a.backups.restore(file, pw, force=force, actor="cli", source_ip="cli")
+                    res = a.backups.restore(file, pw, force=force, actor="cli", source_ip="cli",
+                                            confirm_failover=confirm_failover)
             else:
                 r = Remote.from_options(url, cacert, pin_cert).site_login(user, password, token)
                 with file.open("rb") as f:
                     res = r.call("POST", "/api/restore", files={"file": (file.name, f)},
-                                 data={"password": pw or "", "force": "true" if force else "false"})
+                                 data={"password": pw or "", "force": "true" if force else "false",
+                                       "confirm_failover": "true" if confirm_failover else "false"})
         text = f"Restored site {res['site_name']} from a {res['backup_version']} backup ({res['action']})"
         for w in res["warnings"]:
             text += f"\nWarning: {w}"

@@ -23,7 +23,6 @@ from typing import Any, AsyncIterator, Iterator, Protocol
 
 import sqlalchemy as sa
 
-from tether import __version__
 from tether.core.audit import AuditLog
 from tether.core.errors import Conflict, Forbidden, Invalid, NotFound
 from tether.core.paths import DataDir
@@ -138,6 +137,11 @@ class FailoverService:
             return None
         return PeerClient(pair.peer_url, pair.peer_pin, key, self.me, timeout=timeout,
                           local_address=self._local_address(pair.self_url))
+
+    def pair_peer(self) -> str | None:
+        """The peer's address while this appliance is in a pair (restores warn, FO-09)."""
+        pair = self.pairs.load()
+        return pair.peer_address if pair else None
 
     def _local_address(self, url: str) -> str | None:
         """This appliance's address in ``url`` when it listens there (the peer link leaves from it)."""

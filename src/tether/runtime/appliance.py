@@ -94,8 +94,9 @@ class Appliance:
         self.slot = SiteSlot(data, self.throttle, self.syslog.forward, self.site_db_url, self.role.check_writable)
         self.clients = ClientHub(lambda: self.slot.site, self._client_refusal)  # the /client channel (CL-01)
         self.support = Support(self, _desk_opener, self.jobs.submit)
-        self.backups = BackupService(self.slot, data, self.audit, self.support.report_failure)
-        self.failover = FailoverService(self)  # the pair: peer link, sync, status (FO-01..04, FO-10)
+        self.failover = FailoverService(self)  # the pair: peer link, sync, roles, swing (FO-*)
+        self.backups = BackupService(self.slot, data, self.audit, self.support.report_failure,
+                                     self.failover.pair_peer)
         self.slot.subscribe(self._site_changed)
         self.role.subscribe(self._role_changed)
         self.slot.open()

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tether.runtime import Appliance
 
-from . import appliance_api, appliance_pages, cert_pages, client_channel, login_pages, peer_api, site_api, site_clients_pages, site_data_pages, software_pages
+from . import appliance_api, appliance_pages, cert_pages, client_channel, failover_pages, login_pages, peer_api, site_api, site_clients_pages, site_data_pages, software_pages
 
 SECURITY_HEADERS = [
     (b"strict-transport-security", b"max-age=31536000"),
@@ -71,6 +71,7 @@ def create_app(appliance: Appliance) -> ASGIApp:
     app.include_router(site_data_pages.router)
     app.include_router(site_clients_pages.router)
     app.include_router(software_pages.router)
+    app.include_router(failover_pages.router)
     app.router.routes.extend(client_channel.routes)
     app.router.routes.extend(peer_api.routes)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")

@@ -72,12 +72,13 @@ async def save_upload(request: Request, upload: UploadFile) -> Path:
     return path
 
 
-def restore_upload(request: Request, p: Principal, path: Path, password: str | None, force: bool) -> dict:
+def restore_upload(request: Request, p: Principal, path: Path, password: str | None, force: bool,
+                   confirm_failover: bool = False) -> dict:
     p.require(P.BACKUP)
     p.require(P.CONFIG_WRITE)
     try:
         return appliance_of(request).backups.restore(path, password or None, force=force, actor=p.name,
-                                                     source_ip=client_ip(request))
+                                                     source_ip=client_ip(request), confirm_failover=confirm_failover)
     finally:
         path.unlink(missing_ok=True)
 
@@ -101,8 +102,9 @@ async def post_verify(request: Request, p: Caller, file: UploadFile,
 
 @router.post("/restore", summary="Restore the site from an uploaded backup (BK-06)")
 async def post_restore(request: Request, p: Caller, file: UploadFile, password: Annotated[str, Form()] = "",
-                       force: Annotated[bool, Form()] = False) -> dict:
+                       force: Annotated[bool, Form()] = False,
+                       confirm_failover: Annotated[bool, Form()] = False) -> dict:
     p.require(P.BACKUP)
     p.require(P.CONFIG_WRITE)
     path = await save_upload(request, file)
-    return restore_upload(request, p, path, password, force)
+    return restore_upload(request, p, path, password, force, confirm_failover)

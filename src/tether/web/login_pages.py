@@ -21,7 +21,7 @@ from .site_api import site_change_password, site_login, site_of
 FACE = Face("/login", "/login", auth.SITE_COOKIE, (
     ("/login/status", "Status"), ("/login/users", "Users"), ("/login/api-accounts", "API accounts"),
     ("/login/audit", "Audit log"), ("/login/config", "Configuration"), ("/login/clients", "Jump clients"), ("/login/history/sessions", "History"),
-    ("/login/software", "Software")))
+    ("/login/software", "Software"), ("/login/failover", "Failover")))
 
 router = APIRouter()
 PERMS = [(p, P.DESCRIPTIONS[p]) for p in P.ALL]

@@ -53,7 +53,8 @@ async def software_restore(request: Request):
             if not hasattr(upload, "read"):
                 raise Invalid("choose a backup file", field="file")
             path = await save_upload(request, upload)
-            result = restore_upload(request, p, path, str(form.get("password") or ""), forms.checkbox(form, "force"))
+            result = restore_upload(request, p, path, str(form.get("password") or ""), forms.checkbox(form, "force"),
+                                    forms.checkbox(form, "confirm_failover"))
         except TetherError as exc:
             return _render(request, p, status=exc.status, error=exc.message)
         return _render(request, p, restored=result, notice="Restore done.")

@@ -10,7 +10,7 @@ import secrets
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request, UploadFile
+from fastapi import APIRouter, Form, Request, UploadFile
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
 from starlette.responses import FileResponse
@@ -20,18 +20,11 @@ from tether.core.errors import Invalid
 from tether.site import permissions as P
 
 from .auth import Principal, appliance_of, client_ip
+from .site_deps import Caller
 
 router = APIRouter()
 CHUNK = 1 << 20
 
-
-async def _caller(request: Request) -> Principal:
-    from .site_api import principal
-
-    return await principal(request)
-
-
-Caller = Annotated[Principal, Depends(_caller)]
 
 
 class BackupRequest(BaseModel):

@@ -5,24 +5,15 @@ checks the permission."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
 
-from .auth import Principal, appliance_of, client_ip
+from .auth import appliance_of, client_ip
+from .site_deps import Caller
 
 router = APIRouter()
 
-
-async def _caller(request: Request) -> Principal:
-    from .site_api import principal
-
-    return await principal(request)
-
-
-Caller = Annotated[Principal, Depends(_caller)]
 
 
 class EstablishBody(BaseModel):

@@ -8,7 +8,6 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from tether.core.errors import TetherError
-from tether.site import permissions as P
 from tether.site.actions import config as config_actions
 
 from . import forms

@@ -16,7 +16,7 @@ from tether.site.actions import accounts, history
 from . import auth, forms
 from .auth import appliance_of, client_ip
 from .pages import Face, add_session_routes, page_runner, redirect, render
-from .site_api import site_change_password, site_login, site_of
+from .site_deps import site_change_password, site_login, site_of
 
 FACE = Face("/login", "/login", auth.SITE_COOKIE, (
     ("/login/status", "Status"), ("/login/users", "Users"), ("/login/api-accounts", "API accounts"),

@@ -14,29 +14,15 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Form, Request
 from fastapi.security import HTTPBasic
 from pydantic import BaseModel
-from starlette.responses import FileResponse
-
-from tether.core.errors import Invalid, Unauthorized
-from tether.site import permissions as P
+from tether.core.errors import Invalid
 from tether.site.actions import accounts, config, history
-from tether.site.blobs import Download
 
-from . import auth
+from . import backup_api, failover_api, site_clients_api, site_data_api
 from .auth import Principal, appliance_of, client_ip
 from .errors import install_json_handlers
+from .site_deps import Caller, principal_pending, site_change_password, site_login, site_of
 
 _basic = HTTPBasic(auto_error=False)
-
-
-async def principal(request: Request) -> Principal:
-    return await auth.site_principal(request, cookie=False)
-
-
-async def principal_pending(request: Request) -> Principal:
-    return await auth.site_principal(request, allow_pending_password=True, cookie=False)
-
-
-Caller = Annotated[Principal, Depends(principal)]
 
 
 class LoginBody(BaseModel):
@@ -66,41 +52,6 @@ class NewApiAccount(BaseModel):
     name: str
     permissions: list[str]
     token_ttl: int = 900
-
-
-def site_of(request: Request):
-    site = appliance_of(request).site
-    if site is None:
-        raise Unauthorized("no site is installed on this appliance")
-    return site
-
-
-def send(d: Download) -> FileResponse:
-    """A site download (file store, recordings) as the pages and the API send it."""
-    return FileResponse(d.path, media_type=d.media_type, filename=d.filename)
-
-
-def site_login(request: Request, username: str, password: str):
-    """Shared by the HTML and JSON logins: throttle, password, session, audit."""
-    site = site_of(request)
-    ip = client_ip(request)
-    try:
-        user = site.users.authenticate(username, password, ip)
-    except Unauthorized:
-        site.audit.record(username or "-", "login.failed", "site", ip)
-        raise
-    token, session = site.sessions.create(user.username, ip)
-    site.audit.record(user.username, "login", "site", ip)
-    return user, token, session
-
-
-def site_change_password(request: Request, p: Principal, current: str, new: str) -> None:
-    if p.realm != "site":
-        raise Invalid("API accounts have no password; rotate the account instead")
-    site = site_of(request)
-    site.users.change_password(p.name, current, new, client_ip(request))
-    site.sessions.delete_user(p.name, keep=p.token)
-    site.audit.record(p.name, "password.change", "site", client_ip(request))
 
 
 def create() -> FastAPI:
@@ -184,8 +135,6 @@ def create() -> FastAPI:
     @api.post("/command/check_health", summary="Health of this appliance (IC-04): id, version, role, last sync")
     def check_health(request: Request, p: Caller) -> dict:
         return appliance_of(request).failover.check_health(p)
-
-    from . import backup_api, failover_api, site_clients_api, site_data_api
 
     api.include_router(backup_api.router)
     api.include_router(site_data_api.router)

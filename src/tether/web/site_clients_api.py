@@ -15,7 +15,7 @@ from tether.clients.admin import Kind, NewDeployment
 from tether.clients.trust import pin_of_pem
 
 from .auth import Principal, client_ip
-from .site_api import Caller, site_of
+from .site_deps import Caller, site_of
 
 router = APIRouter()
 

@@ -31,7 +31,7 @@ from . import forms
 from .auth import client_ip
 from .login_pages import FACE, _page
 from .pages import render
-from .site_api import site_of
+from .site_deps import site_of
 from .site_clients_api import NewDeployment, create_deployment, overview, revoke
 
 router = APIRouter()

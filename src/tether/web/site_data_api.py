@@ -20,7 +20,7 @@ from tether.site.filestore import LOGO_MAX, check_name
 
 from . import site_history_api
 from .auth import client_ip
-from .site_api import Caller, send, site_of
+from .site_deps import Caller, send, site_of
 from .uploads import Upload
 
 router = APIRouter()

@@ -27,7 +27,7 @@ from . import site_data_forms as F
 from .auth import client_ip
 from .login_pages import FACE, _page
 from .pages import render
-from .site_api import send, site_of
+from .site_deps import send, site_of
 
 router = APIRouter()
 

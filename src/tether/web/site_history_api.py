@@ -19,7 +19,7 @@ from tether.site import permissions as P
 from tether.site.actions import history
 
 from .auth import client_ip
-from .site_api import Caller, send, site_of
+from .site_deps import Caller, send, site_of
 
 router = APIRouter()
 Lsid = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="the session's id (lsid)")]

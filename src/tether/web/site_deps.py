@@ -1,0 +1,63 @@
+"""What the site's JSON API (site_api and its routers) and the /login pages
+share: the caller (``principal``, ``Caller``), the installed site
+(``site_of``), file downloads (``send``) and the login and password-change
+steps. Its own module so that the routers import it, never each other."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from starlette.responses import FileResponse
+
+from tether.core.errors import Invalid, Unauthorized
+from tether.site.blobs import Download
+
+from . import auth
+from .auth import Principal, appliance_of, client_ip
+
+
+async def principal(request: Request) -> Principal:
+    return await auth.site_principal(request, cookie=False)
+
+
+async def principal_pending(request: Request) -> Principal:
+    return await auth.site_principal(request, allow_pending_password=True, cookie=False)
+
+
+Caller = Annotated[Principal, Depends(principal)]
+
+
+def site_of(request: Request):
+    site = appliance_of(request).site
+    if site is None:
+        raise Unauthorized("no site is installed on this appliance")
+    return site
+
+
+def send(d: Download) -> FileResponse:
+    """A site download (file store, recordings) as the pages and the API send it."""
+    return FileResponse(d.path, media_type=d.media_type, filename=d.filename)
+
+
+def site_login(request: Request, username: str, password: str):
+    """Shared by the HTML and JSON logins: throttle, password, session, audit."""
+    site = site_of(request)
+    ip = client_ip(request)
+    try:
+        user = site.users.authenticate(username, password, ip)
+    except Unauthorized:
+        site.audit.record(username or "-", "login.failed", "site", ip)
+        raise
+    token, session = site.sessions.create(user.username, ip)
+    site.audit.record(user.username, "login", "site", ip)
+    return user, token, session
+
+
+def site_change_password(request: Request, p: Principal, current: str, new: str) -> None:
+    if p.realm != "site":
+        raise Invalid("API accounts have no password; rotate the account instead")
+    site = site_of(request)
+    site.users.change_password(p.name, current, new, client_ip(request))
+    site.sessions.delete_user(p.name, keep=p.token)
+    site.audit.record(p.name, "password.change", "site", client_ip(request))

@@ -35,7 +35,7 @@ def fixed_port_site(make_appliance):
 
 def restart_as(a, role: str, primary: str | None = None) -> None:
     a.stop()
-    RoleStore(DataDir.at(a.data).failover_dir).set(role, primary=primary, reason="test")
+    RoleStore(DataDir.at(a.data).role_file).set(role, primary=primary, reason="test")
     a.start()
 
 

@@ -162,7 +162,7 @@ def restore(data: DataDir, path: Path, password: str | None, *, force: bool = Fa
     running = running_version or __version__
     root = data.root
     recover(data)
-    link = root / "site"
+    link = data.site_dir
     current = None
     old_engine = make_engine(sqlite_url(link / "site.db")) if link.exists() else None
     in_failover = False

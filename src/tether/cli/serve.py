@@ -90,7 +90,7 @@ def register(app: typer.Typer) -> None:
             hold.__enter__()  # held for the life of the process, initialisation included
             init_data(data, trust_vendor_key)
             appliance = Appliance(d)
-            cert_path = d.root / "builtin-cert.pem"
+            cert_path = d.builtin_cert
             cert_pem = appliance.publish_builtin_cert()
 
         def ready(addrs):

@@ -6,7 +6,9 @@
     <data>/site/files/       file store, content-addressed
     <data>/site/recordings/  recordings, content-addressed, never in the db
     <data>/backups/          backups the appliance took itself
-    <data>/failover/         sync state (later)
+    <data>/builtin-cert.pem  the built-in certificate (public part), for pinning clients
+    <data>/failover/         role.json, pair.json, track, orphans/ (the failover pair)
+    <data>/site.staging/     a site being installed
 
 Nothing else in the code builds these paths by hand.
 """
@@ -56,6 +58,30 @@ class DataDir:
     @property
     def failover_dir(self) -> Path:
         return self.root / "failover"
+
+    @property
+    def builtin_cert(self) -> Path:
+        return self.root / "builtin-cert.pem"
+
+    @property
+    def site_staging(self) -> Path:
+        return self.root / "site.staging"
+
+    @property
+    def role_file(self) -> Path:
+        return self.failover_dir / "role.json"
+
+    @property
+    def pair_file(self) -> Path:
+        return self.failover_dir / "pair.json"
+
+    @property
+    def track_file(self) -> Path:
+        return self.failover_dir / "track"
+
+    @property
+    def orphans_dir(self) -> Path:
+        return self.failover_dir / "orphans"
 
     @property
     def runtime_dir(self) -> Path:

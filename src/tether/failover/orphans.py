@@ -25,11 +25,7 @@ from tether.site.locality import is_synced_entry
 FORMAT = "tether-orphans/1"
 
 
-def directory(failover_dir: Path) -> Path:
-    return failover_dir / "orphans"
-
-
-def write(failover_dir: Path, engine: sa.Engine, *, fork_seq: int, from_generation: int, to_generation: int,
+def write(orphans_dir: Path, engine: sa.Engine, *, fork_seq: int, from_generation: int, to_generation: int,
           site_name: str, reason: str) -> Path | None:
     """Keep every entry after ``fork_seq`` of this appliance's log; None when there is none."""
     with engine.connect() as c:
@@ -38,7 +34,7 @@ def write(failover_dir: Path, engine: sa.Engine, *, fork_seq: int, from_generati
     if not entries:
         return None
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    path = directory(failover_dir) / f"orphans-{from_generation}-to-{to_generation}-{stamp}.json"
+    path = orphans_dir / f"orphans-{from_generation}-to-{to_generation}-{stamp}.json"
     doc = {"format": FORMAT, "site_name": site_name, "created_at": time.time(), "reason": reason,
            "from_generation": from_generation, "to_generation": to_generation, "fork_seq": fork_seq,
            "count": len(entries), "entries": entries}
@@ -46,8 +42,8 @@ def write(failover_dir: Path, engine: sa.Engine, *, fork_seq: int, from_generati
     return path
 
 
-def list_files(failover_dir: Path) -> list[dict]:
-    d = directory(failover_dir)
+def list_files(orphans_dir: Path) -> list[dict]:
+    d = orphans_dir
     out = []
     for p in sorted(d.glob("orphans-*.json")) if d.is_dir() else []:
         doc = read(p)

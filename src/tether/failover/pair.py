@@ -35,8 +35,8 @@ class Pair:
 
 
 class PairStore:
-    def __init__(self, failover_dir: Path):
-        self.path = failover_dir / "pair.json"
+    def __init__(self, path: Path):
+        self.path = path  # DataDir.pair_file
 
     def load(self) -> Pair | None:
         try:

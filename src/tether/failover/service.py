@@ -82,7 +82,7 @@ def _address(text: str) -> str:
 class FailoverService:
     def __init__(self, host: FailoverHost):
         self.host = host
-        self.pairs = PairStore(host.data.failover_dir)
+        self.pairs = PairStore(host.data.pair_file)
         self.limiter = peer_auth.FailureLimiter()
         self.verifier = peer_auth.PeerVerifier(self._key, limiter=self.limiter,
                                                own_id=host.identity["appliance_id"])
@@ -90,7 +90,7 @@ class FailoverService:
         self.worker = SyncWorker(lambda: self.host.site, self.client_to_peer, self.settings, self._adopt,
                                  self._keep_orphans)
         self.roles = RoleManager(self)
-        host.role.subscribe(lambda old, new: swing.write_track(host.data.failover_dir, host.role.current == "primary"
+        host.role.subscribe(lambda old, new: swing.write_track(host.data.track_file, host.role.current == "primary"
                                                                and host.role.serves_clients()))
         self.acked: dict = {"through": None, "at": None, "streaming": 0}
         self._keys: tuple[str, bytes] | None = None
@@ -165,7 +165,7 @@ class FailoverService:
         if fork is None:
             return
         st = self.host.role.state
-        path = orphans.write(self.host.data.failover_dir, site.engine, fork_seq=int(fork),
+        path = orphans.write(self.host.data.orphans_dir, site.engine, fork_seq=int(fork),
                              from_generation=self.worker.fork_generation or st.generation,
                              to_generation=st.generation, site_name=site.info().name, reason=reason)
         self.worker.pending_fork = None
@@ -283,7 +283,7 @@ class FailoverService:
         out["automatic_failover"] = {"enabled": fs.automatic_failover, "primary_timeout_seconds":
                                      fs.primary_timeout_seconds, "note": self.roles.auto_note}
         out["last_swing"] = self.roles.last_swing
-        out["orphan_files"] = len(orphans.list_files(self.host.data.failover_dir))
+        out["orphan_files"] = len(orphans.list_files(self.host.data.orphans_dir))
         if role.current == "backup":
             out["sync"] = self.worker.status.public()
         elif role.current == "primary":
@@ -422,13 +422,13 @@ class FailoverService:
 
     def orphan_files(self, caller: Caller) -> list[dict]:
         caller.require(P.CONFIG_READ)
-        return orphans.list_files(self.host.data.failover_dir)
+        return orphans.list_files(self.host.data.orphans_dir)
 
     def orphan_file(self, caller: Caller, name: str) -> dict:
         caller.require(P.CONFIG_READ)
         if "/" in name or not name.startswith("orphans-"):
             raise Invalid("name: an orphan file name from the list", field="name")
-        return orphans.read(orphans.directory(self.host.data.failover_dir) / name)
+        return orphans.read(self.host.data.orphans_dir / name)
 
     def apply_orphans(self, caller: Caller, entries: list[dict], source_ip: str | None) -> dict:
         """Re-apply chosen orphaned changes on this (primary) appliance as new changes."""

@@ -28,8 +28,9 @@ from tether.core.fsutil import write_atomic
 log = logging.getLogger("tether.failover")
 
 
-def write_track(failover_dir: Path, serving_primary: bool) -> None:
-    write_atomic(failover_dir / "track", b"0\n" if serving_primary else b"1\n", mode=0o644)
+def write_track(path: Path, serving_primary: bool) -> None:
+    """``path``: DataDir.track_file."""
+    write_atomic(path, b"0\n" if serving_primary else b"1\n", mode=0o644)
 
 
 def reachable(ip: str, method: str, port: int, timeout: float = 1.0) -> bool:

@@ -85,7 +85,7 @@ class Appliance:
         self.data = data
         self.started_at = time.time()
         self.throttle = LoginThrottle()
-        self.role = RoleStore(data.failover_dir)
+        self.role = RoleStore(data.role_file)
         self.jobs = JobRunner(role=lambda: self.role.current)
         self._open_stores()
         self.syslog = SyslogForwarder(self._syslog_target, self.hostname)
@@ -269,7 +269,7 @@ class Appliance:
     def publish_builtin_cert(self) -> str:
         """Write the built-in certificate (public part) to <data>/builtin-cert.pem for pinning clients."""
         pem = self.certs.builtin()["cert_pem"]
-        (self.data.root / "builtin-cert.pem").write_text(pem)
+        self.data.builtin_cert.write_text(pem)
         return pem
 
     # --- factory reset (APPL-06) ---------------------------------------------------------------------------

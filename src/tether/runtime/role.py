@@ -52,8 +52,8 @@ class RoleState:
 class RoleStore:
     """The durable role and generation of one appliance."""
 
-    def __init__(self, failover_dir: Path):
-        self.path = failover_dir / "role.json"
+    def __init__(self, path: Path):
+        self.path = path  # DataDir.role_file
         self._lock = threading.Lock()
         self._listeners: list[Callable[[RoleState, RoleState], None]] = []
         self.state = self._load()

@@ -85,7 +85,7 @@ def install_new(data: DataDir, pkg: SitePackage, url: str | None = None) -> None
     """Create the site: SQLite in <data>/site/site.db, or the (empty) database at ``url``
     (OPS-03). Schema and first rows are written in one transaction (PostgreSQL DDL is
     transactional), then the staged site directory is renamed into place."""
-    staging = data.root / "site.staging"
+    staging = data.site_staging
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(mode=0o700)

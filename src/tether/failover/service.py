@@ -34,6 +34,7 @@ from .errors import PeerError
 from .pair import Pair, PairStore, new_pair
 from .peer_client import PeerClient
 from .roles import RoleManager
+from .syncmode import SyncMode
 from .worker import HEARTBEAT_SECONDS, SyncWorker
 
 log = logging.getLogger("tether.failover")
@@ -90,6 +91,9 @@ class FailoverService:
         self.worker = SyncWorker(lambda: self.host.site, self.client_to_peer, self.settings, self._adopt,
                                  self._keep_orphans)
         self.roles = RoleManager(self)
+        self.syncmode = SyncMode(self.settings, lambda: self.host.role.current == "primary",
+                                 lambda: self.acked["through"],
+                                 lambda action, details: self.host.audit.record("failover", action, None, None, details))
         host.role.subscribe(lambda old, new: swing.write_track(host.data.track_file, host.role.current == "primary"
                                                                and host.role.serves_clients()))
         self.acked: dict = {"through": None, "at": None, "streaming": 0}
@@ -137,6 +141,10 @@ class FailoverService:
             return None
         return PeerClient(pair.peer_url, pair.peer_pin, key, self.me, timeout=timeout,
                           local_address=self._local_address(pair.self_url))
+
+    def head(self) -> int:
+        site = self.host.site
+        return source.head_info(site.engine)[0] if site is not None else 0
 
     def pair_peer(self) -> str | None:
         """The peer's address while this appliance is in a pair (restores warn, FO-09)."""
@@ -273,6 +281,7 @@ class FailoverService:
             return out
         fs = self.settings()
         out["settings"] = {"backup_operations_enabled": fs.backup_operations_enabled, "sync_mode": fs.sync_mode,
+                           "sync_commit": fs.sync_commit,
                            "sync_interval_minutes": fs.sync_interval_minutes,
                            "sync_bandwidth_limit_kbps": fs.sync_bandwidth_limit_kbps}
         out["psk_set"] = self._psk() is not None
@@ -283,6 +292,8 @@ class FailoverService:
         out["automatic_failover"] = {"enabled": fs.automatic_failover, "primary_timeout_seconds":
                                      fs.primary_timeout_seconds, "note": self.roles.auto_note}
         out["last_swing"] = self.roles.last_swing
+        out["synchronous"] = {"mode": fs.sync_commit, "fallback": fs.sync_fallback, "timeout_ms": fs.sync_timeout_ms,
+                              "degraded": self.syncmode.degraded}
         out["orphan_files"] = len(orphans.list_files(self.host.data.orphans_dir))
         if role.current == "backup":
             out["sync"] = self.worker.status.public()
@@ -381,6 +392,7 @@ class FailoverService:
         if not isinstance(through, int) or through < 0:
             raise Invalid("through: the last applied sequence number", field="through")
         self.acked.update(through=through, at=time.time())
+        self.syncmode.on_ack(through)
         return {"ok": True}
 
     def peer_heartbeat(self, sender: str, body: dict) -> dict:

@@ -91,7 +91,7 @@ class Appliance:
         self.syslog = SyslogForwarder(self._syslog_target, self.hostname)
         self.audit = AuditLog(self.engine, store.audit_log, "appliance", self.syslog.forward)
         self.listeners = Listeners(data, self.engine, self.settings, self.certs)
-        self.slot = SiteSlot(data, self.throttle, self.syslog.forward, self.site_db_url, self.role.check_writable)
+        self.slot = SiteSlot(data, self.throttle, self.syslog.forward, self.site_db_url, self._write_fence)
         self.clients = ClientHub(lambda: self.slot.site, self._client_refusal)  # the /client channel (CL-01)
         self.support = Support(self, _desk_opener, self.jobs.submit)
         self.failover = FailoverService(self)  # the pair: peer link, sync, roles, swing (FO-*)
@@ -118,6 +118,11 @@ class Appliance:
     @property
     def site(self):
         return self.slot.site
+
+    def _write_fence(self) -> None:
+        """Before every captured site write: the role's gate, then synchronous mode's (strict)."""
+        self.role.check_writable()
+        self.failover.syncmode.fence()
 
     @property
     def site_lock(self):

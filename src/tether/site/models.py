@@ -286,6 +286,9 @@ class FailoverSettings(Strict):
     sync_mode: Literal["continuous", "interval"] = "continuous"  # interval: catch up every sync_interval_minutes
     sync_interval_minutes: Annotated[int, Field(ge=1, le=1440)] = 15
     sync_bandwidth_limit_kbps: Annotated[int, Field(ge=0)] = 0
+    sync_commit: Literal["async", "sync"] = "async"  # sync: a change is acknowledged once the backup applied it
+    sync_fallback: Literal["strict", "fallback"] = "fallback"  # when the backup does not confirm in time
+    sync_timeout_ms: Annotated[int, Field(ge=50, le=60000)] = 2000
     automatic_failover: bool = False
     primary_timeout_seconds: Annotated[int, Field(ge=3, le=3600)] = 60
     connectivity_test_ips: list[str] = []

@@ -59,6 +59,45 @@ class AdminNetworks:
         await self.app(scope, receive, send)
 
 
+class ReplicationBarrier:
+    """Synchronous failover mode: a change made by an unsafe /api or /login request is answered only
+    once the backup has applied it (tether.failover.syncmode); 503 ``not_replicated`` when it does not
+    confirm in time in strict mode."""
+
+    UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+
+    def __init__(self, app: ASGIApp, appliance: Appliance):
+        self.app = app
+        self.appliance = appliance
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send):
+        path = scope.get("path", "")
+        if (scope["type"] != "http" or scope["method"] not in self.UNSAFE or path.startswith("/api/failover")
+                or not path.startswith(("/api/", "/login/")) or not self.appliance.failover.syncmode.active()):
+            return await self.app(scope, receive, send)
+        import asyncio
+
+        from tether.core.errors import TetherError
+
+        from .errors import error_response
+        replaced = False
+
+        async def barrier_send(message):
+            nonlocal replaced
+            if replaced:
+                return
+            if message["type"] == "http.response.start" and message["status"] < 400:
+                failover = self.appliance.failover
+                try:
+                    await failover.syncmode.barrier(await asyncio.to_thread(failover.head))
+                except TetherError as exc:
+                    replaced = True
+                    return await error_response(exc)(scope, receive, send)
+            await send(message)
+
+        await self.app(scope, receive, barrier_send)
+
+
 def create_app(appliance: Appliance) -> ASGIApp:
     app = FastAPI(title="Tether", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.appliance = appliance
@@ -92,4 +131,4 @@ def create_app(appliance: Appliance) -> ASGIApp:
         ok, text = request.app.state.appliance.health()
         return PlainTextResponse(text + "\n", status_code=200 if ok else 500)
 
-    return SecurityHeaders(AdminNetworks(app, appliance))
+    return SecurityHeaders(AdminNetworks(ReplicationBarrier(app, appliance), appliance))

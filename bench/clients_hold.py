@@ -177,10 +177,11 @@ def fd_count(pid: int) -> int:
 
 
 class Appliance:
-    """``tether serve`` in its own process group, on one loopback address."""
+    """``tether serve`` in its own process group, on one loopback address (``host``, 127.0.0.1 unless
+    told: a failover pair uses 127.0.0.2 for the backup). Its ready file and logs go to ``work``."""
 
-    def __init__(self, data: Path, work: Path):
-        self.data, self.work = data, work
+    def __init__(self, data: Path, work: Path, host: str = "127.0.0.1"):
+        self.data, self.work, self.host = data, work, host
         self.proc: subprocess.Popen | None = None
         self.info: dict = {}
         self.port = 0
@@ -194,7 +195,7 @@ class Appliance:
         logf = open(self.work / f"serve{self.n}.log", "ab")
         try:
             self.proc = subprocess.Popen(
-                [BIN / "tether", "serve", "--data", self.data, "--listen", f"127.0.0.1:{port}", "--ready-file", ready],
+                [BIN / "tether", "serve", "--data", self.data, "--listen", f"{self.host}:{port}", "--ready-file", ready],
                 stdout=logf, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_preexec)
         finally:
             logf.close()

@@ -40,6 +40,7 @@ def test_establish_and_sync_continuously(pair):
     wait_for(lambda: "early" in users(), 20, what="the full copy on the backup")
     wait_for(lambda: status(bc, bsh)["sync"]["blobs_pending"] == 0
              and status(bc, bsh)["sync"]["blobs_fetched"] >= 1, 30, what="the file on the backup")
+    assert status(bc, bsh)["sync"]["blob_bytes_received"] >= len(big)  # blob bytes are counted apart from the stream's
     got = bc.get("/api/files/big.bin", headers=bsh)
     assert got.status_code == 200 and hashlib.sha256(got.content).digest() == hashlib.sha256(big).digest()
 

@@ -55,6 +55,7 @@ class SyncStatus:
     blobs_pending: int = 0
     blob_bytes_pending: int = 0
     blobs_fetched: int = 0
+    blob_bytes_received: int = 0  # blob bytes read from the primary (``bytes_received``: the streams)
     blob_error: str | None = None
     delays_ms: deque = field(default_factory=lambda: deque(maxlen=2000))
 
@@ -71,6 +72,7 @@ class SyncStatus:
                 "full_syncs": self.full_syncs, "entries_applied": self.entries_applied,
                 "bytes_received": self.bytes_received, "blobs_pending": self.blobs_pending,
                 "blob_bytes_pending": self.blob_bytes_pending, "blobs_fetched": self.blobs_fetched,
+                "blob_bytes_received": self.blob_bytes_received,
                 "blob_error": self.blob_error,
                 "apply_delay_ms": {"p50": round(statistics.median(d), 1) if d else None,
                                    "p99": round(d[int(len(d) * 0.99) - 1 if len(d) > 1 else 0], 1) if d else None,
@@ -244,4 +246,8 @@ class SyncWorker:
             headers = {"Range": f"bytes={offset}-"} if offset else None
             return client.stream("GET", f"/peer/v1/blobs/{kind}/{sha}", headers=headers, read_timeout=READ_TIMEOUT)
 
-        blobs.fetch(store, sha, size, open_range, self.bandwidth.take)
+        def take(n: int) -> None:
+            self.bandwidth.take(n)
+            self.status.blob_bytes_received += n
+
+        blobs.fetch(store, sha, size, open_range, take)

@@ -483,10 +483,10 @@ class FailoverService:
         try:
             while self.host.site is site:
                 seen = self.signal.count()
-                batch = await asyncio.to_thread(source.read_batch, engine, after)
+                batch, head = await asyncio.to_thread(source.read_batch_and_head, engine, after)
                 if batch:
                     after = batch[-1]["seq"]
-                    yield _line({"type": "batch", "generation": role.generation, "through": after, "head": after,
+                    yield _line({"type": "batch", "generation": role.generation, "through": after, "head": head,
                                  "entries": batch})
                     continue
                 if role.current != "primary":

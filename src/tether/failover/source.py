@@ -84,6 +84,12 @@ def read_batch(engine: sa.Engine, after: int, limit: int = BATCH_ENTRIES) -> lis
         return [shipped(e) for e in changelog.entries_after(c, after, limit)]
 
 
+def read_batch_and_head(engine: sa.Engine, after: int, limit: int = BATCH_ENTRIES) -> tuple[list[dict], int]:
+    """The entries after ``after`` and the log's head, read together (the backup's lag is head - applied)."""
+    with engine.connect() as c:
+        return [shipped(e) for e in changelog.entries_after(c, after, limit)], head(c)
+
+
 def head_info(engine: sa.Engine) -> tuple[int, float | None]:
     with engine.connect() as c:
         row = c.execute(sa.select(change_log.c.seq, change_log.c.at).order_by(change_log.c.seq.desc())

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import statistics
 import threading
 import time
@@ -32,8 +33,11 @@ from .errors import PeerError
 from .peer_client import PeerClient
 
 log = logging.getLogger("tether.failover")
+_END = object()  # the stream ended
 
 HEARTBEAT_SECONDS = 1.0
+QUEUE_LINES = 64  # stream messages read ahead of the applier
+GROUP_ENTRIES = 5000  # at most this many entries applied in one transaction
 READ_TIMEOUT = 10 * HEARTBEAT_SECONDS  # a stream silent this long is dead
 RETRY_SECONDS = 1.0
 BLOB_RESCAN_SECONDS = 60.0
@@ -91,9 +95,23 @@ class SyncWorker:
         self.pending_fork: int | None = None  # set when this appliance stepped down: the new primary's fork point
         self.fork_generation: int | None = None
         self.status = SyncStatus()
-        self.bandwidth = Bandwidth(lambda: self.settings().sync_bandwidth_limit_kbps)
+        self.bandwidth = Bandwidth(self._limit_kbps)
+        self._limit = (0.0, 0)
         self.sync_now = threading.Event()
         self.blob_wake = threading.Event()
+        self.ack_wake = threading.Event()
+        self.ack_through: int | None = None
+
+    def _limit_kbps(self) -> int:
+        """The bandwidth setting, read at most once a second (not once per line)."""
+        at, kbps = self._limit
+        if time.monotonic() - at > 1.0:
+            try:
+                kbps = self.settings().sync_bandwidth_limit_kbps
+            except Exception:  # noqa: BLE001 - the site is being swapped: keep the last value
+                pass
+            self._limit = (time.monotonic(), kbps)
+        return kbps
 
     # --- the change stream ---------------------------------------------------------------------------
     def follow(self, stop: threading.Event) -> None:
@@ -130,7 +148,10 @@ class SyncWorker:
         log.warning("failover sync: %s", message)
 
     def _stream(self, site, client: PeerClient, stop: threading.Event, interval: bool) -> bool:
-        """Follow the stream; True when it ended caught up (interval mode)."""
+        """Follow the stream; True when it ended caught up (interval mode). A reader thread (part of this
+        job, ended with it) takes lines off the connection while batches are applied, so what arrived
+        before a primary died is still applied, and batches that queued up meanwhile are applied
+        together, in one transaction (group commit)."""
         st = self.status
         after, after_hash = sink.position(site.engine)
         st.applied_seq = after
@@ -138,19 +159,24 @@ class SyncWorker:
         with client.stream("GET", "/peer/v1/changes", {"after": after, "hash": after_hash or ""},
                            read_timeout=READ_TIMEOUT) as answer:
             st.connected = True
-            for line in answer.iter_lines():
-                self.bandwidth.take(len(line) + 1)
-                st.bytes_received += len(line) + 1
-                if not line:
-                    continue
+            lines: queue.Queue = queue.Queue(maxsize=QUEUE_LINES)
+            reader = threading.Thread(target=self._read, args=(answer, lines, stop), name="tether-sync-reader",
+                                      daemon=True)
+            reader.start()
+            while True:
+                item = lines.get()
+                if item is _END:
+                    return False
+                if isinstance(item, BaseException):
+                    raise item
                 if stop.is_set():
                     return False  # the role changed (e.g. this appliance was promoted): apply nothing more
-                msg = json.loads(line)
+                msg = item
                 now = time.time()
                 st.last_heard = now
                 kind = msg.get("type")
                 if kind == "batch":
-                    self._apply(site, client, msg)
+                    self._apply(site, self._more_batches(msg, lines))
                 elif kind == "heartbeat":
                     st.primary_head = max(st.primary_head, int(msg["head"]))
                     if st.applied_seq >= st.primary_head:
@@ -166,9 +192,35 @@ class SyncWorker:
                     raise TetherError(f"the primary sent an unknown stream message {kind!r}")
                 if stop.is_set() or self.sync_now.is_set():
                     return False
-        return False
 
-    def _apply(self, site, client: PeerClient, msg: dict) -> None:
+    def _read(self, answer, lines: queue.Queue, stop: threading.Event) -> None:
+        try:
+            for line in answer.iter_lines():
+                self.bandwidth.take(len(line) + 1)
+                self.status.bytes_received += len(line) + 1
+                if line:
+                    lines.put(json.loads(line))
+                if stop.is_set():
+                    break
+            lines.put(_END)
+        except BaseException as exc:  # noqa: BLE001 - handed to the applying thread, which decides
+            lines.put(exc)
+
+    @staticmethod
+    def _more_batches(first: dict, lines: queue.Queue) -> dict:
+        """``first`` and the batches queued right behind it, as one (at most GROUP_ENTRIES entries)."""
+        entries, head, gen = list(first["entries"]), first.get("head"), first.get("generation")
+        while len(entries) < GROUP_ENTRIES:
+            with lines.mutex:
+                nxt = lines.queue[0] if lines.queue else None
+            if not isinstance(nxt, dict) or nxt.get("type") != "batch":
+                break
+            lines.get_nowait()
+            entries += nxt["entries"]
+            head, gen = nxt.get("head", head), nxt.get("generation", gen)
+        return {"type": "batch", "entries": entries, "head": head, "generation": gen}
+
+    def _apply(self, site, msg: dict) -> None:
         st = self.status
         entries = msg["entries"]
         if msg.get("generation") is not None:
@@ -178,14 +230,37 @@ class SyncWorker:
         for e in entries:
             st.delays_ms.append((now - e["at"]) * 1000)
         st.applied_seq = last
-        st.primary_head = max(st.primary_head, int(msg.get("head", last)))
+        st.primary_head = max(st.primary_head, int(msg.get("head") or last))
         st.entries_applied += len(entries)
         st.last_sync_at, st.last_result, st.last_error = now, "ok", None
         if st.applied_seq >= st.primary_head:
             st.caught_up_at = now
         if sink.blob_refs(entries):
             self.blob_wake.set()
-        client.post_json("/peer/v1/ack", {"through": last})
+        self.ack_through = last
+        self.ack_wake.set()
+
+    # --- acknowledgements (their own job: an ack's round trip never holds up applying) ----------------
+    def acks(self, stop: threading.Event) -> None:
+        client = self.client()
+        if client is None:
+            stop.wait(RETRY_SECONDS)
+            return
+        sent = None
+        with client:
+            while not stop.is_set():
+                self.ack_wake.wait(RETRY_SECONDS)
+                self.ack_wake.clear()
+                through = self.ack_through
+                if through is None or through == sent:
+                    continue
+                try:
+                    client.post_json("/peer/v1/ack", {"through": through})
+                    sent = through
+                except (PeerError, TetherError) as exc:
+                    log.debug("acknowledging %s to the primary failed: %s", through, exc.message)
+                    stop.wait(0.2)
+                    self.ack_wake.set()  # try again
 
     def _full_copy(self, site, client: PeerClient, reason: str) -> None:
         st = self.status
@@ -202,7 +277,8 @@ class SyncWorker:
         st.primary_head = max(st.primary_head, st.applied_seq)
         st.last_sync_at, st.last_result, st.last_error = time.time(), "ok (full copy)", None
         self.blob_wake.set()
-        client.post_json("/peer/v1/ack", {"through": st.applied_seq})
+        self.ack_through = st.applied_seq
+        self.ack_wake.set()
 
     # --- blobs -----------------------------------------------------------------------------------------
     def fetch_blobs(self, stop: threading.Event) -> None:

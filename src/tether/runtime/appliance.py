@@ -344,6 +344,7 @@ class Appliance:
         j = self.jobs
         j.continuous("failover-sync", self.failover.worker.follow, roles={"backup"})
         j.continuous("failover-blobs", self.failover.worker.fetch_blobs, roles={"backup"})
+        j.continuous("failover-acks", self.failover.worker.acks, roles={"backup"})
         j.continuous("failover-monitor", self.failover.roles.monitor, roles={"primary", "backup"})
         j.continuous("syslog-forwarding", self.syslog.run)
         j.continuous("outbound-events", self._dispatch_events, roles=SERVING_ROLES)

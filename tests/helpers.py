@@ -45,6 +45,7 @@ class ApplianceProc:
     proc: subprocess.Popen | None = None
     info: dict = field(default_factory=dict)
     log_path: Path | None = None
+    env: dict = field(default_factory=dict)  # extra environment for the next start (e.g. TETHER_CRASH_AT)
 
     def start(self, timeout: float = 30) -> "ApplianceProc":
         ready = self.data.parent / f"{self.data.name}.ready.json"
@@ -54,7 +55,7 @@ class ApplianceProc:
         for x in self.listen:
             args += ["--listen", x]
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **self.env})
         deadline = time.monotonic() + timeout
         while not ready.exists():
             if self.proc.poll() is not None:

@@ -55,6 +55,7 @@ class SyncStatus:
     blobs_pending: int = 0
     blob_bytes_pending: int = 0
     blobs_fetched: int = 0
+    blob_bytes_resumed: int = 0  # bytes of broken transfers kept in their part files and not fetched again
     blob_error: str | None = None
     delays_ms: deque = field(default_factory=lambda: deque(maxlen=2000))
 
@@ -71,7 +72,7 @@ class SyncStatus:
                 "full_syncs": self.full_syncs, "entries_applied": self.entries_applied,
                 "bytes_received": self.bytes_received, "blobs_pending": self.blobs_pending,
                 "blob_bytes_pending": self.blob_bytes_pending, "blobs_fetched": self.blobs_fetched,
-                "blob_error": self.blob_error,
+                "blob_bytes_resumed": self.blob_bytes_resumed, "blob_error": self.blob_error,
                 "apply_delay_ms": {"p50": round(statistics.median(d), 1) if d else None,
                                    "p99": round(d[int(len(d) * 0.99) - 1 if len(d) > 1 else 0], 1) if d else None,
                                    "samples": len(d)}}
@@ -121,7 +122,7 @@ class SyncWorker:
 
     def _failed(self, message: str) -> None:
         st = self.status
-        st.last_result, st.last_error = "failed", message
+        st.last_result, st.last_error, st.connected = "failed", message, False
         log.warning("failover sync: %s", message)
 
     def _stream(self, site, client: PeerClient, stop: threading.Event, interval: bool) -> bool:
@@ -238,4 +239,4 @@ class SyncWorker:
             headers = {"Range": f"bytes={offset}-"} if offset else None
             return client.stream("GET", f"/peer/v1/blobs/{kind}/{sha}", headers=headers, read_timeout=READ_TIMEOUT)
 
-        blobs.fetch(store, sha, size, open_range, self.bandwidth.take)
+        self.status.blob_bytes_resumed += blobs.fetch(store, sha, size, open_range, self.bandwidth.take).resumed_from

@@ -78,6 +78,7 @@ class ApplianceProc:
     proc: subprocess.Popen | None = None
     info: dict = field(default_factory=dict)
     log_path: Path | None = None
+    env: dict = field(default_factory=dict)  # extra environment for the next start (e.g. TETHER_CRASH_AT)
 
     def start(self, timeout: float = 30) -> "ApplianceProc":
         ready = self.data.parent / f"{self.data.name}.ready.json"

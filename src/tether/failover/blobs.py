@@ -7,6 +7,10 @@ are hashed again first, so a resumed blob is checked whole). The finished
 part is fsynced, its SHA-256 compared with its name, and only then renamed
 into the content-addressed store: a blob is visible only once verified.
 A part that does not verify is removed and the blob fetched again.
+
+Crash points (ROB-01, tether.core.crashpoints): ``sync: blob chunk`` after
+each chunk written to the part, ``sync: blob part synced``, ``sync: blob
+verified`` (before the rename), ``sync: blob stored``.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from tether.core.crashpoints import checkpoint
 from tether.core.errors import IntegrityError, Invalid
 from tether.site.blobs import BlobStore
 
@@ -67,9 +72,11 @@ def fetch(store: BlobStore, sha: str, size: int, open_range: Callable[[int], obj
     if h.hexdigest() != sha:
         part.unlink(missing_ok=True)
         raise IntegrityError(f"blob {sha} arrived with another SHA-256 ({h.hexdigest()}); it will be fetched again")
+    checkpoint("sync: blob verified")
     dest = store.path(sha)
     dest.parent.mkdir(parents=True, exist_ok=True)
     os.replace(part, dest)
+    checkpoint("sync: blob stored")
     return Fetched(sha, offset, resumed_from)
 
 
@@ -79,13 +86,15 @@ def _receive(part: Path, h, offset: int, open_range, throttle):
         if offset and answer.status_code == 200:  # the peer ignored the range: start over
             h, offset, mode = hashlib.sha256(), 0, "wb"
         with open(part, mode) as f:
-            for chunk in answer.iter_bytes():
+            for chunk in answer.iter_bytes(CHUNK):
                 throttle(len(chunk))
                 h.update(chunk)
                 f.write(chunk)
                 offset += len(chunk)
+                checkpoint("sync: blob chunk")
             f.flush()
             os.fsync(f.fileno())
+    checkpoint("sync: blob part synced")
     return offset, h
 
 

@@ -12,6 +12,12 @@
 
 Replay is written with ``NOLOG`` and is therefore never stopped by the
 backup's write fence. ``blob_refs`` names the blobs a batch refers to.
+
+Crash points (ROB-01, tether.core.crashpoints): ``sync: batch checked``,
+``sync: entry written`` (each entry) and ``sync: batch written`` (inside the
+transaction), ``sync: batch committed``;
+``sync: copy cleared``, ``sync: copy rows <table>``, ``sync: copy complete``
+(inside the transaction), ``sync: copy committed``.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import Iterable
 
 import sqlalchemy as sa
 
+from tether.core.crashpoints import checkpoint
 from tether.core.errors import IntegrityError
 from tether.site import changelog
 from tether.site.history_tables import change_log, recordings
@@ -45,9 +52,13 @@ def apply_batch(engine: sa.Engine, entries: list[dict]) -> int:
     for e in entries:
         if e.get("op") not in ("upsert", "delete", "skip"):
             raise IntegrityError(f"change stream entry {e.get('seq')} has an unknown operation {e.get('op')!r}")
+    checkpoint("sync: batch checked")
     with engine.begin() as c:
         c = c.execution_options(**NOLOG)
-        return changelog.apply(c, entries)
+        last = changelog.apply(c, entries, after_each=lambda e: checkpoint("sync: entry written"))
+        checkpoint("sync: batch written")
+    checkpoint("sync: batch committed")
+    return last
 
 
 def blob_refs(entries: Iterable[dict]) -> list[tuple[str, str]]:
@@ -98,6 +109,7 @@ def apply_snapshot(engine: sa.Engine, lines: Iterable[bytes], expect_site: str) 
                                         f"this appliance hosts {expect_site!r}")
                 header = msg
                 _clear(c)
+                checkpoint("sync: copy cleared")
             elif kind == "rows":
                 t = tables.get(msg.get("table"))
                 if t is None:
@@ -108,6 +120,7 @@ def apply_snapshot(engine: sa.Engine, lines: Iterable[bytes], expect_site: str) 
                 if rows:
                     c.execute(t.insert(), rows)
                 counts[t.name] = counts.get(t.name, 0) + len(rows)
+                checkpoint(f"sync: copy rows {t.name}")
             elif kind == "log":
                 c.execute(change_log.insert().values(**msg["entry"]))
             elif kind == "end":
@@ -119,6 +132,8 @@ def apply_snapshot(engine: sa.Engine, lines: Iterable[bytes], expect_site: str) 
             raise SnapshotError("the primary's full copy ended early; nothing was applied")
         if c.dialect.name == "postgresql":
             changelog._reset_sequences(c)
+        checkpoint("sync: copy complete")
+    checkpoint("sync: copy committed")
     return {**header, "applied_rows": counts}
 
 

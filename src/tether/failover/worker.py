@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import socket
 import statistics
 import threading
 import time
@@ -60,6 +61,7 @@ class SyncStatus:
     blob_bytes_pending: int = 0
     blobs_fetched: int = 0
     blob_bytes_received: int = 0  # blob bytes read from the primary (``bytes_received``: the streams)
+    blob_bytes_resumed: int = 0  # bytes of broken transfers kept in their part files and not fetched again
     blob_error: str | None = None
     delays_ms: deque = field(default_factory=lambda: deque(maxlen=2000))
 
@@ -76,11 +78,25 @@ class SyncStatus:
                 "full_syncs": self.full_syncs, "entries_applied": self.entries_applied,
                 "bytes_received": self.bytes_received, "blobs_pending": self.blobs_pending,
                 "blob_bytes_pending": self.blob_bytes_pending, "blobs_fetched": self.blobs_fetched,
-                "blob_bytes_received": self.blob_bytes_received,
+                "blob_bytes_received": self.blob_bytes_received, "blob_bytes_resumed": self.blob_bytes_resumed,
                 "blob_error": self.blob_error,
                 "apply_delay_ms": {"p50": round(statistics.median(d), 1) if d else None,
                                    "p99": round(d[int(len(d) * 0.99) - 1 if len(d) > 1 else 0], 1) if d else None,
                                    "samples": len(d)}}
+
+
+def _end_reader(answer, reader: threading.Thread) -> None:
+    """Stop the stream's reader before the response is closed: shut the socket down (its blocked read
+    returns) and wait for it, so no two threads ever touch the TLS connection at once."""
+    answer._tether_ended = True  # the reader stops waiting for room in the queue
+    stream = answer.extensions.get("network_stream")
+    sock = stream.get_extra_info("socket") if stream is not None else None
+    if sock is not None and reader.is_alive():
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+    reader.join(5)
 
 
 class SyncWorker:
@@ -144,7 +160,7 @@ class SyncWorker:
 
     def _failed(self, message: str) -> None:
         st = self.status
-        st.last_result, st.last_error = "failed", message
+        st.last_result, st.last_error, st.connected = "failed", message, False
         log.warning("failover sync: %s", message)
 
     def _stream(self, site, client: PeerClient, stop: threading.Event, interval: bool) -> bool:
@@ -163,48 +179,63 @@ class SyncWorker:
             reader = threading.Thread(target=self._read, args=(answer, lines, stop), name="tether-sync-reader",
                                       daemon=True)
             reader.start()
-            while True:
-                item = lines.get()
-                if item is _END:
-                    return False
-                if isinstance(item, BaseException):
-                    raise item
-                if stop.is_set():
-                    return False  # the role changed (e.g. this appliance was promoted): apply nothing more
-                msg = item
-                now = time.time()
-                st.last_heard = now
-                kind = msg.get("type")
-                if kind == "batch":
-                    self._apply(site, self._more_batches(msg, lines))
-                elif kind == "heartbeat":
-                    st.primary_head = max(st.primary_head, int(msg["head"]))
-                    if st.applied_seq >= st.primary_head:
-                        st.caught_up_at = now
-                        st.last_sync_at, st.last_result, st.last_error = now, "ok", None
-                        if interval:
-                            return True
-                elif kind == "resync":
-                    self.keep_orphans(msg.get("fork_seq"), msg.get("reason", ""))
-                    self._full_copy(site, client, msg.get("reason", ""))
-                    return False
-                else:
-                    raise TetherError(f"the primary sent an unknown stream message {kind!r}")
-                if stop.is_set() or self.sync_now.is_set():
-                    return False
+            try:
+                return self._follow_lines(site, client, lines, stop, interval)
+            finally:
+                _end_reader(answer, reader)
+
+    def _follow_lines(self, site, client: PeerClient, lines: queue.Queue, stop: threading.Event,
+                      interval: bool) -> bool:
+        st = self.status
+        while True:
+            item = lines.get()
+            if item is _END:
+                return False
+            if isinstance(item, BaseException):
+                raise item
+            if stop.is_set():
+                return False  # the role changed (e.g. this appliance was promoted): apply nothing more
+            msg = item
+            now = time.time()
+            st.last_heard = now
+            kind = msg.get("type")
+            if kind == "batch":
+                self._apply(site, self._more_batches(msg, lines))
+            elif kind == "heartbeat":
+                st.primary_head = max(st.primary_head, int(msg["head"]))
+                if st.applied_seq >= st.primary_head:
+                    st.caught_up_at = now
+                    st.last_sync_at, st.last_result, st.last_error = now, "ok", None
+                    if interval:
+                        return True
+            elif kind == "resync":
+                self.keep_orphans(msg.get("fork_seq"), msg.get("reason", ""))
+                self._full_copy(site, client, msg.get("reason", ""))
+                return False
+            else:
+                raise TetherError(f"the primary sent an unknown stream message {kind!r}")
+            if stop.is_set() or self.sync_now.is_set():
+                return False
 
     def _read(self, answer, lines: queue.Queue, stop: threading.Event) -> None:
+        def put(item) -> bool:
+            while not getattr(answer, "_tether_ended", False):
+                try:
+                    lines.put(item, timeout=0.2)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
         try:
             for line in answer.iter_lines():
                 self.bandwidth.take(len(line) + 1)
                 self.status.bytes_received += len(line) + 1
-                if line:
-                    lines.put(json.loads(line))
-                if stop.is_set():
-                    break
-            lines.put(_END)
+                if (line and not put(json.loads(line))) or stop.is_set():
+                    return
+            put(_END)
         except BaseException as exc:  # noqa: BLE001 - handed to the applying thread, which decides
-            lines.put(exc)
+            put(exc)
 
     @staticmethod
     def _more_batches(first: dict, lines: queue.Queue) -> dict:
@@ -326,4 +357,4 @@ class SyncWorker:
             self.bandwidth.take(n)
             self.status.blob_bytes_received += n
 
-        blobs.fetch(store, sha, size, open_range, take)
+        self.status.blob_bytes_resumed += blobs.fetch(store, sha, size, open_range, take).resumed_from

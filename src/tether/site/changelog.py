@@ -173,9 +173,10 @@ def entries_after(conn: sa.Connection, seq: int, limit: int = 10_000) -> list[di
     return [dict(r) for r in conn.execute(q).mappings()]
 
 
-def apply(conn: sa.Connection, entries: Iterable[dict]) -> int:
+def apply(conn: sa.Connection, entries: Iterable[dict], after_each: Callable[[dict], None] | None = None) -> int:
     """Replay entries (in ``seq`` order) onto this copy, in the caller's
     transaction; the entries are appended to this copy's log verbatim.
+    ``after_each(entry)`` is called once each entry is written (crash points).
     Returns the last sequence number applied."""
     nolog = {NOLOG: True}
     entries = list(entries)
@@ -189,6 +190,8 @@ def apply(conn: sa.Connection, entries: Iterable[dict]) -> int:
     for e in entries:
         if e["op"] == "skip":  # a position only: the change is not for this copy (failover sync, FO-03)
             conn.execute(change_log.insert().values(**e), execution_options=nolog)
+            if after_each is not None:
+                after_each(e)
             continue
         t = metadata.tables[e["tbl"]]
         where = _where_key(t, e["key"])
@@ -201,6 +204,8 @@ def apply(conn: sa.Connection, entries: Iterable[dict]) -> int:
         else:
             raise ValueError(f"unknown change log operation {e['op']!r} at seq {e['seq']}")
         conn.execute(change_log.insert().values(**e), execution_options=nolog)
+        if after_each is not None:
+            after_each(e)
     if conn.dialect.name == "postgresql":
         _reset_sequences(conn)
     return last

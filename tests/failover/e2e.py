@@ -1,0 +1,313 @@
+"""Helpers for the failover robustness tests (ROB-01, ROB-04, FO-02/03,
+SEC-04) with real appliance processes, on top of pairs.py:
+
+- ``Pair`` / ``make_pair``: two appliances with a site each and the same
+  pre-shared key; ``establish`` pairs them with ``tether failover establish``;
+  ``restart`` starts an appliance again on the same address (e.g. after a
+  SIGKILL), ``converged`` says when the backup holds all of the primary's
+  data and blobs.
+- ``SiteState`` / ``read_state`` / ``live_state``: the content of a site
+  database, hashed, read from a copy (``changelog.dump``: the synced data
+  without this appliance's own failover, pre-shared key and cluster rows,
+  and the change log apart), so that two appliances' copies compare by hash.
+- ``blob_problems``: any blob in a store whose bytes do not hash to its name.
+- ``Proxy``: a TCP proxy (asyncio, in a thread of its own) between the
+  backup and the primary that can be cut, stalled, slowed and pointed at
+  another upstream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import shutil
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+
+from tether.site import changelog
+from tether.site.locality import NOT_SYNCED_SETTINGS
+from tests.failover.pairs import PSK, _site, cli, peer_addr, set_psk, status
+from tests.helpers import ApplianceProc, site_token, wait_for
+
+__all__ = ["PSK", "Pair", "Proxy", "SiteState", "blob_problems", "cli", "converged", "db_state", "establish",
+           "fresh_token", "live_state", "make_pair", "peer_addr", "read_state", "restart", "set_psk", "status",
+           "visible_blobs"]
+
+
+# --- the pair --------------------------------------------------------------------------------------------
+@dataclass
+class Pair:
+    p: ApplianceProc
+    pc: httpx.Client
+    psh: dict
+    b: ApplianceProc
+    bc: httpx.Client
+    bsh: dict
+
+    def close(self) -> None:
+        self.pc.close()
+        self.bc.close()
+
+    def restart_backup(self, env: dict | None = None) -> None:
+        """Start the backup again on its address (``env``: e.g. TETHER_CRASH_AT); it may die before it is
+        ready (a crash point), which is left for the caller to see in ``b.proc``."""
+        self.bc.close()
+        try:
+            self.bc = restart(self.b, env)
+        except RuntimeError:
+            self.bc = self.b.client()
+
+    @property
+    def backup_site(self) -> Path:
+        return (self.b.data / "site").resolve()
+
+    @property
+    def primary_site(self) -> Path:
+        return (self.p.data / "site").resolve()
+
+
+def make_pair(make_appliance, *, primary_listen: list[str] | None = None, backup_host: str = "127.0.0.2") -> Pair:
+    """Two appliances with the same site and pre-shared key, not yet paired."""
+    p = make_appliance(site=True, listen=primary_listen or ["127.0.0.1:0"])
+    from tests.helpers import first_admin_login, first_site_login
+
+    pc = p.client()
+    first_admin_login(pc)
+    psh = first_site_login(pc)
+    b, bc, bsh = _site(make_appliance, backup_host)
+    set_psk(pc, psh, PSK)
+    set_psk(bc, bsh, PSK)
+    return Pair(p, pc, psh, b, bc, bsh)
+
+
+def establish(pair: Pair, self_address: str | None = None) -> dict:
+    args = ["establish", "--peer", peer_addr(pair.b), "--json"]
+    if self_address:
+        args += ["--self-address", self_address]
+    out = json.loads(cli(pair.p, *args).stdout)
+    wait_for(lambda: status(pair.bc, pair.bsh)["role"] == "backup", 15, what="the backup role")
+    return out
+
+
+def converged(pair: Pair) -> bool:
+    """The backup has applied the primary's whole log and holds every blob."""
+    head = status(pair.pc, pair.psh)["sync"]["head"]
+    s = status(pair.bc, pair.bsh).get("sync") or {}
+    return s.get("applied_seq") == head and s.get("blobs_pending") == 0 and s.get("lag_entries") == 0
+
+
+def restart(a: ApplianceProc, env: dict | None = None, *, timeout: float = 60) -> httpx.Client:
+    """Start ``a`` again on the address it had (its clients and peer keep working); a fresh client."""
+    a.stop()
+    a.listen = list(a.info["listen"])
+    a.env = dict(env or {})
+    a.start(timeout=timeout)
+    return a.client()
+
+
+def fresh_token(a: ApplianceProc) -> dict:
+    with a.client() as c:
+        return {"Authorization": f"Bearer {site_token(c)}"}
+
+
+# --- site content by hash ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SiteState:
+    position: int  # the last change-log seq
+    data: str  # SHA-256 of the synced data: every logged table, this appliance's own settings rows left out
+    full: str  # the same with the change log
+    seqs: tuple[int, ...]  # the change log's sequence numbers
+
+    def short(self) -> str:
+        return f"at {self.position}, data {self.data[:12]}, full {self.full[:12]}"
+
+
+def _hash(conn: sa.Connection) -> SiteState:
+    data, full = hashlib.sha256(), hashlib.sha256()
+    table, seqs = None, []
+    for line in changelog.dump(conn, include_log=True):
+        obj = json.loads(line)
+        if list(obj) == ["table"]:
+            table = obj["table"]
+        elif table == "site_settings" and obj["key"] in NOT_SYNCED_SETTINGS:
+            continue
+        elif table == "change_log":
+            seqs.append(obj["seq"])
+            full.update(line)
+            continue
+        data.update(line)
+        full.update(line)
+    return SiteState(max(seqs, default=0), data.hexdigest(), full.hexdigest(), tuple(seqs))
+
+
+def db_state(db: Path) -> SiteState:
+    engine = sa.create_engine(f"sqlite:///{db}")
+    try:
+        with engine.connect() as c:
+            return _hash(c)
+    finally:
+        engine.dispose()
+
+
+def read_state(site_dir: Path, work: Path) -> SiteState:
+    """The state of a stopped (or killed) appliance's site database, read from a copy of its files in ``work``:
+    opening the copy recovers it from its write-ahead log as the next start would."""
+    work.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", "-wal", "-shm"):
+        (work / f"site.db{suffix}").unlink(missing_ok=True)
+    for suffix in ("", "-wal"):
+        src = site_dir / f"site.db{suffix}"
+        if src.exists():
+            shutil.copyfile(src, work / f"site.db{suffix}")
+    return db_state(work / "site.db")
+
+
+def live_state(site_dir: Path, work: Path) -> SiteState:
+    """The state of a running appliance's site database, from a consistent copy (SQLite's backup API)."""
+    work.mkdir(parents=True, exist_ok=True)
+    copy = work / "live.db"
+    copy.unlink(missing_ok=True)
+    src = sqlite3.connect(f"file:{site_dir / 'site.db'}?mode=ro", uri=True)
+    dst = sqlite3.connect(copy)
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
+    return db_state(copy)
+
+
+def blob_problems(site_dir: Path) -> list[str]:
+    """Blobs visible in the stores (files, recordings) whose content does not hash to their name."""
+    bad = []
+    for sub in ("files", "recordings"):
+        root = site_dir / sub
+        for p in root.rglob("*") if root.exists() else ():
+            if p.is_file() and ".tmp" not in p.relative_to(root).parts:
+                if hashlib.sha256(p.read_bytes()).hexdigest() != p.name:
+                    bad.append(f"{sub}/{p.name}")
+    return bad
+
+
+def visible_blobs(site_dir: Path, sub: str = "files") -> set[str]:
+    root = site_dir / sub
+    return {p.name for p in root.rglob("*") if p.is_file() and ".tmp" not in p.relative_to(root).parts} \
+        if root.exists() else set()
+
+
+# --- a TCP proxy that can be cut ---------------------------------------------------------------------------
+class _Conn:
+    def __init__(self, down: asyncio.StreamWriter, up: asyncio.StreamWriter):
+        self.writers = (down, up)
+        self.received = 0  # bytes from the upstream to the client
+        self.closed = False
+
+    def abort(self) -> None:
+        self.closed = True
+        for w in self.writers:
+            w.transport.abort()
+
+
+class Proxy:
+    """Forwards TCP connections from ``host:port`` (port chosen) to ``upstream`` (host, port).
+
+    ``cut()`` resets every open connection and every new one until ``heal()``; ``stall()`` stops
+    forwarding (connections stay open, bytes wait, as on a network that drops packets) until ``heal()``;
+    ``rate`` (bytes/s from the upstream) slows each connection; ``upstream`` may be changed at any time
+    (new connections go there). ``connections`` lists every connection, with the bytes it carried."""
+
+    def __init__(self, upstream: tuple[str, int], host: str = "127.0.0.1"):
+        self.upstream = upstream
+        self.host = host
+        self.mode = "up"
+        self.rate: float | None = None
+        self.connections: list[_Conn] = []
+        self._loop = asyncio.new_event_loop()
+        self._tasks: set[asyncio.Task] = set()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="test-proxy", daemon=True)
+        self._thread.start()
+        self._server = self._call(asyncio.start_server(self._accept, host, 0))
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def _call(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._tasks.add(asyncio.current_task())
+        try:
+            if self.mode == "down":
+                writer.transport.abort()
+                return
+            try:
+                ur, uw = await asyncio.open_connection(*self.upstream)
+            except OSError:
+                writer.transport.abort()
+                return
+            conn = _Conn(writer, uw)
+            self.connections.append(conn)
+            await asyncio.gather(self._pump(reader, uw, conn, False), self._pump(ur, writer, conn, True))
+            conn.abort()
+        finally:
+            self._tasks.discard(asyncio.current_task())
+
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, conn: _Conn,
+                    from_upstream: bool) -> None:
+        try:
+            while not conn.closed:
+                data = await reader.read(1 << 16)
+                while self.mode == "stall" and not conn.closed:
+                    await asyncio.sleep(0.02)
+                if not data or conn.closed:
+                    break
+                if from_upstream:
+                    conn.received += len(data)
+                    if self.rate:
+                        await asyncio.sleep(len(data) / self.rate)
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            conn.abort()
+
+    def _abort_all(self) -> None:
+        for c in self.connections:
+            c.abort()
+
+    def cut(self) -> None:
+        """Reset every connection now and refuse new ones (until ``heal``)."""
+        self.mode = "down"
+        self._loop.call_soon_threadsafe(self._abort_all)
+
+    def stall(self) -> None:
+        self.mode = "stall"
+
+    def heal(self) -> None:
+        self.mode = "up"
+
+    def close(self) -> None:
+        async def shutdown():
+            self._server.close()
+            self._abort_all()
+            for t in list(self._tasks):
+                t.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._server.wait_closed()
+
+        try:
+            self._call(shutdown())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+            self._loop.close()
+

@@ -34,6 +34,9 @@ def test_a_session_started_through_the_hub_is_audited_like_one_started_through_t
     assert by_hub is not None, "the hub's session start left no audit entry"
     assert by_hub["actor"] == "carol" and by_hub["source_ip"] == "127.0.0.1"
     assert by_hub["details"] == {"rep": "carol", "kind": "shell"}
+    audit = ok(c.get("/api/reporting/audit", headers=h))
+    ends = [e for e in audit if e["action"] == "history.session.end" and e["target"] == session["lsid"]]
+    assert len(ends) == 1, "the hub's session end left no audit entry"
 
     by_api_session = ok(c.post("/api/command/sessions", headers=h, json={"rep": "carol", "kind": "support"}), 201)
     by_api = _start_entries(c, h)[by_api_session["lsid"]]

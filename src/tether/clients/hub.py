@@ -461,6 +461,7 @@ class ClientHub:
             sha, size, duration = rec.finish()
             site.history.add_recording(ch.lsid, "command_shell", sha, size, rec.started, duration)
         site.history.end_session(ch.lsid, reason, actor, {"bytes_to_client": ch.to_agent, "bytes_to_rep": ch.to_rep})
+        site.audit.record(actor, "history.session.end", ch.lsid, None, {"reason": reason})  # as the API's end does
 
     async def _end_channels(self, peer: Peer, reason: str) -> None:
         for cid in list(peer.channels or ()):

@@ -15,7 +15,6 @@ Both read through one bandwidth limit. ``SyncStatus`` is what they report
 
 from __future__ import annotations
 
-import json
 import logging
 import statistics
 import threading
@@ -28,7 +27,7 @@ from tether.core.errors import TetherError
 
 from . import blobs, sink
 from .bandwidth import Bandwidth
-from .errors import PeerError
+from .errors import PeerError, StreamError
 from .peer_client import PeerClient
 
 log = logging.getLogger("tether.failover")
@@ -139,14 +138,14 @@ class SyncWorker:
                 st.bytes_received += len(line) + 1
                 if not line:
                     continue
-                msg = json.loads(line)
+                msg = sink.parse_message(line)
                 now = time.time()
                 st.last_heard = now
                 kind = msg.get("type")
                 if kind == "batch":
                     self._apply(site, client, msg)
                 elif kind == "heartbeat":
-                    st.primary_head = max(st.primary_head, int(msg["head"]))
+                    st.primary_head = max(st.primary_head, sink.message_int(msg, "head"))
                     if st.applied_seq >= st.primary_head:
                         st.caught_up_at = now
                         st.last_sync_at, st.last_result, st.last_error = now, "ok", None
@@ -156,22 +155,23 @@ class SyncWorker:
                     self._full_copy(site, client, msg.get("reason", ""))
                     return False
                 else:
-                    raise TetherError(f"the primary sent an unknown stream message {kind!r}")
+                    raise StreamError(f"the primary sent an unknown stream message {kind[:64]!r}; nothing of it was "
+                                      f"applied", hint=sink.STREAM_HINT)
                 if stop.is_set() or self.sync_now.is_set():
                     return False
         return False
 
     def _apply(self, site, client: PeerClient, msg: dict) -> None:
         st = self.status
-        entries = msg["entries"]
-        if msg.get("generation") is not None:
-            self.adopt(int(msg["generation"]))
+        entries = sink.check_batch(msg)
         last = sink.apply_batch(site.engine, entries)
+        if msg.get("generation") is not None:  # adopted with the batch: a refused one changes nothing
+            self.adopt(sink.message_int(msg, "generation"))
         now = time.time()
         for e in entries:
             st.delays_ms.append((now - e["at"]) * 1000)
         st.applied_seq = last
-        st.primary_head = max(st.primary_head, int(msg.get("head", last)))
+        st.primary_head = max(st.primary_head, sink.message_int(msg, "head", last))
         st.entries_applied += len(entries)
         st.last_sync_at, st.last_result, st.last_error = now, "ok", None
         if st.applied_seq >= st.primary_head:

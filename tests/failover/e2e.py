@@ -16,6 +16,7 @@ SEC-04) with real appliance processes, on top of test_pair_e2e's:
   another upstream.
 - ``FakePrimary``: an HTTPS peer that authenticates like the primary (the
   pre-shared key, the primary's certificate) and streams what the test says.
+- ``mount_tmpfs`` / ``mount`` / ``umount`` / ``fill``: small disks that fill up.
 """
 
 from __future__ import annotations
@@ -24,13 +25,17 @@ import asyncio
 import hashlib
 import http.server
 import json
+import os
 import shutil
 import sqlite3
+import subprocess
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pytest
 import sqlalchemy as sa
 
 from tether.appliance.settings import Tls
@@ -44,7 +49,7 @@ from tests.helpers import ApplianceProc, site_token, wait_for
 
 __all__ = ["PSK", "FakePrimary", "Pair", "Proxy", "SiteState", "blob_problems", "cli", "converged", "db_state",
            "establish", "fresh_token", "live_state", "make_pair", "peer_addr", "read_state", "restart", "set_psk",
-           "status", "visible_blobs"]
+           "status", "visible_blobs", "mount_tmpfs", "mount", "umount", "free_bytes", "fill"]
 
 
 # --- the pair --------------------------------------------------------------------------------------------
@@ -393,3 +398,45 @@ class FakePrimary:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(5)
+
+
+# --- small disks ----------------------------------------------------------------------------------------------
+def mount_tmpfs(path: Path, size: str) -> None:
+    """A size-limited tmpfs at ``path`` (root only: skipped elsewhere, failed in CI)."""
+    path.mkdir(parents=True, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail(f"cannot mount a tmpfs in CI: {r.stderr}")
+        pytest.skip(f"mounting a size-limited tmpfs needs root ({r.stderr.strip()})")
+
+
+def mount(*args: str) -> None:
+    subprocess.run(["mount", *args], check=True, capture_output=True, text=True)
+
+
+def umount(path: Path) -> None:
+    for _ in range(50):
+        if subprocess.run(["umount", str(path)], capture_output=True).returncode == 0:
+            return
+        time.sleep(0.1)
+    subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def free_bytes(path: Path) -> int:
+    return shutil.disk_usage(path).free
+
+
+def fill(path: Path, leave: int = 0) -> int:
+    """Write ``path`` until its file system has at most ``leave`` bytes free (or is full); the bytes written."""
+    n = 0
+    with open(path, "wb") as f:
+        try:
+            while (room := free_bytes(path.parent) - leave) > 0:
+                f.write(b"\0" * min(room, 1 << 20))
+                f.flush()
+                n += min(room, 1 << 20)
+        except OSError:
+            pass
+    return n

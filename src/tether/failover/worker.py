@@ -164,6 +164,8 @@ class SyncWorker:
     def _apply(self, site, client: PeerClient, msg: dict) -> None:
         st = self.status
         entries = sink.check_batch(msg)
+        # the lag counts this batch even when it cannot be applied (a full disk): the status says how far behind
+        st.primary_head = max(st.primary_head, sink.message_int(msg, "head", entries[-1]["seq"]))
         last = sink.apply_batch(site.engine, entries)
         if msg.get("generation") is not None:  # adopted with the batch: a refused one changes nothing
             self.adopt(sink.message_int(msg, "generation"))
@@ -171,7 +173,6 @@ class SyncWorker:
         for e in entries:
             st.delays_ms.append((now - e["at"]) * 1000)
         st.applied_seq = last
-        st.primary_head = max(st.primary_head, sink.message_int(msg, "head", last))
         st.entries_applied += len(entries)
         st.last_sync_at, st.last_result, st.last_error = now, "ok", None
         if st.applied_seq >= st.primary_head:

@@ -16,6 +16,7 @@ Both read through one bandwidth limit. ``SyncStatus`` is what they report
 from __future__ import annotations
 
 import logging
+import math
 import statistics
 import threading
 import time
@@ -73,7 +74,7 @@ class SyncStatus:
                 "blob_bytes_pending": self.blob_bytes_pending, "blobs_fetched": self.blobs_fetched,
                 "blob_bytes_resumed": self.blob_bytes_resumed, "blob_error": self.blob_error,
                 "apply_delay_ms": {"p50": round(statistics.median(d), 1) if d else None,
-                                   "p99": round(d[int(len(d) * 0.99) - 1 if len(d) > 1 else 0], 1) if d else None,
+                                   "p99": round(d[math.ceil(len(d) * 0.99) - 1], 1) if d else None,
                                    "samples": len(d)}}
 
 

@@ -45,10 +45,10 @@ from tether.failover.errors import PeerAuthError
 from tether.site import changelog
 from tether.site.locality import NOT_SYNCED_SETTINGS
 from tests.failover.test_pair_e2e import PSK, _site, cli, peer_addr, set_psk, status
-from tests.helpers import ApplianceProc, site_token, wait_for
+from tests.helpers import ApplianceProc, wait_for
 
 __all__ = ["PSK", "FakePrimary", "Pair", "Proxy", "SiteState", "blob_problems", "cli", "converged", "db_state",
-           "establish", "fresh_token", "live_state", "make_pair", "peer_addr", "read_state", "restart", "set_psk",
+           "establish", "live_state", "make_pair", "peer_addr", "read_state", "restart", "set_psk",
            "status", "visible_blobs", "mount_tmpfs", "mount", "umount", "free_bytes", "fill"]
 
 
@@ -84,15 +84,10 @@ class Pair:
         return (self.p.data / "site").resolve()
 
 
-def make_pair(make_appliance, *, primary_listen: list[str] | None = None, backup_host: str = "127.0.0.2") -> Pair:
-    """Two appliances with the same site and pre-shared key, not yet paired."""
-    p = make_appliance(site=True, listen=primary_listen or ["127.0.0.1:0"])
-    from tests.helpers import first_admin_login, first_site_login
-
-    pc = p.client()
-    first_admin_login(pc)
-    psh = first_site_login(pc)
-    b, bc, bsh = _site(make_appliance, backup_host)
+def make_pair(make_appliance) -> Pair:
+    """Two appliances (127.0.0.1, 127.0.0.2) with the same site and pre-shared key, not yet paired."""
+    p, pc, psh = _site(make_appliance, "127.0.0.1")
+    b, bc, bsh = _site(make_appliance, "127.0.0.2")
     set_psk(pc, psh, PSK)
     set_psk(bc, bsh, PSK)
     return Pair(p, pc, psh, b, bc, bsh)
@@ -108,10 +103,12 @@ def establish(pair: Pair, self_address: str | None = None) -> dict:
 
 
 def converged(pair: Pair) -> bool:
-    """The backup has applied the primary's whole log and holds every blob."""
+    """The backup has applied the primary's whole log and holds every blob the primary holds (its status
+    says nothing is pending, and its stores say so too: the status counts blobs a moment after a batch)."""
     head = status(pair.pc, pair.psh)["sync"]["head"]
     s = status(pair.bc, pair.bsh).get("sync") or {}
-    return s.get("applied_seq") == head and s.get("blobs_pending") == 0 and s.get("lag_entries") == 0
+    return (s.get("applied_seq") == head and s.get("blobs_pending") == 0 and s.get("lag_entries") == 0
+            and visible_blobs(pair.backup_site) >= visible_blobs(pair.primary_site))
 
 
 def restart(a: ApplianceProc, env: dict | None = None, *, timeout: float = 60) -> httpx.Client:
@@ -121,11 +118,6 @@ def restart(a: ApplianceProc, env: dict | None = None, *, timeout: float = 60) -
     a.env = dict(env or {})
     a.start(timeout=timeout)
     return a.client()
-
-
-def fresh_token(a: ApplianceProc) -> dict:
-    with a.client() as c:
-        return {"Authorization": f"Bearer {site_token(c)}"}
 
 
 # --- site content by hash ------------------------------------------------------------------------------

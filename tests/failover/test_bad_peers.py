@@ -196,7 +196,7 @@ def test_malformed_frames_and_an_impostor_certificate_apply_nothing(make_applian
         pair.close()
 
 
-@pytest.mark.req("FO-01", "SEC-04")
+@pytest.mark.req("FO-01")
 def test_a_peer_hosting_another_site_is_refused_naming_both_sites(make_appliance, vendor):
     p = make_appliance(site=True, listen=["127.0.0.1:0"])
     data = p.data.parent / "other-site"

@@ -46,6 +46,7 @@ from tether.core.throttle import LoginThrottle
 from tether.failover import peer_auth, sink
 from tether.failover.peer_client import PeerClient
 from tether.failover.source import BATCH_ENTRIES
+from tether.failover import worker as worker_mod
 from tether.failover.worker import SyncWorker
 from tether.site import sections
 from tether.site.site import Site
@@ -62,6 +63,10 @@ STARTS = COMMITS + ("sync: blob stored",)  # a kill there leaves a state to star
 # --- the harness: the backup's sync code in a forked process --------------------------------------------------
 def _sync(root: Path, peer: dict, db_trace: Path | None = None) -> None:
     """Sync the site under ``root`` from the primary until caught up, blobs included (the backup's code)."""
+    # one transaction per batch as the primary cut them, so that the clean run's commit points are every
+    # run's: grouping the batches that queued up (the worker's group commit) depends on timing, and a group
+    # is applied in one transaction all the same
+    worker_mod.GROUP_ENTRIES = 0
     site = Site(DataDir.at(root), LoginThrottle())
     if db_trace is not None:
         def observe(n: int, label: str) -> None:

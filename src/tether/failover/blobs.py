@@ -8,6 +8,14 @@ part is fsynced, its SHA-256 compared with its name, and only then renamed
 into the content-addressed store: a blob is visible only once verified.
 A part that does not verify is removed and the blob fetched again.
 
+Disk space (ROB-04): a transfer starts only when the store's file system
+has room for the rest of the blob and ``FREE_RESERVE`` more, so that a blob
+too big for the disk never fills it (the database, on the same disk, keeps
+syncing); a disk that fills up or turns read-only during a transfer stops
+it with a ``StorageError`` that says so. Either way the blob is not
+visible, the bytes received stay in the part, and the transfer resumes
+from there once there is room.
+
 Crash points (ROB-01, tether.core.crashpoints): ``sync: blob chunk`` after
 each chunk written to the part, ``sync: blob part synced``, ``sync: blob
 verified`` (before the rename), ``sync: blob stored``.
@@ -15,8 +23,11 @@ verified`` (before the rename), ``sync: blob stored``.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -25,8 +36,11 @@ from tether.core.crashpoints import checkpoint
 from tether.core.errors import IntegrityError, Invalid
 from tether.site.blobs import BlobStore
 
+from .errors import StorageError
+
 CHUNK = 1 << 16
 KINDS = ("files", "recordings")
+FREE_RESERVE = 16 << 20  # bytes a transfer leaves free on the store's file system
 
 
 def check_kind(kind: str) -> None:
@@ -58,33 +72,67 @@ def fetch(store: BlobStore, sha: str, size: int, open_range: Callable[[int], obj
     if store.exists(sha):
         return Fetched(sha, store.path(sha).stat().st_size, 0)
     part = part_path(store, sha)
-    part.parent.mkdir(parents=True, exist_ok=True)
-    h = hashlib.sha256()
-    offset = 0
-    if part.exists():
-        with open(part, "rb") as f:
-            while chunk := f.read(CHUNK):
-                h.update(chunk)
-                offset += len(chunk)
-    resumed_from = offset
-    if offset < size:
-        offset, h = _receive(part, h, offset, open_range, throttle)
-    if h.hexdigest() != sha:
-        part.unlink(missing_ok=True)
-        raise IntegrityError(f"blob {sha} arrived with another SHA-256 ({h.hexdigest()}); it will be fetched again")
-    checkpoint("sync: blob verified")
-    dest = store.path(sha)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(part, dest)
+    with _storing(sha, part):
+        part.parent.mkdir(parents=True, exist_ok=True)
+        h = hashlib.sha256()
+        offset = 0
+        if part.exists():
+            with open(part, "rb") as f:
+                while chunk := f.read(CHUNK):
+                    h.update(chunk)
+                    offset += len(chunk)
+        resumed_from = offset
+        if offset < size:
+            check_space(part.parent, sha, size - offset, offset)
+            offset, h, resumed_from = _receive(part, h, offset, open_range, throttle)
+        if h.hexdigest() != sha:
+            part.unlink(missing_ok=True)
+            raise IntegrityError(f"blob {sha} arrived with another SHA-256 ({h.hexdigest()}); it will be fetched "
+                                 f"again")
+        checkpoint("sync: blob verified")
+        dest = store.path(sha)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(part, dest)
     checkpoint("sync: blob stored")
     return Fetched(sha, offset, resumed_from)
 
 
+def check_space(where: Path, sha: str, need: int, have: int) -> None:
+    """StorageError unless ``where``'s file system has room for ``need`` more bytes and FREE_RESERVE."""
+    free = shutil.disk_usage(where).free
+    if free < need + FREE_RESERVE:
+        raise StorageError(f"not enough free space for blob {sha}: {need} more bytes are needed (and {FREE_RESERVE} "
+                           f"kept free), {free} are free on {where.parent}; nothing more of it was written"
+                           + (f" ({have} bytes received are kept)" if have else ""),
+                           hint=f"free space on the file system of {where.parent}; the blob is fetched by itself "
+                                f"once there is room")
+
+
+@contextmanager
+def _storing(sha: str, part: Path):
+    """OSError while storing blob ``sha`` (disk full, read-only) as a StorageError that says so."""
+    try:
+        yield
+    except OSError as exc:
+        kept = part.stat().st_size if part.exists() else 0
+        what = (f"blob {sha} could not be stored in {part.parent.parent} ({exc.strerror or exc}); it is not "
+                f"visible" + (f", {kept} bytes received are kept and the transfer resumes from there" if kept else ""))
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StorageError(f"this appliance's disk is full: {what}",
+                               hint=f"free space on the file system of {part.parent.parent}") from None
+        if exc.errno == errno.EROFS:
+            raise StorageError(f"this appliance's file store is read-only: {what}",
+                               hint=f"make {part.parent.parent} writable again") from None
+        raise StorageError(what) from None
+
+
 def _receive(part: Path, h, offset: int, open_range, throttle):
+    """Append the peer's answer from ``offset`` to the part: (new length, hash, the offset it resumed from)."""
     with open_range(offset) as answer:
         mode = "ab"
         if offset and answer.status_code == 200:  # the peer ignored the range: start over
             h, offset, mode = hashlib.sha256(), 0, "wb"
+        start = offset
         with open(part, mode) as f:
             for chunk in answer.iter_bytes(CHUNK):
                 throttle(len(chunk))
@@ -95,7 +143,7 @@ def _receive(part: Path, h, offset: int, open_range, throttle):
             f.flush()
             os.fsync(f.fileno())
     checkpoint("sync: blob part synced")
-    return offset, h
+    return offset, h, start
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:

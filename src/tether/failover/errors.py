@@ -4,20 +4,26 @@
     ├── Unauthorized
     │   └── PeerAuthError      a peer request (or a signed answer) failed authentication;
     │                          ``reason`` says which check  (HTTP 401, 503 for "busy"; exit 3)
-    └── PeerError              talking to the peer appliance failed          (HTTP 502, exit 8)
-        ├── PeerUnreachable    no connection or no answer in time; names the address
-        ├── PeerRefused        the peer answered 3xx/4xx/5xx; carries its status and message
-        └── PeerUntrusted      the answer is not from the peer we trust
-            └── PinMismatch    its TLS certificate key is not the pinned one; names both pins
+    ├── PeerError              talking to the peer appliance failed          (HTTP 502, exit 8)
+    │   ├── PeerUnreachable    no connection or no answer in time; names the address
+    │   ├── PeerRefused        the peer answered 3xx/4xx/5xx; carries its status and message
+    │   └── PeerUntrusted      the answer is not from the peer we trust
+    │       └── PinMismatch    its TLS certificate key is not the pinned one; names both pins
+    ├── IntegrityError
+    │   └── StreamError        a change-stream message or full copy the backup cannot use;
+    │                          nothing of it was applied                     (exit 7)
+    └── StorageError           the backup could not store what it received (disk full,
+                               read-only); nothing of it was applied         (HTTP 500, exit 1)
 
 ``PeerAuthError`` is what the answering side raises (its routes turn it into
 the 401 body of docs/formats/peer-protocol.md); the ``PeerError`` family is
-what the asking side's ``PeerClient`` raises.
+what the asking side's ``PeerClient`` raises; ``StreamError`` and
+``StorageError`` are what the backup's sink says in its sync status.
 """
 
 from __future__ import annotations
 
-from tether.core.errors import TetherError, Unauthorized
+from tether.core.errors import IntegrityError, TetherError, Unauthorized
 
 #: Every ``PeerAuthError.reason`` (docs/formats/peer-protocol.md, "Refusals").
 REASONS = frozenset({"missing", "version", "no_key", "key", "signature", "stale", "replay", "reflected", "busy"})
@@ -75,3 +81,11 @@ class PinMismatch(PeerUntrusted):
         super().__init__(message, hint=hint)
         self.pinned = pinned
         self.presented = presented
+
+
+class StreamError(IntegrityError):
+    code = "sync_stream"
+
+
+class StorageError(TetherError):
+    status, exit_code, code = 500, 1, "sync_storage"

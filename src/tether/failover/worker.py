@@ -15,8 +15,8 @@ Both read through one bandwidth limit. ``SyncStatus`` is what they report
 
 from __future__ import annotations
 
-import json
 import logging
+import math
 import queue
 import socket
 import statistics
@@ -30,7 +30,7 @@ from tether.core.errors import TetherError
 
 from . import blobs, sink
 from .bandwidth import Bandwidth
-from .errors import PeerError
+from .errors import PeerError, StreamError
 from .peer_client import PeerClient
 
 log = logging.getLogger("tether.failover")
@@ -81,7 +81,7 @@ class SyncStatus:
                 "blob_bytes_received": self.blob_bytes_received, "blob_bytes_resumed": self.blob_bytes_resumed,
                 "blob_error": self.blob_error,
                 "apply_delay_ms": {"p50": round(statistics.median(d), 1) if d else None,
-                                   "p99": round(d[int(len(d) * 0.99) - 1 if len(d) > 1 else 0], 1) if d else None,
+                                   "p99": round(d[math.ceil(len(d) * 0.99) - 1], 1) if d else None,
                                    "samples": len(d)}}
 
 
@@ -202,7 +202,7 @@ class SyncWorker:
             if kind == "batch":
                 self._apply(site, self._more_batches(msg, lines))
             elif kind == "heartbeat":
-                st.primary_head = max(st.primary_head, int(msg["head"]))
+                st.primary_head = max(st.primary_head, sink.message_int(msg, "head"))
                 if st.applied_seq >= st.primary_head:
                     st.caught_up_at = now
                     st.last_sync_at, st.last_result, st.last_error = now, "ok", None
@@ -213,7 +213,8 @@ class SyncWorker:
                 self._full_copy(site, client, msg.get("reason", ""))
                 return False
             else:
-                raise TetherError(f"the primary sent an unknown stream message {kind!r}")
+                raise StreamError(f"the primary sent an unknown stream message {str(kind)[:64]!r}; nothing of it was "
+                                  f"applied", hint=sink.STREAM_HINT)
             if stop.is_set() or self.sync_now.is_set():
                 return False
 
@@ -231,7 +232,7 @@ class SyncWorker:
             for line in answer.iter_lines():
                 self.bandwidth.take(len(line) + 1)
                 self.status.bytes_received += len(line) + 1
-                if (line and not put(json.loads(line))) or stop.is_set():
+                if (line and not put(sink.parse_message(line))) or stop.is_set():
                     return
             put(_END)
         except BaseException as exc:  # noqa: BLE001 - handed to the applying thread, which decides
@@ -240,28 +241,33 @@ class SyncWorker:
     @staticmethod
     def _more_batches(first: dict, lines: queue.Queue) -> dict:
         """``first`` and the batches queued right behind it, as one (at most GROUP_ENTRIES entries)."""
-        entries, head, gen = list(first["entries"]), first.get("head"), first.get("generation")
+        entries, head, gen = list(sink.check_batch(first)), first.get("head"), first.get("generation")
         while len(entries) < GROUP_ENTRIES:
             with lines.mutex:
                 nxt = lines.queue[0] if lines.queue else None
             if not isinstance(nxt, dict) or nxt.get("type") != "batch":
                 break
+            try:
+                more = sink.check_batch(nxt)
+            except StreamError:
+                break  # applied alone next, and refused with its own message
             lines.get_nowait()
-            entries += nxt["entries"]
+            entries += more
             head, gen = nxt.get("head", head), nxt.get("generation", gen)
         return {"type": "batch", "entries": entries, "head": head, "generation": gen}
 
     def _apply(self, site, msg: dict) -> None:
         st = self.status
-        entries = msg["entries"]
-        if msg.get("generation") is not None:
-            self.adopt(int(msg["generation"]))
+        entries = sink.check_batch(msg)
+        # the lag counts this batch even when it cannot be applied (a full disk): the status says how far behind
+        st.primary_head = max(st.primary_head, sink.message_int(msg, "head", entries[-1]["seq"]))
         last = sink.apply_batch(site.engine, entries)
+        if msg.get("generation") is not None:  # adopted with the batch: a refused one changes nothing
+            self.adopt(sink.message_int(msg, "generation"))
         now = time.time()
         for e in entries:
             st.delays_ms.append((now - e["at"]) * 1000)
         st.applied_seq = last
-        st.primary_head = max(st.primary_head, int(msg.get("head") or last))
         st.entries_applied += len(entries)
         st.last_sync_at, st.last_result, st.last_error = now, "ok", None
         if st.applied_seq >= st.primary_head:

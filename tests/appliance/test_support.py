@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from tether import __version__
-from tests.helpers import first_admin_login, first_site_login, wait_for
+from tests.helpers import admin_token, first_admin_login, first_site_login, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -62,3 +62,44 @@ def test_appliance_opens_incidents_itself(desk, make_appliance):
         audit = c.get("/appliance/api/audit", headers=ah).json()
         assert [e for e in audit if e["action"] == "support.incident"]
         assert token not in str(audit)
+
+
+@pytest.mark.req("DESK-09")
+def test_an_incident_waits_for_a_desk_that_is_down_across_a_restart(desk_factory, make_appliance):
+    d = desk_factory()
+    cid = d.customer("Outbox Owner", ["it@outbox.test"])["id"]
+    token = d.token("appliance-outbox", cid, "it@outbox.test")
+    a = make_appliance(site=True)
+    c = a.client()
+    try:
+        ah, sh = first_admin_login(c), first_site_login(c)
+        r = c.put("/appliance/api/support", headers=ah, json={"desk": {"enabled": True, "url": d.url, "token": token}})
+        assert r.status_code == 200, r.text
+        d.down()
+        downloads = a.data / "backups" / ".downloads"
+        downloads.parent.mkdir(parents=True, exist_ok=True)
+        downloads.write_text("not a directory")  # the backup cannot be written
+        assert c.post("/api/backup", headers=sh, json={"password": "Backup-password-1"}).status_code == 400
+        [w] = wait_for(lambda: [x for x in c.get("/appliance/api/support/pending", headers=ah).json()
+                                if x["attempts"] >= 1], 20, what="a failed first attempt in the outbox")
+        assert w["summary"] == "Site backup failed" and "could not be reached" in w["last_error"]
+        assert token not in str(w)
+        # the appliance restarts while the desk is still down: the incident is still waiting
+        c.close()
+        a.stop()
+        a.listen = list(a.info["listen"])
+        a.start()
+        c = a.client()
+        ah = {"Authorization": f"Bearer {admin_token(c)}"}
+        assert [x["key"] for x in c.get("/appliance/api/support/pending", headers=ah).json()] == [w["key"]]
+        d.up()
+        mine = lambda: [i for i in d.api.get("/api/incidents").json() if i["customer_id"] == cid]  # noqa: E731
+        [inc] = wait_for(mine, 45, every=0.25, what=lambda: "the incident once the desk is back; pending: "
+                         + c.get("/appliance/api/support/pending", headers=ah).text)
+        assert inc["summary"] == "Site backup failed"
+        wait_for(lambda: c.get("/appliance/api/support/pending", headers=ah).json() == [], 10, what="an empty outbox")
+        assert [i["number"] for i in mine()] == [inc["number"]]
+        [sent] = [e for e in c.get("/appliance/api/audit", headers=ah).json() if e["action"] == "support.incident"]
+        assert sent["target"] == str(inc["number"]) and sent["details"]["key"] == w["key"]
+    finally:
+        c.close()

@@ -39,13 +39,12 @@ class DeskProcess:
         self.port, self.smtp_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._seed_staff()
-        self.log = open(tmp / "desk.log", "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tether.desk", "serve", "--data", str(self.data),
-             "--listen", f"127.0.0.1:{self.port}", "--smtp-listen", f"127.0.0.1:{self.smtp_port}",
-             "--relay", f"127.0.0.1:{relay.port}", "--clock-file", str(self.clock_file),
-             "--jobs-interval", "0", "--mail-from", "support@desk.test", *extra],
-            stdout=self.log, stderr=subprocess.STDOUT)
+        self.log = open(tmp / "desk.log", "ab")
+        self.args = [sys.executable, "-m", "tether.desk", "serve", "--data", str(self.data),
+                     "--listen", f"127.0.0.1:{self.port}", "--smtp-listen", f"127.0.0.1:{self.smtp_port}",
+                     "--relay", f"127.0.0.1:{relay.port}", "--clock-file", str(self.clock_file),
+                     "--jobs-interval", "0", "--mail-from", "support@desk.test", *extra]
+        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT)
         self.public = httpx.Client(base_url=self.url, timeout=WAIT)
         self.api = httpx.Client(base_url=self.url, timeout=WAIT)
         try:
@@ -82,13 +81,26 @@ class DeskProcess:
     def stop(self) -> None:
         self.api.close()
         self.public.close()
-        self.proc.terminate()
+        self._end()
+        self.log.close()
+
+    def _end(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=10)
-        self.log.close()
+
+    def down(self) -> None:
+        """Stop the desk's server (its data and address are kept for ``up``): the desk is unreachable."""
+        self._end()
+
+    def up(self) -> None:
+        """Start the server again on the same address and data (the staff session survives)."""
+        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT)
+        self._wait_up()
 
     # -- helpers -------------------------------------------------------------
     def set_clock(self, at: str) -> None:

@@ -76,3 +76,30 @@ def test_token_contact_must_represent_the_customer(desk):
                           str(desk.cid), "--contact", "ops@gone.test", "--data", str(desk.data)],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "not a representative" in out.stderr
+
+
+@pytest.mark.req("DESK-09")
+def test_a_report_sent_again_with_its_key_gets_the_incident_already_opened(desk, token):
+    """A retry whose first answer was lost: the same key gives the same incident, once."""
+    key = "failover.automatic:0123abcd:7"
+    before = len(desk.api.get("/api/incidents").json())
+    first = open_incident(desk.url, token, summary="Automatic failover: this appliance became primary",
+                          version="1.1.0", status={}, logs={"a.log": b"x"}, key=key)
+    again = open_incident(desk.url, token, summary="Automatic failover: this appliance became primary",
+                          version="1.1.0", status={}, logs={"a.log": b"x"}, key=key)
+    assert first["duplicate"] is False and again["duplicate"] is True and again["number"] == first["number"]
+    assert len(desk.api.get("/api/incidents").json()) == before + 1
+    assert len(desk.incident(first["number"])["attachments"]) == 1
+    # another key, another incident; another customer's token may use the same key for its own
+    other = open_incident(desk.url, token, summary="x", version="1.1.0", status={}, logs={}, key=key + "1")
+    assert other["number"] != first["number"] and not other["duplicate"]
+    desk.cid2 = desk.customer("Second Co", ["it@second.test"])["id"]
+    theirs = open_incident(desk.url, desk.token("second-co-1", desk.cid2, "it@second.test"), summary="x",
+                           version="1.1.0", status={}, logs={}, key=key)
+    assert theirs["number"] not in (first["number"], other["number"]) and not theirs["duplicate"]
+    # a bad key is refused with nothing stored
+    n = len(desk.api.get("/api/incidents").json())
+    with pytest.raises(DeskError) as e:
+        open_incident(desk.url, token, summary="x", version="1.1.0", status={}, logs={}, key="no spaces")
+    assert e.value.status == 422 and e.value.field == "key"
+    assert len(desk.api.get("/api/incidents").json()) == n

@@ -96,6 +96,17 @@ def test_automatic_failover_then_the_old_primary_keeps_its_orphans(paired, tmp_p
         assert "orphan" not in users(pc, psh) and "orphan" not in users(bc, bsh)
         files = json.loads(cli(p, "orphans", "list", "--json").stdout)
         assert len(files) == 1 and "users" in files[0]["tables"]
+        # the old side's audit: its step-down, then the orphan file, both with the generations
+        new_gen = status(bc, bsh)["generation"]
+        pah = {"Authorization": f"Bearer {admin_token(pc)}"}
+        old_audit = ok(pc.get("/appliance/api/audit", headers=pah))
+        [yielded] = [e for e in old_audit if e["action"] == "failover.yield"]
+        old_gen = yielded["details"]["from_generation"]
+        assert yielded["details"]["to_generation"] == new_gen > old_gen
+        [kept] = [e for e in old_audit if e["action"] == "failover.orphans"]
+        assert kept["target"] == files[0]["file"] and kept["details"]["from_generation"] == old_gen
+        assert kept["details"]["to_generation"] == new_gen
+        assert files[0]["file"].startswith(f"orphans-{old_gen}-to-{new_gen}-")
         doc = json.loads(cli(p, "orphans", "show", files[0]["file"], "--json").stdout)
         mine = [e for e in doc["entries"] if e["tbl"] == "users" and (e["row"] or {}).get("username") == "orphan"]
         assert mine, doc["entries"]

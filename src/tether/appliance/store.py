@@ -45,6 +45,21 @@ certificates = sa.Table(
 sessions = sessions_table(metadata)
 audit_log = audit_table(metadata)
 
+# support incidents the appliance opens by itself (DESK-09), kept until the desk has taken them
+support_outbox = sa.Table(
+    "support_outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(128), nullable=False, unique=True),  # sent to the desk: one incident per key
+    sa.Column("summary", sa.String(300), nullable=False),
+    sa.Column("details", sa.Text),
+    sa.Column("severity", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", sa.Float, nullable=False),
+    sa.Column("last_error", sa.Text),
+)
+
 
 def create_schema(engine: sa.Engine) -> None:
     """Create the tables of ``metadata``. Other packages (certs: expiry, pending) add theirs to it

@@ -6,8 +6,9 @@ job runner. Same rules as ``api``: parse, call, present.
 from __future__ import annotations
 
 import json
+import re
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
 from tether.core.errors import Forbidden, Invalid
@@ -42,16 +43,22 @@ def revoke_token(name: str, request: Request, user: dict = Depends(staff)) -> di
 @router.post("/appliance/incidents", status_code=201, tags=["appliances"])
 async def appliance_incident(
     request: Request,
+    response: Response,
     summary: str = Form(..., description="what happened, e.g. 'automatic failover to backup'"),
     version: str = Form(..., description="the appliance's version, X.Y or X.Y.Z"),
     status: str = Form("{}", description="a JSON object: the appliance's status"),
     severity: int = Form(2),
     details: str | None = Form(None),
+    key: str | None = Form(None, description="the key of the event reported (letters, digits, . _ : -; at most "
+                                              "128): a retry with the same key gets the incident already opened"),
     logs: list[UploadFile] = File(default=[]),
 ) -> dict:
     """An appliance opens an incident itself with its version, status and logs
-    (Authorization: Bearer tda_...)."""
+    (Authorization: Bearer tda_...). 201 with the new incident; 200 with ``duplicate`` true when an
+    incident was already opened with this ``key``."""
     tok = await run_in_threadpool(appliance, request)
+    if key is not None and not _KEY.fullmatch(key):
+        raise Invalid("key: letters, digits and . _ : - only, at most 128 characters", field="key")
     try:
         status_obj = json.loads(status)
     except ValueError:
@@ -64,9 +71,16 @@ async def appliance_incident(
         "severity": _severity(severity), "description": details})
     files = await uploads_from(logs)
     inc = await run_in_threadpool(open_incident, desk_of(request), data, files, channel="appliance",
-                                  customer_id=tok["customer_id"], status=status_obj, actor=f"appliance:{tok['name']}")
+                                  customer_id=tok["customer_id"], status=status_obj, actor=f"appliance:{tok['name']}",
+                                  report_key=key)
+    if inc.get("duplicate"):
+        response.status_code = 200
     return {"number": inc["number"], "status": inc["status"], "severity": inc["severity"],
-            "version_retired": inc["version_retired"], "attachments": inc["attachments"], "sla": inc["sla"]}
+            "version_retired": inc["version_retired"], "attachments": inc["attachments"], "sla": inc["sla"],
+            "duplicate": bool(inc.get("duplicate"))}
+
+
+_KEY = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 def _version(v: str) -> str:

@@ -29,12 +29,17 @@ class DeskError(Exception):
 
 def open_incident(desk_url: str, token: str, *, summary: str, version: str, status: dict,
                   logs: dict[str, bytes], severity: int = 2, details: str | None = None,
-                  verify: bool | str = True, timeout: float = 30.0) -> dict:
+                  verify: bool | str = True, timeout: float = 30.0, key: str | None = None) -> dict:
     """Open an incident; returns the desk's answer (``number``, ``severity``,
-    ``sla``, ...). ``verify`` is httpx's: True, False or a CA bundle path."""
+    ``sla``, ``duplicate``...). ``verify`` is httpx's: True, False or a CA bundle
+    path. ``key`` names the event reported: sent again with the same key (a
+    retry whose first answer was lost), the desk answers with the incident it
+    already opened (``duplicate`` true) instead of opening another."""
     data = {"summary": summary, "version": version, "status": json.dumps(status), "severity": str(severity)}
     if details:
         data["details"] = details
+    if key:
+        data["key"] = key
     files = [("logs", (name, content, "application/octet-stream")) for name, content in logs.items()]
     if isinstance(verify, str):
         verify = ssl.create_default_context(cafile=verify)
@@ -45,6 +50,6 @@ def open_incident(desk_url: str, token: str, *, summary: str, version: str, stat
         body = resp.json()
     except ValueError:
         body = {"error": "bad_response", "message": resp.text[:200]}
-    if resp.status_code != 201:
-        raise DeskError(resp.status_code, body)
-    return body
+    if resp.status_code == 201 or (resp.status_code == 200 and isinstance(body, dict) and body.get("duplicate")):
+        return body
+    raise DeskError(resp.status_code, body if isinstance(body, dict) else {"error": "bad_response"})

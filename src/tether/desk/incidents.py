@@ -51,8 +51,16 @@ def version_check(desk, version: str | None, at: datetime) -> str | None:
 
 
 def open_incident(desk, data: IncidentIn, uploads: list[Upload], *, channel: str,
-                  customer_id: int | None = None, status: dict | None = None, actor: str | None = None) -> dict:
-    """Open an incident; returns it. Raises Invalid/Forbidden with nothing stored."""
+                  customer_id: int | None = None, status: dict | None = None, actor: str | None = None,
+                  report_key: str | None = None) -> dict:
+    """Open an incident; returns it. Raises Invalid/Forbidden with nothing stored.
+
+    ``report_key`` (appliances, with ``customer_id``): the key of the event reported; when an incident was
+    already opened with it, that incident is returned (``duplicate`` true) and nothing new is stored."""
+    if report_key is not None:
+        known = reported(desk, customer_id, report_key)
+        if known is not None:
+            return known
     uploads = list(uploads) + [Upload(a.filename, a.decoded(), a.content_type) for a in data.attachments]
     if channel in ("web", "api", "appliance") and not data.product_version:
         raise Invalid("the product version is required (e.g. 1.1.0)", field="product_version")
@@ -69,6 +77,28 @@ def open_incident(desk, data: IncidentIn, uploads: list[Upload], *, channel: str
         raise Forbidden(f"support refused: {retired}", field="product_version",
                         hint="upgrade to a supported release; see /api/releases")
     start = next_business_instant(now)
+    try:
+        number = _store(desk, data, uploads, channel=channel, cust=cust, rep=rep, status=status, actor=actor,
+                        now=now, start=start, retired=retired, report_key=report_key)
+    except sa.exc.IntegrityError:
+        known = reported(desk, customer_id, report_key) if report_key is not None else None
+        if known is None:
+            raise
+        return known  # the same report arrived twice at once: the other one opened it
+    return get_incident(desk, number)
+
+
+def reported(desk, customer_id: int | None, key: str) -> dict | None:
+    """The incident already opened for this customer's report ``key``, marked ``duplicate``; else None."""
+    r = tables.appliance_reports
+    with desk.read() as c:
+        number = c.execute(sa.select(r.c.incident).where(r.c.customer_id == customer_id,
+                                                          r.c.key == key)).scalar()
+    return None if number is None else {**get_incident(desk, number), "duplicate": True}
+
+
+def _store(desk, data: IncidentIn, uploads: list[Upload], *, channel, cust, rep, status, actor, now, start,
+           retired, report_key) -> int:
     values = {f: getattr(data, f) for f in DETAIL_FIELDS}
     with desk.tx() as c:
         number = c.execute(tables.incidents.insert().values(
@@ -78,6 +108,9 @@ def open_incident(desk, data: IncidentIn, uploads: list[Upload], *, channel: str
             appliance_status=status, severity=data.severity, status="open",
             received_at=iso(now), clock_start=iso(start), first_response_base=iso(start),
             status_since=iso(now), **values)).inserted_primary_key[0]
+        if report_key is not None:
+            c.execute(tables.appliance_reports.insert().values(customer_id=cust["id"], key=report_key,
+                                                               incident=number, at=iso(now)))
         note = f"opened by {data.inquirer_email} via {channel}"
         if start != now:
             note += f"; received outside business hours, clocks start {iso(start)}"
@@ -91,7 +124,7 @@ def open_incident(desk, data: IncidentIn, uploads: list[Upload], *, channel: str
               f"({sla.SEVERITIES[data.severity]}).\nReply to this mail keeping "
               f"'Incident #{number}' at the start of the subject to add information.\n"
               + (f"\nNote: {retired}.\n" if retired else ""))
-    return get_incident(desk, number)
+    return number
 
 
 def event(conn, number: int, at: datetime, actor: str, kind: str, text: str | None = None,

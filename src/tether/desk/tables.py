@@ -93,6 +93,16 @@ incidents = sa.Table(
     sa.Column("closed_at", S(40)),
 )
 
+# what an appliance sent as the key of one report (e.g. one automatic failover): a retry with the same key
+# gets the incident it already opened, never a second one (DESK-09)
+appliance_reports = sa.Table(
+    "appliance_reports", md,
+    sa.Column("customer_id", sa.ForeignKey("customers.id"), primary_key=True),
+    sa.Column("key", S(128), primary_key=True),
+    sa.Column("incident", sa.ForeignKey("incidents.number"), nullable=False),
+    sa.Column("at", S(40), nullable=False),
+)
+
 events = sa.Table(
     "events", md,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),

@@ -85,20 +85,26 @@ class RoleManager:
         """React to the peer's state: a newer primary wins; a newer generation is adopted."""
         self.peer_state = theirs
         role = self.host.role
-        gen, their_gen = role.generation, int(theirs.get("generation", 0))
-        if their_gen <= gen:
+        if int(theirs.get("generation", 0)) <= role.generation or theirs.get("role") != "primary":
             return
-        pair = self.s.pairs.load()
-        where = pair.peer_address if pair else None
-        if theirs.get("role") == "primary":
+        with self._lock:  # the heartbeat's answer and the peer's heartbeat may both bring the news
+            gen, their_gen = role.generation, int(theirs.get("generation", 0))
+            if their_gen <= gen:
+                return
+            pair = self.s.pairs.load()
+            where = pair.peer_address if pair else None
             if role.current == "primary":
-                log.warning("the peer is primary with generation %s (this appliance: %s); stepping down", their_gen, gen)
+                log.warning("the peer is primary with generation %s (this appliance: %s); stepping down",
+                            their_gen, gen)
                 self.host.audit.record("failover", "failover.yield", where, None,
-                                       {"from_generation": gen, "to_generation": their_gen})
-            if role.current != "backup" or role.generation < their_gen:
-                role.set("backup", generation=their_gen, primary=where,
-                         reason=f"the peer {where} is primary with generation {their_gen}")
-                self.s.worker.pending_fork = theirs.get("fork_seq")
+                                       {"from_generation": gen, "to_generation": their_gen,
+                                        "fork_seq": theirs.get("fork_seq"),
+                                        "reason": f"the peer {where} is primary with a newer generation"})
+            if role.current == "primary":
+                self.s.worker.fork_generation = gen  # the generation its orphans (if any) were written under
+            role.set("backup", generation=their_gen, primary=where,
+                     reason=f"the peer {where} is primary with generation {their_gen}")
+            self.s.worker.pending_fork = theirs.get("fork_seq")
 
     # --- the heartbeat job (continuous, while primary or backup) ------------------------------------------
     def monitor(self, stop: threading.Event) -> None:
@@ -179,7 +185,8 @@ class RoleManager:
         self.swing(old.primary)
         if automatic:
             self.host.report_incident("Automatic failover: this appliance became primary",
-                                      f"{reason}. Generation {new.generation}; last entry held {fork}.")
+                                      f"{reason}. Generation {old.generation} -> {new.generation}; last entry "
+                                      f"held {fork}.", key=f"failover.automatic:{self.s.me}:{new.generation}")
         return self.s.status_doc()
 
     def swing(self, old_primary: str | None) -> None:
@@ -211,6 +218,8 @@ class RoleManager:
         if generation <= role.generation:
             raise Conflict(f"generation {generation} is not newer than this appliance's {role.generation}")
         pair = self.s.pairs.load()
+        if role.current == "primary":
+            self.s.worker.fork_generation = role.generation
         role.set("backup", generation=generation, primary=pair.peer_address if pair else None, reason=reason)
         swing.write_track(self.host.data.track_file, False)
         time.sleep(0.2)  # writes that passed the fence just before finish committing

@@ -68,7 +68,7 @@ class FailoverHost(Protocol):
     def pin_for(self, host: str, port: int) -> str: ...
     def status_basics(self) -> dict: ...
     def health(self) -> tuple[bool, str]: ...
-    def report_incident(self, summary: str, details: str) -> None: ...
+    def report_incident(self, summary: str, details: str, key: str | None = None) -> None: ...
     def listen_hosts(self) -> list[str]: ...
 
 
@@ -173,13 +173,17 @@ class FailoverService:
         if fork is None:
             return
         st = self.host.role.state
+        from_generation = self.worker.fork_generation or st.generation
         path = orphans.write(self.host.data.orphans_dir, site.engine, fork_seq=int(fork),
-                             from_generation=self.worker.fork_generation or st.generation,
+                             from_generation=from_generation,
                              to_generation=st.generation, site_name=site.info().name, reason=reason)
-        self.worker.pending_fork = None
+        self.worker.pending_fork = self.worker.fork_generation = None
         if path is not None:
             log.warning("changes the new primary never received are kept in %s", path)
-            self.host.audit.record("failover", "failover.orphans", path.name, None, {"fork_seq": fork})
+            self.host.audit.record("failover", "failover.orphans", path.name, None,
+                                   {"fork_seq": fork, "file": path.name,
+                                    "from_generation": from_generation,
+                                    "to_generation": st.generation})
 
     # --- establish and break (the admin's side) --------------------------------------------------------------
     def establish(self, caller: Caller, peer: str, self_address: str, source_ip: str | None) -> dict:

@@ -28,7 +28,7 @@ from tether.appliance import store
 from tether.appliance.admin import AdminAccount
 from tether.appliance.identity import BASE_SOFTWARE_VERSION, ensure_identity
 from tether.appliance.settings import ApplianceSettings, Security
-from tether.appliance.support import DeskRefused, Support
+from tether.appliance.support import OUTBOX_JOB_SECONDS, DeskRefused, Support
 from tether.backup.service import BackupService
 from tether.certs.pending import PendingRequests
 from tether.certs.service import CertificateService
@@ -337,8 +337,8 @@ class Appliance:
     def listen_hosts(self) -> list[str]:
         return [lst.host for lst in self.listeners]
 
-    def report_incident(self, summary: str, details: str) -> None:
-        self.support.report_event(summary, details)
+    def report_incident(self, summary: str, details: str, key: str | None = None) -> None:
+        self.support.report_event(summary, details, key)
 
     def _register_jobs(self) -> None:
         j = self.jobs
@@ -351,6 +351,7 @@ class Appliance:
         j.register("certificate-expiry-reminders", CERT_EXPIRY_INTERVAL, self.send_certificate_reminders,
                    first_delay=CERT_EXPIRY_FIRST_DELAY)
         j.register("client-hub-sweep", SWEEP_SECONDS, self.clients.sweep, first_delay=SWEEP_SECONDS, exact=True)
+        j.register("support-outbox", OUTBOX_JOB_SECONDS, self.support.deliver, first_delay=OUTBOX_JOB_SECONDS)
 
     def _dispatch_events(self, stop) -> None:
         site = self.slot.site

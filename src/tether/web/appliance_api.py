@@ -207,6 +207,10 @@ def create() -> FastAPI:
         return JSONResponse({"ok": True, "message": "shutting down"},
                             background=BackgroundTask(os.kill, os.getpid(), signal.SIGTERM))
 
+    @api.get("/support/pending", summary="Support incidents waiting for the desk (sent again until it takes them)")
+    def get_support_pending(request: Request, _p: Admin) -> list[dict]:
+        return appliance_of(request).support.pending()
+
     @api.post("/support/incident", status_code=201, summary="Open a support incident with version, status and logs")
     def post_support_incident(request: Request, body: IncidentBody, p: Admin) -> dict:
         return appliance_of(request).support.open_incident(body.summary, body.details, body.severity, p.name,

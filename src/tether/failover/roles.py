@@ -189,7 +189,7 @@ class RoleManager:
         me = pair.self_url.removeprefix("https://").rsplit(":", 1)[0] if pair else None
         old_ip = old_primary.rsplit(":", 1)[0] if old_primary else None
         done: dict = {}
-        swing.write_track(self.host.data.track_file, True)
+        self.s.write_track()
         if fs.dns_swing.enabled:
             try:
                 done["dns"] = swing.dns_update(fs.dns_swing, fs.dns_tsig_secret, old_ip, fs.dns_swing.address or me)
@@ -212,7 +212,7 @@ class RoleManager:
             raise Conflict(f"generation {generation} is not newer than this appliance's {role.generation}")
         pair = self.s.pairs.load()
         role.set("backup", generation=generation, primary=pair.peer_address if pair else None, reason=reason)
-        swing.write_track(self.host.data.track_file, False)
+        self.s.write_track()
         time.sleep(0.2)  # writes that passed the fence just before finish committing
         return {"head": sink.position(self.s.site().engine)[0], "generation": generation}
 

@@ -294,6 +294,7 @@ class Appliance:
             initialize(self.data, [k.encode() for k in keys], identity=identity)
             self._open_stores()
             self.role.reset()
+            self.failover.write_track()  # role none: 1 (the wipe took the file; keepalived reads none as 0)
             self.listeners.rebind(self.engine, self.settings, self.certs)
             self.publish_builtin_cert()
             self.slot.removed()

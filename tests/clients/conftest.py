@@ -87,8 +87,8 @@ class Clients:
 
     def run(self, kind: str, name: str, *extra: str) -> ClientProc:
         program = JUMP if kind == "jump" else JUMPOINT
-        p = ClientProc([*self.prefix, program, "run", "--state", str(self.tmp / name), *extra], self.tmp / f"{name}.out",
-                       self.env).start()
+        p = ClientProc([*self.prefix, program, "run", "--state", str(self.tmp / name), *extra],
+                       self.tmp / f"{name}.out", self.env).start()
         self.procs.append(p)
         return p
 

@@ -110,7 +110,8 @@ def run_hook(hook: str, old_address: str | None, new_address: str, timeout: int)
         proc = subprocess.Popen([hook, old_address or "", new_address], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, start_new_session=True)
     except FileNotFoundError:
-        raise TetherError(f"the NAT hook {hook} does not exist", hint="set nat_hook to an executable's full path") from None
+        raise TetherError(f"the NAT hook {hook} does not exist",
+                          hint="set nat_hook to an executable's full path") from None
     except OSError as exc:
         raise TetherError(f"the NAT hook {hook} cannot be run: {exc.strerror}",
                           hint=f"make it executable (chmod 755 {hook}) with a #! line") from None

@@ -52,12 +52,15 @@ def make_appliance(tmp_path, vendor, clock):
     """Factory: a fresh appliance process (no site unless asked), on the test's ``clock``."""
     started: list[ApplianceProc] = []
 
-    def make(*, listen: list[str] | None = None, site: bool = False, init_args: tuple = ()) -> ApplianceProc:
+    def make(*, listen: list[str] | None = None, site: bool = False, init_args: tuple = (),
+             netns: str | None = None) -> ApplianceProc:
+        """``netns``: run ``tether serve`` inside that network namespace (``ip netns exec``)."""
         data = tmp_path / f"appliance{next(_counter)}"
         run_cli("init", "--data", str(data), "--trust-vendor-key", str(vendor["pub"]), *init_args, check=True)
         if site:
             run_cli("site-package", "install", str(vendor["package"]()), "--data", str(data), check=True)
-        a = ApplianceProc(data, listen or ["127.0.0.1:0"], env=clock.env).start()
+        a = ApplianceProc(data, listen or ["127.0.0.1:0"], env=clock.env,
+                          prefix=["ip", "netns", "exec", netns] if netns else []).start()
         started.append(a)
         return a
 

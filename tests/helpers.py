@@ -79,12 +79,13 @@ class ApplianceProc:
     info: dict = field(default_factory=dict)
     log_path: Path | None = None
     env: dict = field(default_factory=dict)  # extra environment for the next start (e.g. TETHER_CRASH_AT)
+    prefix: list[str] = field(default_factory=list)  # e.g. ["ip", "netns", "exec", NS] (it execs: same pid)
 
     def start(self, timeout: float = 30) -> "ApplianceProc":
         ready = self.data.parent / f"{self.data.name}.ready.json"
         ready.unlink(missing_ok=True)
         self.log_path = self.data.parent / f"{self.data.name}.log"
-        args = [TETHER, "serve", "--data", str(self.data), "--ready-file", str(ready)]
+        args = [*self.prefix, TETHER, "serve", "--data", str(self.data), "--ready-file", str(ready)]
         for x in self.listen:
             args += ["--listen", x]
         self._log = open(self.log_path, "ab")

@@ -67,6 +67,7 @@ class Clients:
     tmp: Path
     hosts: Hosts
     procs: list[ClientProc] = field(default_factory=list)
+    prefix: list[str] = field(default_factory=list)  # e.g. ["ip", "netns", "exec", NS]: clients run there
 
     @property
     def env(self) -> dict:
@@ -77,7 +78,7 @@ class Clients:
 
     def install(self, kind: str, port: int, token: str, name: str, check: bool = True) -> subprocess.CompletedProcess:
         program = JUMP if kind == "jump" else JUMPOINT
-        r = subprocess.run([program, "install", "--site", f"{SITE_HOST}:{port}", "--token", token,
+        r = subprocess.run([*self.prefix, program, "install", "--site", f"{SITE_HOST}:{port}", "--token", token,
                             "--state", str(self.tmp / name), "--hostname", name],
                            capture_output=True, text=True, env=self.env, timeout=60)
         if check:
@@ -86,8 +87,8 @@ class Clients:
 
     def run(self, kind: str, name: str, *extra: str) -> ClientProc:
         program = JUMP if kind == "jump" else JUMPOINT
-        p = ClientProc([program, "run", "--state", str(self.tmp / name), *extra], self.tmp / f"{name}.out",
-                       self.env).start()
+        p = ClientProc([*self.prefix, program, "run", "--state", str(self.tmp / name), *extra],
+                       self.tmp / f"{name}.out", self.env).start()
         self.procs.append(p)
         return p
 

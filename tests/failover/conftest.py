@@ -22,6 +22,7 @@ from tether.failover import peer_auth
 from tether.failover.errors import PeerAuthError
 
 from .bind import bind  # noqa: F401 - fixtures of the failover tests
+from .netns import lab  # noqa: F401
 from .pairs import pair  # noqa: F401
 
 PSK = "correct horse battery staple, peer link test key"

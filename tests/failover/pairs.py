@@ -1,15 +1,21 @@
 """Helpers for the failover tests: two appliances with the same site on
-loopback addresses, the pre-shared key, the ``tether failover`` CLI, status;
-the ``pair`` fixture is registered in conftest.py."""
+loopback addresses, the pre-shared key, the ``tether failover`` CLI, status,
+the site's certificate shared by both; the ``pair`` fixture is registered in
+conftest.py."""
 
 from __future__ import annotations
 
+import ssl
+
 import pytest
+
+from tether.clients.trust import pin_of_pem
 
 from tests.helpers import NEW_SITE_PASSWORD, first_admin_login, first_site_login, ok, run_cli
 
 PSK = "a pre-shared key for the pair test, long enough"
 OTHER_PSK = "another pre-shared key that does not match at all"
+P12_PASS = "Export-pass-1"
 
 
 def _site(make_appliance, host: str):
@@ -22,6 +28,29 @@ def _site(make_appliance, host: str):
 
 def set_psk(c, sh, psk: str) -> None:
     ok(c.put("/api/config/settings/inter-appliance-psk", headers=sh, json={"psk": psk}))
+
+
+def share_site_certificate(pc, pah, bc, bah, fqdn: str, p_addresses: list[str], b_addresses: list[str]) -> None:
+    """The site's certificate (the original key: the one clients pin) made on the primary, exported as .p12
+    with its key, imported on the backup, and assigned to ``p_addresses`` and ``b_addresses``."""
+    cert = ok(pc.post("/appliance/api/certificates/self-signed", headers=pah,
+                      json={"name": "site", "fqdn": fqdn, "days": 365}), 201)
+    for address in p_addresses:
+        ok(pc.put(f"/appliance/api/certificate-assignments/{address}", headers=pah, json={"id": cert["id"]}))
+    p12 = pc.post(f"/appliance/api/certificates/{cert['id']}/export", headers=pah,
+                  json={"passphrase": P12_PASS, "include_key": True})
+    assert p12.status_code == 200, p12.text
+    imported = bc.post("/appliance/api/certificates/import", headers=bah, files={"file": ("site.p12", p12.content)},
+                       data={"password": P12_PASS, "name": "site"})
+    assert imported.status_code == 201, imported.text
+    for address in b_addresses:
+        ok(bc.put(f"/appliance/api/certificate-assignments/{address}", headers=bah,
+                  json={"id": imported.json()["id"]}))
+
+
+def presented_pin(host: str, port: int) -> str:
+    """The pin (tether.clients.trust) of the certificate presented at host:port, as a client sees it."""
+    return pin_of_pem(ssl.get_server_certificate((host, port)))
 
 
 def cli(a, *args, check=True):

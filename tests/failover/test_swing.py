@@ -1,5 +1,6 @@
-"""Traffic follows the primary (FO-07, CL-03, PERF-01 in the small): a real
-BIND server holds the site's A record; when the primary dies, the backup
+"""Traffic follows the primary (FO-07, CL-03, PERF-01 in the small): the NAT
+hook's runner (logged, killed whole at its timeout); a real BIND server
+holds the site's A record; when the primary dies, the backup
 takes over by itself, updates the record with an RFC 2136 update signed
 with TSIG (only while it still names the old primary), runs the NAT hook,
 and the original jump client, which re-resolves the site's name on every
@@ -9,15 +10,15 @@ primary without being redeployed."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
-import ssl
 import time
+from pathlib import Path
 
 import pytest
 
-from tether.clients.trust import pin_of_pem
 from tether.core.errors import TetherError
 from tether.failover import swing
 from tether.site.models import DnsSwing
@@ -25,9 +26,8 @@ from tests.clients.conftest import SITE_HOST, Clients, Hosts, online
 from tests.helpers import first_admin_login, first_site_login, free_port, ok, wait_for
 
 from .bind import KEY_NAME, ZONE
-from .pairs import PSK, cli, in_sync, set_psk, status
+from .pairs import PSK, cli, in_sync, presented_pin, set_psk, share_site_certificate, status
 
-P12_PASS = "Export-pass-1"
 RECORD = f"{SITE_HOST}."
 
 
@@ -45,10 +45,6 @@ def test_dns_update_only_while_the_record_names_the_old_primary(bind):
     assert b.a_record(RECORD) == ["127.0.0.2"]
 
 
-def _presented_pin(host: str, port: int) -> str:
-    return pin_of_pem(ssl.get_server_certificate((host, port)))
-
-
 def _swing_settings(c, sh, b, own_ip: str, hook: str, probe_port: int) -> None:
     fs = {**ok(c.get("/api/config/settings/failover", headers=sh)), "automatic_failover": True,
           "primary_timeout_seconds": 3, "connectivity_test_ips": ["127.0.0.4"], "connectivity_test_method": "tcp",
@@ -57,6 +53,45 @@ def _swing_settings(c, sh, b, own_ip: str, hook: str, probe_port: int) -> None:
                         "ttl": 5, "tsig_name": KEY_NAME, "address": own_ip}}
     fs.pop("dns_tsig_secret_set", None)
     ok(c.put("/api/config/settings/failover", headers=sh, json=fs))
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"  # a zombie: dead
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.req("FO-07")
+def test_the_nat_hook_is_logged_and_killed_whole_at_its_timeout(tmp_path, caplog):
+    hook = tmp_path / "hook"
+    hook.write_text('#!/bin/sh\necho "moving $1 to $2"\necho "router said no" >&2\nexit ${FAIL:-0}\n')
+    hook.chmod(0o755)
+    with caplog.at_level(logging.INFO, "tether.failover"):
+        assert swing.run_hook(str(hook), "10.0.0.1", "10.0.0.2", 5) == "moving 10.0.0.1 to 10.0.0.2\nrouter said no"
+    assert f"NAT hook {hook} 10.0.0.1 10.0.0.2 exited 0: moving 10.0.0.1 to 10.0.0.2" in caplog.text
+
+    hook.write_text('#!/bin/sh\necho "no route to the router" >&2\nexit 4\n')
+    with pytest.raises(TetherError, match=r"failed \(exit 4\): no route to the router"):
+        swing.run_hook(str(hook), None, "10.0.0.2", 5)
+
+    child = tmp_path / "child.pid"  # a hook that hangs in a child of its own (an ssh that never answers)
+    hook.write_text(f'#!/bin/sh\necho "asking the router"\nsleep 120 &\necho $! > {child}\nwait\n')
+    caplog.clear()
+    started = time.monotonic()
+    with caplog.at_level(logging.INFO, "tether.failover"), \
+            pytest.raises(TetherError, match="did not finish within 1 s and was killed"):
+        swing.run_hook(str(hook), "10.0.0.1", "10.0.0.2", 1)
+    assert time.monotonic() - started < 6  # not the child's 120 s: the group was killed and the pipes closed
+    wait_for(lambda: _gone(int(child.read_text())), 5, what="the hook's child killed with it")
+    assert "killed after 1 s: asking the router" in caplog.text
+
+    hook.chmod(0o644)
+    with pytest.raises(TetherError, match="cannot be run") as e:
+        swing.run_hook(str(hook), "10.0.0.1", "10.0.0.2", 5)
+    assert "chmod 755" in e.value.hint
+    with pytest.raises(TetherError, match="does not exist"):
+        swing.run_hook(str(tmp_path / "missing"), "10.0.0.1", "10.0.0.2", 5)
 
 
 @pytest.mark.req("FO-05", "FO-07", "CL-03")
@@ -68,19 +103,9 @@ def test_the_jump_client_follows_the_dns_swing_after_the_primary_dies(make_appli
     pc, bc = p.client(), b.client()
     pah, psh = first_admin_login(pc), first_site_login(pc)
     bah, bsh = first_admin_login(bc), first_site_login(bc)
-    # the site's certificate on both (the original key: the one clients pin)
-    cert = ok(pc.post("/appliance/api/certificates/self-signed", headers=pah,
-                      json={"name": "site", "fqdn": SITE_HOST, "days": 365}), 201)
-    ok(pc.put("/appliance/api/certificate-assignments/127.0.0.3", headers=pah, json={"id": cert["id"]}))
-    p12 = pc.post(f"/appliance/api/certificates/{cert['id']}/export", headers=pah,
-                  json={"passphrase": P12_PASS, "include_key": True})
-    assert p12.status_code == 200, p12.text
-    imported = bc.post("/appliance/api/certificates/import", headers=bah, files={"file": ("site.p12", p12.content)},
-                       data={"password": P12_PASS, "name": "site"})
-    assert imported.status_code == 201, imported.text
-    ok(bc.put("/appliance/api/certificate-assignments/127.0.0.2", headers=bah, json={"id": imported.json()["id"]}))
-    pin = _presented_pin("127.0.0.3", port)
-    assert _presented_pin("127.0.0.2", port) == pin
+    share_site_certificate(pc, pah, bc, bah, SITE_HOST, ["127.0.0.3"], ["127.0.0.2"])
+    pin = presented_pin("127.0.0.3", port)
+    assert presented_pin("127.0.0.2", port) == pin
 
     dns = bind({SITE_HOST.removesuffix(".tether.test"): "127.0.0.3"})
     probe = socket.socket()

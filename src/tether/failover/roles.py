@@ -196,7 +196,7 @@ class RoleManager:
         me = pair.self_url.removeprefix("https://").rsplit(":", 1)[0] if pair else None
         old_ip = old_primary.rsplit(":", 1)[0] if old_primary else None
         done: dict = {}
-        swing.write_track(self.host.data.track_file, True)
+        self.s.write_track()
         if fs.dns_swing.enabled:
             try:
                 done["dns"] = swing.dns_update(fs.dns_swing, fs.dns_tsig_secret, old_ip, fs.dns_swing.address or me)
@@ -221,7 +221,7 @@ class RoleManager:
         if role.current == "primary":
             self.s.worker.fork_generation = role.generation
         role.set("backup", generation=generation, primary=pair.peer_address if pair else None, reason=reason)
-        swing.write_track(self.host.data.track_file, False)
+        self.s.write_track()
         time.sleep(0.2)  # writes that passed the fence just before finish committing
         return {"head": sink.position(self.s.site().engine)[0], "generation": generation}
 

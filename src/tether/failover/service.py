@@ -94,10 +94,19 @@ class FailoverService:
         self.syncmode = SyncMode(self.settings, lambda: self.host.role.current == "primary",
                                  lambda: self.acked["through"],
                                  lambda action, details: self.host.audit.record("failover", action, None, None, details))
-        host.role.subscribe(lambda old, new: swing.write_track(host.data.track_file, host.role.current == "primary"
-                                                               and host.role.serves_clients()))
+        host.role.subscribe(lambda old, new: self.write_track())
         self.acked: dict = {"through": None, "at": None, "streaming": 0}
         self._keys: tuple[str, bytes] | None = None
+
+    # --- keepalived's track file (swing.py) ------------------------------------------------------------------
+    def write_track(self, stopping: bool = False) -> None:
+        """``0`` while this appliance serves as primary, else ``1``: at start, at every role or serving change,
+        and ``1`` at a clean stop (``stopping``), so keepalived releases the shared address at once."""
+        serving = not stopping and self.host.role.current == "primary" and self.host.role.serves_clients()
+        try:
+            swing.write_track(self.host.data.track_file, serving)
+        except OSError as exc:
+            log.error("cannot write keepalived's track file %s: %s", self.host.data.track_file, exc)
 
     # --- what the service reads --------------------------------------------------------------------------
     @property

@@ -294,6 +294,7 @@ class Appliance:
             initialize(self.data, [k.encode() for k in keys], identity=identity)
             self._open_stores()
             self.role.reset()
+            self.failover.write_track()  # role none: 1 (the wipe took the file; keepalived reads none as 0)
             self.listeners.rebind(self.engine, self.settings, self.certs)
             self.publish_builtin_cert()
             self.slot.removed()
@@ -361,10 +362,12 @@ class Appliance:
     async def start(self) -> asyncio.Task:
         """Start the background work (the listeners are the web layer's); returns the runner's task."""
         self._register_jobs()
+        self.failover.write_track()  # a file left by a killed process is put right at once
         return asyncio.create_task(self.jobs.run())
 
     async def stop(self, runner: asyncio.Task | None) -> None:
         """Tell every client to go (and come back soon), stop the jobs and wait for runs in progress."""
+        self.failover.write_track(stopping=True)  # keepalived lets the shared address go now
         await self.clients.close()
         self.jobs.stop()
         if runner is not None:

@@ -23,6 +23,11 @@ that changes, safely.
   reaches either. Without a witness, a cut of only the link between the
   two (both reach the test addresses) can still give two primaries until
   the link heals; generations then reconcile them (docs/operations.md).
+- **Starting again.** A paired primary that starts (after a crash, a kill,
+  a reboot) may have been replaced meanwhile: it serves nobody until a
+  heartbeat exchange shows the peer is not serving as primary (a newer one
+  makes it step down at once), or until it has heard nothing for
+  min(T, 3 s) and reaches a connectivity test address.
 - **After every promotion** traffic is swung (swing.py): keepalived's
   track file, the DNS record, the NAT hook; an automatic failover is
   audited and opens a support incident (DESK-09).
@@ -49,6 +54,7 @@ log = logging.getLogger("tether.failover")
 HEARTBEAT_SECONDS = 0.5
 HEARTBEAT_TIMEOUT = 1.0
 CATCH_UP_TIMEOUT = 60.0
+STARTING_QUIET = 3.0  # a restarted paired primary that hears nothing serves again after this (or T) at the soonest
 
 
 class RoleManager:
@@ -59,6 +65,7 @@ class RoleManager:
         self.peer_state: dict | None = None
         self.last_swing: dict | None = None
         self.auto_note: str | None = None
+        self.starting: float | None = None  # monotonic: a paired primary started (again) and serves nobody yet
         self._lock = threading.Lock()
 
     # --- contact and state --------------------------------------------------------------------------
@@ -152,6 +159,14 @@ class RoleManager:
             self.take_primary(f"the primary was unreachable for {age:.1f} s (timeout {timeout:.0f} s) and a "
                               f"connectivity test address answered", automatic=True)
         elif role.current == "primary":
+            if self.starting is not None:  # started again (FailoverService): it may have been replaced meanwhile
+                theirs = self.peer_state or {}
+                if self.last_contact is not None and not (theirs.get("role") == "primary" and theirs.get("serving")):
+                    self.starting = None  # the peer answered, and does not serve as primary: the rules below
+                elif time.monotonic() - self.starting < min(timeout, STARTING_QUIET):
+                    return  # not before a few heartbeats could have reached the peer
+                else:
+                    self.starting = None
             if age < timeout / 2 or not fs.connectivity_test_ips:
                 role.resume()
                 return
@@ -173,6 +188,8 @@ class RoleManager:
             theirs = int((self.peer_state or {}).get("generation", 0))
             old = role.state
             new = role.set("primary", generation=max(old.generation, theirs) + 1, fork_seq=fork, reason=reason)
+            role.resume()  # a suspension of an earlier term as primary does not carry over to this one
+            self.starting = None
         self.host.audit.record(actor, "failover.automatic" if automatic else "failover.become_primary", None,
                                source_ip, {"from_generation": old.generation, "generation": new.generation,
                                            "fork_seq": fork, "reason": reason})

@@ -93,6 +93,11 @@ class FailoverService:
         self.roles = RoleManager(self)
         host.role.subscribe(lambda old, new: swing.write_track(host.data.failover_dir, host.role.current == "primary"
                                                                and host.role.serves_clients()))
+        if host.role.current == "primary" and self.pairs.load() is not None:
+            # a paired primary that starts again may have been replaced meanwhile (FO-08): it serves nobody until
+            # its monitor has heard the peer, or found it silent while a connectivity test address answers
+            host.role.suspend("starting: not yet heard from the peer or reached a connectivity test address")
+            self.roles.starting = time.monotonic()
         self.acked: dict = {"through": None, "at": None, "streaming": 0}
         self._keys: tuple[str, bytes] | None = None
 

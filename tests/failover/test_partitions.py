@@ -1,15 +1,17 @@
 """Failover under partitions, pauses and restarts with real appliance pairs
 (FO-08, ROB-03): a restarted old primary serves nobody before it has heard
-the new one."""
+the new one; writes a primary acknowledged stay in its orphan file even
+when the new primary never followed it."""
 
 from __future__ import annotations
 
+import os
 import time
 
 import httpx
 import pytest
 
-from .netcut import need_nft
+from .netcut import LinkCut, need_nft
 from .pairproc import Probe, Vendor, automatic_failover, make_members, pair, start_all, wait_until
 
 TIMEOUT = 3
@@ -59,3 +61,42 @@ def test_a_restarted_old_primary_serves_nobody_before_it_has_heard_the_new_one(l
     assert codes and 200 not in codes, codes
     assert 201 not in writes, writes
     assert b.health()[0] == 200
+
+
+def _group(m, name: str) -> None:
+    r = m.api("POST", "/api/config/jump-client-groups", json={"name": name})
+    assert r.status_code == 201, r.text
+
+
+@pytest.mark.req("FO-08", "ROB-03")
+def test_a_new_primary_that_never_followed_the_last_one_leaves_its_writes_in_the_orphans(lab):
+    """b takes over during a cut and acknowledges writes; a, the old primary, steps down when the link heals
+    but never takes b's copy (its backup operations are off), b dies, and a is made primary again with its own
+    older history. When b comes back it steps down: every write it acknowledged must be in its orphan file,
+    although a's fork point (a's head) is later than where the two histories parted."""
+    (a, b), _ = lab
+    a.set_failover(backup_operations_enabled=False)  # a, once a backup, will not follow (nor resync from) b
+    _group(a, "before-cut")
+    wait_until(lambda: "before-cut" in {g["name"] for g in b.ok("GET", "/api/config/jump-client-groups")}, 30,
+               what="the first write on the backup")
+    with LinkCut(a.address, b.address, table=f"tether_orph_{os.getpid()}", port=a.port) as link:
+        link.cut()
+        for i in range(3):
+            _group(a, f"a-cut-{i}")  # acknowledged by a; b never receives them
+        wait_until(lambda: b.health()[0] == 200, 30, every=0.05, what="b taking over")
+        for i in range(3):
+            _group(b, f"b-new-{i}")  # acknowledged by b: a never receives them
+    wait_until(lambda: a.status()["role"] == "backup", 30, what="a stepping down once the link healed")
+    b.kill()
+    a.ok("POST", "/api/failover/become-primary", json={"force": True})
+    b.start()
+    wait_until(lambda: b.status()["role"] == "backup", 30, what="b stepping down for a's newer generation")
+    head = a.status()["sync"]["head"]
+    wait_until(lambda: (b.status().get("sync") or {}).get("applied_seq") == head and "before-cut" in
+               {g["name"] for g in b.ok("GET", "/api/config/jump-client-groups")}, 30, what="b holding a's copy")
+    kept = {(e.get("row") or {}).get("name") for f in b.ok("GET", "/api/failover/orphans")
+            for e in b.ok("GET", f"/api/failover/orphans/{f['file']}")["entries"] if e["tbl"] == "jump_client_groups"}
+    on_a = {g["name"] for g in a.ok("GET", "/api/config/jump-client-groups")}
+    assert {f"a-cut-{i}" for i in range(3)} <= on_a
+    lost = {f"b-new-{i}" for i in range(3)} - on_a - kept
+    assert not lost, f"acknowledged by b, on neither a nor b's orphan files: {lost}"

@@ -96,8 +96,15 @@ class FailoverService:
                                  lambda action, details: self.host.audit.record("failover", action, None, None, details))
         host.role.subscribe(lambda old, new: swing.write_track(host.data.track_file, host.role.current == "primary"
                                                                and host.role.serves_clients()))
+        if host.role.current == "primary" and self.pairs.load() is not None:
+            # a paired primary that starts again may have been replaced meanwhile (FO-08): it serves nobody until
+            # its monitor has heard the peer, or found it silent while a connectivity test address answers
+            host.role.suspend("starting: not yet heard from the peer or reached a connectivity test address")
+            self.roles.starting = time.monotonic()
         self.acked: dict = {"through": None, "at": None, "streaming": 0}
         self._keys: tuple[str, bytes] | None = None
+        self.peer_holds: int | None = None  # after a term as primary: the last entry the peer surely holds
+        host.role.subscribe(self._term_changed)
 
     # --- what the service reads --------------------------------------------------------------------------
     @property
@@ -166,17 +173,30 @@ class FailoverService:
             self.host.role.set("backup", generation=generation, primary=pair.peer_address if pair else None,
                                reason="a newer generation seen on the primary's stream")
 
+    def _term_changed(self, old, new) -> None:
+        """Leaving the primary role: note how much of this log the peer surely holds (this term's fork point, or
+        what it acknowledged in this term). Taking it: acknowledgements of an earlier term no longer count."""
+        if old.role == "primary" and new.role != "primary":
+            self.peer_holds = max(old.fork_seq or 0, self.acked["through"] or 0)
+        elif new.role == "primary" and old.role != "primary":
+            self.acked.update(through=None, at=None)
+
     def _keep_orphans(self, fork_seq: int | None, reason: str) -> None:
         """Before this copy is replaced by the primary's: keep what the primary never received (FO-08)."""
         site = self.site()
         fork = fork_seq if fork_seq is not None else self.worker.pending_fork
         if fork is None:
             return
+        if self.peer_holds is not None:
+            # the new primary's fork point is its own head when it took the role; if it had not taken this
+            # appliance's last term's changes by then (it had not followed it), the histories parted earlier
+            fork = min(int(fork), self.peer_holds)
         st = self.host.role.state
         path = orphans.write(self.host.data.orphans_dir, site.engine, fork_seq=int(fork),
                              from_generation=self.worker.fork_generation or st.generation,
                              to_generation=st.generation, site_name=site.info().name, reason=reason)
         self.worker.pending_fork = None
+        self.peer_holds = None
         if path is not None:
             log.warning("changes the new primary never received are kept in %s", path)
             self.host.audit.record("failover", "failover.orphans", path.name, None, {"fork_seq": fork})

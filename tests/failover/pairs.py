@@ -36,6 +36,13 @@ def status(c, sh) -> dict:
     return ok(c.get("/api/failover/status", headers=sh))
 
 
+def in_sync(pc, psh, bc, bsh) -> bool:
+    """The backup has applied the primary's whole log, asked of both (the backup alone knows the primary's
+    head only as of its last batch or heartbeat: a write just made is not yet counted in its lag)."""
+    head = status(pc, psh)["sync"]["head"]
+    return (status(bc, bsh).get("sync") or {}).get("applied_seq") == head
+
+
 @pytest.fixture
 def pair(make_appliance):
     """Two appliances with the same site and pre-shared key, not paired yet. Not on 127.0.0.1: that is

@@ -47,6 +47,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from tether.core.crashpoints import checkpoint
 from tether.core.errors import Conflict, TetherError
 from tether.site import permissions as P
 
@@ -110,10 +111,12 @@ class RoleManager:
                 log.warning("the peer is primary with generation %s (this appliance: %s); stepping down", their_gen, gen)
                 self.host.audit.record("failover", "failover.yield", where, None,
                                        {"from_generation": gen, "to_generation": their_gen})
+                checkpoint("yield: audited")
             if role.current != "backup" or role.generation < their_gen:
                 role.set("backup", generation=their_gen, primary=where,
                          reason=f"the peer {where} is primary with generation {their_gen}")
                 self.s.worker.pending_fork = theirs.get("fork_seq")
+                checkpoint("yield: backup of the newer primary")
 
     # --- the heartbeat job (continuous, while primary or backup) ------------------------------------------
     def monitor(self, stop: threading.Event) -> None:
@@ -209,13 +212,16 @@ class RoleManager:
             new = role.set("primary", generation=max(old.generation, theirs) + 1, fork_seq=fork, reason=reason)
             self.confirm(float(self.s.settings().primary_timeout_seconds))  # nothing of an earlier term carries over
             self.starting = None
+        checkpoint("take primary: role taken")
         self.host.audit.record(actor, "failover.automatic" if automatic else "failover.become_primary", None,
                                source_ip, {"from_generation": old.generation, "generation": new.generation,
                                            "fork_seq": fork, "reason": reason})
+        checkpoint("take primary: audited")
         self.swing(old.primary)
         if automatic:
             self.host.report_incident("Automatic failover: this appliance became primary",
                                       f"{reason}. Generation {new.generation}; last entry held {fork}.")
+            checkpoint("take primary: incident reported")
         return self.s.status_doc()
 
     def swing(self, old_primary: str | None) -> None:
@@ -240,7 +246,9 @@ class RoleManager:
         for k, v in done.items():
             (log.error if k.endswith("_error") else log.info)("traffic swing: %s: %s", k, v)
         self.last_swing = {"at": time.time(), **done}
+        checkpoint("swing: done")
         self.host.audit.record("failover", "failover.swing", me, None, done)
+        checkpoint("swing: audited")
 
     def step_down(self, generation: int, reason: str) -> dict:
         role = self.host.role
@@ -250,6 +258,7 @@ class RoleManager:
         role.set("backup", generation=generation, primary=pair.peer_address if pair else None, reason=reason)
         swing.write_track(self.host.data.track_file, False)
         time.sleep(0.2)  # writes that passed the fence just before finish committing
+        checkpoint("step down: writes settled")
         return {"head": sink.position(self.s.site().engine)[0], "generation": generation}
 
     # --- manual failover (FO-06, IC-04) ----------------------------------------------------------------------
@@ -262,11 +271,13 @@ class RoleManager:
         if self.s.pairs.load() is None:
             raise Conflict("this appliance is not in a failover pair")
         target = max(role.generation, int((self.peer_state or {}).get("generation", 0))) + 1
+        checkpoint("become primary: asking the primary to step down")
         try:
             with self.s.client_to_peer(timeout=10) as client:
                 answer = client.post_json("/peer/v1/demote", {"generation": target,
                                                               "data_sync_first": data_sync_first},
                                           verify_response=True).json()
+            checkpoint("become primary: the primary stepped down")
         except PeerError as exc:
             if not force:
                 raise Conflict(f"the primary could not be asked to step down: {exc.message}",
@@ -283,6 +294,7 @@ class RoleManager:
                                    f"within {CATCH_UP_TIMEOUT:.0f} s; neither appliance is primary now",
                                    hint="repeat become-primary (with --force to promote without the last changes)")
                 time.sleep(0.05)
+            checkpoint("become primary: caught up")
         self.peer_state = {**(self.peer_state or {}), "generation": answer["generation"], "role": "backup"}
         return self.take_primary(f"planned failover by {caller.name}" + (" after a full data sync" if data_sync_first
                                                                           else ""),
@@ -294,9 +306,11 @@ class RoleManager:
         role = self.host.role
         if role.current != "primary":
             raise Conflict(f"this appliance is not primary (it is {role.current})")
+        checkpoint("become backup: asking the peer to take over")
         try:
             with self.s.client_to_peer(timeout=CATCH_UP_TIMEOUT + 10) as client:
                 client.post_json("/peer/v1/promote", {"data_sync_first": data_sync_first}, verify_response=True)
+            checkpoint("become backup: the peer took over")
         except PeerError as exc:
             if not force:
                 raise Conflict(f"the backup could not be asked to take over: {exc.message}",
@@ -305,4 +319,5 @@ class RoleManager:
             self.step_down(role.generation + 1, f"stepped down by {caller.name} with force; the peer was unreachable")
         self.host.audit.record(caller.name, "failover.become_backup", None, source_ip,
                                {"data_sync_first": data_sync_first, "force": force})
+        checkpoint("become backup: audited")
         return self.s.status_doc()

@@ -24,6 +24,7 @@ from typing import Any, AsyncIterator, Iterator, Protocol
 import sqlalchemy as sa
 
 from tether.core.audit import AuditLog
+from tether.core.crashpoints import checkpoint
 from tether.core.errors import Conflict, Forbidden, Invalid, NotFound
 from tether.core.paths import DataDir
 from tether.site import permissions as P
@@ -172,6 +173,7 @@ class FailoverService:
             pair = self.pairs.load()
             self.host.role.set("backup", generation=generation, primary=pair.peer_address if pair else None,
                                reason="a newer generation seen on the primary's stream")
+            checkpoint("adopt: generation of the primary's stream")
 
     def _term_changed(self, old, new) -> None:
         """Leaving the primary role: note how much of this log the peer surely holds (this term's fork point, or
@@ -192,14 +194,17 @@ class FailoverService:
             # appliance's last term's changes by then (it had not followed it), the histories parted earlier
             fork = min(int(fork), self.peer_holds)
         st = self.host.role.state
+        checkpoint("orphans: keeping")
         path = orphans.write(self.host.data.orphans_dir, site.engine, fork_seq=int(fork),
                              from_generation=self.worker.fork_generation or st.generation,
                              to_generation=st.generation, site_name=site.info().name, reason=reason)
         self.worker.pending_fork = None
         self.peer_holds = None
+        checkpoint("orphans: kept")
         if path is not None:
             log.warning("changes the new primary never received are kept in %s", path)
             self.host.audit.record("failover", "failover.orphans", path.name, None, {"fork_seq": fork})
+            checkpoint("orphans: audited")
 
     # --- establish and break (the admin's side) --------------------------------------------------------------
     def establish(self, caller: Caller, peer: str, self_address: str, source_ip: str | None) -> dict:
@@ -429,6 +434,7 @@ class FailoverService:
         answer = self.roles.step_down(gen, f"stepped down for {pair.peer_address} (planned failover)")
         self.host.audit.record("peer", "failover.become_backup", pair.peer_address, source_ip,
                                {"generation": gen, "data_sync_first": bool(body.get("data_sync_first"))})
+        checkpoint("demote: audited")
         return answer
 
     def peer_promote(self, sender: str, body: dict, source_ip: str | None) -> dict:

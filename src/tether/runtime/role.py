@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
+from tether.core.crashpoints import checkpoint
 from tether.core.errors import Conflict, NotPrimary, TetherError
 from tether.core.fsutil import write_atomic
 
@@ -101,11 +102,13 @@ class RoleStore:
                 raise Conflict(f"generation {gen} is older than this appliance's {old.generation}")
             new = RoleState(role, gen, time.time(), primary if role == "backup" else None, reason,
                             fork_seq if role == "primary" else None)
+            checkpoint(f"role {role}: writing")
             write_atomic(self.path, json.dumps({"version": FORMAT_VERSION, **new.public()}, indent=1).encode())
             self.state = new
             self.fresh_until = None  # a confirmation is for one term
         for fn in list(self._listeners):
             fn(old, new)
+        checkpoint(f"role {role}: listeners told")
         return new
 
     def reset(self) -> None:

@@ -180,6 +180,7 @@ class FailoverService:
         what it acknowledged in this term). Taking it: acknowledgements of an earlier term no longer count."""
         if old.role == "primary" and new.role != "primary":
             self.peer_holds = max(old.fork_seq or 0, self.acked["through"] or 0)
+            self.worker.fork_generation = old.generation  # an orphan file's from_generation (orphans.md)
         elif new.role == "primary" and old.role != "primary":
             self.acked.update(through=None, at=None)
 
@@ -199,6 +200,7 @@ class FailoverService:
                              from_generation=self.worker.fork_generation or st.generation,
                              to_generation=st.generation, site_name=site.info().name, reason=reason)
         self.worker.pending_fork = None
+        self.worker.fork_generation = None
         self.peer_holds = None
         checkpoint("orphans: kept")
         if path is not None:

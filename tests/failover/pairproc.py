@@ -102,6 +102,7 @@ class Member:
     site_headers: dict | None = None
     admin_headers: dict | None = None
     paused: bool = False
+    command: list[str] | None = None  # instead of ``tether`` (e.g. crashtrace.py, which traces crash points)
 
     @property
     def peer_address(self) -> str:
@@ -129,8 +130,8 @@ class Member:
             logf.write(f"\n=== start {self.starts} at {time.strftime('%H:%M:%S')} ===\n".encode())
             logf.flush()
             self.proc = subprocess.Popen(
-                [TETHER, "serve", "--data", str(self.data), "--listen", f"127.0.0.1:{self.admin_port}",
-                 "--listen", self.peer_address, "--ready-file", str(ready)],
+                [*(self.command or [TETHER]), "serve", "--data", str(self.data),
+                 "--listen", f"127.0.0.1:{self.admin_port}", "--listen", self.peer_address, "--ready-file", str(ready)],
                 stdout=logf, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **self.env})
         self.paused = False
 

@@ -18,10 +18,20 @@ the same data directory, the pair settled, and the verdict.
   primary (killed there); the old primary coming back and stepping down
   with orphans (killed there: its start, the step-down, the orphan file,
   the full copy it then takes).
+- **Counting.** The performer counts its points from the change's first
+  one (``TETHER_CRASH_FROM``: e.g. "become primary: asking"), and never its
+  sync's (``TETHER_CRASH_SKIP=sync:``, killed by test_sync_crash.py), so that
+  point k is the same step in the trace run and in every kill run (counting
+  from the process start, the track file writes of its start and the sync
+  batches it applied before the trigger shifted the numbers from run to
+  run). ``return`` counts from the start: its start is the change.
 - **A trace run** starts the performer under crashtrace.py, which lists
-  every crash point it passes (``N``, time, label); the points after the
-  trigger are the scenario's kill points (for ``return``, every point: its
-  start is the change).
+  every crash point it passes (``N``, time, label); those are the scenario's
+  kill points.
+- **Bounded.** Every wait has its timeout, and a run still going after
+  ``RUN_BUDGET`` has both appliances killed by a watchdog (every wait then
+  ends) and counts as failed; a pair where both answer as backup for 6 s is
+  taken as ``no_primary`` at once instead of waiting out the settle.
 - **A kill run** starts the performer with ``TETHER_CRASH_AT=k`` (writes
   acknowledged by the primary are in the base), triggers the change, waits for
   the SIGKILL, checks the killed appliance's files, starts it again (and,
@@ -42,7 +52,8 @@ the same data directory, the pair settled, and the verdict.
   data_sync_first catch-up that times out does: "neither appliance is
   primary now"); the runbook (docs/operations.md) repeats become-primary
   with force on the appliance meant to be primary. The run records that
-  outcome (``no_primary``) and checks the pair after the repeat.
+  outcome (``no_primary``) and checks the pair after the repeat; with
+  ``expect_recovery`` (for when roles.py recovers by itself) it is a failure.
 """
 
 from __future__ import annotations
@@ -76,17 +87,27 @@ class Scenario:
     base: str  # manual | auto | return
     performer: str  # "a" or "b": the appliance killed at its crash points
     what: str
+    first: str | None = None  # the change's first point (TETHER_CRASH_FROM): points are counted from there
+    skip: str = "sync:"  # points not counted (TETHER_CRASH_SKIP): the sync's own (test_sync_crash.py)
 
 
 SCENARIOS = {s.name: s for s in (
-    Scenario("takeover", "auto", "b", "automatic takeover by the backup when the primary is killed"),
-    Scenario("swap", "manual", "b", "become-primary on the backup, primary reachable (killed in the backup)"),
-    Scenario("swap-sync", "manual", "b", "become-primary --data-sync-first (killed in the backup)"),
-    Scenario("swap-sync-old", "manual", "a", "become-primary --data-sync-first (killed in the old primary)"),
-    Scenario("swap-old", "manual", "a", "become-primary, no data sync first (killed in the old primary)"),
-    Scenario("become-backup", "manual", "a", "become-backup on the primary (killed there)"),
-    Scenario("return", "return", "a", "the old primary comes back, steps down, keeps its orphans (killed there)"),
+    Scenario("takeover", "auto", "b", "automatic takeover by the backup when the primary is killed",
+             "role primary: writing"),
+    Scenario("swap", "manual", "b", "become-primary on the backup, primary reachable (killed in the backup)",
+             "become primary: asking"),
+    Scenario("swap-sync", "manual", "b", "become-primary --data-sync-first (killed in the backup)",
+             "become primary: asking"),
+    Scenario("swap-sync-old", "manual", "a", "become-primary --data-sync-first (killed in the old primary)",
+             "role backup: writing"),
+    Scenario("swap-old", "manual", "a", "become-primary, no data sync first (killed in the old primary)",
+             "role backup: writing"),
+    Scenario("become-backup", "manual", "a", "become-backup on the primary (killed there)",
+             "become backup: asking"),
+    Scenario("return", "return", "a", "the old primary comes back, steps down, keeps its orphans (killed there)",
+             None, ""),
 )}
+RUN_BUDGET = 240.0  # a run still going by then has both appliances killed (every wait then ends): a problem
 
 
 @dataclass
@@ -108,8 +129,9 @@ class Lab:
     """Two members, their probe, the bases; ``run(scenario, k)`` plays one run."""
 
     def __init__(self, work: Path, addresses: tuple[str, str] = ("127.0.6.3", "127.0.6.2"),
-                 probe_ip: str = "127.0.6.4"):
+                 probe_ip: str = "127.0.6.4", *, expect_recovery: bool = False):
         self.work = work
+        self.expect_recovery = expect_recovery  # an interrupted planned swap must recover without the runbook
         self.a, self.b = make_members(work / "live", Vendor.make(work), addresses)
         self.members = {"a": self.a, "b": self.b}
         self.probe = Probe(probe_ip)
@@ -215,13 +237,23 @@ class Lab:
         perf = self.members[scen.performer]
         self._restore(scen.base)
         seen = {key: [role_file(m.data)] for key, m in self.members.items()}
-        if k is not None:
-            perf.env = {"TETHER_CRASH_AT": str(k), "TETHER_CRASH_LOG": str(log)}
+        perf.env = {"TETHER_CRASH_LOG": str(log), "TETHER_CRASH_SKIP": scen.skip,
+                    **({"TETHER_CRASH_FROM": scen.first} if scen.first else {}),
+                    **({"TETHER_CRASH_AT": str(k)} if k is not None else {})}
         if trace is not None:
             perf.command = [*TRACER, str(trace)]
         checker = None
         request: dict = {}
         acked = list(self.acked_in_base.get(scen.base, []))
+        overrun = threading.Event()
+
+        def watchdog() -> None:  # every wait below ends once both appliances are gone
+            overrun.set()
+            for m in self.members.values():
+                m.kill()
+        timer = threading.Timer(RUN_BUDGET, watchdog)
+        timer.daemon = True
+        timer.start()
         try:
             if scen.base == "return":
                 self.b.start()
@@ -256,7 +288,7 @@ class Lab:
                 out.problems.append(f"the performer exited with {perf.proc.returncode}")
             thread = request.get("thread")
             if thread is not None:
-                thread.join(120)
+                thread.join(100)  # its request's own timeout is 90 s
             # the killed appliance's files, as the next start will read them
             for key, m in self.members.items():
                 if m.proc is None or m.proc.poll() is not None:
@@ -270,9 +302,11 @@ class Lab:
                 self.a.start()
             if trace is not None:
                 perf.env, perf.command = {}, None
-            settled = settle([self.a, self.b], checker, 45)
+            settled = self._settle_or_none(checker, 45)
             if settled is None and all(_role(m) == "backup" for m in self.members.values()):
                 out.no_primary = True
+                if self.expect_recovery:
+                    raise AssertionError("no primary: both appliances backup after the interrupted change")
                 r = self.b.api("POST", "/api/failover/become-primary", timeout=60, json={"force": True})
                 if r.status_code != 200:
                     out.problems.append(f"become-primary --force after the interrupted change: {r.status_code} "
@@ -291,14 +325,34 @@ class Lab:
         except Exception as exc:  # noqa: BLE001 - a run that cannot be played is a problem of its own
             out.problems.append(f"{type(exc).__name__}: {exc}")
         finally:
+            timer.cancel()
+            if overrun.is_set():
+                out.problems.append(f"the run took longer than {RUN_BUDGET:.0f} s: both appliances were killed")
             if checker is not None:
                 checker.close()
             self._stop_all()
             thread = request.get("thread")
             if thread is not None:
-                thread.join(120)
+                thread.join(30)
             out.seconds = time.monotonic() - t0
         return out
+
+    def _settle_or_none(self, checker: Checker, timeout: float) -> tuple[Member, Member] | None:
+        """``settle``, but given up after 6 s of both answering as backup (an interrupted planned swap: no
+        primary until the runbook), rather than waiting out the whole timeout."""
+        deadline = time.monotonic() + timeout
+        both_backup_since = None
+        while time.monotonic() < deadline:
+            settled = settle([self.a, self.b], checker, min(3.0, max(0.1, deadline - time.monotonic())))
+            if settled is not None:
+                return settled
+            if all(_role(m) == "backup" for m in self.members.values()):
+                both_backup_since = both_backup_since or time.monotonic()
+                if time.monotonic() - both_backup_since > 6.0:
+                    return None
+            else:
+                both_backup_since = None
+        return None
 
     def _trigger(self, scen: Scenario, request: dict) -> None:
         if scen.name == "takeover":
@@ -355,8 +409,8 @@ class Lab:
 
 
 # --- the verdict ----------------------------------------------------------------------------------------------
-def role_file(data: Path) -> dict:
-    """role.json as docs/formats/role.md specifies it; {"problem": ...} when it is not."""
+def role_file(data: Path, roles: tuple[str, ...] = ("primary", "backup")) -> dict:
+    """role.json as docs/formats/role.md specifies it, its role one of ``roles``; {"problem": ...} when not."""
     path = data / "failover" / "role.json"
     try:
         doc = json.loads(path.read_text())
@@ -367,7 +421,7 @@ def role_file(data: Path) -> dict:
         return {"problem": f"role.json: version {doc.get('version') if isinstance(doc, dict) else doc!r}"}
     if set(doc) - ROLE_KEYS or {"role", "generation"} - set(doc):
         bad.append(f"keys {sorted(doc)}")
-    if doc.get("role") not in ("primary", "backup"):
+    if doc.get("role") not in roles:
         bad.append(f"role {doc.get('role')!r}")
     if not isinstance(doc.get("generation"), int) or doc["generation"] < 0:
         bad.append(f"generation {doc.get('generation')!r}")

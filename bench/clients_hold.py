@@ -298,9 +298,11 @@ class LoadGens:
     """K ``python -m tether.clients.loadgen`` processes, each in its own process group."""
 
     def __init__(self, work: Path, ids: Path, n: int, procs: int, ramp: float = 0.0, duration: float = 3600,
-                 max_opening: int = 50):
+                 max_opening: int = 50, host: str = "127.0.0.1", env: dict | None = None):
         self.work, self.ids, self.n, self.k = work, ids, n, procs
         self.ramp, self.duration, self.max_opening = ramp, duration, max_opening
+        self.host = host  # the site's address or name (a name is resolved by the clients at every attempt)
+        self.env = {**LOADGEN_ENV, **(env or {})}  # e.g. TETHER_DNS_SERVER (bench/failover_time.py)
         self.procs: list[subprocess.Popen] = []
         self.reports = [work / f"loadgen{i}.json" for i in range(procs)]
         self.started_at = 0.0
@@ -316,12 +318,12 @@ class LoadGens:
             logf = open(self.work / f"loadgen{i}.log", "ab")
             try:
                 self.procs.append(subprocess.Popen(
-                    [PYTHON, "-m", "tether.clients.loadgen", "--site", f"127.0.0.1:{port}", "--pin", pin,
+                    [PYTHON, "-m", "tether.clients.loadgen", "--site", f"{self.host}:{port}", "--pin", pin,
                      "--identities", self.ids, "--start", str(start), "--count", str(count),
                      "--report-file", self.reports[i], "--ramp", str(self.ramp), "--duration", str(self.duration),
                      "--seed", str(i + 1), "--interval", "0.5", "--max-opening", str(self.max_opening)],
                     stdout=logf, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_preexec,
-                    env=LOADGEN_ENV))
+                    env=self.env))
             finally:
                 logf.close()
         self.reports = self.reports[:len(self.procs)]

@@ -1,6 +1,10 @@
 """Cutting the link between two loopback appliances with nftables (root):
 ``LinkCut("127.0.0.1", "127.0.0.2")`` drops every packet between the two
-addresses, both ways, until ``heal()``; the table is removed on exit."""
+addresses, both ways, until ``heal()``; the table is removed on exit.
+``port=P`` narrows the cut to TCP to or from port P between them (one
+pair's site port, or one connectivity test port), so other processes on
+the same loopback addresses are not cut; give every concurrent cut its own
+``table`` name."""
 
 from __future__ import annotations
 
@@ -16,14 +20,21 @@ def _nft(*args: str, input: str | None = None) -> None:
 
 
 class LinkCut:
-    def __init__(self, a: str, b: str, table: str | None = None):
-        self.a, self.b = a, b
+    def __init__(self, a: str, b: str, table: str | None = None, port: int | None = None):
+        self.a, self.b, self.port = a, b, port
         self.table = table or f"tether_cut_{os.getpid()}"
         self.cut_now = False
 
+    def _rules(self) -> list[str]:
+        pairs = [(self.a, self.b), (self.b, self.a)]
+        if self.port is None:
+            return [f"ip saddr {s} ip daddr {d} drop" for s, d in pairs]
+        return [f"ip saddr {s} ip daddr {d} tcp {way} {self.port} drop" for s, d in pairs for way in ("dport", "sport")]
+
     def cut(self) -> None:
+        body = "".join(f"  {r}\n" for r in self._rules())
         rules = (f"table inet {self.table} {{\n chain out {{\n  type filter hook output priority 0; policy accept;\n"
-                 f"  ip saddr {self.a} ip daddr {self.b} drop\n  ip saddr {self.b} ip daddr {self.a} drop\n }}\n}}\n")
+                 f"{body} }}\n}}\n")
         _nft("-f", "-", input=rules)
         self.cut_now = True
 

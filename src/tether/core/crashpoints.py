@@ -3,10 +3,20 @@
 Code that must survive a crash at any moment calls ``checkpoint(label)`` at
 each step. Normally that does nothing. When armed with a number N (the
 ``TETHER_CRASH_AT`` variable, or ``arm(N)`` in a forked test child), the N-th
-checkpoint kills the process with SIGKILL, exactly as a power cut would,
-and ``TETHER_CRASH_LOG`` (if set) receives the label of the point reached.
-``observe(fn)`` calls ``fn(n, label)`` at every checkpoint (a test's trace of
-which points a run passes, in order); it never changes what the code does.
+counted checkpoint kills the process with SIGKILL, exactly as a power cut
+would, and ``TETHER_CRASH_LOG`` (if set) receives the label of the point
+reached. ``observe(fn)`` calls ``fn(n, label)`` at every counted checkpoint
+(a test's trace of which points a run passes, in order); it never changes
+what the code does.
+
+Which checkpoints count (so that a test numbers only the points of the code
+it is about, the same in every run):
+
+- ``TETHER_CRASH_ONLY`` (``only=``): comma-separated label prefixes; only
+  checkpoints whose label starts with one of them count.
+- ``TETHER_CRASH_SKIP`` (``skip=``): label prefixes that never count.
+- ``TETHER_CRASH_FROM`` (``start=``): a label prefix; nothing counts before
+  the first checkpoint whose label starts with it (that one is point 1).
 """
 
 from __future__ import annotations
@@ -15,14 +25,24 @@ import os
 import signal
 from typing import Callable
 
+
+def _prefixes(text: str | None) -> tuple[str, ...]:
+    return tuple(p for p in (text or "").split(",") if p)
+
+
 _armed: int | None = int(os.environ["TETHER_CRASH_AT"]) if os.environ.get("TETHER_CRASH_AT") else None
+_only: tuple[str, ...] = _prefixes(os.environ.get("TETHER_CRASH_ONLY"))
+_skip: tuple[str, ...] = _prefixes(os.environ.get("TETHER_CRASH_SKIP"))
+_start: str | None = os.environ.get("TETHER_CRASH_FROM") or None
+_started = _start is None
 _count = 0
 _observer: Callable[[int, str], None] | None = None
 
 
-def arm(n: int | None) -> None:
-    global _armed, _count
-    _armed, _count = n, 0
+def arm(n: int | None, *, only: tuple[str, ...] = (), skip: tuple[str, ...] = (), start: str | None = None) -> None:
+    """Count from here (nothing counted so far): kill at the ``n``-th counted point (None: never)."""
+    global _armed, _count, _only, _skip, _start, _started
+    _armed, _count, _only, _skip, _start, _started = n, 0, tuple(only), tuple(skip), start, start is None
 
 
 def count() -> int:
@@ -35,7 +55,15 @@ def observe(fn: Callable[[int, str], None] | None) -> None:
 
 
 def checkpoint(label: str) -> None:
-    global _count
+    global _count, _started
+    if _only and not label.startswith(_only):
+        return
+    if _skip and label.startswith(_skip):
+        return
+    if not _started:
+        if not label.startswith(_start):
+            return
+        _started = True
     _count += 1
     if _observer is not None:
         _observer(_count, label)

@@ -38,7 +38,7 @@ def write(orphans_dir: Path, engine: sa.Engine, *, fork_seq: int, from_generatio
     doc = {"format": FORMAT, "site_name": site_name, "created_at": time.time(), "reason": reason,
            "from_generation": from_generation, "to_generation": to_generation, "fork_seq": fork_seq,
            "count": len(entries), "entries": entries}
-    write_atomic(path, json.dumps(doc, default=str, indent=1).encode())
+    write_atomic(path, json.dumps(doc, default=str, indent=1).encode(), label="orphans")
     return path
 
 

@@ -11,6 +11,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from tether.core.crashpoints import checkpoint
 from tether.core.errors import TetherError
 from tether.core.fsutil import fsync_dir, write_atomic
 
@@ -56,7 +57,9 @@ class PairStore:
     def clear(self) -> None:
         if self.path.exists():
             self.path.unlink()
+            checkpoint("pair file: removed")
             fsync_dir(self.path.parent)
+            checkpoint("pair file: dir synced")
 
 
 def new_pair(peer_url: str, peer_pin: str, peer_id: str, self_url: str, actor: str) -> Pair:

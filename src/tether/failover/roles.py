@@ -23,6 +23,18 @@ that changes, safely.
   reaches either. Without a witness, a cut of only the link between the
   two (both reach the test addresses) can still give two primaries until
   the link heals; generations then reconcile them (docs/operations.md).
+- **Confirmed, or not serving.** Each time the monitor finds that this
+  primary may serve, it confirms it for T - 1 s; a primary not confirmed
+  since (its process frozen longer than that: the backup may have taken
+  over) serves nobody until the monitor has checked again, so its first
+  heartbeat decides before any request does. It is not confirmed while the
+  peer, just heard, is an older primary still serving (it steps down as
+  soon as it hears this one).
+- **Starting again.** A paired primary that starts (after a crash, a kill,
+  a reboot) may have been replaced meanwhile: it serves nobody until a
+  heartbeat exchange shows the peer is not serving as primary (a newer one
+  makes it step down at once), or until it has heard nothing for
+  min(T, 3 s) and reaches a connectivity test address.
 - **After every promotion** traffic is swung (swing.py): keepalived's
   track file, the DNS record, the NAT hook; an automatic failover is
   audited and opens a support incident (DESK-09).
@@ -35,6 +47,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from tether.core.crashpoints import checkpoint
 from tether.core.errors import Conflict, TetherError
 from tether.site import permissions as P
 
@@ -49,6 +62,7 @@ log = logging.getLogger("tether.failover")
 HEARTBEAT_SECONDS = 0.5
 HEARTBEAT_TIMEOUT = 1.0
 CATCH_UP_TIMEOUT = 60.0
+STARTING_QUIET = 3.0  # a restarted paired primary that hears nothing serves again after this (or T) at the soonest
 
 
 class RoleManager:
@@ -59,6 +73,8 @@ class RoleManager:
         self.peer_state: dict | None = None
         self.last_swing: dict | None = None
         self.auto_note: str | None = None
+        self.starting: float | None = None  # monotonic: a paired primary started (again) and serves nobody yet
+        self.watching_since = time.monotonic()  # when the monitor started (a peer never heard is silent since)
         self._lock = threading.Lock()
 
     # --- contact and state --------------------------------------------------------------------------
@@ -100,14 +116,15 @@ class RoleManager:
                                        {"from_generation": gen, "to_generation": their_gen,
                                         "fork_seq": theirs.get("fork_seq"),
                                         "reason": f"the peer {where} is primary with a newer generation"})
-            if role.current == "primary":
-                self.s.worker.fork_generation = gen  # the generation its orphans (if any) were written under
+                checkpoint("yield: audited")
             role.set("backup", generation=their_gen, primary=where,
                      reason=f"the peer {where} is primary with generation {their_gen}")
             self.s.worker.pending_fork = theirs.get("fork_seq")
+            checkpoint("yield: backup of the newer primary")
 
     # --- the heartbeat job (continuous, while primary or backup) ------------------------------------------
     def monitor(self, stop: threading.Event) -> None:
+        self.watching_since = time.monotonic()
         while not stop.is_set():
             client = self.s.client_to_peer(timeout=HEARTBEAT_TIMEOUT)
             if client is None:
@@ -143,7 +160,8 @@ class RoleManager:
         fs = self.s.settings()
         role = self.host.role
         age = self.contact_age()
-        age = float("inf") if age is None else age
+        if age is None:  # nothing heard since this appliance started watching its peer: silent that long
+            age = time.monotonic() - self.watching_since
         timeout = float(fs.primary_timeout_seconds)
         if role.current == "backup":
             if not (fs.automatic_failover and fs.backup_operations_enabled) or age < timeout:
@@ -158,14 +176,31 @@ class RoleManager:
             self.take_primary(f"the primary was unreachable for {age:.1f} s (timeout {timeout:.0f} s) and a "
                               f"connectivity test address answered", automatic=True)
         elif role.current == "primary":
+            theirs = self.peer_state or {}
+            if (age < timeout / 2 and theirs.get("role") == "primary" and theirs.get("serving")
+                    and int(theirs.get("generation", 0)) < role.generation):
+                return  # an older primary still serves (it steps down on hearing this one): not beside it
+            if self.starting is not None:  # started again (FailoverService): it may have been replaced meanwhile
+                if self.last_contact is not None:
+                    self.starting = None  # the peer was heard, and is not a serving primary: the rules below
+                elif time.monotonic() - self.starting < min(timeout, STARTING_QUIET):
+                    return  # not before a few heartbeats could have reached the peer
+                else:
+                    self.starting = None
             if age < timeout / 2 or not fs.connectivity_test_ips:
-                role.resume()
+                self.confirm(timeout)
                 return
             if swing.reachable_any(fs.connectivity_test_ips, fs.connectivity_test_method, fs.connectivity_test_port,
                                    timeout=min(1.0, timeout / 4)):
-                role.resume()
+                self.confirm(timeout)
             else:
                 role.suspend(f"it reaches neither its peer (for {age:.1f} s) nor any connectivity test address")
+
+    def confirm(self, timeout: float) -> None:
+        """Serve, and for a little less than the primary timeout only, unless confirmed again: a primary
+        frozen longer (the backup may have taken over meanwhile) serves nobody until it has checked again."""
+        self.host.role.fresh_until = time.monotonic() + max(1.0, timeout - HEARTBEAT_TIMEOUT)
+        self.host.role.resume()
 
     # --- taking and giving up the role ---------------------------------------------------------------------
     def take_primary(self, reason: str, *, automatic: bool, actor: str = "failover",
@@ -179,14 +214,19 @@ class RoleManager:
             theirs = int((self.peer_state or {}).get("generation", 0))
             old = role.state
             new = role.set("primary", generation=max(old.generation, theirs) + 1, fork_seq=fork, reason=reason)
+            self.confirm(float(self.s.settings().primary_timeout_seconds))  # nothing of an earlier term carries over
+            self.starting = None
+        checkpoint("take primary: role taken")
         self.host.audit.record(actor, "failover.automatic" if automatic else "failover.become_primary", None,
                                source_ip, {"from_generation": old.generation, "generation": new.generation,
                                            "fork_seq": fork, "reason": reason})
+        checkpoint("take primary: audited")
         self.swing(old.primary)
         if automatic:
             self.host.report_incident("Automatic failover: this appliance became primary",
                                       f"{reason}. Generation {old.generation} -> {new.generation}; last entry "
                                       f"held {fork}.", key=f"failover.automatic:{self.s.me}:{new.generation}")
+            checkpoint("take primary: incident reported")
         return self.s.status_doc()
 
     def swing(self, old_primary: str | None) -> None:
@@ -211,18 +251,19 @@ class RoleManager:
         for k, v in done.items():
             (log.error if k.endswith("_error") else log.info)("traffic swing: %s: %s", k, v)
         self.last_swing = {"at": time.time(), **done}
+        checkpoint("swing: done")
         self.host.audit.record("failover", "failover.swing", me, None, done)
+        checkpoint("swing: audited")
 
     def step_down(self, generation: int, reason: str) -> dict:
         role = self.host.role
         if generation <= role.generation:
             raise Conflict(f"generation {generation} is not newer than this appliance's {role.generation}")
         pair = self.s.pairs.load()
-        if role.current == "primary":
-            self.s.worker.fork_generation = role.generation
         role.set("backup", generation=generation, primary=pair.peer_address if pair else None, reason=reason)
         self.s.write_track()
         time.sleep(0.2)  # writes that passed the fence just before finish committing
+        checkpoint("step down: writes settled")
         return {"head": sink.position(self.s.site().engine)[0], "generation": generation}
 
     # --- manual failover (FO-06, IC-04) ----------------------------------------------------------------------
@@ -235,11 +276,13 @@ class RoleManager:
         if self.s.pairs.load() is None:
             raise Conflict("this appliance is not in a failover pair")
         target = max(role.generation, int((self.peer_state or {}).get("generation", 0))) + 1
+        checkpoint("become primary: asking the primary to step down")
         try:
             with self.s.client_to_peer(timeout=10) as client:
                 answer = client.post_json("/peer/v1/demote", {"generation": target,
                                                               "data_sync_first": data_sync_first},
                                           verify_response=True).json()
+            checkpoint("become primary: the primary stepped down")
         except PeerError as exc:
             if not force:
                 raise Conflict(f"the primary could not be asked to step down: {exc.message}",
@@ -256,6 +299,7 @@ class RoleManager:
                                    f"within {CATCH_UP_TIMEOUT:.0f} s; neither appliance is primary now",
                                    hint="repeat become-primary (with --force to promote without the last changes)")
                 time.sleep(0.05)
+            checkpoint("become primary: caught up")
         self.peer_state = {**(self.peer_state or {}), "generation": answer["generation"], "role": "backup"}
         return self.take_primary(f"planned failover by {caller.name}" + (" after a full data sync" if data_sync_first
                                                                           else ""),
@@ -267,9 +311,11 @@ class RoleManager:
         role = self.host.role
         if role.current != "primary":
             raise Conflict(f"this appliance is not primary (it is {role.current})")
+        checkpoint("become backup: asking the peer to take over")
         try:
             with self.s.client_to_peer(timeout=CATCH_UP_TIMEOUT + 10) as client:
                 client.post_json("/peer/v1/promote", {"data_sync_first": data_sync_first}, verify_response=True)
+            checkpoint("become backup: the peer took over")
         except PeerError as exc:
             if not force:
                 raise Conflict(f"the backup could not be asked to take over: {exc.message}",
@@ -278,4 +324,5 @@ class RoleManager:
             self.step_down(role.generation + 1, f"stepped down by {caller.name} with force; the peer was unreachable")
         self.host.audit.record(caller.name, "failover.become_backup", None, source_ip,
                                {"data_sync_first": data_sync_first, "force": force})
+        checkpoint("become backup: audited")
         return self.s.status_doc()

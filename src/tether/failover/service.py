@@ -24,6 +24,7 @@ from typing import Any, AsyncIterator, Iterator, Protocol
 import sqlalchemy as sa
 
 from tether.core.audit import AuditLog
+from tether.core.crashpoints import checkpoint
 from tether.core.errors import Conflict, Forbidden, Invalid, NotFound
 from tether.core.paths import DataDir
 from tether.site import permissions as P
@@ -95,8 +96,15 @@ class FailoverService:
                                  lambda: self.acked["through"],
                                  lambda action, details: self.host.audit.record("failover", action, None, None, details))
         host.role.subscribe(lambda old, new: self.write_track())
+        if host.role.current == "primary" and self.pairs.load() is not None:
+            # a paired primary that starts again may have been replaced meanwhile (FO-08): it serves nobody until
+            # its monitor has heard the peer, or found it silent while a connectivity test address answers
+            host.role.suspend("starting: not yet heard from the peer or reached a connectivity test address")
+            self.roles.starting = time.monotonic()
         self.acked: dict = {"through": None, "at": None, "streaming": 0}
         self._keys: tuple[str, bytes] | None = None
+        self.peer_holds: int | None = None  # after a term as primary: the last entry the peer surely holds
+        host.role.subscribe(self._term_changed)
 
     # --- keepalived's track file (swing.py) ------------------------------------------------------------------
     def write_track(self, stopping: bool = False) -> None:
@@ -174,6 +182,16 @@ class FailoverService:
             pair = self.pairs.load()
             self.host.role.set("backup", generation=generation, primary=pair.peer_address if pair else None,
                                reason="a newer generation seen on the primary's stream")
+            checkpoint("adopt: generation of the primary's stream")
+
+    def _term_changed(self, old, new) -> None:
+        """Leaving the primary role: note how much of this log the peer surely holds (this term's fork point, or
+        what it acknowledged in this term). Taking it: acknowledgements of an earlier term no longer count."""
+        if old.role == "primary" and new.role != "primary":
+            self.peer_holds = max(old.fork_seq or 0, self.acked["through"] or 0)
+            self.worker.fork_generation = old.generation  # an orphan file's from_generation (orphans.md)
+        elif new.role == "primary" and old.role != "primary":
+            self.acked.update(through=None, at=None)
 
     def _keep_orphans(self, fork_seq: int | None, reason: str) -> None:
         """Before this copy is replaced by the primary's: keep what the primary never received (FO-08)."""
@@ -181,18 +199,26 @@ class FailoverService:
         fork = fork_seq if fork_seq is not None else self.worker.pending_fork
         if fork is None:
             return
+        if self.peer_holds is not None:
+            # the new primary's fork point is its own head when it took the role; if it had not taken this
+            # appliance's last term's changes by then (it had not followed it), the histories parted earlier
+            fork = min(int(fork), self.peer_holds)
         st = self.host.role.state
         from_generation = self.worker.fork_generation or st.generation
+        checkpoint("orphans: keeping")
         path = orphans.write(self.host.data.orphans_dir, site.engine, fork_seq=int(fork),
                              from_generation=from_generation,
                              to_generation=st.generation, site_name=site.info().name, reason=reason)
         self.worker.pending_fork = self.worker.fork_generation = None
+        self.peer_holds = None
+        checkpoint("orphans: kept")
         if path is not None:
             log.warning("changes the new primary never received are kept in %s", path)
             self.host.audit.record("failover", "failover.orphans", path.name, None,
                                    {"fork_seq": fork, "file": path.name,
                                     "from_generation": from_generation,
                                     "to_generation": st.generation})
+            checkpoint("orphans: audited")
 
     # --- establish and break (the admin's side) --------------------------------------------------------------
     def establish(self, caller: Caller, peer: str, self_address: str, source_ip: str | None) -> dict:
@@ -422,6 +448,7 @@ class FailoverService:
         answer = self.roles.step_down(gen, f"stepped down for {pair.peer_address} (planned failover)")
         self.host.audit.record("peer", "failover.become_backup", pair.peer_address, source_ip,
                                {"generation": gen, "data_sync_first": bool(body.get("data_sync_first"))})
+        checkpoint("demote: audited")
         return answer
 
     def peer_promote(self, sender: str, body: dict, source_ip: str | None) -> dict:

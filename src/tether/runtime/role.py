@@ -14,7 +14,9 @@ Nothing else writes that file.
 The gates, each asked by the one place that needs it:
 
 - ``serving()``: ``/health`` answers 200 and the client hub admits hellos
-  only when it is true (a site is installed and the role is none or primary);
+  only when it is true (a site is installed and the role is none or primary,
+  not ``suspended``: stopped by the failover monitor, or a paired primary it
+  has not confirmed lately, ``fresh_until``);
 - ``check_writable()``: the site's write fence (site/changelog.py calls it
   before every captured write) raises ``NotPrimary`` on a backup;
 - ``JobRunner`` reads ``current`` to decide which jobs run.
@@ -29,6 +31,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
+from tether.core.crashpoints import checkpoint
 from tether.core.errors import Conflict, NotPrimary, TetherError
 from tether.core.fsutil import write_atomic
 
@@ -57,7 +60,8 @@ class RoleStore:
         self._lock = threading.Lock()
         self._listeners: list[Callable[[RoleState, RoleState], None]] = []
         self.state = self._load()
-        self.suspended: str | None = None  # a primary cut off from everything stops serving (not a role change)
+        self._suspended: str | None = None  # a primary cut off from everything stops serving (not a role change)
+        self.fresh_until: float | None = None  # monotonic: a paired primary's monitor last confirmed it until then
 
     def _load(self) -> RoleState:
         try:
@@ -98,26 +102,40 @@ class RoleStore:
                 raise Conflict(f"generation {gen} is older than this appliance's {old.generation}")
             new = RoleState(role, gen, time.time(), primary if role == "backup" else None, reason,
                             fork_seq if role == "primary" else None)
+            checkpoint(f"role {role}: writing")
             write_atomic(self.path, json.dumps({"version": FORMAT_VERSION, **new.public()}, indent=1).encode())
             self.state = new
+            self.fresh_until = None  # a confirmation is for one term
         for fn in list(self._listeners):
             fn(old, new)
+        checkpoint(f"role {role}: listeners told")
         return new
 
     def reset(self) -> None:
         """Factory reset: back to a standalone appliance (the file was wiped with the data directory)."""
         self.state = self._load()
 
+    @property
+    def suspended(self) -> str | None:
+        """Why this primary does not serve now, or None. Besides ``suspend``: a paired primary whose monitor has
+        not confirmed it for a while (``fresh_until``; e.g. the process was frozen meanwhile: the backup may
+        have taken over) serves nobody until the monitor has checked again."""
+        if self._suspended is not None:
+            return self._suspended
+        if self.state.role == "primary" and self.fresh_until is not None and time.monotonic() > self.fresh_until:
+            return "its failover monitor has not confirmed the role lately (checking its peer)"
+        return None
+
     def suspend(self, reason: str) -> None:
         """Stop serving without giving up the role (FO-05: demote before promote); listeners are told."""
-        if self.suspended is None:
-            self.suspended = reason
+        if self._suspended is None:
+            self._suspended = reason
             for fn in list(self._listeners):
                 fn(self.state, self.state)
 
     def resume(self) -> None:
-        if self.suspended is not None:
-            self.suspended = None
+        if self._suspended is not None:
+            self._suspended = None
             for fn in list(self._listeners):
                 fn(self.state, self.state)
 

@@ -1,0 +1,193 @@
+"""Failover under partitions, pauses and restarts with real appliance pairs
+(ROB-03, FO-08, FO-11):
+
+- a few seeded random schedules of link cuts, cuts from the connectivity
+  test address, SIGSTOP pauses and kills + restarts against a pair with
+  automatic failover (T = 3 s), a checker sampling both appliances' /health
+  every 100 ms and a writer making API writes against both: after each
+  schedule, healed and settled, no acknowledged write is lost (each is on
+  the final primary or in an orphan file), and every moment both appliances
+  served as primary was the documented case (only the link between the two
+  cut while both reached their test address). bench/failover_partitions.py
+  runs many more with the same harness (tests/failover/partitions.py);
+- a restarted old primary serves nobody before it has heard the new one, nor
+  does a primary frozen past the failover when it thaws;
+- writes a primary acknowledged stay in its orphan file even when the new
+  primary never followed it."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import httpx
+import pytest
+
+from .netcut import LinkCut, need_nft
+from .pairproc import Probe, Vendor, automatic_failover, make_members, pair, start_all, wait_until
+from .partitions import play
+
+SEEDS = (1, 2, 3)
+TIMEOUT = 3
+
+
+@pytest.fixture
+def lab(tmp_path):
+    need_nft()
+    a, b = make_members(tmp_path, Vendor.make(tmp_path), ("127.0.5.3", "127.0.5.2"))
+    probes = {}
+    try:
+        start_all(a, b)
+        pair(a, b)
+        for m in (a, b):
+            probes[m.name] = Probe("127.0.5.4")
+            automatic_failover(m, TIMEOUT, "127.0.5.4", probes[m.name].port)
+        yield [a, b], {n: p.port for n, p in probes.items()}
+    finally:
+        for m in (a, b):
+            m.stop()
+        for p in probes.values():
+            p.close()
+
+
+@pytest.mark.req("ROB-03", "FO-08")
+def test_random_partitions_lose_no_acknowledged_write(lab):
+    members, probes = lab
+    cache: dict = {}
+    for seed in SEEDS:
+        v = play(members, probes, "127.0.5.4", seed, window=10, timeout=TIMEOUT, settle_timeout=60, orphan_cache=cache)
+        story = f"seed {seed}: {[f.text() for f in v.schedule]}; events {v.events}"
+        assert not v.problems, f"{v.problems}; {story}"
+        assert sum(v.acked.values()) > 0, story
+        assert v.lost == [], f"lost {v.lost}; {story}"
+        assert v.findings == [], f"two primaries outside the documented case: {v.findings}; {story}"
+        assert v.kept + v.orphaned == sum(v.acked.values())
+
+
+@pytest.mark.req("FO-08", "ROB-03")
+def test_a_restarted_old_primary_serves_nobody_before_it_has_heard_the_new_one(lab):
+    """The old primary, killed and replaced by an automatic failover, starts again with its role file still
+    saying primary: from its first answer on it must not serve (no /health 200, no write), and it re-enters
+    as backup."""
+    (a, b), _ = lab
+    a.kill()
+    wait_until(lambda: b.health()[0] == 200, 30, every=0.05, what="the automatic failover")
+    a.launch()
+    codes, writes = [], []
+    deadline = time.monotonic() + 60
+    with a.client(timeout=1) as c:
+        while time.monotonic() < deadline:
+            try:
+                codes.append(c.get("/health").status_code)
+                w = c.post("/api/config/jump-client-groups", headers=a.site_headers, json={"name": f"w{len(codes)}"})
+                writes.append(w.status_code)
+                if a.status(timeout=2)["role"] == "backup":
+                    break
+            except (httpx.HTTPError, OSError):
+                time.sleep(0.02)
+    assert a.status()["role"] == "backup", codes[-5:]
+    assert codes and 200 not in codes, codes
+    assert 201 not in writes, writes
+    assert b.health()[0] == 200
+
+
+def _group(m, name: str) -> None:
+    r = m.api("POST", "/api/config/jump-client-groups", json={"name": name})
+    assert r.status_code == 201, r.text
+
+
+@pytest.mark.req("FO-08", "ROB-03")
+def test_a_new_primary_that_never_followed_the_last_one_leaves_its_writes_in_the_orphans(lab):
+    """b takes over during a cut and acknowledges writes; a, the old primary, steps down when the link heals
+    but never takes b's copy (its backup operations are off), b dies, and a is made primary again with its own
+    older history. When b comes back it steps down: every write it acknowledged must be in its orphan file,
+    although a's fork point (a's head) is later than where the two histories parted."""
+    (a, b), _ = lab
+    a.set_failover(backup_operations_enabled=False)  # a, once a backup, will not follow (nor resync from) b
+    _group(a, "before-cut")
+    wait_until(lambda: "before-cut" in {g["name"] for g in b.ok("GET", "/api/config/jump-client-groups")}, 30,
+               what="the first write on the backup")
+    with LinkCut(a.address, b.address, table=f"tether_orph_{os.getpid()}", port=a.port) as link:
+        link.cut()
+        for i in range(3):
+            _group(a, f"a-cut-{i}")  # acknowledged by a; b never receives them
+        wait_until(lambda: b.health()[0] == 200, 30, every=0.05, what="b taking over")
+        for i in range(3):
+            _group(b, f"b-new-{i}")  # acknowledged by b: a never receives them
+    wait_until(lambda: a.status()["role"] == "backup", 30, what="a stepping down once the link healed")
+    b.kill()
+    a.ok("POST", "/api/failover/become-primary", json={"force": True})
+    b.start()
+    wait_until(lambda: b.status()["role"] == "backup", 30, what="b stepping down for a's newer generation")
+    head = a.status()["sync"]["head"]
+    wait_until(lambda: (b.status().get("sync") or {}).get("applied_seq") == head and "before-cut" in
+               {g["name"] for g in b.ok("GET", "/api/config/jump-client-groups")}, 30, what="b holding a's copy")
+    kept = {(e.get("row") or {}).get("name") for f in b.ok("GET", "/api/failover/orphans")
+            for e in b.ok("GET", f"/api/failover/orphans/{f['file']}")["entries"] if e["tbl"] == "jump_client_groups"}
+    on_a = {g["name"] for g in a.ok("GET", "/api/config/jump-client-groups")}
+    assert {f"a-cut-{i}" for i in range(3)} <= on_a
+    lost = {f"b-new-{i}" for i in range(3)} - on_a - kept
+    assert not lost, f"acknowledged by b, on neither a nor b's orphan files: {lost}"
+
+
+def _stepped_down_at(m) -> list[float]:
+    """Wall-clock times of the "stepping down" lines in an appliance's log (logging's local asctime, ms)."""
+    out = []
+    for line in m.log_path.read_text(errors="replace").splitlines():
+        if "stepping down" in line and line[:4].isdigit():
+            stamp, ms = line[:23].split(",")
+            out.append(time.mktime(time.strptime(stamp, "%Y-%m-%d %H:%M:%S")) + int(ms) / 1000)
+    return out
+
+
+@pytest.mark.req("ROB-03", "FO-08")
+def test_a_newer_primary_frozen_across_the_heal_does_not_serve_beside_the_older_one_when_it_thaws(lab):
+    """A cut of the link: b takes over, a keeps serving (the documented case). b is frozen (SIGSTOP) and the
+    link heals: a, hearing nothing from b, serves alone. When b thaws, it must not serve before a has stepped
+    down: a request that waited in b's socket is not answered 200 before a's step-down."""
+    (a, b), _ = lab
+    with LinkCut(a.address, b.address, table=f"tether_thaw_{os.getpid()}", port=a.port) as link:
+        link.cut()
+        wait_until(lambda: b.health()[0] == 200, 30, every=0.05, what="b taking over during the cut")
+        b.pause()
+    try:
+        assert a.health()[0] == 200
+        time.sleep(TIMEOUT)  # frozen longer than the primary timeout
+        answers: list = []
+
+        def ask():
+            try:
+                with b.client(timeout=20) as c:
+                    code = c.get("/health").status_code
+                answers.append((code, time.time()))
+            except (httpx.HTTPError, OSError) as exc:
+                answers.append((type(exc).__name__, time.time()))
+
+        waiting = threading.Thread(target=ask)
+        waiting.start()
+        time.sleep(0.5)  # the request waits in the frozen appliance's socket
+    finally:
+        b.cont()
+    waiting.join(30)
+    wait_until(lambda: a.status()["role"] == "backup" and b.health()[0] == 200, 30, what="a stepping down for b")
+    (code, received), = answers
+    down = _stepped_down_at(a)
+    assert down, "a's log has no step-down"
+    assert code != 200 or received >= down[-1], (f"b answered 200 {down[-1] - received:.3f} s before a stepped "
+                                                 f"down: two primaries")
+
+
+@pytest.mark.req("FO-05", "ROB-03")
+def test_a_backup_restarted_during_a_cut_waits_the_primary_timeout_before_taking_over(lab):
+    """The backup, killed and started again while the link to the primary is cut, has heard nothing since it
+    started, not nothing for ever: it takes over no sooner than T after it started (and not at all if the link
+    heals first)."""
+    (a, b), _ = lab
+    b.kill()
+    with LinkCut(a.address, b.address, table=f"tether_rst_{os.getpid()}", port=a.port) as link:
+        link.cut()
+        b.start()
+        wait_until(lambda: b.health()[0] == 200, 30, every=0.05, what="b taking over")
+        took = time.monotonic() - b.ready_at
+    assert took >= TIMEOUT - 0.5, f"b took over {took:.2f} s after it started (T = {TIMEOUT} s)"

@@ -1,4 +1,4 @@
-"""The etcd witness of a real pair (FO-11, FO-05, ROB-03): a real three-member
+"""The etcd witness of a real pair (FO-11, FO-05): a real three-member
 etcd cluster (etcd.py), two real appliances with automatic failover on and a
 connectivity test address both reach, and nftables cuts narrowed to the
 pair's ports or to the etcd members' client ports:
@@ -18,6 +18,7 @@ Health is sampled every 100 ms on both; never both 200 at one moment.
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import threading
@@ -27,7 +28,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.helpers import ok, wait_for
+from tests.helpers import NEW_SITE_PASSWORD, ok, wait_for
 
 from .etcd import etcd_cluster  # noqa: F401 - the fixture
 from .netcut import LinkCut, need_nft
@@ -90,6 +91,18 @@ class Sampler:
         return next((s[0] for s in self.samples if s[0] >= after and s[which] == code), None)
 
 
+def failover_page(a) -> str:
+    """/login > Management > Failover as a browser gets it (cookie session)."""
+    with a.client(follow_redirects=False) as c:
+        form = c.get("/login").text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+        r = c.post("/login", data={"csrf_token": csrf, "username": "admin", "password": NEW_SITE_PASSWORD})
+        assert r.status_code == 303, r.text
+        page = c.get("/login/failover")
+        assert page.status_code == 200, page.text
+        return page.text
+
+
 def _accept_all(sock: socket.socket) -> None:
     while True:
         try:
@@ -147,13 +160,14 @@ def test_witness_settings_are_checked(ready_site):
         "http://10.0.0.7:2379", "https://[fd00::7]:2379"]
 
 
-@pytest.mark.req("FO-11", "FO-05", "ROB-03")
+@pytest.mark.req("FO-11", "FO-05")
 def test_a_cut_link_leaves_one_primary_then_a_killed_primary_is_replaced(witnessed, etcd_cluster):
     p, pc, psh, b, bc, bsh = witnessed
     s = status(pc, psh)
     token = s["witness"]["fencing_token"]
     assert s["role"] == "primary" and token and s["witness"]["valid_for_seconds"] > 0
     assert "Witness: held" in cli(p, "status").stdout
+    assert re.search(r'id="witness">held, valid for [0-9.]+ s, fencing token ' + str(token), failover_page(p))
     role_file = json.loads((p.data / "failover" / "role.json").read_text())
     assert role_file["fencing_token"] == token  # the token is kept with the role
     wait_for(lambda: ((status(bc, bsh).get("witness") or {}).get("holder") or {}).get("token") == token, 10,
@@ -206,7 +220,7 @@ def test_a_cut_link_leaves_one_primary_then_a_killed_primary_is_replaced(witness
     ok(add_user(bc, bsh, "after-takeover"), 201)
 
 
-@pytest.mark.req("FO-11", "FO-05", "ROB-03")
+@pytest.mark.req("FO-11", "FO-05")
 def test_a_primary_cut_from_the_witness_stops_serving_before_the_backup_serves(witnessed, etcd_cluster):
     p, pc, psh, b, bc, bsh = witnessed
     cuts = [LinkCut("127.0.0.3", m.host, table=f"tw_c{i}_{port_of(p)}", port=m.client_port)

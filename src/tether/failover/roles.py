@@ -85,6 +85,7 @@ class RoleManager:
         self.watching_since = time.monotonic()  # when the monitor started (a peer never heard is silent since)
         self._lock = threading.Lock()
         self._witness: tuple[tuple, EtcdWitness] | None = None
+        self._witness_lock = threading.Lock()
         self.witness_holder: dict | None = None  # on a backup: who holds the key, as last read
         self.witness_error: str | None = None
         self.witness_exc: WitnessError | None = None
@@ -295,19 +296,21 @@ class RoleManager:
         fs = self.s.settings()
         w = fs.witness
         if not w.enabled or not w.endpoints:
-            self._drop_witness()
+            with self._witness_lock:
+                self._drop_witness()
             return None
         ttl = derived_ttl(w.lease_ttl_seconds, float(fs.primary_timeout_seconds))
         margin = min(derived_margin(w.margin_seconds, ttl), ttl / 2)
         key = w.key or default_key(site.info().name)
         conf = (tuple(w.endpoints), key, ttl, margin, w.ca_file, pair.self_url)
-        if self._witness is None or self._witness[0] != conf:
-            self._drop_witness()
-            client = EtcdWitness(list(w.endpoints), key, self.s.me, pair.self_url.removeprefix("https://"),
-                                 ttl=ttl, margin=margin, verify=w.ca_file or True,
-                                 local_address=self.s._local_address(pair.self_url))
-            self._witness = (conf, client)
-        return self._witness[1]
+        with self._witness_lock:  # the monitor and the witness job both ask
+            if self._witness is None or self._witness[0] != conf:
+                self._drop_witness()
+                client = EtcdWitness(list(w.endpoints), key, self.s.me, pair.self_url.removeprefix("https://"),
+                                     ttl=ttl, margin=margin, verify=w.ca_file or True,
+                                     local_address=self.s._local_address(pair.self_url))
+                self._witness = (conf, client)
+            return self._witness[1]
 
     def _drop_witness(self) -> None:
         if self._witness is not None:

@@ -34,6 +34,21 @@ def describe(s: dict) -> str:
     elif s["role"] == "primary":
         lines += [f"Backup at {sync.get('backup_through')} of {sync.get('head')}: lag {sync.get('lag_entries')} "
                   f"entries, {sync.get('lag_seconds')} s", f"Peer reachable: {'yes' if sync.get('peer_reachable') else 'no'}"]
+    w = s.get("witness")
+    if w:
+        line = f"Witness: {w.get('state')}"
+        if w.get("valid_for_seconds") is not None:
+            line += f", valid for {w['valid_for_seconds']} s"
+        if w.get("fencing_token"):
+            line += f", fencing token {w['fencing_token']}"
+        holder = w.get("holder")
+        if holder:
+            line += f"; holder {holder.get('appliance_id')} ({holder.get('address')}, token {holder.get('token')})"
+        lines.append(line)
+        if w.get("last_error"):
+            lines.append(f"Witness error: {w['last_error']}")
+    if s.get("suspended"):
+        lines.append(f"Not serving: {s['suspended']}")
     return "\n".join(lines)
 
 

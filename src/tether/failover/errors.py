@@ -9,6 +9,9 @@
     │   ├── PeerRefused        the peer answered 3xx/4xx/5xx; carries its status and message
     │   └── PeerUntrusted      the answer is not from the peer we trust
     │       └── PinMismatch    its TLS certificate key is not the pinned one; names both pins
+    ├── WitnessError           the etcd witness (FO-11) could not be used         (HTTP 503, exit 8)
+    │   ├── WitnessUnavailable no endpoint answered, or none had a quorum; names them
+    │   └── WitnessHeld        another appliance holds the primary key; names it (HTTP 409, exit 5)
     ├── IntegrityError
     │   └── StreamError        a change-stream message or full copy the backup cannot use;
     │                          nothing of it was applied                     (exit 7)
@@ -81,6 +84,22 @@ class PinMismatch(PeerUntrusted):
         super().__init__(message, hint=hint)
         self.pinned = pinned
         self.presented = presented
+
+
+class WitnessError(TetherError):
+    status, exit_code, code = 503, 8, "witness"
+
+
+class WitnessUnavailable(WitnessError):
+    code = "witness_unavailable"
+
+
+class WitnessHeld(WitnessError):
+    status, exit_code, code = 409, 5, "witness_held"
+
+    def __init__(self, message: str, *, holder: dict, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.holder = holder
 
 
 class StreamError(IntegrityError):

@@ -18,7 +18,14 @@ The gates, each asked by the one place that needs it:
   not ``suspended``: stopped by the failover monitor, or a paired primary it
   has not confirmed lately, ``fresh_until``);
 - ``check_writable()``: the site's write fence (site/changelog.py calls it
-  before every captured write) raises ``NotPrimary`` on a backup;
+  before every captured write and again at its commit) raises ``NotPrimary``
+  on a backup;
+- with an etcd witness (FO-11, failover/witness.py) a primary serves and
+  takes writes only while ``lease_until`` (monotonic, set by the failover
+  monitor from the lease it holds) is in the future; ``fencing_token``
+  (the lease's revision) is kept in role.json with the role. A primary whose
+  role.json names a token requires the lease from the start, before the
+  monitor has read the settings;
 - ``JobRunner`` reads ``current`` to decide which jobs run.
 """
 
@@ -47,6 +54,7 @@ class RoleState:
     primary: str | None = None  # where the primary is (host:port), as a backup knows it
     reason: str = ""
     fork_seq: int | None = None  # on a primary: the last entry it held when it took the role (orphans, FO-08)
+    fencing_token: int | None = None  # on a primary with a witness: the revision at which it took the witness's key
 
     def public(self) -> dict:
         return asdict(self)
@@ -62,6 +70,10 @@ class RoleStore:
         self.state = self._load()
         self._suspended: str | None = None  # a primary cut off from everything stops serving (not a role change)
         self.fresh_until: float | None = None  # monotonic: a paired primary's monitor last confirmed it until then
+        self.witness_required = self.state.fencing_token is not None  # FO-11: serve only under the lease
+        self.lease_until: float | None = None  # monotonic: the witness's lease is surely held until then
+        self.witness_note: str | None = None  # why the lease is not held (for refusals and status)
+        self._serving_seen: bool | None = None
 
     def _load(self) -> RoleState:
         try:
@@ -75,8 +87,10 @@ class RoleStore:
         if raw.get("version") != FORMAT_VERSION or raw.get("role") not in ROLES:
             raise TetherError(f"{self.path}: unknown format or role {raw.get('role')!r}",
                               hint="this file was written by other software; remove it to start as role none")
+        token = raw.get("fencing_token")
         return RoleState(raw["role"], int(raw["generation"]), float(raw.get("changed_at", 0)),
-                         raw.get("primary"), raw.get("reason", ""), raw.get("fork_seq"))
+                         raw.get("primary"), raw.get("reason", ""), raw.get("fork_seq"),
+                         int(token) if token is not None else None)
 
     @property
     def current(self) -> str:
@@ -91,7 +105,7 @@ class RoleStore:
         self._listeners.append(fn)
 
     def set(self, role: str, *, generation: int | None = None, primary: str | None = None,
-            reason: str = "", fork_seq: int | None = None) -> RoleState:
+            reason: str = "", fork_seq: int | None = None, fencing_token: int | None = None) -> RoleState:
         """Take ``role``; the generation is raised by one unless given (it never goes down)."""
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}")
@@ -101,15 +115,55 @@ class RoleStore:
             if gen < old.generation:
                 raise Conflict(f"generation {gen} is older than this appliance's {old.generation}")
             new = RoleState(role, gen, time.time(), primary if role == "backup" else None, reason,
-                            fork_seq if role == "primary" else None)
+                            fork_seq if role == "primary" else None, fencing_token if role == "primary" else None)
             checkpoint(f"role {role}: writing")
-            write_atomic(self.path, json.dumps({"version": FORMAT_VERSION, **new.public()}, indent=1).encode())
-            self.state = new
+            self._write(new)
             self.fresh_until = None  # a confirmation is for one term
+            self.lease_until = None  # so is a lease (a new primary's is given by ``hold_lease`` next)
         for fn in list(self._listeners):
             fn(old, new)
         checkpoint(f"role {role}: listeners told")
         return new
+
+    def _write(self, new: RoleState) -> None:
+        write_atomic(self.path, json.dumps({"version": FORMAT_VERSION, **new.public()}, indent=1).encode())
+        self.state = new
+
+    def hold_lease(self, until: float | None, *, token: int | None = None, note: str | None = None) -> None:
+        """The failover monitor's word on the witness's lease (FO-11): surely held until ``until`` (monotonic),
+        at ``token``; or not held (``until`` None), and why. A new token is written to role.json first."""
+        with self._lock:
+            if token is not None and self.state.role == "primary" and token != self.state.fencing_token:
+                self._write(RoleState(**{**self.state.public(), "fencing_token": token}))
+            self.lease_until = until
+            self.witness_note = note
+        self.recheck()
+
+    def require_witness(self, required: bool) -> None:
+        """Whether a primary needs the witness's lease to serve (the failover settings say so)."""
+        if required != self.witness_required:
+            self.witness_required = required
+            if not required and self.state.fencing_token is not None and self.state.role == "primary":
+                with self._lock:
+                    self._write(RoleState(**{**self.state.public(), "fencing_token": None}))
+            self.recheck()
+
+    def lease_problem(self) -> str | None:
+        if self.state.role != "primary" or not self.witness_required:
+            return None
+        if self.lease_until is not None and time.monotonic() < self.lease_until:
+            return None
+        return "it does not hold the witness's lease" + (f" ({self.witness_note})" if self.witness_note else "")
+
+    def recheck(self) -> None:
+        """Tell the listeners when serving changed by time alone (a lease ran out, a confirmation lapsed)."""
+        now = self.serves_clients()
+        if now != self._serving_seen:
+            first = self._serving_seen is None
+            self._serving_seen = now
+            if not first:
+                for fn in list(self._listeners):
+                    fn(self.state, self.state)
 
     def reset(self) -> None:
         """Factory reset: back to a standalone appliance (the file was wiped with the data directory)."""
@@ -122,6 +176,9 @@ class RoleStore:
         have taken over) serves nobody until the monitor has checked again."""
         if self._suspended is not None:
             return self._suspended
+        lease = self.lease_problem()
+        if lease is not None:
+            return lease
         if self.state.role == "primary" and self.fresh_until is not None and time.monotonic() > self.fresh_until:
             return "its failover monitor has not confirmed the role lately (checking its peer)"
         return None
@@ -144,8 +201,13 @@ class RoleStore:
         return self.state.role in ("none", "primary") and self.suspended is None
 
     def check_writable(self) -> None:
-        if self.suspended is not None:
-            raise NotPrimary(f"this appliance has stopped serving: {self.suspended}",
+        why = self.suspended
+        if why is not None:
+            if self._suspended is None and self.lease_problem() is not None:
+                raise NotPrimary(f"this appliance has stopped serving: {why}",
+                                 hint="it serves again once it holds the witness's lease (etcd); see "
+                                      "`tether failover status`")
+            raise NotPrimary(f"this appliance has stopped serving: {why}",
                              hint="it serves again once it reaches its peer or a connectivity test address")
         st = self.state
         if st.role == "backup":

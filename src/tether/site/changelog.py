@@ -37,6 +37,7 @@ FORMAT_VERSION = 1
 LOCAL_TABLES = frozenset(_LOCAL)
 NOLOG = "tether_nolog"  # execution option: do not capture (replay, migrations)
 _PENDING = "tether_changelog_pending"
+_WROTE = "tether_changelog_wrote"  # this transaction captured a change: its commit is fenced too
 _PG_LOCK = 0x7E7E_0C1A  # advisory lock serialising site writers on PostgreSQL (commit order == seq order)
 
 
@@ -85,7 +86,10 @@ def _where_key(table: sa.Table, key: dict):
 def install(engine: sa.Engine, fence: Callable[[], None] | None = None) -> None:
     """Capture every change to a logged table made through ``engine``. ``fence`` (the
     runtime's write fence) is called before each captured write and raises to refuse it,
-    e.g. ``NotPrimary`` on a backup appliance; replay (``NOLOG``) is never fenced."""
+    e.g. ``NotPrimary`` on a backup appliance; replay (``NOLOG``) is never fenced. It is
+    called again just before the commit of a transaction that captured a change: a
+    primary whose witness lease ran out while the transaction was open (FO-11) rolls
+    it back instead of committing it."""
     pg = engine.dialect.name == "postgresql"
     has_log = [False]  # a site still at an older schema (before its update migrates it) has no log yet
 
@@ -154,6 +158,17 @@ def install(engine: sa.Engine, fence: Callable[[], None] | None = None) -> None:
         entries = [e for e in entries if e is not None]
         if entries:
             conn.execute(change_log.insert(), entries, execution_options={NOLOG: True})
+            conn.info[_WROTE] = True
+
+    if fence is not None:
+        @event.listens_for(engine, "commit")
+        def _commit(conn):
+            if conn.info.pop(_WROTE, False):
+                fence()  # raising here rolls the transaction back
+
+        @event.listens_for(engine, "rollback")
+        def _rollback(conn):
+            conn.info.pop(_WROTE, None)
 
 
 def _upsert(conn, t: sa.Table, key: dict, now: float) -> dict | None:

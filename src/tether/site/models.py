@@ -273,11 +273,45 @@ class DnsSwing(Strict):
     _p = field_validator("port")(classmethod(lambda cls, v: V.port(v)))
 
 
+def _etcd_endpoint(v: str) -> str:
+    m = re.fullmatch(r"(https?)://(\[[0-9a-fA-F:.]+\]|[^\s/:\[\]]+):(\d{1,5})/?", str(v).strip())
+    if not m:
+        raise ValueError(f"{v!r} is not an etcd client URL: write http(s)://HOST:PORT, e.g. http://10.0.0.7:2379")
+    host = V.host(m[2].strip("[]"))
+    port = V.port(int(m[3]))
+    return f"{m[1]}://{f'[{host}]' if ':' in host else host}:{port}"
+
+
+class Witness(Strict):
+    """FO-11: an etcd cluster (three members: the two appliances and one more machine) whose lease the
+    primary must hold to serve clients and take writes (tether.failover.witness; docs/formats/witness.md)."""
+    enabled: bool = False
+    endpoints: list[str] = []  # etcd client URLs, tried in order, e.g. http://10.0.0.7:2379
+    lease_ttl_seconds: Annotated[int, Field(ge=0, le=600)] = 0  # 0: the primary timeout, 2 to 30 s
+    margin_seconds: Annotated[float, Field(ge=0, le=300)] = 0  # 0: a quarter of the TTL, at least 1 s
+    key: Annotated[str, Field(pattern=r"^/[!-~]{1,255}$")] | None = None  # default /tether/<site name>/primary
+    ca_file: str | None = None  # PEM file on this appliance that verifies https endpoints (default: system CAs)
+
+    _e = field_validator("endpoints")(classmethod(lambda cls, v: [_etcd_endpoint(x) for x in v]))
+
+    @model_validator(mode="after")
+    def _shape(self):
+        if self.enabled and not self.endpoints:
+            raise ValueError("endpoints: a witness needs at least one etcd endpoint (all three members: best)")
+        if self.lease_ttl_seconds and self.lease_ttl_seconds < 2:
+            raise ValueError("lease_ttl_seconds: at least 2 (etcd's shortest lease), or 0 for the primary timeout")
+        if self.lease_ttl_seconds and self.margin_seconds and self.margin_seconds * 2 > self.lease_ttl_seconds:
+            raise ValueError("margin_seconds: at most half the lease TTL (the primary must renew within the rest)")
+        if self.ca_file is not None and not self.ca_file.startswith("/"):
+            raise ValueError("ca_file: an absolute path of a PEM file on this appliance")
+        return self
+
+
 class FailoverSettings(Strict):
     """This appliance's own failover settings (never synced to the peer, FO-03), used by
     tether.failover: backup operations and the sync mode, interval and bandwidth (FO-02);
     automatic failover with its primary timeout and connectivity tests (FO-05); traffic
-    swing (FO-07)."""
+    swing (FO-07); the etcd witness (FO-11)."""
     enabled: bool = False
     role: Literal["none", "primary", "backup"] = "none"
     peer_host: str | None = None
@@ -299,6 +333,7 @@ class FailoverSettings(Strict):
     nat_hook_timeout_seconds: Annotated[int, Field(ge=1, le=600)] = 30
     dns_swing: DnsSwing = DnsSwing()
     dns_tsig_secret: str | None = None  # base64, as in BIND's key statement; write-only (never returned)
+    witness: Witness = Witness()
 
     _h = field_validator("peer_host")(classmethod(lambda cls, v: _host(v)))
     _p = field_validator("peer_port", "connectivity_test_port")(classmethod(lambda cls, v: V.port(v)))

@@ -78,7 +78,7 @@ from .partitions import Checker, group_names, settle
 TIMEOUT = 3  # the primary timeout T of the ``auto`` and ``return`` bases
 TRACER = [sys.executable, str(Path(__file__).with_name("crashtrace.py"))]
 ORPHAN_NAME = re.compile(r"orphans-(\d+)-to-(\d+)-\d{8}T\d{6}Z\.json")
-ROLE_KEYS = {"version", "role", "generation", "changed_at", "primary", "reason", "fork_seq"}
+ROLE_KEYS = {"version", "role", "generation", "changed_at", "primary", "reason", "fork_seq", "fencing_token"}  # role.md
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import pytest
 
 from tests.helpers import admin_token, ok, wait_for
 
+from .e2e import restart
 from .netcut import LinkCut, need_nft
 from .pairs import cli, peer_addr, status
 
@@ -129,3 +130,55 @@ def test_become_primary_alone_needs_force_when_the_primary_is_gone(paired):
     s = json.loads(cli(b, "become-primary", "--force", "--json").stdout)
     assert s["role"] == "primary" and bc.get("/health").status_code == 200
     add_user(bc, bsh, "alone")
+
+
+@pytest.mark.req("FO-05", "FO-06", "ROB-01")
+def test_a_planned_swap_cut_short_by_a_kill_is_finished_by_the_appliance_with_the_longer_log(paired):
+    """The backup is killed just after the primary stepped down for it (crash point 2 of become-primary): both
+    are backups. With automatic failover on, once they have heard each other as backups for T, the one with the
+    longer log (on a tie, the lower appliance id) takes the role by itself, with a newer generation than either;
+    never two primaries meanwhile, and nothing lost."""
+    p, pc, psh, b, bc, bsh = paired
+    probe = socket.socket()
+    probe.bind(("127.0.0.4", 0))
+    probe.listen(16)
+    try:
+        for c, sh in ((pc, psh), (bc, bsh)):
+            fs = {**ok(c.get("/api/config/settings/failover", headers=sh)), "automatic_failover": True,
+                  "primary_timeout_seconds": 3, "connectivity_test_ips": ["127.0.0.4"],
+                  "connectivity_test_method": "tcp", "connectivity_test_port": probe.getsockname()[1]}
+            fs.pop("dns_tsig_secret_set", None)
+            ok(c.put("/api/config/settings/failover", headers=sh, json=fs))
+        for i in range(5):
+            add_user(pc, psh, f"kept{i}")
+        gen = status(pc, psh)["generation"]
+        bc.close()
+        bc = restart(b, {"TETHER_CRASH_ONLY": "become primary", "TETHER_CRASH_AT": "2"})
+        wait_for(lambda: status(bc, bsh)["role"] == "backup", 20, what="the backup back")
+        cp = cli(b, "become-primary", check=False)  # the backup dies once the primary has stepped down
+        assert cp.returncode != 0
+        wait_for(lambda: b.proc.poll() is not None, 20, what="the backup killed at its crash point")
+        assert status(pc, psh)["role"] == "backup" and pc.get("/health").status_code == 503
+        bc.close()
+        bc = restart(b)
+        seen: list[tuple[int, int]] = []
+
+        def one_primary() -> bool:
+            codes = (pc.get("/health").status_code, bc.get("/health").status_code)
+            seen.append(codes)
+            return sorted(codes) == [200, 503]
+
+        wait_for(one_primary, 30, every=0.1, what=lambda: f"one primary again; /health (old, killed): {seen[-5:]}")
+        assert (200, 200) not in seen
+        (nc, nsh), (oc, osh) = ((pc, psh), (bc, bsh)) if seen[-1][0] == 200 else ((bc, bsh), (pc, psh))
+        new, other = status(nc, nsh), status(oc, osh)
+        assert new["role"] == "primary" and other["role"] == "backup" and new["generation"] > gen + 1
+        assert {f"kept{i}" for i in range(5)} <= users(nc, nsh)
+        bah = {"Authorization": f"Bearer {admin_token(nc)}"}
+        [took] = [e for e in ok(nc.get("/appliance/api/audit", headers=bah)) if e["action"] == "failover.automatic"]
+        assert "both appliances were backups" in took["details"]["reason"]
+        add_user(nc, nsh, "after")
+        wait_for(lambda: "after" in users(oc, osh), 20, what="the other one following it")
+    finally:
+        probe.close()
+        bc.close()

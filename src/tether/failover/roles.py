@@ -82,6 +82,8 @@ class RoleManager:
         self.peer_state: dict | None = None
         self.last_swing: dict | None = None
         self.auto_note: str | None = None
+        self.promoting = False  # become_primary in progress (the peer, a backup meanwhile, must not take over)
+        self.both_backups_since: float | None = None  # monotonic: both heard to be backups since
         self.starting: float | None = None  # monotonic: a paired primary started (again) and serves nobody yet
         self.watching_since = time.monotonic()  # when the monitor started (a peer never heard is silent since)
         self._lock = threading.Lock()
@@ -109,7 +111,7 @@ class RoleManager:
         if site is not None:
             head = sink.position(site.engine)[0]
         return {"role": st.role, "generation": st.generation, "fork_seq": st.fork_seq, "head": head,
-                "serving": self.host.role.serves_clients()}
+                "serving": self.host.role.serves_clients(), "promoting": self.promoting}
 
     def compare(self, theirs: dict) -> None:
         """React to the peer's state: a newer primary wins; a newer generation is adopted."""
@@ -178,7 +180,10 @@ class RoleManager:
             age = time.monotonic() - self.watching_since
         timeout = float(fs.primary_timeout_seconds)
         if role.current == "backup":
-            if not (fs.automatic_failover and fs.backup_operations_enabled) or age < timeout:
+            if not (fs.automatic_failover and fs.backup_operations_enabled):
+                return
+            if age < timeout:
+                self._when_both_backups(age, timeout)
                 return
             if not fs.connectivity_test_ips:
                 self.auto_note = "automatic failover needs at least one connectivity test address"
@@ -215,6 +220,33 @@ class RoleManager:
         frozen longer (the backup may have taken over meanwhile) serves nobody until it has checked again."""
         self.host.role.fresh_until = time.monotonic() + max(1.0, timeout - HEARTBEAT_TIMEOUT)
         self.host.role.resume()
+
+    def _when_both_backups(self, age: float, timeout: float) -> None:
+        """Two backups that hear each other and neither promoting: a planned swap cut short between the old
+        primary's step-down and the new one's promotion (a crash, a kill), or both stepped down by hand. After T of
+        that, the one holding the longer log (on a tie, the lower appliance id) takes the role, and the other
+        follows it as usual: no write is lost, and only one of them can decide so (both compare the same two
+        positions, which do not move while neither is primary)."""
+        theirs = self.peer_state or {}
+        pair = self.s.pairs.load()
+        if (pair is None or age >= timeout / 2 or theirs.get("role") != "backup" or theirs.get("promoting")
+                or self.promoting):
+            self.both_backups_since = None
+            return
+        now = time.monotonic()
+        if self.both_backups_since is None:
+            self.both_backups_since = now
+        if now - self.both_backups_since < timeout:
+            return
+        head = sink.position(self.s.site().engine)[0]
+        their_head = int(theirs.get("head", 0))
+        if (head, pair.peer_id) <= (their_head, self.s.me):  # theirs is longer, or equal and their id is lower
+            self.auto_note = "both appliances are backups: the peer holds the longer log (or wins the tie) and " \
+                             "takes the role"
+            return
+        self.both_backups_since = None
+        self.take_primary(f"both appliances were backups for {timeout:.0f} s (an interrupted planned failover?); "
+                          f"this one holds the longer log ({head} entries, the peer {their_head})", automatic=True)
 
     # --- taking and giving up the role ---------------------------------------------------------------------
     def take_primary(self, reason: str, *, automatic: bool, actor: str = "failover",
@@ -423,6 +455,14 @@ class RoleManager:
     def become_primary(self, caller: "Caller", source_ip: str | None, *, data_sync_first: bool,
                        force: bool) -> dict:
         caller.require(P.COMMAND)
+        self.promoting = True  # told to the peer in every heartbeat: it will be a backup meanwhile, and waits
+        try:
+            return self._become_primary(caller, source_ip, data_sync_first=data_sync_first, force=force)
+        finally:
+            self.promoting = False
+
+    def _become_primary(self, caller: "Caller", source_ip: str | None, *, data_sync_first: bool,
+                        force: bool) -> dict:
         role = self.host.role
         if role.current == "primary":
             raise Conflict("this appliance is already primary")
@@ -450,7 +490,9 @@ class RoleManager:
                 if time.monotonic() > deadline:
                     raise Conflict(f"the backup did not catch up with the old primary (entry {answer['head']}) "
                                    f"within {CATCH_UP_TIMEOUT:.0f} s; neither appliance is primary now",
-                                   hint="repeat become-primary (with --force to promote without the last changes)")
+                                   hint="repeat become-primary (with --force to promote without the last changes); "
+                                        "with automatic failover on, the appliance holding the longer log takes "
+                                        "the role back by itself after the primary timeout")
                 time.sleep(0.05)
             checkpoint("become primary: caught up")
         self.peer_state = {**(self.peer_state or {}), "generation": answer["generation"], "role": "backup"}

@@ -24,12 +24,21 @@ that changes, safely.
   two (both reach the test addresses) can still give two primaries until
   the link heals; generations then reconcile them (docs/operations.md).
 - **Confirmed, or not serving.** Each time the monitor finds that this
-  primary may serve, it confirms it for T - 1 s; a primary not confirmed
+  primary may serve, it confirms it for T - 1 s from when that was checked:
+  from when its last heartbeat the peer answered was sent (the peer, having
+  heard it then, cannot promote before T has passed), or from when it
+  reached a test address after T/2 of silence. A primary not confirmed
   since (its process frozen longer than that: the backup may have taken
   over) serves nobody until the monitor has checked again, so its first
   heartbeat decides before any request does. It is not confirmed while the
   peer, just heard, is an older primary still serving (it steps down as
   soon as it hears this one).
+- **Held up.** A heartbeat answered more than ``STALL`` seconds after it
+  was sent, or a monitor loop that did not come round for that long, means
+  this process was frozen or starved: that answer is not counted as
+  contact, and silence is counted again from then on (``watching_since``),
+  so neither a thawed backup nor a thawed primary acts on the silence of
+  its own freeze or on news from before it.
 - **Starting again.** A paired primary that starts (after a crash, a kill,
   a reboot) may have been replaced meanwhile: it serves nobody until a
   heartbeat exchange shows the peer is not serving as primary (a newer one
@@ -62,6 +71,7 @@ HEARTBEAT_SECONDS = 0.5
 HEARTBEAT_TIMEOUT = 1.0
 CATCH_UP_TIMEOUT = 60.0
 STARTING_QUIET = 3.0  # a restarted paired primary that hears nothing serves again after this (or T) at the soonest
+STALL = 2.5  # s: a heartbeat answered later than this after it was sent, or a monitor loop held up this long: frozen
 
 
 class RoleManager:
@@ -73,7 +83,8 @@ class RoleManager:
         self.last_swing: dict | None = None
         self.auto_note: str | None = None
         self.starting: float | None = None  # monotonic: a paired primary started (again) and serves nobody yet
-        self.watching_since = time.monotonic()  # when the monitor started (a peer never heard is silent since)
+        self.watching_since = time.monotonic()  # the monitor started or was last held up: silence counts from then
+        self.answered_at: float | None = None  # monotonic: when the last heartbeat the peer answered was sent
         self._lock = threading.Lock()
 
     # --- contact and state --------------------------------------------------------------------------
@@ -118,26 +129,41 @@ class RoleManager:
     # --- the heartbeat job (continuous, while primary or backup) ------------------------------------------
     def monitor(self, stop: threading.Event) -> None:
         self.watching_since = time.monotonic()
+        self.answered_at = None
         while not stop.is_set():
             client = self.s.client_to_peer(timeout=HEARTBEAT_TIMEOUT)
             if client is None:
                 stop.wait(1.0)
                 continue
             with client:
+                last = time.monotonic()
                 while not stop.is_set():
                     started = time.monotonic()
+                    if started - last > STALL:
+                        self.held_up(f"the failover monitor did not run for {started - last:.1f} s")
                     try:
                         answer = client.post_json("/peer/v1/heartbeat", self.mine(), verify_response=True).json()
-                        self.heard()
+                        took = time.monotonic() - started
+                        if took > STALL:  # sent before a freeze: what it says may be stale (a step down is safe)
+                            self.held_up(f"a heartbeat was answered {took:.1f} s after it was sent")
+                        else:
+                            self.heard()
+                            self.answered_at = started
                         self.compare(answer)
                     except (PeerError, TetherError) as exc:
                         log.debug("heartbeat to the peer failed: %s", exc.message)
                     except Exception as exc:  # noqa: BLE001 - the monitor never dies of one bad answer
                         log.warning("heartbeat to the peer failed: %s: %s", type(exc).__name__, exc)
                     self.evaluate()
-                    stop.wait(max(0.0, HEARTBEAT_SECONDS - (time.monotonic() - started)))
+                    last = time.monotonic()
+                    stop.wait(max(0.0, HEARTBEAT_SECONDS - (last - started)))
                     if self.s.pairs.load() is None:
                         break
+
+    def held_up(self, why: str) -> None:
+        """This process was frozen or starved: count silence from now, and act on nothing heard before."""
+        log.warning("%s; counting the peer's silence from now", why)
+        self.watching_since = time.monotonic()
 
     def on_heartbeat(self, sender: str, body: dict) -> dict:
         self.s.paired_with(sender)
@@ -153,8 +179,8 @@ class RoleManager:
         fs = self.s.settings()
         role = self.host.role
         age = self.contact_age()
-        if age is None:  # nothing heard since this appliance started watching its peer: silent that long
-            age = time.monotonic() - self.watching_since
+        # nothing heard since this appliance started watching its peer (or was last held up): silent that long
+        age = min(time.monotonic() - self.watching_since, float("inf") if age is None else age)
         timeout = float(fs.primary_timeout_seconds)
         if role.current == "backup":
             if not (fs.automatic_failover and fs.backup_operations_enabled) or age < timeout:
@@ -180,19 +206,33 @@ class RoleManager:
                     return  # not before a few heartbeats could have reached the peer
                 else:
                     self.starting = None
-            if age < timeout / 2 or not fs.connectivity_test_ips:
-                self.confirm(timeout)
+            now = time.monotonic()
+            if not fs.connectivity_test_ips:  # no automatic failover: nothing else can take the role by itself
+                self.confirm(now, timeout)
                 return
+            answered = self.answered_at
+            if age < timeout / 2 and answered is not None and answered >= self.watching_since \
+                    and now < answered + self.confirmed_for(timeout):
+                self.confirm(answered, timeout)  # the peer heard this primary then: it cannot promote before T
+                return
+            if age < timeout / 2 and now - self.watching_since < timeout:
+                return  # heard, but not by an answered heartbeat, and just after the monitor started or was held up: wait
+            checked = time.monotonic()
             if swing.reachable_any(fs.connectivity_test_ips, fs.connectivity_test_method, fs.connectivity_test_port,
                                    timeout=min(1.0, timeout / 4)):
-                self.confirm(timeout)
-            else:
+                self.confirm(checked, timeout)
+            elif age >= timeout / 2:
                 role.suspend(f"it reaches neither its peer (for {age:.1f} s) nor any connectivity test address")
 
-    def confirm(self, timeout: float) -> None:
-        """Serve, and for a little less than the primary timeout only, unless confirmed again: a primary
-        frozen longer (the backup may have taken over meanwhile) serves nobody until it has checked again."""
-        self.host.role.fresh_until = time.monotonic() + max(1.0, timeout - HEARTBEAT_TIMEOUT)
+    @staticmethod
+    def confirmed_for(timeout: float) -> float:
+        return max(1.0, timeout - HEARTBEAT_TIMEOUT)
+
+    def confirm(self, checked: float, timeout: float) -> None:
+        """Serve, until a little less than the primary timeout after ``checked`` (when what allows it was
+        checked), unless confirmed again: a primary frozen longer (the backup may have taken over meanwhile)
+        serves nobody until it has checked again."""
+        self.host.role.fresh_until = checked + self.confirmed_for(timeout)
         self.host.role.resume()
 
     # --- taking and giving up the role ---------------------------------------------------------------------
@@ -207,7 +247,7 @@ class RoleManager:
             theirs = int((self.peer_state or {}).get("generation", 0))
             old = role.state
             new = role.set("primary", generation=max(old.generation, theirs) + 1, fork_seq=fork, reason=reason)
-            self.confirm(float(self.s.settings().primary_timeout_seconds))  # nothing of an earlier term carries over
+            self.confirm(time.monotonic(), float(self.s.settings().primary_timeout_seconds))  # a new term
             self.starting = None
         self.host.audit.record(actor, "failover.automatic" if automatic else "failover.become_primary", None,
                                source_ip, {"from_generation": old.generation, "generation": new.generation,

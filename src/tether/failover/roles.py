@@ -33,12 +33,12 @@ that changes, safely.
   heartbeat decides before any request does. It is not confirmed while the
   peer, just heard, is an older primary still serving (it steps down as
   soon as it hears this one).
-- **Held up.** A heartbeat answered more than ``STALL`` seconds after it
-  was sent, or a monitor loop that did not come round for that long, means
-  this process was frozen or starved: that answer is not counted as
-  contact, and silence is counted again from then on (``watching_since``),
-  so neither a thawed backup nor a thawed primary acts on the silence of
-  its own freeze or on news from before it.
+- **Held up.** A heartbeat answered (or failing) more than ``STALL``
+  seconds after it was sent, or a monitor loop that did not come round for
+  that long, means this process was frozen or starved: that answer is not
+  counted as contact, and silence is counted again from then on
+  (``watching_since``), so neither a thawed backup nor a thawed primary
+  acts on the silence of its own freeze or on news from before it.
 - **Starting again.** A paired primary that starts (after a crash, a kill,
   a reboot) may have been replaced meanwhile: it serves nobody until a
   heartbeat exchange shows the peer is not serving as primary (a newer one
@@ -141,19 +141,24 @@ class RoleManager:
                     started = time.monotonic()
                     if started - last > STALL:
                         self.held_up(f"the failover monitor did not run for {started - last:.1f} s")
+                    answer = None
                     try:
                         answer = client.post_json("/peer/v1/heartbeat", self.mine(), verify_response=True).json()
-                        took = time.monotonic() - started
-                        if took > STALL:  # sent before a freeze: what it says may be stale (a step down is safe)
-                            self.held_up(f"a heartbeat was answered {took:.1f} s after it was sent")
-                        else:
-                            self.heard()
-                            self.answered_at = started
-                        self.compare(answer)
                     except (PeerError, TetherError) as exc:
                         log.debug("heartbeat to the peer failed: %s", exc.message)
                     except Exception as exc:  # noqa: BLE001 - the monitor never dies of one bad answer
                         log.warning("heartbeat to the peer failed: %s: %s", type(exc).__name__, exc)
+                    took = time.monotonic() - started
+                    if took > STALL:  # answered or failed, it was sent before a freeze: it says nothing of now
+                        self.held_up(f"a heartbeat took {took:.1f} s to be answered or to fail")
+                    elif answer is not None:
+                        self.heard()
+                        self.answered_at = started
+                    if answer is not None:
+                        try:
+                            self.compare(answer)  # even a stale answer may show a newer primary: stepping down is safe
+                        except Exception as exc:  # noqa: BLE001 - the monitor never dies of one bad answer
+                            log.warning("the peer's heartbeat answer: %s: %s", type(exc).__name__, exc)
                     self.evaluate()
                     last = time.monotonic()
                     stop.wait(max(0.0, HEARTBEAT_SECONDS - (last - started)))

@@ -44,6 +44,9 @@ that changes, safely.
   heartbeat exchange shows the peer is not serving as primary (a newer one
   makes it step down at once), or until it has heard nothing for
   min(T, 3 s) and reaches a connectivity test address.
+- **Nothing of the old primary after the fork.** The sync worker commits
+  each batch or full copy under ``applying``: refused once this appliance
+  is no longer a backup, and a promotion waits for a commit in progress.
 - **After every promotion** traffic is swung (swing.py): keepalived's
   track file, the DNS record, the NAT hook; an automatic failover is
   audited and opens a support incident (DESK-09).
@@ -51,10 +54,11 @@ that changes, safely.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from tether.core.errors import Conflict, TetherError
 from tether.site import permissions as P
@@ -241,6 +245,18 @@ class RoleManager:
         self.host.role.resume()
 
     # --- taking and giving up the role ---------------------------------------------------------------------
+    @contextlib.contextmanager
+    def applying(self) -> Iterator[None]:
+        """Held by the sync worker from just before it commits what the primary sent until just after
+        (SyncWorker.guard): refuses once this appliance is no longer a backup, and a promotion waits for the
+        commit, so what the old primary sent (a batch, a full copy still arriving while it was frozen) never
+        lands after the fork point, nor replaces the new primary's data and the writes it acknowledged."""
+        with self._lock:
+            if self.host.role.current != "backup":
+                raise Conflict(f"this appliance is {self.host.role.current} now: what the old primary sent was not "
+                               f"applied")
+            yield
+
     def take_primary(self, reason: str, *, automatic: bool, actor: str = "failover",
                      source_ip: str | None = None) -> dict:
         with self._lock:

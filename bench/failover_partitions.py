@@ -22,7 +22,9 @@ acknowledged write must be on the final primary or in an orphan file
 is listed with its start and duration and classified: ``documented`` when
 it began while only the link between the two was cut (both reached their
 test address) and ended within T of the heal (docs/operations.md, "What can
-still give two primaries"); anything else is a finding, printed with its
+still give two primaries"); ``hand-over`` when the answers do not show both
+serving at one moment (each request is answered up to 0.5 s after its tick:
+see ``Checker.proven``); anything else is a finding, printed with its
 schedule's seed (rerun it alone with ``--seeds N``).
 
 The pair is reused from one schedule to the next (whichever is primary at
@@ -35,7 +37,10 @@ Needs root and nftables (scripts/install-system-deps). The addresses
 default to 127.0.5.3 / 127.0.5.2 (test address 127.0.5.4) and every cut is
 narrowed to this pair's ports, so other test runs on the machine are not
 cut and do not cut this one. Every process started here is stopped at the
-end; the nftables tables are removed. Not part of the test suite."""
+end, also on SIGINT (Ctrl-C), SIGTERM or SIGHUP (e.g. ``timeout``): the
+cuts are healed, both appliances stopped, this run's nftables tables
+removed, and the schedules done so far summarized (exit 128 + the signal).
+Not part of the test suite."""
 
 from __future__ import annotations
 
@@ -51,9 +56,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.failover.netcut import remove_tables  # noqa: E402
 from tests.failover.pairproc import (Member, Probe, Vendor, automatic_failover, make_members, pair,  # noqa: E402
                                      start_all)
-from tests.failover.partitions import play  # noqa: E402
+from tests.failover.partitions import play, table_prefix  # noqa: E402
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Interrupted(BaseException):  # like KeyboardInterrupt: no ``except Exception`` of the harness swallows it
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _interrupt(signum, _frame) -> None:
+    for sig in STOP_SIGNALS:  # a second Ctrl-C does not cut the cleanup short
+        signal.signal(sig, signal.SIG_IGN)
+    raise Interrupted(signum)  # in the main thread, wherever it waits: the finally blocks heal and stop everything
 
 
 def log(msg: str) -> None:
@@ -80,16 +100,21 @@ class Lab:
         d = self.work / f"pair{self.n}"
         d.mkdir()
         a, b = make_members(d, self.vendor, self.addresses)
+        self.members = [a, b]  # known before they start: an interruption now still stops them
         start_all(a, b)
         pair(a, b)
         for m in (a, b):
             self.probes[m.name] = Probe(self.test_ip)
             automatic_failover(m, self.timeout, self.test_ip, self.probes[m.name].port)
-        self.members = [a, b]
 
     def close(self) -> None:
+        """Stop both appliances for good (a restart still in flight in a fault thread cannot launch one
+        afterwards) and the test address listeners."""
         for m in self.members:
-            m.stop()
+            try:
+                m.stop(final=True)
+            except Exception as exc:  # noqa: BLE001 - stop the other one all the same
+                log(f"stopping {m.name}: {exc}")
         for p in self.probes.values():
             p.close()
         self.members, self.probes = [], {}
@@ -109,8 +134,8 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path)
     ap.add_argument("--keep", action="store_true")
     a = ap.parse_args()
-    for sig in (signal.SIGTERM, signal.SIGHUP):  # end through the finally blocks: heal the cuts, stop the pair
-        signal.signal(sig, lambda signum, _frame: sys.exit(128 + signum))
+    for sig in STOP_SIGNALS:  # end through the finally blocks: heal the cuts, stop the pair, print what was done
+        signal.signal(sig, _interrupt)
     if os.geteuid() != 0 or shutil.which("nft") is None:
         raise SystemExit("needs root and nftables (scripts/install-system-deps)")
     seeds = [int(x) for x in a.seeds.split(",")] if a.seeds else list(range(a.seed, a.seed + a.schedules))
@@ -121,6 +146,7 @@ def main() -> None:
     verdicts = []
     cache: dict = {}
     t_all = time.monotonic()
+    interrupted: Interrupted | None = None
     try:
         log(f"work directory {work}; {load0}")
         lab.fresh()
@@ -144,10 +170,21 @@ def main() -> None:
                 log("  the pair did not settle: replacing it")
                 lab.fresh()
                 cache.clear()
+    except Interrupted as exc:
+        interrupted = exc
     finally:
+        for sig in STOP_SIGNALS:  # a second Ctrl-C does not cut the cleanup short
+            signal.signal(sig, signal.SIG_IGN)
+        if interrupted is not None:
+            log(f"{interrupted}: healing every cut and stopping the pair")
         lab.close()
+        left = remove_tables(table_prefix())
+        if left:
+            log(f"removed nftables tables left behind: {', '.join(left)}")
     total = time.monotonic() - t_all
     print()
+    if interrupted is not None:
+        print(f"INTERRUPTED by {interrupted} after {len(verdicts)} of {len(seeds)} schedules")
     print(f"ROB-03 (no witness)  {len(verdicts)} schedules, T = {a.timeout} s, faults start within {a.window:.0f} s; "
           f"{total / 60:.1f} min; machine {load0} at the start, {load()} at the end (shared: timings are indicative)")
     print(f"{'seed':>5} {'faults':>6} {'skip':>4} {'acked':>10} {'kept':>5} {'orph':>5} {'lost':>5} "
@@ -163,10 +200,16 @@ def main() -> None:
     acked = sum(sum(v.acked.values()) for v in verdicts)
     windows = [w for v in verdicts for w in v.windows]
     documented = [w for w in windows if w["kind"] == "documented"]
+    handovers = [w for w in windows if w["kind"] == "hand-over"]
     print(f"acknowledged writes {acked}, lost {lost} (target 0); dual-primary windows {len(windows)}: "
           f"{len(documented)} documented (longest {max((w['duration'] for w in documented), default=0):.1f} s), "
-          f"{len(windows) - len(documented)} findings; schedules not settled "
+          f"{len(handovers)} hand-overs (answers in flight, not both at one moment), "
+          f"{len(windows) - len(documented) - len(handovers)} findings; schedules not settled "
           f"{sum(1 for v in verdicts if v.settled_after is None)}")
+    for v in verdicts:
+        for w in v.windows:
+            if w["kind"] == "hand-over":
+                print(f"  seed {v.seed}: hand-over at {w['start']:.1f} s ({w['duration']:.1f} s): {w['why']}")
     for v in verdicts:
         if v.ok:
             continue
@@ -182,6 +225,8 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     else:
         print(f"work directory kept: {work}")
+    if interrupted is not None:
+        sys.exit(128 + interrupted.signum)
     sys.exit(0 if lost == 0 and all(v.ok for v in verdicts) else 1)
 
 

@@ -333,6 +333,8 @@ def main() -> None:
     dns = probe = jump = None
     runs: list[dict] = []
     p2 = None
+    port = 0
+    failure: str | None = None  # a step that failed: what was measured before it is still printed
     load0 = load()
     try:
         log(f"work directory {work}; {load0}")
@@ -390,6 +392,12 @@ def main() -> None:
             wait_in_sync(backup, 120)
             log(f"PERF-02: {a.clients} jump clients through the site's name, rate {a.rate}/s")
             p2 = perf02(a, work, ids, primary, backup, dns, pin, port)
+    except Exception as exc:  # noqa: BLE001 - a bench never crashes: say what failed, print what was measured
+        failure = f"{type(exc).__name__}: {exc}"
+    except SystemExit as exc:
+        if not isinstance(exc.code, str):
+            raise  # a signal (exit_on_signals): the finally below stops everything
+        failure = exc.code
     finally:
         if jump:
             jump.stop()
@@ -455,6 +463,10 @@ def main() -> None:
         print(f"CPU while they came back: new primary {cpu['new_primary']:.0f}% of one core, load generator "
               f"{cpu['loadgens']:.0f}%, whole machine {cpu['machine']:.0f}% (of {os.cpu_count() * 100}%)")
         print(f"client messages after the kill: {p2['new_logs']}")
+    if failure:
+        print(f"\nFAILED (the figures above are those measured before): {failure}")
+        print(f"the appliances' logs are in {work} (kept)")
+        sys.exit(1)
     finish_workdir(a, work)
 
 

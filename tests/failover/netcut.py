@@ -4,7 +4,8 @@ addresses, both ways, until ``heal()``; the table is removed on exit.
 ``port=P`` narrows the cut to TCP to or from port P between them (one
 pair's site port, or one connectivity test port), so other processes on
 the same loopback addresses are not cut; give every concurrent cut its own
-``table`` name."""
+``table`` name. ``remove_tables(prefix)`` deletes whatever tables of one
+run are left (an interrupted bench)."""
 
 from __future__ import annotations
 
@@ -48,6 +49,19 @@ class LinkCut:
 
     def __exit__(self, *exc) -> None:
         self.heal()
+
+
+def remove_tables(prefix: str) -> list[str]:
+    """Delete every inet table whose name starts with ``prefix`` (a cleanup that does not trust the flags: an
+    interrupted ``cut`` may have made its table without noting it); returns their names."""
+    out = subprocess.run(["nft", "list", "tables", "inet"], capture_output=True, text=True).stdout
+    gone = []
+    for line in out.splitlines():
+        name = line.split()[-1] if line.startswith("table inet ") else ""
+        if name.startswith(prefix):
+            subprocess.run(["nft", "delete", "table", "inet", name], capture_output=True)
+            gone.append(name)
+    return gone
 
 
 def need_nft() -> None:

@@ -103,6 +103,8 @@ class Member:
     admin_headers: dict | None = None
     paused: bool = False
     command: list[str] | None = None  # instead of ``tether`` (e.g. crashtrace.py, which traces crash points)
+    retired: bool = False  # stopped for good (``stop(final=True)``): a restart still in flight does not launch
+    _launching: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def peer_address(self) -> str:
@@ -123,24 +125,29 @@ class Member:
     # --- the process -----------------------------------------------------------------------------
     def launch(self) -> None:
         """Start ``tether serve`` without waiting (``wait_ready`` waits)."""
-        self.starts += 1
-        ready = self.data.parent / f"{self.name}.ready.json"
-        ready.unlink(missing_ok=True)
-        with open(self.log_path, "ab") as logf:
-            logf.write(f"\n=== start {self.starts} at {time.strftime('%H:%M:%S')} ===\n".encode())
-            logf.flush()
-            self.proc = subprocess.Popen(
-                [*(self.command or [TETHER]), "serve", "--data", str(self.data),
-                 "--listen", f"127.0.0.1:{self.admin_port}", "--listen", self.peer_address, "--ready-file", str(ready)],
-                stdout=logf, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **self.env})
-        self.paused = False
+        with self._launching:
+            if self.retired:
+                raise RuntimeError(f"{self.name} was stopped for good")
+            self.starts += 1
+            ready = self.data.parent / f"{self.name}.ready.json"
+            ready.unlink(missing_ok=True)
+            with open(self.log_path, "ab") as logf:
+                logf.write(f"\n=== start {self.starts} at {time.strftime('%H:%M:%S')} ===\n".encode())
+                logf.flush()
+                self.proc = subprocess.Popen(
+                    [*(self.command or [TETHER]), "serve", "--data", str(self.data),
+                     "--listen", f"127.0.0.1:{self.admin_port}",
+                     "--listen", self.peer_address, "--ready-file", str(ready)],
+                    stdout=logf, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **self.env})
+            self.paused = False
 
     def wait_ready(self, timeout: float = 120) -> "Member":
         ready = self.data.parent / f"{self.name}.ready.json"
         deadline = time.monotonic() + timeout
         while not ready.exists():
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}: "
+            p = self.proc
+            if p is None or p.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {p and p.returncode} (or was stopped): "
                                    f"{self.log_path.read_text(errors='replace')[-3000:]}")
             if time.monotonic() > deadline:
                 self.kill()
@@ -177,7 +184,12 @@ class Member:
             pass
         self.paused = False
 
-    def stop(self, timeout: float = 20) -> None:
+    def stop(self, timeout: float = 20, final: bool = False) -> None:
+        """SIGTERM, then SIGKILL after ``timeout``; ``final``: and never launch again (a restart in flight in
+        another thread then fails instead of leaving a process behind)."""
+        if final:
+            with self._launching:
+                self.retired = True
         p = self.proc
         if p is None:
             return
@@ -264,6 +276,20 @@ def start_all(*members: Member, timeout: float = 120) -> None:
         m.launch()
     for m in members:
         m.wait_ready(timeout)
+
+
+def stop_all(*members: Member, timeout: float = 20, final: bool = False) -> None:
+    """Stop every member, in parallel (SIGTERM to all, then each waited for)."""
+    for m in members:
+        if final:
+            with m._launching:
+                m.retired = True
+        if m.paused:
+            m.cont()
+        if m.running:
+            m.signal(signal.SIGTERM)
+    for m in members:
+        m.stop(timeout)
 
 
 def wait_until(pred, timeout: float, every: float = 0.1, what: str = "condition"):

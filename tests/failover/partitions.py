@@ -23,7 +23,11 @@ writer and the verdict. It owns:
   file (FO-08) of either appliance, or lost; and each dual-primary window,
   classified (``classify``): ``documented`` when it began while only the link
   between the two was cut (both reached their test address) and ended within
-  T after the heal, anything else a finding.
+  T after the heal; ``hand-over`` when the answers do not show both serving
+  at one moment (``Checker.proven``: each answer is given at some moment
+  between its request and its answer, up to 0.5 s apart on a loaded machine;
+  a window is proven when one's answer falls between two consecutive 200s of
+  the other); anything else a finding.
 
 The connectivity test connects of both appliances leave from 127.0.0.1 (the
 test does not bind a source address), so the one test address is reached on
@@ -86,6 +90,7 @@ class Checker:
         self.t0 = time.monotonic()
         self.ticks: dict[str, dict[int, int | None]] = {m.name: {} for m in members}
         self.gens: dict[str, dict[int, int | None]] = {m.name: {} for m in members}  # of each 200: its generation
+        self.spans: dict[str, dict[int, tuple[float, float]]] = {m.name: {} for m in members}  # sent, answered
         self.stop = threading.Event()
         self.threads = [threading.Thread(target=self._run, args=(m,), daemon=True, name=f"checker-{m.name}")
                         for m in members]
@@ -104,10 +109,12 @@ class Checker:
                 try:
                     if c is None:
                         c = m.client(timeout=0.5)
+                    sent = time.monotonic()
                     r = c.get("/health")
                     code = r.status_code
                     if code == 200:
                         self.gens[m.name][k] = _generation(r.text)
+                        self.spans[m.name][k] = (sent, time.monotonic())
                 except (httpx.HTTPError, OSError):
                     code = None
                     if c is not None:
@@ -136,6 +143,9 @@ class Checker:
 
     def windows(self, start: float, end: float) -> list[tuple[float, float]]:
         """(start, duration) of every run of ticks at which both answered 200, between two monotonic times."""
+        return [(self.at(k0), (k1 - k0) * TICK) for k0, k1 in self._runs(start, end)]
+
+    def _runs(self, start: float, end: float) -> list[tuple[int, int]]:
         a, b = (self.ticks[m.name] for m in self.members)
         k0, k1 = int((start - self.t0) / TICK), int((end - self.t0) / TICK) + 1
         out, run = [], None
@@ -144,11 +154,36 @@ class Checker:
             if both and run is None:
                 run = k
             elif not both and run is not None:
-                out.append((self.at(run), (k - run) * TICK))
+                out.append((run, k))
                 run = None
         if run is not None:
-            out.append((self.at(run), (k1 - run) * TICK))
+            out.append((run, k1))
         return out
+
+    def proven(self, w_start: float, w_len: float) -> bool:
+        """Whether the answers show both serving at one moment, not only answers in flight across a hand-over
+        (a request sent at a tick is answered up to 0.5 s later, each appliance's at its own moment). Proven
+        when one answered 200 at some moment within [sent, answered] of one of its requests, and that span lies
+        within a run of the other's 200s at consecutive ticks (from an answer before it to a request after it):
+        the other served throughout."""
+        k0 = int(round((w_start - self.t0) / TICK))
+        k1 = k0 + max(1, int(round(w_len / TICK)))
+        for x, y in ((m.name, o.name) for m in self.members for o in self.members if m is not o):
+            ys = self.spans[y]
+            for j in range(k0, k1):
+                span = ys and self.spans[x].get(j)
+                if not span:
+                    continue
+                k = j
+                while k - 1 in ys and ys[k][1] > span[0]:  # back to an answer of y given before x's request
+                    k -= 1
+                if ys.get(k) is None or ys[k][1] > span[0]:
+                    continue
+                while k in ys:  # forward, along y's run of 200s, to a request of y sent after x's answer
+                    if ys[k][0] >= span[1]:
+                        return True
+                    k += 1
+        return False
 
     def newest_primary_before(self, name: str, t: float) -> tuple[float, int] | None:
         """(time, generation) of ``name``'s last 200 before ``t``."""
@@ -239,6 +274,11 @@ class Writer:
 
 
 # --- the faults ---------------------------------------------------------------------------------------------
+def table_prefix() -> str:
+    """The nftables tables of this process's faults start with this (netcut.remove_tables cleans up)."""
+    return f"tether_rob_{os.getpid()}_"
+
+
 class Faults:
     """Applies faults to the pair and records when (monotonic) each one really started and ended."""
 
@@ -246,9 +286,9 @@ class Faults:
         self.members = {m.name: m for m in members}
         self.checker = checker
         a, b = members
-        tag = f"tether_rob_{os.getpid()}"
-        self.link = LinkCut(a.address, b.address, table=f"{tag}_link", port=a.port)
-        self.tests = {m.name: LinkCut("127.0.0.1", test_ip, table=f"{tag}_test_{m.name}", port=probes[m.name])
+        tag = table_prefix()
+        self.link = LinkCut(a.address, b.address, table=f"{tag}link", port=a.port)
+        self.tests = {m.name: LinkCut("127.0.0.1", test_ip, table=f"{tag}test_{m.name}", port=probes[m.name])
                       for m in members}
         self.state = {m.name: "up" for m in members}  # up | paused | down | starting
         self.log: list[tuple[float, str, str | None]] = []  # (time, what, member)
@@ -384,7 +424,7 @@ class Verdict:
 
     @property
     def findings(self) -> list[dict]:
-        return [w for w in self.windows if w["kind"] != "documented"]
+        return [w for w in self.windows if w["kind"] not in ("documented", "hand-over")]
 
     @property
     def ok(self) -> bool:
@@ -504,6 +544,7 @@ def play(members: list[Member], probes: dict[str, int], test_ip: str, seed: int,
     faults = Faults(members, probes, test_ip, checker)
     writer = Writer(members, tag)
     t0 = time.monotonic()
+    interrupted = False
     try:
         # one timeline: the starts are known; each applied fault pushes its end
         timeline = [(f.at, 1, i, None) for i, f in enumerate(schedule)]
@@ -538,9 +579,12 @@ def play(members: list[Member], probes: dict[str, int], test_ip: str, seed: int,
                            what=f"{b.name} holding {p.name}'s log up to {head} and the same writes")
             except TimeoutError as exc:
                 v.problems.append(str(exc))
+    except BaseException:  # interrupted (Ctrl-C, SIGTERM in a bench) or failed: heal, do not wait for restarts
+        interrupted = True
+        raise
     finally:
         writer.close()
-        faults.heal_all()
+        faults.heal_all(timeout=2 if interrupted else 180)
         checker.close()
     v.events = [f"{t - t0:6.2f}s {what}{' ' + m if m else ''}" for t, what, m in faults.log]
     acked = writer.acked
@@ -548,6 +592,8 @@ def play(members: list[Member], probes: dict[str, int], test_ip: str, seed: int,
     seen = checker.windows(t0, time.monotonic())
     for w_start, w_len in seen:
         kind, why = classify(w_start, w_len, faults, float(timeout))
+        if kind != "documented" and not checker.proven(w_start, w_len):
+            kind, why = "hand-over", f"answers in flight across a hand-over, not both at one moment ({why})"
         v.windows.append({"start": round(w_start - t0, 2), "duration": round(w_len, 2), "kind": kind, "why": why})
     v.windows += stale_acks(acked, members, checker, faults, t0, float(timeout), seen)
     v.windows.sort(key=lambda w: w["start"])

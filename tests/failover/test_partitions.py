@@ -1,8 +1,9 @@
 """Failover under partitions, pauses and restarts with real appliance pairs
 (ROB-03, FO-08, FO-11):
 
-- a few seeded random schedules of link cuts, cuts from the connectivity
-  test address, SIGSTOP pauses and kills + restarts against a pair with
+- five seeded random schedules (one test each, on one pair) of link cuts,
+  cuts from the connectivity test address, SIGSTOP pauses and kills +
+  restarts against a pair with
   automatic failover (T = 3 s), a checker sampling both appliances' /health
   every 100 ms and a writer making API writes against both: after each
   schedule, healed and settled, no acknowledged write is lost (each is on
@@ -11,12 +12,14 @@
   cut while both reached their test address). bench/failover_partitions.py
   runs many more with the same harness (tests/failover/partitions.py);
 - a restarted old primary serves nobody before it has heard the new one, nor
-  does a primary frozen past the failover when it thaws;
+  does a primary frozen past the failover when it thaws (old or new); a
+  backup frozen longer than T does not take over when it thaws;
 - writes a primary acknowledged stay in its orphan file even when the new
   primary never followed it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -24,18 +27,25 @@ import time
 import httpx
 import pytest
 
-from .netcut import LinkCut, need_nft
-from .pairproc import Probe, Vendor, automatic_failover, make_members, pair, start_all, wait_until
-from .partitions import play
+from .netcut import LinkCut, need_nft, remove_tables
+from .pairproc import Probe, Vendor, automatic_failover, make_members, pair, start_all, stop_all, wait_until
+from .partitions import play, table_prefix
 
-SEEDS = (1, 2, 3)
+SEEDS = (1, 2, 3, 4, 5)  # ROB-03: about 5 schedules in the suite (bench/failover_partitions.py runs 50 and more)
 TIMEOUT = 3
 
 
-@pytest.fixture
-def lab(tmp_path):
+@pytest.fixture(scope="module")
+def vendor(tmp_path_factory):
+    return Vendor.make(tmp_path_factory.mktemp("vendor"))
+
+
+@contextlib.contextmanager
+def _pair(work, vendor):
+    """A fresh pair on 127.0.5.3 (primary) / 127.0.5.2 with automatic failover (T = 3 s) and one test-address
+    listener per appliance; everything stopped and every cut of this process removed afterwards."""
     need_nft()
-    a, b = make_members(tmp_path, Vendor.make(tmp_path), ("127.0.5.3", "127.0.5.2"))
+    a, b = make_members(work, vendor, ("127.0.5.3", "127.0.5.2"))
     probes = {}
     try:
         start_all(a, b)
@@ -45,32 +55,68 @@ def lab(tmp_path):
             automatic_failover(m, TIMEOUT, "127.0.5.4", probes[m.name].port)
         yield [a, b], {n: p.port for n, p in probes.items()}
     finally:
-        for m in (a, b):
-            m.stop()
+        stop_all(a, b, final=True)
         for p in probes.values():
             p.close()
+        remove_tables(table_prefix())
+
+
+@pytest.fixture
+def lab(tmp_path, vendor):
+    with _pair(tmp_path, vendor) as got:
+        yield got
+
+
+@pytest.fixture(scope="module")
+def shared_lab(tmp_path_factory, vendor):
+    """One pair for the seeded schedules and the tests that leave it healed and running: each starts from it
+    settled (``settled``), whichever appliance is primary by then (a pair costs seconds to make)."""
+    with _pair(tmp_path_factory.mktemp("shared"), vendor) as got:
+        yield got, {}
+
+
+def _settled(members, timeout: float = 60):
+    """(primary, backup) once one serves and the other is its backup, connected and caught up."""
+    def roles():
+        serving = [m for m in members if m.health()[0] == 200]
+        if len(serving) != 1:
+            return None
+        p = serving[0]
+        b = next(m for m in members if m is not p)
+        sync = b.status(timeout=2).get("sync") or {}
+        return (p, b) if b.status()["role"] == "backup" and sync.get("connected") and sync.get("lag_entries") == 0 \
+            else None
+
+    return wait_until(roles, timeout, what="one primary serving and its backup in sync")
+
+
+@pytest.fixture
+def settled(shared_lab):
+    """The shared pair, settled: ((primary, backup), probes)."""
+    (members, probes), _ = shared_lab
+    return _settled(members), probes
 
 
 @pytest.mark.req("ROB-03", "FO-08")
-def test_random_partitions_lose_no_acknowledged_write(lab):
-    members, probes = lab
-    cache: dict = {}
-    for seed in SEEDS:
-        v = play(members, probes, "127.0.5.4", seed, window=10, timeout=TIMEOUT, settle_timeout=60, orphan_cache=cache)
-        story = f"seed {seed}: {[f.text() for f in v.schedule]}; events {v.events}"
-        assert not v.problems, f"{v.problems}; {story}"
-        assert sum(v.acked.values()) > 0, story
-        assert v.lost == [], f"lost {v.lost}; {story}"
-        assert v.findings == [], f"two primaries outside the documented case: {v.findings}; {story}"
-        assert v.kept + v.orphaned == sum(v.acked.values())
+@pytest.mark.parametrize("seed", SEEDS)
+def test_random_partitions_lose_no_acknowledged_write(shared_lab, seed):
+    (members, probes), cache = shared_lab
+    v = play(members, probes, "127.0.5.4", seed, window=10, timeout=TIMEOUT, settle_timeout=60, orphan_cache=cache)
+    story = f"seed {seed}: {[f.text() for f in v.schedule]}; events {v.events}"
+    assert not v.problems, f"{v.problems}; {story}"
+    assert sum(v.acked.values()) > 0, story
+    assert v.lost == [], f"lost {v.lost}; {story}"
+    assert v.findings == [], f"two primaries outside the documented case: {v.findings}; {story}"
+    assert v.kept + v.orphaned == sum(v.acked.values())
 
 
 @pytest.mark.req("FO-08", "ROB-03")
-def test_a_restarted_old_primary_serves_nobody_before_it_has_heard_the_new_one(lab):
+def test_a_restarted_old_primary_serves_nobody_before_it_has_heard_the_new_one(settled):
     """The old primary, killed and replaced by an automatic failover, starts again with its role file still
     saying primary: from its first answer on it must not serve (no /health 200, no write), and it re-enters
     as backup."""
-    (a, b), _ = lab
+    (a, b), _ = settled  # a: the primary now
+    a.status()  # a current site token: the writes below are refused for the role, not for a stale login
     a.kill()
     wait_until(lambda: b.health()[0] == 200, 30, every=0.05, what="the automatic failover")
     a.launch()
@@ -142,11 +188,11 @@ def _stepped_down_at(m) -> list[float]:
 
 
 @pytest.mark.req("ROB-03", "FO-08")
-def test_a_newer_primary_frozen_across_the_heal_does_not_serve_beside_the_older_one_when_it_thaws(lab):
+def test_a_newer_primary_frozen_across_the_heal_does_not_serve_beside_the_older_one_when_it_thaws(settled):
     """A cut of the link: b takes over, a keeps serving (the documented case). b is frozen (SIGSTOP) and the
     link heals: a, hearing nothing from b, serves alone. When b thaws, it must not serve before a has stepped
     down: a request that waited in b's socket is not answered 200 before a's step-down."""
-    (a, b), _ = lab
+    (a, b), _ = settled  # a: the primary now
     with LinkCut(a.address, b.address, table=f"tether_thaw_{os.getpid()}", port=a.port) as link:
         link.cut()
         wait_until(lambda: b.health()[0] == 200, 30, every=0.05, what="b taking over during the cut")
@@ -179,11 +225,11 @@ def test_a_newer_primary_frozen_across_the_heal_does_not_serve_beside_the_older_
 
 
 @pytest.mark.req("FO-05", "ROB-03")
-def test_a_backup_restarted_during_a_cut_waits_the_primary_timeout_before_taking_over(lab):
+def test_a_backup_restarted_during_a_cut_waits_the_primary_timeout_before_taking_over(settled):
     """The backup, killed and started again while the link to the primary is cut, has heard nothing since it
     started, not nothing for ever: it takes over no sooner than T after it started (and not at all if the link
     heals first)."""
-    (a, b), _ = lab
+    (a, b), _ = settled  # a: the primary now
     b.kill()
     with LinkCut(a.address, b.address, table=f"tether_rst_{os.getpid()}", port=a.port) as link:
         link.cut()
@@ -191,3 +237,56 @@ def test_a_backup_restarted_during_a_cut_waits_the_primary_timeout_before_taking
         wait_until(lambda: b.health()[0] == 200, 30, every=0.05, what="b taking over")
         took = time.monotonic() - b.ready_at
     assert took >= TIMEOUT - 0.5, f"b took over {took:.2f} s after it started (T = {TIMEOUT} s)"
+
+
+def _ask_health_while_frozen(m, answers: list) -> threading.Thread:
+    """A /health request sent to ``m`` while it is frozen: it waits in its socket until it thaws."""
+    def ask():
+        try:
+            with m.client(timeout=20) as c:
+                code = c.get("/health").status_code
+            answers.append((code, time.time()))
+        except (httpx.HTTPError, OSError) as exc:
+            answers.append((type(exc).__name__, time.time()))
+
+    t = threading.Thread(target=ask)
+    t.start()
+    return t
+
+
+@pytest.mark.req("ROB-03", "FO-05")
+def test_a_frozen_appliance_does_not_act_on_its_own_freeze_when_it_thaws(settled):
+    """SIGSTOP longer than T, link up. The backup, thawed, does not take over (the silence was its own freeze):
+    the primary serves throughout. The primary, frozen: the backup takes over; thawed, the old primary answers
+    no request 200 (not one that waited in its socket either) and steps down."""
+    (a, b), _ = settled  # a: the primary now
+    generation = a.status()["generation"]
+    b.pause()
+    try:
+        time.sleep(2 * TIMEOUT)
+    finally:
+        b.cont()
+    codes = []
+    deadline = time.monotonic() + 2 * TIMEOUT
+    while time.monotonic() < deadline:
+        codes.append(b.health()[0])
+        time.sleep(0.1)
+    assert 200 not in codes, codes
+    sa, sb = a.status(), b.status()
+    assert (sa["role"], sa["generation"], sb["role"]) == ("primary", generation, "backup"), (sa, sb)
+    assert a.health()[0] == 200
+
+    a.pause()
+    answers: list = []
+    try:
+        wait_until(lambda: b.health()[0] == 200, 30, every=0.05, what="b taking over from the frozen a")
+        time.sleep(TIMEOUT)
+        waiting = _ask_health_while_frozen(a, answers)
+        time.sleep(0.5)
+    finally:
+        a.cont()
+    waiting.join(30)
+    wait_until(lambda: a.status()["role"] == "backup", 30, what="a stepping down for b")
+    (code, _), = answers
+    assert code != 200, "the thawed old primary answered 200 beside the new one"
+    assert b.health()[0] == 200

@@ -24,12 +24,21 @@ that changes, safely.
   two (both reach the test addresses) can still give two primaries until
   the link heals; generations then reconcile them (docs/operations.md).
 - **Confirmed, or not serving.** Each time the monitor finds that this
-  primary may serve, it confirms it for T - 1 s; a primary not confirmed
+  primary may serve, it confirms it for T - 1 s from when that was checked:
+  from when its last heartbeat the peer answered was sent (the peer, having
+  heard it then, cannot promote before T has passed), or from when it
+  reached a test address after T/2 of silence. A primary not confirmed
   since (its process frozen longer than that: the backup may have taken
   over) serves nobody until the monitor has checked again, so its first
   heartbeat decides before any request does. It is not confirmed while the
   peer, just heard, is an older primary still serving (it steps down as
   soon as it hears this one).
+- **Held up.** A heartbeat answered (or failing) more than ``STALL``
+  seconds after it was sent, or a monitor loop that did not come round for
+  that long, means this process was frozen or starved: that answer is not
+  counted as contact, and silence is counted again from then on
+  (``watching_since``), so neither a thawed backup nor a thawed primary
+  acts on the silence of its own freeze or on news from before it.
 - **Starting again.** A paired primary that starts (after a crash, a kill,
   a reboot) may have been replaced meanwhile: it serves nobody until a
   heartbeat exchange shows the peer is not serving as primary (a newer one
@@ -43,6 +52,9 @@ that changes, safely.
   which etcd allows only after the old primary's lease expired, by when the
   old primary has stopped serving (its margin). A primary stepping down
   releases the key at once, so a planned swap does not wait for the TTL.
+- **Nothing of the old primary after the fork.** The sync worker commits
+  each batch or full copy under ``applying``: refused once this appliance
+  is no longer a backup, and a promotion waits for a commit in progress.
 - **After every promotion** traffic is swung (swing.py): keepalived's
   track file, the DNS record, the NAT hook; an automatic failover is
   audited and opens a support incident (DESK-09).
@@ -50,10 +62,11 @@ that changes, safely.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from tether.core.crashpoints import checkpoint
 from tether.core.errors import Conflict, TetherError
@@ -72,6 +85,7 @@ HEARTBEAT_SECONDS = 0.5
 HEARTBEAT_TIMEOUT = 1.0
 CATCH_UP_TIMEOUT = 60.0
 STARTING_QUIET = 3.0  # a restarted paired primary that hears nothing serves again after this (or T) at the soonest
+STALL = 2.5  # s: a heartbeat answered later than this after it was sent, or a monitor loop held up this long: frozen
 
 
 class RoleManager:
@@ -85,7 +99,8 @@ class RoleManager:
         self.promoting = False  # become_primary in progress (the peer, a backup meanwhile, must not take over)
         self.both_backups_since: float | None = None  # monotonic: both heard to be backups since
         self.starting: float | None = None  # monotonic: a paired primary started (again) and serves nobody yet
-        self.watching_since = time.monotonic()  # when the monitor started (a peer never heard is silent since)
+        self.watching_since = time.monotonic()  # the monitor started or was last held up: silence counts from then
+        self.answered_at: float | None = None  # monotonic: when the last heartbeat the peer answered was sent
         self._lock = threading.Lock()
         self._witness: tuple[tuple, EtcdWitness] | None = None
         self._witness_lock = threading.Lock()
@@ -141,26 +156,46 @@ class RoleManager:
     # --- the heartbeat job (continuous, while primary or backup) ------------------------------------------
     def monitor(self, stop: threading.Event) -> None:
         self.watching_since = time.monotonic()
+        self.answered_at = None
         while not stop.is_set():
             client = self.s.client_to_peer(timeout=HEARTBEAT_TIMEOUT)
             if client is None:
                 stop.wait(1.0)
                 continue
             with client:
+                last = time.monotonic()
                 while not stop.is_set():
                     started = time.monotonic()
+                    if started - last > STALL:
+                        self.held_up(f"the failover monitor did not run for {started - last:.1f} s")
+                    answer = None
                     try:
                         answer = client.post_json("/peer/v1/heartbeat", self.mine(), verify_response=True).json()
-                        self.heard()
-                        self.compare(answer)
                     except (PeerError, TetherError) as exc:
                         log.debug("heartbeat to the peer failed: %s", exc.message)
                     except Exception as exc:  # noqa: BLE001 - the monitor never dies of one bad answer
                         log.warning("heartbeat to the peer failed: %s: %s", type(exc).__name__, exc)
+                    took = time.monotonic() - started
+                    if took > STALL:  # answered or failed, it was sent before a freeze: it says nothing of now
+                        self.held_up(f"a heartbeat took {took:.1f} s to be answered or to fail")
+                    elif answer is not None:
+                        self.heard()
+                        self.answered_at = started
+                    if answer is not None:
+                        try:
+                            self.compare(answer)  # even a stale answer may show a newer primary: stepping down is safe
+                        except Exception as exc:  # noqa: BLE001 - the monitor never dies of one bad answer
+                            log.warning("the peer's heartbeat answer: %s: %s", type(exc).__name__, exc)
                     self.evaluate()
-                    stop.wait(max(0.0, HEARTBEAT_SECONDS - (time.monotonic() - started)))
+                    last = time.monotonic()
+                    stop.wait(max(0.0, HEARTBEAT_SECONDS - (last - started)))
                     if self.s.pairs.load() is None:
                         break
+
+    def held_up(self, why: str) -> None:
+        """This process was frozen or starved: count silence from now, and act on nothing heard before."""
+        log.warning("%s; counting the peer's silence from now", why)
+        self.watching_since = time.monotonic()
 
     def on_heartbeat(self, sender: str, body: dict) -> dict:
         self.s.paired_with(sender)
@@ -176,8 +211,8 @@ class RoleManager:
         fs = self.s.settings()
         role = self.host.role
         age = self.contact_age()
-        if age is None:  # nothing heard since this appliance started watching its peer: silent that long
-            age = time.monotonic() - self.watching_since
+        # nothing heard since this appliance started watching its peer (or was last held up): silent that long
+        age = min(time.monotonic() - self.watching_since, float("inf") if age is None else age)
         timeout = float(fs.primary_timeout_seconds)
         if role.current == "backup":
             if not (fs.automatic_failover and fs.backup_operations_enabled):
@@ -206,19 +241,33 @@ class RoleManager:
                     return  # not before a few heartbeats could have reached the peer
                 else:
                     self.starting = None
-            if age < timeout / 2 or not fs.connectivity_test_ips:
-                self.confirm(timeout)
+            now = time.monotonic()
+            if not fs.connectivity_test_ips:  # no automatic failover: nothing else can take the role by itself
+                self.confirm(now, timeout)
                 return
+            answered = self.answered_at
+            if age < timeout / 2 and answered is not None and answered >= self.watching_since \
+                    and now < answered + self.confirmed_for(timeout):
+                self.confirm(answered, timeout)  # the peer heard this primary then: it cannot promote before T
+                return
+            if age < timeout / 2 and now - self.watching_since < timeout:
+                return  # heard, but not by an answered heartbeat, and just after the monitor started or was held up: wait
+            checked = time.monotonic()
             if swing.reachable_any(fs.connectivity_test_ips, fs.connectivity_test_method, fs.connectivity_test_port,
                                    timeout=min(1.0, timeout / 4)):
-                self.confirm(timeout)
-            else:
+                self.confirm(checked, timeout)
+            elif age >= timeout / 2:
                 role.suspend(f"it reaches neither its peer (for {age:.1f} s) nor any connectivity test address")
 
-    def confirm(self, timeout: float) -> None:
-        """Serve, and for a little less than the primary timeout only, unless confirmed again: a primary
-        frozen longer (the backup may have taken over meanwhile) serves nobody until it has checked again."""
-        self.host.role.fresh_until = time.monotonic() + max(1.0, timeout - HEARTBEAT_TIMEOUT)
+    @staticmethod
+    def confirmed_for(timeout: float) -> float:
+        return max(1.0, timeout - HEARTBEAT_TIMEOUT)
+
+    def confirm(self, checked: float, timeout: float) -> None:
+        """Serve, until a little less than the primary timeout after ``checked`` (when what allows it was
+        checked), unless confirmed again: a primary frozen longer (the backup may have taken over meanwhile)
+        serves nobody until it has checked again."""
+        self.host.role.fresh_until = checked + self.confirmed_for(timeout)
         self.host.role.resume()
 
     def _when_both_backups(self, age: float, timeout: float) -> None:
@@ -249,6 +298,18 @@ class RoleManager:
                           f"this one holds the longer log ({head} entries, the peer {their_head})", automatic=True)
 
     # --- taking and giving up the role ---------------------------------------------------------------------
+    @contextlib.contextmanager
+    def applying(self) -> Iterator[None]:
+        """Held by the sync worker from just before it commits what the primary sent until just after
+        (SyncWorker.guard): refuses once this appliance is no longer a backup, and a promotion waits for the
+        commit, so what the old primary sent (a batch, a full copy still arriving while it was frozen) never
+        lands after the fork point, nor replaces the new primary's data and the writes it acknowledged."""
+        with self._lock:
+            if self.host.role.current != "backup":
+                raise Conflict(f"this appliance is {self.host.role.current} now: what the old primary sent was not "
+                               f"applied")
+            yield
+
     def take_primary(self, reason: str, *, automatic: bool, actor: str = "failover",
                      source_ip: str | None = None) -> dict:
         with self._lock:
@@ -279,7 +340,7 @@ class RoleManager:
             new = role.set("primary", generation=generation, fork_seq=fork, reason=reason, fencing_token=token)
             if witness is not None:
                 role.hold_lease(witness.valid_until, token=token)
-            self.confirm(float(self.s.settings().primary_timeout_seconds))  # nothing of an earlier term carries over
+            self.confirm(time.monotonic(), float(self.s.settings().primary_timeout_seconds))  # a new term
             self.starting = None
             self.auto_note = None
         checkpoint("take primary: role taken")

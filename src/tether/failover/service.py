@@ -92,6 +92,7 @@ class FailoverService:
         self.worker = SyncWorker(lambda: self.host.site, self.client_to_peer, self.settings, self._adopt,
                                  self._keep_orphans)
         self.roles = RoleManager(self)
+        self.worker.guard = self.roles.applying
         self.syncmode = SyncMode(self.settings, lambda: self.host.role.current == "primary",
                                  lambda: self.acked["through"],
                                  lambda action, details: self.host.audit.record("failover", action, None, None, details))

@@ -29,10 +29,11 @@ transaction), ``sync: batch committed``;
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 from contextlib import contextmanager
-from typing import Iterable, Iterator
+from typing import Callable, ContextManager, Iterable, Iterator
 
 import sqlalchemy as sa
 
@@ -149,11 +150,14 @@ def position(engine: sa.Engine) -> tuple[int, str | None]:
 
 
 # --- applying it -----------------------------------------------------------------------------------------------
-def apply_batch(engine: sa.Engine, entries: list[dict]) -> int:
-    """Apply shipped entries in one transaction; returns the last sequence number applied."""
+def apply_batch(engine: sa.Engine, entries: list[dict], guard: Callable[[], ContextManager] | None = None) -> int:
+    """Apply shipped entries in one transaction; returns the last sequence number applied. ``guard()`` is
+    entered just before the commit and left after it: it refuses (raises) when this appliance is no longer a
+    backup, and holds off a promotion meanwhile (SyncWorker.guard)."""
     check_batch({"entries": entries})
     checkpoint("sync: batch checked")
-    with _storing(f"the primary's batch of entries {entries[0]['seq']} to {entries[-1]['seq']}"):
+    with _storing(f"the primary's batch of entries {entries[0]['seq']} to {entries[-1]['seq']}"), \
+            contextlib.ExitStack() as held:
         with engine.begin() as c:
             c = c.execution_options(**NOLOG)
             try:
@@ -162,6 +166,8 @@ def apply_batch(engine: sa.Engine, entries: list[dict]) -> int:
                 raise StreamError(f"the primary's batch was refused: {exc}; nothing of it was applied",
                                   hint=STREAM_HINT) from None
             checkpoint("sync: batch written")
+            if guard is not None:
+                held.enter_context(guard())
     checkpoint("sync: batch committed")
     return last
 
@@ -190,13 +196,16 @@ class SnapshotError(StreamError):
     pass
 
 
-def apply_snapshot(engine: sa.Engine, lines: Iterable[bytes], expect_site: str) -> dict:
-    """Replace the synced data by the primary's full copy (one transaction); returns its header."""
+def apply_snapshot(engine: sa.Engine, lines: Iterable[bytes], expect_site: str,
+                   guard: Callable[[], ContextManager] | None = None) -> dict:
+    """Replace the synced data by the primary's full copy (one transaction); returns its header. ``guard``: as
+    for apply_batch (a copy that was still arriving when this appliance was promoted must not replace the new
+    primary's data)."""
     header: dict | None = None
     ended = False
     tables = {t.name: t for t in synced_tables()}
     counts: dict[str, int] = {}
-    with _storing("the primary's full copy"), engine.begin() as raw:
+    with _storing("the primary's full copy"), contextlib.ExitStack() as held, engine.begin() as raw:
         c = raw.execution_options(**NOLOG)
         for line in lines:
             if not line.strip():
@@ -241,6 +250,8 @@ def apply_snapshot(engine: sa.Engine, lines: Iterable[bytes], expect_site: str) 
         if c.dialect.name == "postgresql":
             changelog._reset_sequences(c)
         checkpoint("sync: copy complete")
+        if guard is not None:
+            held.enter_context(guard())
     checkpoint("sync: copy committed")
     return {**header, "applied_rows": counts}
 

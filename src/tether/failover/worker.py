@@ -24,7 +24,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, ContextManager
 
 from tether.core.errors import TetherError
 
@@ -117,6 +117,9 @@ class SyncWorker:
         self.blob_wake = threading.Event()
         self.ack_wake = threading.Event()
         self.ack_through: int | None = None
+        # entered from just before each commit of what the primary sent to just after it: refuses when this
+        # appliance is no longer a backup, and holds off a promotion meanwhile (RoleManager.applying)
+        self.guard: Callable[[], ContextManager] | None = None
 
     def _limit_kbps(self) -> int:
         """The bandwidth setting, read at most once a second (not once per line)."""
@@ -261,7 +264,7 @@ class SyncWorker:
         entries = sink.check_batch(msg)
         # the lag counts this batch even when it cannot be applied (a full disk): the status says how far behind
         st.primary_head = max(st.primary_head, sink.message_int(msg, "head", entries[-1]["seq"]))
-        last = sink.apply_batch(site.engine, entries)
+        last = sink.apply_batch(site.engine, entries, self.guard)
         if msg.get("generation") is not None:  # adopted with the batch: a refused one changes nothing
             self.adopt(sink.message_int(msg, "generation"))
         now = time.time()
@@ -308,7 +311,7 @@ class SyncWorker:
                     self.bandwidth.take(len(line) + 1)
                     st.bytes_received += len(line) + 1
                     yield line
-            header = sink.apply_snapshot(site.engine, lines(), site.info().name)
+            header = sink.apply_snapshot(site.engine, lines(), site.info().name, self.guard)
         st.full_syncs += 1
         st.applied_seq = int(header["head"])
         st.primary_head = max(st.primary_head, st.applied_seq)

@@ -46,7 +46,7 @@ that changes, safely.
   min(T, 3 s) and reaches a connectivity test address.
 - **With a witness** (FO-11, witness.py; an etcd cluster of three members)
   the primary serves and takes writes only while it holds the witness's
-  key under an unexpired lease (``keep_witness`` renews it every TTL/3 and
+  key under an unexpired lease (witness_keeper.py renews it every TTL/3 and
   tells the role store until when it is surely held); a backup takes the
   role, automatically or by hand, only once it has taken the key itself,
   which etcd allows only after the old primary's lease expired, by when the
@@ -73,8 +73,8 @@ from tether.core.errors import Conflict, TetherError
 from tether.site import permissions as P
 
 from . import sink, swing
-from .errors import PeerError, WitnessError, WitnessHeld, WitnessUnavailable
-from .witness import EtcdWitness, default_key, derived_margin, derived_ttl
+from .errors import PeerError, WitnessError, WitnessHeld
+from .witness_keeper import WitnessKeeper
 
 if TYPE_CHECKING:
     from .service import Caller, FailoverService
@@ -102,11 +102,7 @@ class RoleManager:
         self.watching_since = time.monotonic()  # the monitor started or was last held up: silence counts from then
         self.answered_at: float | None = None  # monotonic: when the last heartbeat the peer answered was sent
         self._lock = threading.Lock()
-        self._witness: tuple[tuple, EtcdWitness] | None = None
-        self._witness_lock = threading.Lock()
-        self.witness_holder: dict | None = None  # on a backup: who holds the key, as last read
-        self.witness_error: str | None = None
-        self.witness_exc: WitnessError | None = None
+        self.witness = WitnessKeeper(service, self._lock)
 
     # --- contact and state --------------------------------------------------------------------------
     def heard(self) -> None:
@@ -321,7 +317,7 @@ class RoleManager:
             theirs = int((self.peer_state or {}).get("generation", 0))
             old = role.state
             generation = max(old.generation, theirs) + 1
-            witness, token = self.witness(), None
+            witness, token = self.witness.client(), None
             if witness is not None:
                 try:
                     token = witness.acquire(generation)
@@ -390,127 +386,9 @@ class RoleManager:
         role.set("backup", generation=generation, primary=pair.peer_address if pair else None, reason=reason)
         self.s.write_track()
         time.sleep(0.2)  # writes that passed the fence just before finish committing
-        self.release_witness()  # the new primary need not wait for the lease to expire
+        self.witness.release()  # the new primary need not wait for the lease to expire
         checkpoint("step down: writes settled")
         return {"head": sink.position(self.s.site().engine)[0], "generation": generation}
-
-    # --- the witness (FO-11) ----------------------------------------------------------------------------------
-    def witness(self) -> EtcdWitness | None:
-        """The witness client for the current settings (rebuilt when they change), or None without a witness."""
-        site, pair = self.host.site, self.s.pairs.load()
-        if site is None or pair is None:
-            return None
-        fs = self.s.settings()
-        w = fs.witness
-        if not w.enabled or not w.endpoints:
-            with self._witness_lock:
-                self._drop_witness()
-            return None
-        ttl = derived_ttl(w.lease_ttl_seconds, float(fs.primary_timeout_seconds))
-        margin = min(derived_margin(w.margin_seconds, ttl), ttl / 2)
-        key = w.key or default_key(site.info().name)
-        conf = (tuple(w.endpoints), key, ttl, margin, w.ca_file, pair.self_url)
-        with self._witness_lock:  # the monitor and the witness job both ask
-            if self._witness is None or self._witness[0] != conf:
-                self._drop_witness()
-                client = EtcdWitness(list(w.endpoints), key, self.s.me, pair.self_url.removeprefix("https://"),
-                                     ttl=ttl, margin=margin, verify=w.ca_file or True,
-                                     local_address=self.s._local_address(pair.self_url))
-                self._witness = (conf, client)
-            return self._witness[1]
-
-    def _drop_witness(self) -> None:
-        if self._witness is not None:
-            old, self._witness = self._witness[1], None
-            old.release()
-            old.close()
-
-    def release_witness(self) -> None:
-        if self._witness is not None:
-            self._witness[1].release()
-
-    def keep_witness(self, stop: threading.Event) -> None:
-        """The witness job (while primary or backup): a primary renews its lease every TTL/3 (or takes the key
-        if it does not hold it) and tells the role store until when it surely holds it; a backup holds nothing
-        and notes who does. Every turn the role store rechecks, so a lease running out stops serving at once."""
-        role = self.host.role
-        try:
-            while not stop.is_set():
-                wait = 0.5
-                try:
-                    w = self.witness()
-                except Exception as exc:  # noqa: BLE001 - e.g. the site is being replaced: try again shortly
-                    log.debug("witness settings unreadable: %s", exc)
-                    stop.wait(wait)
-                    continue
-                if w is None:
-                    if self.host.site is not None:
-                        role.require_witness(False)
-                    self.witness_holder = self.witness_error = self.witness_exc = None
-                else:
-                    role.require_witness(True)
-                    if role.current == "primary":
-                        wait = self._keep_primary(w)
-                    else:
-                        if w.token is not None and not self._lock.locked():
-                            w.release()  # a backup holds no key (a takeover in progress holds the lock)
-                        try:
-                            h = w.holder()
-                            self.witness_holder = h.public() if h else None
-                            self.witness_error = self.witness_exc = None
-                        except WitnessError as exc:
-                            self.witness_error, self.witness_exc = exc.message, exc
-                        wait = min(1.0, w.ttl / 3)
-                    role.recheck()
-                stop.wait(wait)
-        finally:
-            if role.current != "primary":
-                self.release_witness()
-
-    def _keep_primary(self, w: EtcdWitness) -> float:
-        role = self.host.role
-        try:
-            if w.token is not None:
-                w.renew()
-            else:
-                w.acquire(role.generation)
-            role.hold_lease(w.valid_until, token=w.token)
-            self.witness_error = self.witness_exc = None
-            wait = w.ttl / 3
-        except WitnessError as exc:
-            if self.witness_error != exc.message:
-                log.warning("witness: %s", exc.message)
-            self.witness_error, self.witness_exc = exc.message, exc
-            role.hold_lease(w.valid_until if w.holds() else None, note=exc.message)
-            wait = min(0.5, w.ttl / 6)
-        if w.valid_until is not None:  # wake when it runs out, to stop serving then and not later
-            wait = min(wait, max(0.05, w.valid_until - time.monotonic()))
-        return wait
-
-    def witness_status(self) -> dict | None:
-        fs = self.s.settings()
-        if not fs.witness.enabled:
-            return None
-        w = self._witness[1] if self._witness is not None else None
-        out: dict = {"enabled": True, "endpoints": fs.witness.endpoints}
-        if w is None:
-            return {**out, "state": "not started"}
-        doc = {**out, **w.public()}
-        role = self.host.role
-        if role.current == "primary" and w.holds():
-            doc["state"] = "held"
-        else:
-            if role.current != "primary":
-                doc["holder"] = self.witness_holder or doc.get("holder")
-            if isinstance(self.witness_exc, WitnessUnavailable):
-                doc["state"] = "unreachable"
-            elif doc.get("holder"):
-                doc["state"] = f"held by {doc['holder'].get('appliance_id')}"
-            else:
-                doc["state"] = "not held" if role.current == "primary" else "free"
-        doc["last_error"] = self.witness_error or w.last_error
-        doc["fencing_token"] = role.state.fencing_token
-        return doc
 
     # --- manual failover (FO-06, IC-04) ----------------------------------------------------------------------
     def become_primary(self, caller: "Caller", source_ip: str | None, *, data_sync_first: bool,

@@ -332,7 +332,7 @@ class FailoverService:
         out["automatic_failover"] = {"enabled": fs.automatic_failover, "primary_timeout_seconds":
                                      fs.primary_timeout_seconds, "note": self.roles.auto_note}
         out["last_swing"] = self.roles.last_swing
-        out["witness"] = self.roles.witness_status()
+        out["witness"] = self.roles.witness.status()
         out["synchronous"] = {"mode": fs.sync_commit, "fallback": fs.sync_fallback, "timeout_ms": fs.sync_timeout_ms,
                               "degraded": self.syncmode.degraded}
         out["orphan_files"] = len(orphans.list_files(self.host.data.orphans_dir))

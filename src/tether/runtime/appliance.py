@@ -347,7 +347,7 @@ class Appliance:
         j.continuous("failover-blobs", self.failover.worker.fetch_blobs, roles={"backup"})
         j.continuous("failover-acks", self.failover.worker.acks, roles={"backup"})
         j.continuous("failover-monitor", self.failover.roles.monitor, roles={"primary", "backup"})
-        j.continuous("failover-witness", self.failover.roles.keep_witness, roles={"primary", "backup"})
+        j.continuous("failover-witness", self.failover.roles.witness.run, roles={"primary", "backup"})
         j.continuous("syslog-forwarding", self.syslog.run)
         j.continuous("outbound-events", self._dispatch_events, roles=SERVING_ROLES)
         j.register("certificate-expiry-reminders", CERT_EXPIRY_INTERVAL, self.send_certificate_reminders,

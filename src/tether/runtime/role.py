@@ -173,13 +173,15 @@ class RoleStore:
     def suspended(self) -> str | None:
         """Why this primary does not serve now, or None. Besides ``suspend``: a paired primary whose monitor has
         not confirmed it for a while (``fresh_until``; e.g. the process was frozen meanwhile: the backup may
-        have taken over) serves nobody until the monitor has checked again."""
+        have taken over) serves nobody until the monitor has checked again; with a witness, the lease alone
+        decides (it is kept on the monotonic clock, and no one else can take the role before it expires)."""
         if self._suspended is not None:
             return self._suspended
         lease = self.lease_problem()
         if lease is not None:
             return lease
-        if self.state.role == "primary" and self.fresh_until is not None and time.monotonic() > self.fresh_until:
+        if (self.state.role == "primary" and not self.witness_required and self.fresh_until is not None
+                and time.monotonic() > self.fresh_until):  # with a witness, the lease is the confirmation
             return "its failover monitor has not confirmed the role lately (checking its peer)"
         return None
 

@@ -8,6 +8,7 @@ re-applied; a forced promotion with the peer gone."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 
@@ -142,10 +143,15 @@ def test_a_planned_swap_cut_short_by_a_kill_is_finished_by_the_appliance_with_th
     probe = socket.socket()
     probe.bind(("127.0.0.4", 0))
     probe.listen(16)
+    need_nft()
+    dead = LinkCut("127.0.0.1", "127.0.0.9", table=f"tether_dead_{os.getpid()}", port=probe.getsockname()[1])
+    dead.cut()  # (a refused connection counts as an answer: the address must drop what is sent to it)
     try:
-        for c, sh in ((pc, psh), (bc, bsh)):
+        # the first appliance's test address never answers: while the other is down it cannot take over by the
+        # silent-primary rule, so the role is settled by the two-backups rule once both are up
+        for c, sh, ip in ((pc, psh, "127.0.0.9"), (bc, bsh, "127.0.0.4")):
             fs = {**ok(c.get("/api/config/settings/failover", headers=sh)), "automatic_failover": True,
-                  "primary_timeout_seconds": 3, "connectivity_test_ips": ["127.0.0.4"],
+                  "primary_timeout_seconds": 3, "connectivity_test_ips": [ip],
                   "connectivity_test_method": "tcp", "connectivity_test_port": probe.getsockname()[1]}
             fs.pop("dns_tsig_secret_set", None)
             ok(c.put("/api/config/settings/failover", headers=sh, json=fs))
@@ -180,5 +186,6 @@ def test_a_planned_swap_cut_short_by_a_kill_is_finished_by_the_appliance_with_th
         add_user(nc, nsh, "after")
         wait_for(lambda: "after" in users(oc, osh), 20, what="the other one following it")
     finally:
+        dead.heal()
         probe.close()
         bc.close()

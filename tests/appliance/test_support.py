@@ -99,7 +99,8 @@ def test_an_incident_waits_for_a_desk_that_is_down_across_a_restart(desk_factory
         assert inc["summary"] == "Site backup failed"
         wait_for(lambda: c.get("/appliance/api/support/pending", headers=ah).json() == [], 10, what="an empty outbox")
         assert [i["number"] for i in mine()] == [inc["number"]]
-        [sent] = [e for e in c.get("/appliance/api/audit", headers=ah).json() if e["action"] == "support.incident"]
+        [sent] = wait_for(lambda: [e for e in c.get("/appliance/api/audit", headers=ah).json()
+                                   if e["action"] == "support.incident"], 10, what="the delivery audited")
         assert sent["target"] == str(inc["number"]) and sent["details"]["key"] == w["key"]
     finally:
         c.close()

@@ -124,7 +124,8 @@ def test_automatic_failover_audits_both_sides_and_opens_one_incident(pair, linke
     files = {a["filename"]: a for a in full["attachments"]}
     log = ok_bytes(desk.api.get(f"/api/incidents/{inc['number']}/attachments/{files['appliance-audit.log']['id']}"))
     assert b'"failover.automatic"' in log
-    [sent] = _audit(bc, bah, "support.incident")
+    # the appliance audits the delivery once the desk's answer is in (a moment after the desk has the incident)
+    [sent] = wait_for(lambda: _audit(bc, bah, "support.incident"), 15, what="the delivery in the appliance's audit")
     assert sent["target"] == str(inc["number"]) and sent["details"]["key"].endswith(f":{new_gen}")
     assert ok(bc.get("/appliance/api/support/pending", headers=bah)) == []
 
@@ -150,8 +151,8 @@ def test_the_incident_waits_for_a_desk_that_is_down_and_arrives_once(pair, linke
     [inc] = wait_for(lambda: _failover_incidents(desk, desk.cid), 45, every=0.25,
                      what=lambda: f"the failover incident after the desk came back; pending: "
                                   f"{bc.get('/appliance/api/support/pending', headers=bah).text}")
+    [sent] = wait_for(lambda: _audit(bc, bah, "support.incident"), 15, what="the delivery in the appliance's audit")
     assert ok(bc.get("/appliance/api/support/pending", headers=bah)) == []
-    [sent] = _audit(bc, bah, "support.incident")
     assert sent["target"] == str(inc["number"]) and sent["details"]["attempts"] >= 2
     assert f"Generation {old_gen} -> {new_gen}" in desk.incident(inc["number"])["description"]
 

@@ -64,10 +64,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import threading
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -77,6 +75,8 @@ from tether.core.paths import DataDir
 from tether.failover import sink
 from tether.failover.roles import HEARTBEAT_TIMEOUT
 from tether.runtime.provision import open_offline
+
+from tests import forked
 
 from .pairproc import Member, wait_until
 from .partitions import group_names
@@ -227,32 +227,12 @@ def _read_child(data: Path, out: Path) -> None:
 
 
 def fork(fn: Callable, *args, timeout: float = CHILD_TIMEOUT) -> int:
-    """``fn(*args)`` in a forked child; its wait status (a child past ``timeout`` is killed: status SIGKILL,
-    and TimeoutError is raised)."""
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            fn(*args)
-            code = 0
-        except BaseException:  # noqa: BLE001 - reported on stderr, exit status 1
-            traceback.print_exc()
-        finally:
-            os._exit(code)
-    deadline = time.monotonic() + timeout
-    while True:
-        done, st = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return st
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            raise TimeoutError(f"the child ({fn.__name__}) did not finish within {timeout:.0f} s")
-        time.sleep(0.005)
+    """``fn(*args)`` in a forked child (tests/forked.py); its wait status."""
+    return forked.fork(fn, *args, timeout=timeout)
 
 
 def _killed(st: int) -> bool:
-    return os.WIFSIGNALED(st) and os.WTERMSIG(st) == signal.SIGKILL
+    return forked.killed(st)
 
 
 # --- the lab --------------------------------------------------------------------------------------------------

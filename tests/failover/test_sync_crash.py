@@ -37,7 +37,6 @@ import shutil
 import sqlite3
 import threading
 import time
-import traceback
 from pathlib import Path
 
 import pytest
@@ -53,6 +52,7 @@ from tether.failover.worker import SyncWorker
 from tether.site import sections
 from tether.site.site import Site
 from tests.helpers import ok, wait_for
+from tests import forked
 
 from .e2e import (PSK, SiteState, db_state, blob_problems, converged, establish, live_state, make_pair, read_state,
                   status, visible_blobs)
@@ -98,31 +98,18 @@ def _sync(root: Path, peer: dict, db_trace: Path | None = None) -> None:
 
 def _fork(fn, *args, kill_at: int | None = None) -> int:
     """Run ``fn(*args)`` in a forked process (armed to SIGKILL itself at checkpoint ``kill_at``); its wait status."""
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            crashpoints.arm(kill_at, only=ONLY)
-            fn(*args)
-            code = 0
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            os._exit(code)
-    deadline = time.monotonic() + CHILD_TIMEOUT
-    while True:
-        done, status_ = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return status_
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            raise AssertionError(f"the sync child ({fn.__name__}, kill at {kill_at}) did not finish in time")
-        time.sleep(0.005)
+    def armed(*a):
+        crashpoints.arm(kill_at, only=ONLY)
+        fn(*a)
+    armed.__name__ = f"{fn.__name__}, kill at {kill_at}"
+    try:
+        return forked.fork(armed, *args, timeout=CHILD_TIMEOUT)
+    except TimeoutError as exc:
+        raise AssertionError(f"the sync child did not finish in time: {exc}") from None
 
 
 def _killed(status_: int) -> bool:
-    return os.WIFSIGNALED(status_) and os.WTERMSIG(status_) == signal.SIGKILL
+    return forked.killed(status_)
 
 
 def _fresh(base: Path, trial: Path) -> Path:

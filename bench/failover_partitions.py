@@ -10,6 +10,7 @@ prints a summary table.
 
     .venv/bin/python bench/failover_partitions.py [--schedules 10] [--seed 1] [--window 15] [--timeout 3]
                                                   [--seeds 4,17] [--fresh-pair] [--workdir DIR] [--keep]
+                                                  [--witness [--ttl 4] [--margin 1.5]]
 
 For each schedule: a checker asks both appliances' /health every 100 ms
 (the same tick), a writer keeps making API writes (a jump client group with
@@ -32,6 +33,17 @@ the end of one starts the next; a schedule names roles, not appliances);
 ``--fresh-pair`` makes a new pair for every schedule, and a pair that did not
 settle is replaced. Defaults are bounded (about 45 s a schedule here);
 ROB-03 asks for at least 50 schedules in a bench: ``--schedules 50``.
+
+``--witness`` (FO-11): a three-member etcd cluster on 127.0.6.1-3 (data on
+/dev/shm, tests/failover/etcd.py) and both appliances' witness on (lease TTL
+``--ttl``, margin ``--margin``, a key of the pair's own); the schedules add
+the witness's faults: an appliance (by role) cut from one etcd member or from
+a majority (or all) of them, one member paused (SIGSTOP/SIGCONT) or killed
+and restarted. Every proven moment of two appliances serving is then a
+finding (no documented case), and so is a write one acknowledged while the
+other served throughout its request; the table adds the witness's faults
+and the seconds with no primary serving (the witness's availability cost).
+Exit 1 on any lost write, finding or pair that did not settle.
 
 Needs root and nftables (scripts/install-system-deps). The addresses
 default to 127.0.5.3 / 127.0.5.2 (test address 127.0.5.4) and every cut is
@@ -56,10 +68,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.failover import etcd as etcdmod  # noqa: E402
 from tests.failover.netcut import remove_tables  # noqa: E402
 from tests.failover.pairproc import (Member, Probe, Vendor, automatic_failover, make_members, pair,  # noqa: E402
                                      start_all)
-from tests.failover.partitions import play, table_prefix  # noqa: E402
+from tests.failover.partitions import ETCD_KINDS, configure_witness, play, table_prefix  # noqa: E402
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -87,8 +100,9 @@ def load() -> str:
 class Lab:
     """The pair under test, its test address (one listener per appliance) and how to replace it."""
 
-    def __init__(self, work: Path, addresses: tuple[str, str], test_ip: str, timeout: int):
+    def __init__(self, work: Path, addresses: tuple[str, str], test_ip: str, timeout: int, witness=None):
         self.work, self.addresses, self.test_ip, self.timeout = work, addresses, test_ip, timeout
+        self.witness = witness  # (etcd cluster, ttl, margin) or None
         self.vendor = Vendor.make(work)
         self.members: list[Member] = []
         self.probes: dict[str, Probe] = {}
@@ -106,6 +120,9 @@ class Lab:
         for m in (a, b):
             self.probes[m.name] = Probe(self.test_ip)
             automatic_failover(m, self.timeout, self.test_ip, self.probes[m.name].port)
+        if self.witness is not None:
+            cluster, ttl, margin = self.witness
+            configure_witness(self.members, cluster, ttl, margin, f"/tether/bench-{os.getpid()}-{self.n}/primary")
 
     def close(self) -> None:
         """Stop both appliances for good (a restart still in flight in a fault thread cannot launch one
@@ -133,22 +150,33 @@ def main() -> None:
     ap.add_argument("--test-address", default="127.0.5.4")
     ap.add_argument("--workdir", type=Path)
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--witness", action="store_true", help="FO-11: a three-member etcd witness, and its faults")
+    ap.add_argument("--ttl", type=int, default=4, help="the witness's lease TTL, seconds")
+    ap.add_argument("--margin", type=float, default=1.5, help="the witness's safety margin, seconds")
     a = ap.parse_args()
     for sig in STOP_SIGNALS:  # end through the finally blocks: heal the cuts, stop the pair, print what was done
         signal.signal(sig, _interrupt)
     if os.geteuid() != 0 or shutil.which("nft") is None:
         raise SystemExit("needs root and nftables (scripts/install-system-deps)")
+    if a.witness and etcdmod.etcd_binary() is None:
+        raise SystemExit("--witness needs etcd (scripts/install-system-deps installs etcd-server)")
     seeds = [int(x) for x in a.seeds.split(",")] if a.seeds else list(range(a.seed, a.seed + a.schedules))
     work = a.workdir or Path(tempfile.mkdtemp(prefix="tether-bench-partitions-"))
     work.mkdir(parents=True, exist_ok=True)
     load0 = load()
     lab = Lab(work, tuple(a.addresses.split(",")), a.test_address, a.timeout)
+    cluster = None
     verdicts = []
     cache: dict = {}
     t_all = time.monotonic()
     interrupted: Interrupted | None = None
     try:
         log(f"work directory {work}; {load0}")
+        if a.witness:
+            cluster = etcdmod.open_cluster(work)
+            lab.witness = (cluster, a.ttl, a.margin)
+            log(f"etcd witness {', '.join(cluster.endpoints)} (data {cluster.root}); lease TTL {a.ttl} s, "
+                f"margin {a.margin} s")
         lab.fresh()
         log(f"pair {lab.members[0].peer_address} (primary) / {lab.members[1].peer_address}; T = {a.timeout} s; "
             f"test address {a.test_address} (ports {', '.join(f'{n} {p.port}' for n, p in lab.probes.items())})")
@@ -158,14 +186,16 @@ def main() -> None:
                 cache.clear()
             t0 = time.monotonic()
             v = play(lab.members, {n: p.port for n, p in lab.probes.items()}, a.test_address, seed,
-                     window=a.window, timeout=a.timeout, settle_timeout=a.settle_timeout, orphan_cache=cache)
+                     window=a.window, timeout=a.timeout, settle_timeout=a.settle_timeout, orphan_cache=cache,
+                     etcd=cluster)
             v.took = time.monotonic() - t0
             verdicts.append(v)
             dual = ", ".join(f"{w['start']:.1f}+{w['duration']:.1f}s {w['kind']}" for w in v.windows) or "none"
             log(f"seed {seed}: {'; '.join(f.text() for f in v.schedule)}")
             log(f"  acked {v.acked}, kept {v.kept}, orphaned {v.orphaned}, lost {len(v.lost)}; dual-primary: {dual}; "
                 f"settled {'-' if v.settled_after is None else f'{v.settled_after:.1f} s'} after the heal; "
-                f"{v.took:.0f} s" + (f"; PROBLEMS: {v.problems}" if v.problems else ""))
+                + (f"no primary serving {v.unserved:.1f} s; " if a.witness and v.unserved is not None else "")
+                + f"{v.took:.0f} s" + (f"; PROBLEMS: {v.problems}" if v.problems else ""))
             if v.problems:
                 log("  the pair did not settle: replacing it")
                 lab.fresh()
@@ -178,6 +208,11 @@ def main() -> None:
         if interrupted is not None:
             log(f"{interrupted}: healing every cut and stopping the pair")
         lab.close()
+        if cluster is not None:
+            try:
+                etcdmod.close_cluster(cluster)
+            except Exception as exc:  # noqa: BLE001 - still remove the tables
+                log(f"stopping the etcd cluster: {exc}")
         left = remove_tables(table_prefix())
         if left:
             log(f"removed nftables tables left behind: {', '.join(left)}")
@@ -185,16 +220,20 @@ def main() -> None:
     print()
     if interrupted is not None:
         print(f"INTERRUPTED by {interrupted} after {len(verdicts)} of {len(seeds)} schedules")
-    print(f"ROB-03 (no witness)  {len(verdicts)} schedules, T = {a.timeout} s, faults start within {a.window:.0f} s; "
+    mode = (f"witness: 3 etcd members, lease TTL {a.ttl} s, margin {a.margin} s" if a.witness else "no witness")
+    print(f"ROB-03 ({mode})  {len(verdicts)} schedules, T = {a.timeout} s, faults start within {a.window:.0f} s; "
           f"{total / 60:.1f} min; machine {load0} at the start, {load()} at the end (shared: timings are indicative)")
-    print(f"{'seed':>5} {'faults':>6} {'skip':>4} {'acked':>10} {'kept':>5} {'orph':>5} {'lost':>5} "
+    extra = f" {'wit':>3} {'no-prim':>7}" if a.witness else ""
+    print(f"{'seed':>5} {'faults':>6} {'skip':>4}{extra} {'acked':>10} {'kept':>5} {'orph':>5} {'lost':>5} "
           f"{'dual-primary windows (start+duration, kind)':<48} {'settle':>6}  verdict")
     for v in verdicts:
         dual = ", ".join(f"{w['start']:.1f}+{w['duration']:.1f}s {w['kind'][:3]}" for w in v.windows) or "-"
         acked = "/".join(str(v.acked.get(m, 0)) for m in ("a", "b"))
         settle = "-" if v.settled_after is None else f"{v.settled_after:.1f}s"
         verdict = "ok" if v.ok else "FINDING"
-        print(f"{v.seed:>5} {len(v.schedule):>6} {len(v.skipped):>4} {acked:>10} {v.kept:>5} {v.orphaned:>5} "
+        extra = (f" {v.witness_faults:>3} {'-' if v.unserved is None else f'{v.unserved:.1f}s':>7}"
+                 if a.witness else "")
+        print(f"{v.seed:>5} {len(v.schedule):>6} {len(v.skipped):>4}{extra} {acked:>10} {v.kept:>5} {v.orphaned:>5} "
               f"{len(v.lost):>5} {dual[:48]:<48} {settle:>6}  {verdict}")
     lost = sum(len(v.lost) for v in verdicts)
     acked = sum(sum(v.acked.values()) for v in verdicts)
@@ -206,6 +245,17 @@ def main() -> None:
           f"{len(handovers)} hand-overs (answers in flight, not both at one moment), "
           f"{len(windows) - len(documented) - len(handovers)} findings; schedules not settled "
           f"{sum(1 for v in verdicts if v.settled_after is None)}")
+    if a.witness:
+        faults = [f for v in verdicts for f in v.schedule if f.kind in ETCD_KINDS]
+        kinds = {k: sum(1 for f in faults if f.kind == k) for k in ETCD_KINDS}
+        skipped = sum(1 for v in verdicts for t in v.skipped if t.split()[0] in ETCD_KINDS)
+        unserved = [v.unserved for v in verdicts if v.unserved is not None]
+        took = sum(v.observed for v in verdicts if v.unserved is not None)
+        print(f"witness faults {len(faults)} ({', '.join(f'{k} {n}' for k, n in kinds.items())}; {skipped} skipped: "
+              f"already in effect); no primary serving: {sum(unserved):.1f} s in all over {len(unserved)} settled "
+              f"schedules ({100 * sum(unserved) / took if took else 0:.0f}% of their {took:.0f} s from the "
+              f"schedule's start to settled), per schedule mean {sum(unserved) / len(unserved) if unserved else 0:.1f} s, "
+              f"longest {max(unserved, default=0):.1f} s")
     for v in verdicts:
         for w in v.windows:
             if w["kind"] == "hand-over":

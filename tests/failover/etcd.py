@@ -7,13 +7,18 @@ processes at teardown even when the test fails.
 
 ``etcd_cluster`` (module scope) yields an ``EtcdCluster``: ``endpoints``
 (client URLs, member order), ``hosts``, ``client_port`` per member (to narrow
-an nftables cut to one member's client traffic) and ``healthy()``.
+an nftables cut to one member's client traffic) and ``healthy()``. Outside
+pytest (bench/failover_partitions.py --witness): ``open_cluster(logs)`` /
+``close_cluster(cluster)`` make and remove a cluster with its own data
+directory, and ``start_member`` / ``pause_member`` / ``cont_member`` /
+``kill_member`` fault one member (a restart reuses its data and ports).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -37,6 +42,7 @@ class Member:
     data: Path
     log: Path
     proc: subprocess.Popen | None = None
+    args: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -46,6 +52,7 @@ class Member:
 @dataclass
 class EtcdCluster:
     members: list[Member] = field(default_factory=list)
+    root: Path | None = None  # the data directories' parent, when open_cluster made it
 
     @property
     def endpoints(self) -> list[str]:
@@ -65,8 +72,12 @@ class EtcdCluster:
                          if m.log.exists())
 
 
+def etcd_binary() -> str | None:
+    return shutil.which("etcd") or ("/usr/bin/etcd" if os.path.exists("/usr/bin/etcd") else None)
+
+
 def need_etcd() -> str:
-    path = shutil.which("etcd") or ("/usr/bin/etcd" if os.path.exists("/usr/bin/etcd") else None)
+    path = etcd_binary()
     if path is None:
         if os.environ.get("CI"):
             pytest.fail("etcd is missing in CI; scripts/install-system-deps should have installed etcd-server")
@@ -74,8 +85,8 @@ def need_etcd() -> str:
     return path
 
 
-def start_cluster(root: Path, logs: Path, timeout: float = 40) -> EtcdCluster:
-    binary = need_etcd()
+def start_cluster(root: Path, logs: Path, timeout: float = 40, binary: str | None = None) -> EtcdCluster:
+    binary = binary or need_etcd()
     cluster = EtcdCluster()
     for i, host in enumerate(HOSTS, 1):
         cluster.members.append(Member(f"m{i}", host, free_port(host), free_port(host), root / f"m{i}",
@@ -84,14 +95,13 @@ def start_cluster(root: Path, logs: Path, timeout: float = 40) -> EtcdCluster:
     token = f"tether-test-{os.getpid()}-{time.monotonic_ns()}"
     try:
         for m in cluster.members:
-            args = [binary, "--name", m.name, "--data-dir", str(m.data),
-                    "--listen-peer-urls", f"http://{m.host}:{m.peer_port}",
-                    "--initial-advertise-peer-urls", f"http://{m.host}:{m.peer_port}",
-                    "--listen-client-urls", m.url, "--advertise-client-urls", m.url,
-                    "--initial-cluster", initial, "--initial-cluster-state", "new",
-                    "--initial-cluster-token", token, "--logger", "zap", "--log-level", "warn"]
-            with open(m.log, "ab") as out:
-                m.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+            m.args = [binary, "--name", m.name, "--data-dir", str(m.data),
+                      "--listen-peer-urls", f"http://{m.host}:{m.peer_port}",
+                      "--initial-advertise-peer-urls", f"http://{m.host}:{m.peer_port}",
+                      "--listen-client-urls", m.url, "--advertise-client-urls", m.url,
+                      "--initial-cluster", initial, "--initial-cluster-state", "new",
+                      "--initial-cluster-token", token, "--logger", "zap", "--log-level", "warn"]
+            start_member(m)
         deadline = time.monotonic() + timeout
         while not cluster.healthy():
             dead = [m.name for m in cluster.members if m.proc.poll() is not None]
@@ -104,21 +114,73 @@ def start_cluster(root: Path, logs: Path, timeout: float = 40) -> EtcdCluster:
     return cluster
 
 
+def start_member(m: Member) -> None:
+    """(Re)start one member on its data directory and ports (etcd ignores ``--initial-cluster-state new`` when
+    the data directory already holds a member)."""
+    with open(m.log, "ab") as out:
+        m.proc = subprocess.Popen(m.args, stdout=out, stderr=subprocess.STDOUT)
+
+
+def pause_member(m: Member) -> None:
+    if m.proc is not None and m.proc.poll() is None:
+        m.proc.send_signal(signal.SIGSTOP)
+
+
+def cont_member(m: Member) -> None:
+    if m.proc is not None and m.proc.poll() is None:
+        m.proc.send_signal(signal.SIGCONT)
+
+
+def kill_member(m: Member) -> None:
+    """SIGKILL, and reap it."""
+    if m.proc is not None:
+        if m.proc.poll() is None:
+            m.proc.kill()
+        m.proc.wait(10)
+
+
 def stop_cluster(cluster: EtcdCluster) -> None:
     for m in cluster.members:  # SIGKILL: its data goes with it, and a member left without quorum can
         if m.proc is not None and m.proc.poll() is None:  # take seconds to honour SIGTERM
-            m.proc.kill()
+            m.proc.kill()  # (a stopped member dies of SIGKILL too)
     for m in cluster.members:
         if m.proc is not None:
             m.proc.wait(10)
         shutil.rmtree(m.data, ignore_errors=True)
 
 
+def _tmpfs() -> str | None:
+    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+
+
+def open_cluster(logs: Path, timeout: float = 40) -> EtcdCluster:
+    """A cluster with data in a directory of its own (on tmpfs when there is one), outside pytest: raises
+    RuntimeError without etcd. ``close_cluster`` stops it and removes the directory."""
+    binary = etcd_binary()
+    if binary is None:
+        raise RuntimeError("needs etcd (scripts/install-system-deps installs etcd-server)")
+    root = Path(tempfile.mkdtemp(prefix="tether-etcd-", dir=_tmpfs()))
+    try:
+        cluster = start_cluster(root, logs, timeout, binary=binary)
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+    cluster.root = root
+    return cluster
+
+
+def close_cluster(cluster: EtcdCluster) -> None:
+    try:
+        stop_cluster(cluster)
+    finally:
+        if cluster.root is not None:
+            shutil.rmtree(cluster.root, ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
 def etcd_cluster(tmp_path_factory):
     logs = tmp_path_factory.mktemp("etcd-logs")
-    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-    root = Path(tempfile.mkdtemp(prefix="tether-etcd-", dir=base))
+    root = Path(tempfile.mkdtemp(prefix="tether-etcd-", dir=_tmpfs()))
     try:
         cluster = start_cluster(root, logs)
         try:

@@ -32,7 +32,20 @@ writer and the verdict. It owns:
 The connectivity test connects of both appliances leave from 127.0.0.1 (the
 test does not bind a source address), so the one test address is reached on
 one port per appliance, and cutting ``test`` for an appliance drops its port
-only."""
+only.
+
+With a witness (FO-11; ``play(..., etcd=cluster)``, a three-member cluster
+from etcd.py, both appliances' ``witness`` settings on: ``configure_witness``)
+the schedule (``make_schedule(..., witness=True)``, a generator of its own) adds
+``etcd-cut`` (one appliance, by role, cut from one etcd member: nftables
+between its site address, which its witness client binds, and the member's
+client port), ``etcd-majority`` (cut from two or all three members),
+``etcd-pause`` (SIGSTOP, then SIGCONT, of one member) and ``etcd-kill``
+(SIGKILL, then a restart on its data and ports). Every proven overlap is then
+a finding (no ``documented`` class), and so is a write one acknowledged while
+the other served throughout the write's request (``witness_stale_acks``); the
+verdict also has ``unserved``, the seconds during which neither served (the
+witness's availability cost)."""
 
 from __future__ import annotations
 
@@ -50,6 +63,9 @@ from .pairproc import Member, wait_until
 
 TICK = 0.1
 KINDS = (("link", 3), ("test", 2), ("pause", 2), ("kill", 2))
+WITNESS_KINDS = (("link", 3), ("test", 2), ("pause", 2), ("kill", 2),
+                 ("etcd-cut", 2), ("etcd-majority", 2), ("etcd-pause", 1), ("etcd-kill", 1))
+ETCD_KINDS = ("etcd-cut", "etcd-majority", "etcd-pause", "etcd-kill")
 
 
 @dataclass
@@ -58,15 +74,21 @@ class Fault:
     target: str | None  # "primary" | "backup" (None for link)
     at: float
     duration: float
+    etcd: tuple[int, ...] = ()  # the etcd members (indexes) an etcd-* fault is about
 
     def text(self) -> str:
         who = f" {self.target}" if self.target else ""
+        if self.etcd:
+            who += (" from " if self.target else " ") + "+".join(f"m{i + 1}" for i in self.etcd)
         return f"{self.kind}{who} @{self.at:.1f}s for {self.duration:.1f}s"
 
 
-def make_schedule(seed: int, window: float, timeout: float, faults: tuple[int, int] = (3, 6)) -> list[Fault]:
+def make_schedule(seed: int, window: float, timeout: float, faults: tuple[int, int] = (3, 6),
+                  witness: bool = False) -> list[Fault]:
     """Faults starting within ``window`` seconds; durations around the primary timeout (some shorter, some
     longer), so that some cross it and some do not."""
+    if witness:
+        return _witness_schedule(seed, window, timeout, faults)
     rng = random.Random(seed)
     out = []
     for _ in range(rng.randint(*faults)):
@@ -77,6 +99,29 @@ def make_schedule(seed: int, window: float, timeout: float, faults: tuple[int, i
         else:
             dur = rng.uniform(1.2 * timeout, 3 * timeout)
         out.append(Fault(kind, target, round(rng.uniform(0, window), 2), round(dur, 2)))
+    return sorted(out, key=lambda f: f.at)
+
+
+def _witness_schedule(seed: int, window: float, timeout: float, faults: tuple[int, int]) -> list[Fault]:
+    """Like ``make_schedule`` over ``WITNESS_KINDS``: at least one fault of the witness in each schedule."""
+    rng = random.Random(seed)
+    out = []
+    n = rng.randint(*faults)
+    for j in range(n):
+        kinds = WITNESS_KINDS if j < n - 1 or any(f.kind in ETCD_KINDS for f in out) else \
+            [kw for kw in WITNESS_KINDS if kw[0] in ETCD_KINDS]
+        kind = rng.choices([k for k, _ in kinds], [w for _, w in kinds])[0]
+        target = None if kind in ("link", "etcd-pause", "etcd-kill") else rng.choice(("primary", "backup"))
+        etcd: tuple[int, ...] = ()
+        if kind in ("etcd-cut", "etcd-pause", "etcd-kill"):
+            etcd = (rng.randrange(3),)
+        elif kind == "etcd-majority":
+            etcd = tuple(sorted(rng.sample(range(3), rng.choice((2, 2, 3)))))
+        if rng.random() < 0.4:
+            dur = rng.uniform(0.5, 0.8 * timeout)
+        else:
+            dur = rng.uniform(1.2 * timeout, 3 * timeout)
+        out.append(Fault(kind, target, round(rng.uniform(0, window), 2), round(dur, 2), etcd))
     return sorted(out, key=lambda f: f.at)
 
 
@@ -185,6 +230,26 @@ class Checker:
                     k += 1
         return False
 
+    def served_throughout(self, name: str, start: float, end: float) -> bool:
+        """Whether ``name`` answered 200 at consecutive ticks from an answer given before ``start`` to a request
+        sent after ``end``: it served at every moment of [start, end]."""
+        ys = self.spans[name]
+        k = int((start - self.t0) / TICK)
+        while k in ys and ys[k][1] > start:
+            k -= 1
+        if k not in ys:
+            return False
+        while k in ys:
+            if ys[k][0] >= end:
+                return True
+            k += 1
+        return False
+
+    def unserved(self, start: float, end: float) -> float:
+        """Seconds (ticks) between two monotonic times at which neither member answered 200."""
+        k0, k1 = int((start - self.t0) / TICK), int((end - self.t0) / TICK)
+        return sum(TICK for k in range(k0, k1) if all(self.ticks[m.name].get(k) != 200 for m in self.members))
+
     def newest_primary_before(self, name: str, t: float) -> tuple[float, int] | None:
         """(time, generation) of ``name``'s last 200 before ``t``."""
         k_max = int((t - self.t0) / TICK)
@@ -229,6 +294,7 @@ class Writer:
     def __init__(self, members: list[Member], tag: str, every: float = 0.15):
         self.tag, self.every = tag, every
         self.acked: list[tuple[str, str, float]] = []  # (name, member, monotonic time of the answer)
+        self.sent: dict[str, float] = {}  # name -> monotonic time its request was sent (acknowledged ones)
         self.refused = {m.name: 0 for m in members}
         self.failed = {m.name: 0 for m in members}
         self.stop = threading.Event()
@@ -248,13 +314,16 @@ class Writer:
                 try:
                     if c is None:
                         c = m.client(timeout=2)
+                    sent = time.monotonic()
                     r = c.post("/api/config/jump-client-groups", headers=m.site_headers, json={"name": name})
                     if r.status_code == 401:
                         m.login(c)
+                        sent = time.monotonic()
                         r = c.post("/api/config/jump-client-groups", headers=m.site_headers, json={"name": name})
                     if r.status_code == 201:
                         with self._lock:
                             self.acked.append((name, m.name, time.monotonic()))
+                            self.sent[name] = sent
                     else:
                         self.refused[m.name] += 1
                 except Exception:  # noqa: BLE001 - unanswered (paused, down, cut): not acknowledged
@@ -405,6 +474,131 @@ class Faults:
                 and iv[2] <= t and (iv[3] is None or t < iv[3])]
 
 
+class WitnessFaults(Faults):
+    """``Faults`` plus those of the witness: an appliance cut from etcd members (its witness client binds its site
+    address: the cut is from that address to each member's client port), an etcd member paused or killed and
+    restarted."""
+
+    def __init__(self, members: list[Member], probes: dict[str, int], test_ip: str, checker: Checker, etcd):
+        super().__init__(members, probes, test_ip, checker)
+        self.etcd = etcd
+        tag = table_prefix()
+        self.etcd_cuts = {(m.name, i): LinkCut(m.address, em.host, table=f"{tag}w_{m.name}_{em.name}",
+                                               port=em.client_port)
+                          for m in members for i, em in enumerate(etcd.members)}
+        self.etcd_state = {i: "up" for i in range(len(etcd.members))}
+
+    def start(self, f: Fault) -> tuple | None:
+        if f.kind not in ETCD_KINDS:
+            return super().start(f)
+        from . import etcd as etcdmod
+
+        if f.kind in ("etcd-cut", "etcd-majority"):
+            m = self.resolve(f.target)
+            cuts = [self.etcd_cuts[(m.name, i)] for i in f.etcd if not self.etcd_cuts[(m.name, i)].cut_now]
+            if not cuts:
+                return None
+            for c in cuts:
+                c.cut()
+            names = "+".join(self.etcd.members[i].name for i in f.etcd)
+            self.note(f"{f.kind} from {names}", m.name)
+            return (f.kind, m.name, self._open(f.kind, m.name), cuts)
+        (i,) = f.etcd
+        em = self.etcd.members[i]
+        if self.etcd_state[i] != "up":
+            return None
+        if f.kind == "etcd-pause":
+            etcdmod.pause_member(em)
+            self.etcd_state[i] = "paused"
+            self.note(f"SIGSTOP etcd {em.name}", None)
+        else:
+            etcdmod.kill_member(em)
+            self.etcd_state[i] = "down"
+            self.note(f"SIGKILL etcd {em.name}", None)
+        return (f.kind, None, self._open(f.kind, em.name), i)
+
+    def end(self, handle: tuple) -> None:
+        if handle[0] not in ETCD_KINDS:
+            return super().end(handle)
+        from . import etcd as etcdmod
+
+        kind, name, i, what = handle
+        if kind in ("etcd-cut", "etcd-majority"):
+            for c in what:
+                c.heal()
+            self.note(f"{kind} healed", name)
+        elif kind == "etcd-pause":
+            etcdmod.cont_member(self.etcd.members[what])
+            self.etcd_state[what] = "up"
+            self.note(f"SIGCONT etcd {self.etcd.members[what].name}", None)
+        else:
+            try:
+                etcdmod.start_member(self.etcd.members[what])
+                self.note(f"restart etcd {self.etcd.members[what].name}", None)
+            except Exception as exc:  # noqa: BLE001 - reported in the verdict
+                self.errors.append(f"restart of etcd {self.etcd.members[what].name} failed: {exc}")
+            self.etcd_state[what] = "up"
+        self._close(i)
+
+    def heal_all(self, timeout: float = 180) -> None:
+        from . import etcd as etcdmod
+
+        for c in self.etcd_cuts.values():
+            if c.cut_now:
+                c.heal()
+        for i, state in self.etcd_state.items():
+            em = self.etcd.members[i]
+            if state == "paused":
+                etcdmod.cont_member(em)
+            elif state == "down":
+                etcdmod.start_member(em)
+            self.etcd_state[i] = "up"
+        super().heal_all(timeout)
+
+
+def witness_stale_acks(acked, sent: dict[str, float], members: list[Member], checker: Checker, faults: Faults,
+                       t0: float, windows: list[tuple[float, float]]) -> list[dict]:
+    """With the witness: writes one appliance acknowledged while the other served throughout the write's request
+    (a 200 answered before it was sent, 200s at every tick until a request sent after its answer): the write was
+    committed at a moment both served. One finding per run of them (5 s)."""
+    out: list[dict] = []
+    last: dict | None = None
+    for name, who, t in sorted(acked, key=lambda x: x[2]):
+        other = next(m.name for m in members if m.name != who)
+        start = sent.get(name, t)
+        if not checker.served_throughout(other, start, t):
+            continue
+        if any(w_start - 0.2 <= t <= w_start + w_len + 0.2 for w_start, w_len in windows):
+            continue  # inside a window the checker saw (and classified)
+        if last is not None and last["member"] == who and t - t0 - last["start"] < 5:
+            last["writes"] += 1
+            continue
+        recent = [f"{what}{' ' + (m or '')} at {tt - t:+.1f}s" for tt, what, m in faults.log if t - 15 <= tt <= t]
+        last = {"start": round(start - t0, 2), "duration": round(t - start, 2), "kind": "finding", "member": who,
+                "writes": 1, "why": f"{who} acknowledged a write (request {t - start:.2f} s) while {other} served "
+                                    f"throughout it; events nearby: " + "; ".join(recent)}
+        out.append(last)
+    return out
+
+
+def configure_witness(members: list[Member], etcd, ttl: int, margin: float, key: str, timeout: float = 30) -> None:
+    """Both appliances' witness settings on (the backup first, then the primary, as docs/operations.md says), and
+    wait for the primary to hold the key and serve."""
+    w = {"enabled": True, "endpoints": etcd.endpoints, "lease_ttl_seconds": ttl, "margin_seconds": margin,
+         "key": key}
+    roles = {m.name: m.status()["role"] for m in members}
+    for m in sorted(members, key=lambda m: roles[m.name] == "primary"):
+        m.set_failover(witness=w)
+    p = next(m for m in members if roles[m.name] == "primary")
+    wait_until(lambda: (p.status().get("witness") or {}).get("state") == "held", timeout,
+               what=f"{p.name} holding the witness's key")
+    wait_until(lambda: p.health()[0] == 200, timeout, what=f"{p.name} serving under the lease")
+
+
+def _etcd_healthy(etcd) -> bool:
+    return all(m.proc is not None and m.proc.poll() is None for m in etcd.members) and etcd.healthy()
+
+
 # --- one schedule -----------------------------------------------------------------------------------------------
 @dataclass
 class Verdict:
@@ -421,6 +615,9 @@ class Verdict:
     skipped: list[str] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    unserved: float | None = None  # seconds with neither serving, from the schedule's start to settled
+    observed: float | None = None  # seconds from the schedule's start to settled
+    witness_faults: int = 0
 
     @property
     def findings(self) -> list[dict]:
@@ -534,14 +731,17 @@ def stale_acks(acked, members: list[Member], checker: Checker, faults: Faults, t
 
 
 def play(members: list[Member], probes: dict[str, int], test_ip: str, seed: int, *, window: float, timeout: int,
-         settle_timeout: float = 90, orphan_cache: dict | None = None, log=print) -> Verdict:
+         settle_timeout: float = 90, orphan_cache: dict | None = None, log=print, etcd=None) -> Verdict:
     """One schedule against the pair (both running, settled). Returns the verdict; leaves the pair settled
-    (or says it could not: ``problems``)."""
-    schedule = make_schedule(seed, window, timeout)
+    (or says it could not: ``problems``). ``etcd``: the witness's cluster (etcd.EtcdCluster), both appliances
+    configured for it (``configure_witness``)."""
+    schedule = make_schedule(seed, window, timeout, witness=etcd is not None)
     v = Verdict(seed, schedule)
+    v.witness_faults = sum(1 for f in schedule if f.kind in ETCD_KINDS)
     tag = f"s{seed}x{os.getpid() % 1000}t{int(time.time()) % 100000}"
     checker = Checker(members)
-    faults = Faults(members, probes, test_ip, checker)
+    faults = Faults(members, probes, test_ip, checker) if etcd is None else \
+        WitnessFaults(members, probes, test_ip, checker, etcd)
     writer = Writer(members, tag)
     t0 = time.monotonic()
     interrupted = False
@@ -564,6 +764,11 @@ def play(members: list[Member], probes: dict[str, int], test_ip: str, seed: int,
         faults.heal_all()
         v.problems += faults.errors
         t_healed = time.monotonic()
+        if etcd is not None:
+            try:
+                wait_until(lambda: _etcd_healthy(etcd), 30, what="the etcd cluster healthy again")
+            except TimeoutError as exc:
+                v.problems.append(f"{exc}:\n{etcd.logs()}")
         got = settle(members, checker, settle_timeout)
         if got is None:
             v.problems.append(f"not settled within {settle_timeout:.0f} s of the heal: "
@@ -572,6 +777,8 @@ def play(members: list[Member], probes: dict[str, int], test_ip: str, seed: int,
         if got is not None:
             p, b = got
             v.settled_after = time.monotonic() - t_healed
+            v.observed = time.monotonic() - t0
+            v.unserved = checker.unserved(t0, t0 + v.observed)
             v.final_primary = p.name
             try:  # the writes have stopped: the backup must come to hold the primary's whole log and data
                 head = p.status()["sync"]["head"]
@@ -591,11 +798,19 @@ def play(members: list[Member], probes: dict[str, int], test_ip: str, seed: int,
     v.acked = {m.name: sum(1 for _, who, _ in acked if who == m.name) for m in members}
     seen = checker.windows(t0, time.monotonic())
     for w_start, w_len in seen:
-        kind, why = classify(w_start, w_len, faults, float(timeout))
+        if etcd is not None:  # with the witness every proven moment of two primaries is a finding
+            recent = [f"{what}{' ' + (m or '')} at {t - w_start:+.1f}s" for t, what, m in faults.log
+                      if w_start - 15 <= t <= w_start + w_len]
+            kind, why = "finding", "both served with the witness on; events nearby: " + "; ".join(recent)
+        else:
+            kind, why = classify(w_start, w_len, faults, float(timeout))
         if kind != "documented" and not checker.proven(w_start, w_len):
             kind, why = "hand-over", f"answers in flight across a hand-over, not both at one moment ({why})"
         v.windows.append({"start": round(w_start - t0, 2), "duration": round(w_len, 2), "kind": kind, "why": why})
-    v.windows += stale_acks(acked, members, checker, faults, t0, float(timeout), seen)
+    if etcd is not None:
+        v.windows += witness_stale_acks(acked, writer.sent, members, checker, faults, t0, seen)
+    else:
+        v.windows += stale_acks(acked, members, checker, faults, t0, float(timeout), seen)
     v.windows.sort(key=lambda w: w["start"])
     if v.final_primary is not None:
         p = next(m for m in members if m.name == v.final_primary)

@@ -15,7 +15,12 @@
   does a primary frozen past the failover when it thaws (old or new); a
   backup frozen longer than T does not take over when it thaws;
 - writes a primary acknowledged stay in its orphan file even when the new
-  primary never followed it."""
+  primary never followed it;
+- one seeded schedule with the etcd witness (FO-11; a real three-member
+  cluster, etcd.py) and its faults (an appliance cut from etcd members, a
+  member paused or killed): no moment at all with both serving, no
+  acknowledged write lost (``bench/failover_partitions.py --witness`` runs
+  50)."""
 
 from __future__ import annotations
 
@@ -23,16 +28,19 @@ import contextlib
 import os
 import threading
 import time
+import uuid
 
 import httpx
 import pytest
 
+from .etcd import etcd_cluster  # noqa: F401 - the fixture
 from .netcut import LinkCut, need_nft, remove_tables
 from .pairproc import Probe, Vendor, automatic_failover, make_members, pair, start_all, stop_all, wait_until
-from .partitions import play, table_prefix
+from .partitions import ETCD_KINDS, configure_witness, play, table_prefix
 
 SEEDS = (1, 2, 3, 4, 5)  # ROB-03: about 5 schedules in the suite (bench/failover_partitions.py runs 50 and more)
 TIMEOUT = 3
+WITNESS_SEED = 25  # an etcd member paused, then killed; the primary cut from two members, then one; it is paused
 
 
 @pytest.fixture(scope="module")
@@ -290,3 +298,18 @@ def test_a_frozen_appliance_does_not_act_on_its_own_freeze_when_it_thaws(settled
     (code, _), = answers
     assert code != 200, "the thawed old primary answered 200 beside the new one"
     assert b.health()[0] == 200
+
+
+@pytest.mark.req("ROB-03", "FO-11", "FO-08")
+def test_a_random_schedule_with_the_witness_never_has_two_primaries(tmp_path, vendor, etcd_cluster):
+    with _pair(tmp_path, vendor) as (members, probes):
+        configure_witness(members, etcd_cluster, 4, 1.5, f"/tether/test-{uuid.uuid4().hex[:8]}/primary")
+        v = play(members, probes, "127.0.5.4", WITNESS_SEED, window=10, timeout=TIMEOUT, settle_timeout=60,
+                 etcd=etcd_cluster)
+    story = f"seed {WITNESS_SEED}: {[f.text() for f in v.schedule]}; events {v.events}"
+    assert any(f.kind in ETCD_KINDS for f in v.schedule)
+    assert not v.problems, f"{v.problems}; {story}"
+    assert sum(v.acked.values()) > 0, story
+    assert v.lost == [], f"lost {v.lost}; {story}"
+    assert v.findings == [], f"two primaries with the witness: {v.findings}; {story}"
+    assert v.kept + v.orphaned == sum(v.acked.values())

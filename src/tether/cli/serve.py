@@ -15,6 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from tether.core.paths import DataDir
+from tether.core import netaddr
 
 from .output import errors, fail
 
@@ -95,7 +96,8 @@ def register(app: typer.Typer) -> None:
 
         def ready(addrs):
             fp = x509.load_pem_x509_certificate(cert_pem.encode()).fingerprint(hashes.SHA256()).hex(":")
-            info = {"listen": [f"{h}:{p}" for h, p in addrs], "urls": [f"https://{h}:{p}" for h, p in addrs],
+            info = {"listen": [netaddr.host_port(h, p) for h, p in addrs],
+                    "urls": [netaddr.url("https", h, p) for h, p in addrs],
                     "builtin_cert": str(cert_path), "builtin_cert_sha256": fp, "pid": __import__("os").getpid()}
             base = info["urls"][0]
             sys.stdout.write(f"Tether appliance {appliance.identity['serial']} is serving:\n"

@@ -23,6 +23,7 @@ from typing import Optional
 
 import typer
 
+from tether.core import netaddr
 from tether.core.errors import Invalid, TetherError
 
 from .clock import FixedClock, parse_instant
@@ -91,7 +92,7 @@ def serve(
             raise Invalid("--retired-policy must be flag or refuse", field="retired_policy")
         scheme = "https" if tls_cert else "http"
         desk = _desk(data, db, relay=_hostport(relay, "relay"), mail_from=mail_from,
-                     base_url=base_url or f"{scheme}://{host}:{port}", auto_close_days=auto_close_days,
+                     base_url=base_url or netaddr.url(scheme, host, port), auto_close_days=auto_close_days,
                      close_notice_days=close_notice_days, max_attachment_bytes=max_attachment_bytes,
                      retired_policy=retired_policy, catalog_file=catalog, clock_file=clock_file)
         smtp = _hostport(smtp_listen, "smtp_listen")

@@ -11,6 +11,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from tether.core import apidocs
+
 from . import api, api_ops, web
 from .deps import install_error_handlers
 from .jobs import run_jobs
@@ -34,8 +36,10 @@ def create_app(desk, *, smtp_listen: tuple[str, int] | None = None, jobs_interva
                 await smtp.wait_closed()
 
     app = FastAPI(title="Tether support desk", version="1", lifespan=lifespan,
-                  openapi_url="/api/openapi.json", docs_url="/api/docs", redoc_url=None)
+                  openapi_url="/api/openapi.json", docs_url=None, redoc_url=None)
     app.state.desk = desk
+    # Swagger UI from the package itself: an air-gapped desk shows it too (no CDN)
+    app.router.routes.extend(apidocs.routes("/api/docs", "/api/openapi.json", "Tether support desk API"))
     install_error_handlers(app)
     app.include_router(api.router)
     app.include_router(api_ops.router)

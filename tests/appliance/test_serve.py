@@ -29,3 +29,19 @@ def test_builtin_certificate_on_every_listener_and_no_plain_http(make_appliance)
     with a.client(base=a.url_at(1)) as c:
         assert c.get("/health").status_code == 503  # no site yet
     assert a.stop() == 0
+
+
+@pytest.mark.req("OPS-02")
+def test_ipv6_addresses_are_bracketed_in_every_printed_or_built_url(make_appliance):
+    from tests.helpers import first_site_login, ok
+
+    a = make_appliance(listen=["[::1]:0"], site=True)
+    port = a.info["listen"][0].rsplit(":", 1)[1]
+    assert a.info["listen"] == [f"[::1]:{port}"] and a.url == f"https://[::1]:{port}"
+    printed = a.log_path.read_text()
+    assert f"/appliance  https://[::1]:{port}/appliance" in printed and f"https://[::1]:{port}/login" in printed
+    assert "https://::1" not in printed
+    with a.client() as c:
+        h = first_site_login(c)
+        dep = ok(c.post("/api/clients/deployments", headers=h, json={"kind": "jump", "target": None}), 201)
+    assert dep["command"].startswith(f"tether-jump install --site [::1]:{port} --token "), dep["command"]

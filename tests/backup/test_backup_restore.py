@@ -8,6 +8,7 @@ import re
 import sqlite3
 import subprocess
 import tarfile
+from pathlib import Path
 
 import pytest
 
@@ -228,6 +229,10 @@ def test_cli_backup_offline_and_over_the_api(make_appliance, tmp_path):
     assert cp.returncode == 0, cp.stderr
     f = json.loads(cp.stdout)["file"]
     assert os.path.basename(f).startswith(f"tether-{CURRENT}-demo-") and os.path.getsize(f) > 0
+    # a directory that does not exist yet (trailing slash or not) is created, never written as a file
+    cp = run_cli("backup", "--out", f"{tmp_path}/new/", "--no-password", "--json", env=env)
+    assert cp.returncode == 0, cp.stderr
+    assert (tmp_path / "new").is_dir() and Path(json.loads(cp.stdout)["file"]).parent == tmp_path / "new"
     # offline commands refuse a data directory a running appliance holds
     cp = run_cli("backup", "--data", str(a.data), "--out", str(out), "--no-password")
     assert cp.returncode == 5 and "is running" in cp.stderr
@@ -235,6 +240,13 @@ def test_cli_backup_offline_and_over_the_api(make_appliance, tmp_path):
     cp = run_cli("backup", "--data", str(a.data), "--out", str(out / "offline.nsb"), "--no-password", "--json")
     assert cp.returncode == 0, cp.stderr
     assert (out / "offline.nsb").exists()
+    cp = run_cli("backup", "--data", str(a.data), "--out", str(tmp_path / "deep" / "newdir"), "--no-password", "--json")
+    assert cp.returncode == 0, cp.stderr
+    assert (tmp_path / "deep" / "newdir").is_dir() and Path(json.loads(cp.stdout)["file"]).suffix == ".nsb"
+    cp = run_cli("backup", "--data", str(a.data), "--out", str(tmp_path / "missing" / "x.nsb"), "--no-password")
+    assert cp.returncode == 2 and "does not exist" in cp.stderr and not (tmp_path / "missing").exists(), cp.stderr
+    cp = run_cli("backup", "--data", str(a.data), "--out", f"{out}/offline.nsb/", "--no-password")
+    assert cp.returncode == 2 and "not a directory" in cp.stderr, cp.stderr
     cp = run_cli("verify", str(out / "offline.nsb"), "--json")
     assert cp.returncode == 0 and json.loads(cp.stdout)["protected"] is False
 

@@ -79,3 +79,22 @@ def test_recording_download_name_and_type_are_the_same_on_both_faces(ready_site)
         assert api.json()["message"] in markup.unescape(html.text)
     finally:
         page.close()
+
+
+@pytest.mark.req("SITE-03")
+def test_session_page_shows_event_details_readably_not_as_python_reprs(rs_site):
+    c, h = rs_site.c, rs_site.sh
+    lsid = ok(c.post("/api/command/sessions", headers=h, json={"rep": "detail-rep", "kind": "shell"}), 201)["lsid"]
+    ok(c.post(f"/api/command/sessions/{lsid}/events", headers=h,
+              json={"type": "participant.join", "actor": "detail-rep",
+                    "data": {"customer": "web-01", "screen": {"w": 80, "h": 24}, "note": "<b>x</b>"}}), 201)
+    page = html_login(rs_site)
+    try:
+        html = page.get(f"/login/history/session/{lsid}")
+        assert html.status_code == 200, html.text
+        assert "{'customer'" not in markup.unescape(html.text) and "{&#39;" not in html.text
+        assert "<dt>customer</dt><dd>web-01</dd>" in html.text
+        assert "<dt>screen</dt><dd>{&#34;h&#34;: 24, &#34;w&#34;: 80}</dd>" in html.text
+        assert "<b>x</b>" not in html.text  # escaped, never markup
+    finally:
+        page.close()

@@ -102,8 +102,8 @@ def register(app: typer.Typer) -> None:
 def _settings_commands(section: str) -> None:
     @settings_app.command(f"get-{section}")
     def get(url: UrlOpt = None, cacert: CaOpt = None, pin_cert: PinOpt = None, user: UserOpt = "admin",
-            password: PasswordOpt = None, accept_agreement: AgreeOpt = False):
-        """Print the settings as JSON."""
+            password: PasswordOpt = None, accept_agreement: AgreeOpt = False, as_json: JsonOpt = False):
+        """Print the settings as JSON (with or without --json: the document set-SECTION takes)."""
         with errors():
             r = admin_remote(url, cacert, pin_cert, user, password, accept_agreement)
             emit(r.call("GET", f"/appliance/api/{section}"), True)

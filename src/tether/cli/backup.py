@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from .output import JsonOpt, emit, errors, fail
+from .output import JsonOpt, emit, errors, fail, out_target
 from .remote import CaOpt, PasswordOpt, PinOpt, Remote, TokenOpt, UrlOpt
 
 DataOpt = Annotated[Path | None, typer.Option("--data", help="Act offline on this stopped appliance's data directory")]
@@ -52,7 +52,8 @@ def register(app: typer.Typer) -> None:
     app.add_typer(snapshot_app, name="snapshot")
 
     @app.command("backup")
-    def backup(out: Annotated[Path, typer.Option("--out", help="Directory (default name) or file to write")] = Path("."),
+    def backup(out: Annotated[str, typer.Option("--out", help="Directory (default file name; created if missing) "
+                                                "or .nsb file to write")] = ".",
                include_history: Annotated[bool, typer.Option("--include-history", help="Add logged history")] = False,
                password_file: PwFileOpt = None,
                no_password: Annotated[bool, typer.Option("--no-password", help="Write an unprotected backup")] = False,
@@ -65,17 +66,15 @@ def register(app: typer.Typer) -> None:
         given = None if no_password else backup_password(password_file)
         with errors():
             pw = protection.backup_password(given, no_password=no_password, hint=CLI_HINT)
+            out_dir, out_file = out_target(out, ".nsb")
             if data is not None:
                 with _offline(data) as a:
-                    target = out if out.is_dir() or not out.suffix else out.parent
                     res = a.backups.take(password=pw, include_history=include_history, actor="cli",
-                                         source_ip="cli", out_dir=target)
-                    path = res.path
-                    if out.suffix == ".nsb" and not out.is_dir():
-                        path = res.path.rename(out)
+                                         source_ip="cli", out_dir=out_dir)
+                    path = res.path.rename(out_file) if out_file else res.path
             else:
                 r = Remote.from_options(url, cacert, pin_cert).site_login(user, password, token)
-                path = r.download("POST", "/api/backup", out, json={"password": pw, "no_password": no_password,
+                path = r.download("POST", "/api/backup", out_file or out_dir, json={"password": pw, "no_password": no_password,
                                                                     "include_history": include_history})
         emit({"file": str(path), "size": path.stat().st_size}, as_json, f"Backup written to {path}")
 
@@ -125,7 +124,8 @@ snapshot_app = typer.Typer(help="Whole-appliance snapshots (the equivalent of a 
 
 
 @snapshot_app.command("create")
-def snapshot_create(out: Annotated[Path, typer.Option("--out", help="Directory or .tsnap file")] = Path("."),
+def snapshot_create(out: Annotated[str, typer.Option("--out", help="Directory (created if missing) or .tsnap "
+                                                     "file")] = ".",
                     password_file: PwFileOpt = None, data: DataOpt = None, url: UrlOpt = None,
                     cacert: CaOpt = None, pin_cert: PinOpt = None,
                     user: Annotated[str, typer.Option("--user", envvar="TETHER_USER")] = "admin",
@@ -135,16 +135,17 @@ def snapshot_create(out: Annotated[Path, typer.Option("--out", help="Directory o
     """Snapshot all state of an appliance (/appliance and /login, certificates included)."""
     pw = backup_password(password_file, required=True)
     with errors():
+        out_dir, out_file = out_target(out, ".tsnap")
         if data is not None:
             from tether.backup import appliance_snapshot
 
             with _offline(data) as a:
-                path = appliance_snapshot.create(a, out if out.suffix != ".tsnap" else out.parent, pw)
-                if out.suffix == ".tsnap":
-                    path = path.rename(out)
+                path = appliance_snapshot.create(a, out_dir, pw)
+                if out_file:
+                    path = path.rename(out_file)
         else:
             r = Remote.from_options(url, cacert, pin_cert).appliance_login(user, password, accept_agreement)
-            path = r.download("POST", "/appliance/api/snapshot", out, json={"password": pw})
+            path = r.download("POST", "/appliance/api/snapshot", out_file or out_dir, json={"password": pw})
     emit({"file": str(path), "size": path.stat().st_size}, as_json, f"Snapshot written to {path}")
 
 

@@ -21,8 +21,9 @@ from tether.clients.agent import AgentClient, Identity, install
 from tether.clients.rep import Console, RequestFailed
 from tether.clients.transport import BACKOFF_CAP, Refused, Site, describe, split_site
 from tether.clients.trust import UntrustedCertificate
+from tether.core import netaddr
 
-from .output import fail
+from .output import JsonOpt, emit, fail
 
 HOSTS_HELP = "a hosts-format file consulted before DNS at every connection attempt (or TETHER_HOSTS_FILE)"
 
@@ -53,7 +54,7 @@ def _agent_app(kind: str, label: str, default_state: str) -> typer.Typer:
                     state: Path = state_opt,
                     cacert: Optional[Path] = typer.Option(None, help="trust the site through this CA root (PEM)"),
                     hostname: Optional[str] = typer.Option(None, help="the name to register (default: this host's)"),
-                    hosts_file: Optional[Path] = typer.Option(None, help=HOSTS_HELP)):
+                    hosts_file: Optional[Path] = typer.Option(None, help=HOSTS_HELP), as_json: JsonOpt = False):
         """Register with the site and keep the identity in the state directory."""
         _logging(None, False)
         if (state / "identity.json").exists():
@@ -67,15 +68,19 @@ def _agent_app(kind: str, label: str, default_state: str) -> typer.Typer:
             fail(f"the site refused the token: {e}", 3, "create a new deployment in /login")
         except (UntrustedCertificate, ssl.SSLError, OSError) as e:
             fail(describe(e), 1, "check --site, and that the token is from this site")
-        typer.echo(f"registered with {ident.site} as {kind} {ident.name!r}; identity in {state}/identity.json")
-        typer.echo(f"start it with: tether-{'jump' if kind == 'jump' else 'jumpoint'} run --state {state}")
+        run = f"tether-{'jump' if kind == 'jump' else 'jumpoint'} run --state {state}"
+        emit({"site": ident.site, "kind": kind, "name": ident.name, "identity": str(state / "identity.json"),
+              "run": run}, as_json,
+             f"registered with {ident.site} as {kind} {ident.name!r}; identity in {state}/identity.json\n"
+             f"start it with: {run}")
 
     @app.command("run")
     def run_cmd(state: Path = state_opt, hosts_file: Optional[Path] = typer.Option(None, help=HOSTS_HELP),
                 max_backoff: float = typer.Option(BACKOFF_CAP, min=1, max=600,
                                                   help="the longest wait between reconnection attempts (s)"),
-                verbose: bool = typer.Option(False, "--verbose", "-v")):
-        """Stay connected to the site (foreground; run it as a service)."""
+                verbose: bool = typer.Option(False, "--verbose", "-v"), as_json: JsonOpt = False):
+        """Stay connected to the site (foreground; run it as a service). Logs go to stderr; with --json,
+        stdout gets one JSON line when it stops: why."""
         ident = Identity.load(state)
         _logging(state, verbose)
         client = AgentClient(ident, _hosts(hosts_file), max_backoff=max_backoff)
@@ -87,17 +92,19 @@ def _agent_app(kind: str, label: str, default_state: str) -> typer.Typer:
             return await client.run()
 
         why = asyncio.run(main())
+        if as_json:
+            emit({"stopped": why}, True)
         if why == "revoked":
             fail("the site revoked this client's identity", 3, "deploy the client again with a new token")
 
     @app.command("status")
-    def status_cmd(state: Path = state_opt):
+    def status_cmd(state: Path = state_opt, as_json: JsonOpt = False):
         """Show the identity kept in the state directory (never the secret)."""
         ident = Identity.load(state)
         info = {"site": f"{ident.site}:{ident.port}", "kind": ident.kind, "name": ident.name,
                 "client_id": ident.client_id, "trust": "pin " + ident.trust["pin"] if ident.trust.get("pin")
                 else "CA root"}
-        typer.echo(json.dumps(info, indent=1))
+        emit(info, True)  # JSON with or without --json (as it always printed)
 
     return app
 
@@ -173,16 +180,19 @@ def rep_list(as_json: bool = typer.Option(False, "--json")):
 
 
 @rep_app.command("shell")
-def rep_shell(target: str = typer.Argument(..., help="the jump client's name")):
-    """A command shell on the jump client, in this terminal (or fed from stdin)."""
+def rep_shell(target: str = typer.Argument(..., help="the jump client's name"), as_json: JsonOpt = False):
+    """A command shell on the jump client, in this terminal (or fed from stdin). stdout is the shell's own
+    output; with --json the end of the session is a JSON line on stderr (``{"ended": REASON}``)."""
     reason = _run_console(lambda c: c.shell(target))
-    typer.echo(f"\ntether-rep: session ended ({reason})", err=True)
+    typer.echo(json.dumps({"target": target, "ended": reason}) if as_json
+               else f"\ntether-rep: session ended ({reason})", err=True)
 
 
 @rep_app.command("tunnel")
 def rep_tunnel(jumpoint: str = typer.Argument(..., help="the jumpoint's name"),
                to: str = typer.Option(..., "--to", help="HOST:PORT on the jumpoint's network"),
-               listen: str = typer.Option("127.0.0.1:0", help="the local HOST:PORT to accept connections on")):
+               listen: str = typer.Option("127.0.0.1:0", help="the local HOST:PORT to accept connections on"),
+               as_json: JsonOpt = False):
     """Forward local TCP connections through the jumpoint to HOST:PORT (until interrupted)."""
     host, port = split_site(to, 0)
     lhost, lport = split_site(listen, 0)
@@ -190,7 +200,9 @@ def rep_tunnel(jumpoint: str = typer.Argument(..., help="the jumpoint's name"),
         fail("--to: write HOST:PORT", 2)
 
     def listening(addr):
-        typer.echo(f"listening on {addr[0]}:{addr[1]} -> {jumpoint} -> {host}:{port}")
+        local, remote = netaddr.host_port(addr[0], addr[1]), netaddr.host_port(host, port)
+        emit({"listen": local, "jumpoint": jumpoint, "to": remote}, as_json,
+             f"listening on {local} -> {jumpoint} -> {remote}")
         sys.stdout.flush()
 
     _run_console(lambda c: c.forward(jumpoint, host, port, lhost, lport, listening))

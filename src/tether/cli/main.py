@@ -6,6 +6,7 @@ import typer
 
 from tether import __version__
 
+from .output import JsonOpt, emit
 from . import appliance, backup, certs, failover, serve, site, site_data
 
 app = typer.Typer(help=f"Tether {__version__}: the remote-support appliance built for disaster recovery.",
@@ -13,9 +14,9 @@ app = typer.Typer(help=f"Tether {__version__}: the remote-support appliance buil
 
 
 @app.command("version")
-def version():
+def version(as_json: JsonOpt = False):
     """Print the software version."""
-    typer.echo(__version__)
+    emit({"version": __version__}, as_json, __version__)
 
 
 serve.register(app)

@@ -5,8 +5,10 @@ class (docs/cli.md)."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -50,3 +52,24 @@ def errors():
         fail(exc.message, exc.exit_code, exc.hint)
     except OSError as exc:
         fail(str(exc), 1)
+
+
+def out_target(raw: str, suffix: str) -> tuple[Path, Path | None]:
+    """Where an ``--out`` writes: ``(directory, file)``. A name ending in ``suffix`` (and no slash) is that
+    file, in a directory that must exist; anything else (an existing directory, a trailing slash, a new
+    name) is a directory, created when missing (file None: the default name). Never a file named after a
+    directory."""
+    path = Path(raw)
+    if raw.endswith(suffix) and not raw.endswith(("/", os.sep)) and not path.is_dir():
+        if not path.parent.is_dir():
+            fail(f"--out {raw}: directory {path.parent} does not exist", 2,
+                 f"create it first, or give --out a directory (it is created) for the default file name")
+        return path.parent, path
+    if path.exists() and not path.is_dir():
+        fail(f"--out {raw}: not a directory, and a file written here must end in {suffix}", 2,
+             f"give --out a directory, or a file name ending in {suffix}")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"--out {raw}: cannot create the directory: {exc.strerror}", 2)
+    return path, None

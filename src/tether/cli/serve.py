@@ -15,8 +15,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from tether.core.paths import DataDir
+from tether.core import netaddr
 
-from .output import errors, fail
+from .output import JsonOpt, emit, errors, fail
 
 DataOpt = Annotated[Path, typer.Option("--data", envvar="TETHER_DATA", help="The appliance's data directory")]
 TrustOpt = Annotated[list[Path] | None, typer.Option(
@@ -48,7 +49,8 @@ def register(app: typer.Typer) -> None:
                  model: Annotated[str | None, typer.Option(help="Hardware model to record")] = None,
                  site_db_url: Annotated[str | None, typer.Option(
                      envvar="TETHER_SITE_DB_URL", help="Host the site database on PostgreSQL: "
-                     "postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB (an empty database); default SQLite")] = None):
+                     "postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB (an empty database); default SQLite")] = None,
+                 as_json: JsonOpt = False):
         """Make a fresh appliance (identity, built-in certificate, admin / password) in DATA."""
         from tether.runtime import locked, open_offline
 
@@ -62,13 +64,15 @@ def register(app: typer.Typer) -> None:
                 if site_db_url:
                     a.set_site_db_url(site_db_url)
                 b = a.status_basics()
-        typer.echo(f"Appliance {b['serial_number']} ({b['model']}) initialised in {d.root}")
+        emit({"serial_number": b["serial_number"], "model": b["model"], "data": str(d.root)}, as_json,
+             f"Appliance {b['serial_number']} ({b['model']}) initialised in {d.root}")
 
     @app.command("serve")
     def serve_cmd(data: DataOpt,
                   listen: Annotated[list[str], typer.Option("--listen", help="HOST:PORT, repeatable (port 0: any)")],
                   trust_vendor_key: TrustOpt = None,
-                  ready_file: Annotated[Path | None, typer.Option(help="Write the listening addresses here as JSON")] = None):
+                  ready_file: Annotated[Path | None, typer.Option(help="Write the listening addresses here as JSON")] = None,
+                  as_json: JsonOpt = False):
         """Run the appliance in the foreground (HTTPS on every --listen address) until SIGTERM."""
         from tether.runtime import Appliance
         from tether.web.server import event_loop_factory, parse_listen, serve_forever
@@ -95,13 +99,18 @@ def register(app: typer.Typer) -> None:
 
         def ready(addrs):
             fp = x509.load_pem_x509_certificate(cert_pem.encode()).fingerprint(hashes.SHA256()).hex(":")
-            info = {"listen": [f"{h}:{p}" for h, p in addrs], "urls": [f"https://{h}:{p}" for h, p in addrs],
+            info = {"listen": [netaddr.host_port(h, p) for h, p in addrs],
+                    "urls": [netaddr.url("https", h, p) for h, p in addrs],
                     "builtin_cert": str(cert_path), "builtin_cert_sha256": fp, "pid": __import__("os").getpid()}
             base = info["urls"][0]
-            sys.stdout.write(f"Tether appliance {appliance.identity['serial']} is serving:\n"
-                             f"  /appliance  {base}/appliance\n  /login      {base}/login\n"
-                             f"  API         {base}/api/openapi.json\n"
-                             f"  certificate {cert_path} (SHA-256 {fp})\n")
+            if as_json:  # one line, once every listener is up
+                sys.stdout.write(json.dumps({**info, "appliance": f"{base}/appliance", "login": f"{base}/login",
+                                             "api": f"{base}/api/openapi.json"}, sort_keys=True) + "\n")
+            else:
+                sys.stdout.write(f"Tether appliance {appliance.identity['serial']} is serving:\n"
+                                 f"  /appliance  {base}/appliance\n  /login      {base}/login\n"
+                                 f"  API         {base}/api/openapi.json\n"
+                                 f"  certificate {cert_path} (SHA-256 {fp})\n")
             sys.stdout.flush()
             if ready_file:
                 tmp = ready_file.with_suffix(".tmp")

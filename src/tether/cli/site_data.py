@@ -82,8 +82,8 @@ def register(app: typer.Typer) -> None:
     @config_app.command("get")
     def config_get(kind: str, name: Annotated[str | None, typer.Argument()] = None, url: UrlOpt = None,
                    cacert: CaOpt = None, pin_cert: PinOpt = None, user: SiteUserOpt = None,
-                   password: PasswordOpt = None, token: TokenOpt = None):
-        """Print one entry (or a settings section: settings/NAME) as JSON."""
+                   password: PasswordOpt = None, token: TokenOpt = None, as_json: JsonOpt = False):
+        """Print one entry (or a settings section: settings/NAME) as JSON (with or without --json)."""
         with errors():
             path = _kind_path(kind) + (f"/{name}" if name else "")
             emit(_remote(url, cacert, pin_cert, user, password, token).call("GET", path), True)

@@ -21,6 +21,7 @@ from pathlib import Path
 from websockets.asyncio.client import ClientConnection, connect
 
 from tether import __version__
+from tether.core import netaddr
 
 from . import protocol as P
 from .trust import UntrustedCertificate, check_peer, client_context
@@ -125,8 +126,7 @@ class Site:
 
     @property
     def url(self) -> str:
-        host = f"[{self.hostname}]" if ":" in self.hostname else self.hostname
-        return f"wss://{host}:{self.port}/client"
+        return netaddr.url("wss", self.hostname, self.port, "/client")
 
     def context(self) -> ssl.SSLContext:
         return client_context(self.trust)

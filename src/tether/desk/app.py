@@ -8,8 +8,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
+from starlette.staticfiles import StaticFiles
+
+from tether.core import apidocs
 
 from . import api, api_ops, web
 from .deps import install_error_handlers
@@ -17,6 +21,8 @@ from .jobs import run_jobs
 from .mailin import start_listener
 
 log = logging.getLogger("tether.desk")
+# as the appliance's faces: nothing inline, nothing from elsewhere, no framing
+CSP = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'"
 
 
 def create_app(desk, *, smtp_listen: tuple[str, int] | None = None, jobs_interval: float = 0) -> FastAPI:
@@ -34,12 +40,24 @@ def create_app(desk, *, smtp_listen: tuple[str, int] | None = None, jobs_interva
                 await smtp.wait_closed()
 
     app = FastAPI(title="Tether support desk", version="1", lifespan=lifespan,
-                  openapi_url="/api/openapi.json", docs_url="/api/docs", redoc_url=None)
+                  openapi_url="/api/openapi.json", docs_url=None, redoc_url=None)
     app.state.desk = desk
+    # Swagger UI from the package itself: an air-gapped desk shows it too (no CDN)
+    app.router.routes.extend(apidocs.routes("/api/docs", "/api/openapi.json", "Tether support desk API"))
     install_error_handlers(app)
     app.include_router(api.router)
     app.include_router(api_ops.router)
     app.include_router(web.router)
+    app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
+
+    @app.middleware("http")
+    async def security_headers(request, call_next):
+        response = await call_next(request)
+        response.headers.setdefault("content-security-policy", CSP)
+        response.headers.setdefault("x-frame-options", "DENY")
+        response.headers.setdefault("x-content-type-options", "nosniff")
+        return response
+
     return app
 
 

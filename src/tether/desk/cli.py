@@ -23,6 +23,7 @@ from typing import Optional
 
 import typer
 
+from tether.core import netaddr
 from tether.core.errors import Invalid, TetherError
 
 from .clock import FixedClock, parse_instant
@@ -40,6 +41,8 @@ app.add_typer(jobs_app, name="jobs")
 
 DATA = typer.Option(..., "--data", help="the desk's data directory")
 DB = typer.Option(None, "--db", help="database URL (default: sqlite in the data directory)")
+JSON = typer.Option(False, "--json", help="Print machine-readable JSON on stdout (these commands print JSON "
+                    "either way, except token create and serve)")
 
 
 def _hostport(text: str | None, field: str) -> tuple[str, int] | None:
@@ -79,6 +82,7 @@ def serve(
     jobs_interval: float = typer.Option(60.0, help="seconds between job runs (0: only on demand)"),
     tls_cert: Optional[Path] = typer.Option(None, help="PEM certificate for HTTPS"),
     tls_key: Optional[Path] = typer.Option(None, help="PEM key for HTTPS"),
+    as_json: bool = JSON,
 ) -> None:
     """Run the desk: HTTP (pages and API) and, with --smtp-listen, incoming mail."""
     import uvicorn
@@ -91,7 +95,7 @@ def serve(
             raise Invalid("--retired-policy must be flag or refuse", field="retired_policy")
         scheme = "https" if tls_cert else "http"
         desk = _desk(data, db, relay=_hostport(relay, "relay"), mail_from=mail_from,
-                     base_url=base_url or f"{scheme}://{host}:{port}", auto_close_days=auto_close_days,
+                     base_url=base_url or netaddr.url(scheme, host, port), auto_close_days=auto_close_days,
                      close_notice_days=close_notice_days, max_attachment_bytes=max_attachment_bytes,
                      retired_policy=retired_policy, catalog_file=catalog, clock_file=clock_file)
         smtp = _hostport(smtp_listen, "smtp_listen")
@@ -100,13 +104,15 @@ def serve(
     if clock_file:
         typer.echo(f"WARNING: test clock in use; the time is read from {clock_file}", err=True)
     application = create_app(desk, smtp_listen=smtp, jobs_interval=jobs_interval)
+    if as_json:  # before the server starts: where it will listen
+        typer.echo(json.dumps({"listen": netaddr.host_port(host, port), "url": desk.config.base_url}))
     uvicorn.run(application, host=host, port=port, log_level="warning",
                 ssl_certfile=str(tls_cert) if tls_cert else None, ssl_keyfile=str(tls_key) if tls_key else None)
 
 
 @staff_app.command("add")
 def staff_add(name: str, email: str = typer.Option(...), role: str = typer.Option("staff"),
-              data: Path = DATA, db: Optional[str] = DB) -> None:
+              data: Path = DATA, db: Optional[str] = DB, as_json: bool = JSON) -> None:
     """Add a staff member (role staff, engineer or supervisor)."""
     from .auth import add_staff
 
@@ -123,7 +129,8 @@ def customer_add(name: str, data: Path = DATA, db: Optional[str] = DB,
                  country: str = typer.Option("US"),
                  agreement_from: Optional[str] = typer.Option(None, help="first day of the agreement"),
                  agreement_to: Optional[str] = typer.Option(None, help="last day of the agreement"),
-                 rep: list[str] = typer.Option([], help='a representative, "Name <email>" (repeatable)')) -> None:
+                 rep: list[str] = typer.Option([], help='a representative, "Name <email>" (repeatable)'),
+                 as_json: bool = JSON) -> None:
     """Add a customer, optionally with an agreement and representatives."""
     from . import customers
 
@@ -146,7 +153,7 @@ def customer_add(name: str, data: Path = DATA, db: Optional[str] = DB,
 
 @token_app.command("create")
 def token_create(name: str, customer: int = typer.Option(...), contact: str = typer.Option(...),
-                 data: Path = DATA, db: Optional[str] = DB) -> None:
+                 data: Path = DATA, db: Optional[str] = DB, as_json: bool = JSON) -> None:
     """Create an appliance token; prints it once (store it in /appliance)."""
     from .auth import create_token
 
@@ -154,7 +161,7 @@ def token_create(name: str, customer: int = typer.Option(...), contact: str = ty
         secret, _ = create_token(_desk(data, db), name=name, customer_id=customer, contact_email=contact.lower())
     except TetherError as exc:
         _fail(exc)
-    typer.echo(secret)
+    typer.echo(json.dumps({"name": name, "customer": customer, "token": secret}) if as_json else secret)
 
 
 @jobs_app.command("run")
@@ -162,7 +169,7 @@ def jobs_run(data: Path = DATA, db: Optional[str] = DB,
              now: Optional[str] = typer.Option(None, help="ISO 8601 instant to run at (default: the real time)"),
              relay: Optional[str] = typer.Option(None, help="HOST:PORT of the SMTP relay"),
              auto_close_days: float = typer.Option(7.0), close_notice_days: float = typer.Option(2.0),
-             catalog: Optional[Path] = typer.Option(None)) -> None:
+             catalog: Optional[Path] = typer.Option(None), as_json: bool = JSON) -> None:
     """Run every time-based job once and print what it did (JSON)."""
     from .jobs import run_jobs
 

@@ -75,6 +75,21 @@ async def login_post(request: Request):
     return resp
 
 
+@router.post("/logout")
+async def logout_post(request: Request):
+    """The log-out control of every staff page: ends the session (as ``POST /api/logout``) and the cookie."""
+    try:
+        await _form_user(request)
+    except TetherError:
+        pass  # no session or a stale form: logging out again is harmless; the cookie goes either way
+    else:
+        if token := request.cookies.get(COOKIE):
+            await run_in_threadpool(auth.sessions(desk_of(request)).delete, token)
+    resp = RedirectResponse("/login", status_code=303)
+    resp.delete_cookie(COOKIE)
+    return resp
+
+
 @router.get("/new")
 def new_page(request: Request):
     return render(request, "new.html", values={})

@@ -23,6 +23,7 @@ from typing import Any, AsyncIterator, Iterator, Protocol
 
 import sqlalchemy as sa
 
+from tether.core import netaddr
 from tether.core.audit import AuditLog
 from tether.core.crashpoints import checkpoint
 from tether.core.errors import Conflict, Forbidden, Invalid, NotFound
@@ -410,7 +411,7 @@ class FailoverService:
         for k in ("url", "pin", "appliance_id"):
             if not isinstance(body.get(k), str):
                 raise Invalid(f"{k}: required", field=k)
-        pair = new_pair(body["url"], body["pin"], sender, f"https://{server[0]}:{server[1]}", "peer")
+        pair = new_pair(body["url"], body["pin"], sender, netaddr.url("https", server[0], server[1]), "peer")
         self.pairs.save(pair)
         self._enable_operations(pair)
         new = role.set("backup", generation=max(role.generation + 1, int(body.get("generation", 0))),

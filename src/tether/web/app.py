@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tether.core import apidocs
 from tether.runtime import Appliance
 
 from . import appliance_api, appliance_pages, cert_pages, client_channel, failover_pages, login_pages, peer_api, site_api, site_clients_pages, site_data_pages, software_pages
@@ -21,7 +22,8 @@ SECURITY_HEADERS = [
     (b"x-frame-options", b"DENY"),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
-    (b"content-security-policy", b"default-src 'self'; frame-ancestors 'none'; form-action 'self'"),
+    (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
+                                 b"form-action 'self'"),
 ]
 
 
@@ -101,6 +103,10 @@ class ReplicationBarrier:
 def create_app(appliance: Appliance) -> ASGIApp:
     app = FastAPI(title="Tether", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.appliance = appliance
+    # browsable API documentation, served from the package (no CDN), ahead of the API mounts
+    app.router.routes.extend(apidocs.routes("/api/docs", "/api/openapi.json", "Tether site API"))
+    app.router.routes.extend(apidocs.routes("/appliance/api/docs", "/appliance/api/openapi.json",
+                                            "Tether /appliance API"))
     for sub, prefix in ((appliance_api.create(), "/appliance/api"), (site_api.create(), "/api")):
         sub.state.appliance = appliance
         app.mount(prefix, sub)

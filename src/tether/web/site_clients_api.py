@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request
 
 from tether.clients import admin
+from tether.core import netaddr
 from tether.clients.admin import Kind, NewDeployment
 from tether.clients.trust import pin_of_pem
 
@@ -40,7 +41,7 @@ def create_deployment(request: Request, p: Principal, body: NewDeployment) -> di
     dep = admin.create_deployment(site_of(request), p, client_ip(request), body, presented_pin(request))
     host = request.url.hostname or "SITE"
     port = request.url.port
-    site_arg = f"{host}:{port}" if port and port != 443 else host
+    site_arg = netaddr.host_port(host, port) if port and port != 443 else netaddr.url_host(host)
     program = "tether-jump" if body.kind == "jump" else "tether-jumpoint"
     dep["command"] = f"{program} install --site {site_arg} --token {dep['token']}"
     return dep

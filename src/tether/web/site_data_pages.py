@@ -8,6 +8,7 @@ Support pages at all."""
 
 from __future__ import annotations
 
+import json
 import time
 from urllib.parse import quote, urlencode
 
@@ -35,9 +36,21 @@ router = APIRouter()
 def _fmt(v) -> str:
     if isinstance(v, float) and v > 1e9:
         return time.strftime("%Y-%m-%d %H:%M", time.gmtime(v))
+    if isinstance(v, dict):
+        return json.dumps(v, sort_keys=True, default=str)
     if isinstance(v, list):
-        return ", ".join(str(x) for x in v)
+        return ", ".join(_fmt(x) if isinstance(x, dict) else str(x) for x in v)
     return "" if v is None else str(v)
+
+
+def _details(data: dict) -> Markup:
+    """An event's details as a small definition list (key, then value; nested values as JSON)."""
+    if not data:
+        return Markup("")
+    items = Markup("").join(Markup("<dt>{}</dt><dd>{}</dd>").format(
+        k, json.dumps(v, sort_keys=True, default=str) if isinstance(v, (dict, list)) else _fmt(v))
+        for k, v in sorted(data.items()))
+    return Markup('<dl class="details">{}</dl>').format(items)
 
 
 def _visible(edition: str, needed: str | None) -> bool:
@@ -317,7 +330,7 @@ async def history_page(request: Request, slug: str):
 async def session_page(request: Request, lsid: str):
     async def h(p):
         s = history.session(site_of(request), p, lsid)
-        rows = [(_fmt(e["at"]), e["type"], e["actor"], _fmt(e["data"])) for e in s["events"]]
+        rows = [(_fmt(e["at"]), e["type"], e["actor"], _details(e["data"])) for e in s["events"]]
         rows += [(_fmt(r["started_at"]), f"recording ({r['kind']})", quote(r["sha256"][:16]),
                   Markup('<a href="/login/history/recordings/{}">download</a> ({} bytes)').format(r["id"], r["size"]))
                  for r in s["recordings"]]

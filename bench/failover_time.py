@@ -63,6 +63,7 @@ from clients_hold import (CLK_TCK, LoadGens, _ticks, exit_on_signals, finish_wor
                           wait_all_connected)
 from tests.failover.pairproc import (SITE_HOST, Member, Probe, Vendor, automatic_failover, make_members,  # noqa: E402
                                      pair, start_all, wait_in_sync, wait_until)
+from tests.helpers import stop_process  # noqa: E402
 
 TARGET_EXTRA_S = 2.0  # PERF-01: serving at most T + 2 s after the primary dies
 PERF02_TARGET_S = 10.0  # PERF-02: all clients back at most 10 s after the new primary serves
@@ -121,13 +122,7 @@ class Jump:
         self.name = name
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
 
 
 def jump_online(m: Member, name: str, timeout: float = 2.0, client=None) -> bool:
@@ -406,12 +401,7 @@ def main() -> None:
         if probe:
             probe.close()
         if dns:
-            dns.proc.terminate()
-            try:
-                dns.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                dns.proc.kill()
-            dns.log.close()
+            dns.stop()
     target = T + TARGET_EXTRA_S
     print()
     print(f"PERF-01  pair {addrs[0]} / {addrs[1]} port {port}, primary timeout T = {T} s, target T + 2 = "

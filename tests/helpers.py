@@ -186,6 +186,21 @@ def wait_for(pred, timeout: float = 30, every: float = 0.1, what: str | Callable
         time.sleep(every)
 
 
+def stop_process(proc: subprocess.Popen | None, timeout: float = 10) -> int | None:
+    """End a process the tests started: SIGTERM, then SIGKILL if it is still there after ``timeout`` seconds.
+    Its return code (None when there was no process)."""
+    if proc is None:
+        return None
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    return proc.returncode
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nothing listens on at ``host`` right now."""
     with socket.socket() as s:

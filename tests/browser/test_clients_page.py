@@ -11,23 +11,13 @@ import subprocess
 import httpx
 import pytest
 
-from tests.helpers import BIN, NEW_SITE_PASSWORD, wait_for
+from tests.helpers import BIN, NEW_SITE_PASSWORD, stop_process, wait_for
 
 JUMP = str(BIN / "tether-jump")
 
 
 def _row(page, table: str, name: str):
     return page.locator(f"#{table} tr[data-name='{name}']")
-
-
-def _stop(proc: subprocess.Popen | None) -> None:
-    if proc is not None and proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 @pytest.mark.req("CL-01")
@@ -126,5 +116,5 @@ def test_deploy_watch_and_revoke_a_jump_client_from_the_page(page, ready_site, t
         assert page.inner_text("#connected-jump") == "0"
         assert "revoked" in page.locator("#identities tr", has_text="web-01").locator(".state").inner_text()
     finally:
-        _stop(proc)
+        stop_process(proc)
         log.close()

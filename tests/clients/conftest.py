@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import BIN, ok, wait_for  # noqa: F401  (re-exported for the client tests)
+from tests.helpers import BIN, ok, stop_process, wait_for  # noqa: F401  (re-exported for the client tests)
 
 JUMP = str(BIN / "tether-jump")
 JUMPOINT = str(BIN / "tether-jumpoint")
@@ -51,15 +51,9 @@ class ClientProc:
     def stop(self) -> int | None:
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        code = stop_process(self.proc)
         self._f.close()
-        return self.proc.returncode
+        return code
 
 
 @dataclass

@@ -20,7 +20,7 @@ import httpx
 
 from tether.desk.auth import add_staff
 from tether.desk.context import Desk, DeskConfig
-from tests.helpers import SmtpSink, free_port, wait_for
+from tests.helpers import SmtpSink, free_port, stop_process, wait_for
 
 START = "2027-01-05T10:00:00-06:00"  # a Tuesday, 10:00 CST
 PASSWORD = "desk-pass-1234"
@@ -85,13 +85,7 @@ class DeskProcess:
         self.log.close()
 
     def _end(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        stop_process(self.proc)
 
     def down(self) -> None:
         """Stop the desk's server (its data and address are kept for ``up``): the desk is unreachable."""

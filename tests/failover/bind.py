@@ -16,7 +16,7 @@ import dns.message
 import dns.query
 import pytest
 
-from tests.helpers import free_port
+from tests.helpers import free_port, stop_process
 
 NAMED = shutil.which("named") or "/usr/sbin/named"
 ZONE = "tether.test."
@@ -33,6 +33,11 @@ class Bind:
     @property
     def server(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+        if self.log is not None:
+            self.log.close()
 
     def a_record(self, name: str) -> list[str]:
         q = dns.message.make_query(name, "A")
@@ -85,9 +90,4 @@ def bind(tmp_path):
 
     yield make
     for b in started:
-        b.proc.terminate()
-        try:
-            b.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            b.proc.kill()
-        b.log.close()
+        b.stop()

@@ -74,8 +74,8 @@ def register(app: typer.Typer) -> None:
                     path = res.path.rename(out_file) if out_file else res.path
             else:
                 r = Remote.from_options(url, cacert, pin_cert).site_login(user, password, token)
-                path = r.download("POST", "/api/backup", out_file or out_dir, json={"password": pw, "no_password": no_password,
-                                                                    "include_history": include_history})
+                path = r.download("POST", "/api/backup", out_file or out_dir,
+                                  json={"password": pw, "no_password": no_password, "include_history": include_history})
         emit({"file": str(path), "size": path.stat().st_size}, as_json, f"Backup written to {path}")
 
     @app.command("verify")

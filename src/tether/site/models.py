@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tether.core import netaddr
 from tether.core import validate as V
 from tether.core.errors import Invalid
 from tether.core.validate import parse_model
@@ -279,7 +280,7 @@ def _etcd_endpoint(v: str) -> str:
         raise ValueError(f"{v!r} is not an etcd client URL: write http(s)://HOST:PORT, e.g. http://10.0.0.7:2379")
     host = V.host(m[2].strip("[]"))
     port = V.port(int(m[3]))
-    return f"{m[1]}://{f'[{host}]' if ':' in host else host}:{port}"
+    return netaddr.url(m[1], host, port)
 
 
 class Witness(Strict):

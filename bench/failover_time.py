@@ -11,11 +11,16 @@ attempt: a swung record is seen at once).
 
     .venv/bin/python bench/failover_time.py [--runs 3] [--timeout 3] [--clients 1000] [--rate 300]
                                             [--stable 65] [--jump-max-backoff 1] [--no-rep] [--workdir DIR] [--keep]
+                                            [--witness [--ttl 3] [--margin 1.5]]
 
 PERF-01, each of ``--runs`` runs: the primary is killed (SIGKILL, its
 whole process group) and the break-down is measured from that moment:
-detection + promotion (the backup's /health answers 200, polled every
-20 ms), swing (the A record names the backup, asked every 20 ms), the real
+detection (T of silence seen), lease (with ``--witness``: the etcd
+witness's key taken, once the dead primary's lease has expired), promotion
+(the role taken and audited): these three from the new primary's own record
+of the takeover (``automatic_failover.last_takeover`` in the failover
+status, wall-clock times), then serving (the backup's /health answers 200,
+polled every 20 ms), swing (the A record names the backup, asked every 20 ms), the real
 ``tether-jump`` client (``--max-backoff 1`` by default, as in
 tests/failover/test_swing.py, so the client's own backoff adds at most
 ~1 s; ``--jump-max-backoff 30`` is the shipped default) online on the new
@@ -63,6 +68,8 @@ from clients_hold import (CLK_TCK, LoadGens, _ticks, exit_on_signals, finish_wor
                           wait_all_connected)
 from tests.failover.pairproc import (SITE_HOST, Member, Probe, Vendor, automatic_failover, make_members,  # noqa: E402
                                      pair, start_all, wait_in_sync, wait_until)
+from tests.failover import etcd as etcdmod  # noqa: E402
+from tests.failover.partitions import configure_witness  # noqa: E402
 from tests.helpers import stop_process  # noqa: E402
 
 TARGET_EXTRA_S = 2.0  # PERF-01: serving at most T + 2 s after the primary dies
@@ -136,22 +143,25 @@ def serving_probe(m: Member):
     return lambda: c.get("/health").status_code == 200
 
 
-def make_rep(m: Member) -> None:
-    m.ok("POST", "/api/users", 201, json={"username": REP_USER, "password": "Initial-pass-1"})
-    with m.client() as c:
-        r = c.post("/api/session", json={"username": REP_USER, "password": "Initial-pass-1"})
-        r.raise_for_status()
-        c.post("/api/session/password", headers={"Authorization": f"Bearer {r.json()['token']}"},
-               json={"current_password": "Initial-pass-1", "new_password": REP_PASSWORD}).raise_for_status()
-    m.ok("POST", "/api/config/group-policies", 201, json={
+def make_rep(c, site_headers: dict) -> None:
+    """The representative the console sessions log in as (jump.use, command.shell), on the primary."""
+    c.post("/api/users", headers=site_headers,
+           json={"username": REP_USER, "password": "Initial-pass-1"}).raise_for_status()
+    r = c.post("/api/session", json={"username": REP_USER, "password": "Initial-pass-1"})
+    r.raise_for_status()
+    c.post("/api/session/password", headers={"Authorization": f"Bearer {r.json()['token']}"},
+           json={"current_password": "Initial-pass-1", "new_password": REP_PASSWORD}).raise_for_status()
+    c.post("/api/config/group-policies", headers=site_headers, json={
         "name": "reps", "permissions": ["jump.use", "command.shell"],
-        "members": [{"kind": "user", "username": REP_USER}]})
+        "members": [{"kind": "user", "username": REP_USER}]}).raise_for_status()
 
 
-def rep_session(env: dict, port: int, pin: str, target: str, timeout: float = 30) -> tuple[bool, float | None, str]:
-    """One ``tether-rep shell`` through the site's name: (worked, monotonic time the session was opened, output)."""
+def rep_session(env: dict, port: int, pin: str, target: str, timeout: float = 30,
+                prefix: tuple[str, ...] = ()) -> tuple[bool, float | None, str]:
+    """One ``tether-rep shell`` through the site's name (run under ``prefix``, e.g. ``ip netns exec NS``):
+    (worked, monotonic time the session was opened, output)."""
     opened: list[float] = []
-    p = subprocess.Popen([BIN / "tether-rep", "--site", f"{SITE_HOST}:{port}", "--user", REP_USER, "--pin", pin,
+    p = subprocess.Popen([*prefix, BIN / "tether-rep", "--site", f"{SITE_HOST}:{port}", "--user", REP_USER, "--pin", pin,
                           "shell", target], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          env={**env, "TETHER_PASSWORD": REP_PASSWORD}, start_new_session=True)
     err: list[str] = []
@@ -203,7 +213,7 @@ class Watch(threading.Thread):
 
 def failover(old: Member, new: Member, dns, *, jump: Jump | None, pin: str, rep: bool, port: int) -> dict:
     """Kill ``old``; the times (from the kill) of each step on ``new``."""
-    t_kill = time.monotonic()
+    t_kill, wall_kill = time.monotonic(), time.time()
     old.kill()
     t_dead = time.monotonic()
     serving = Watch(serving_probe(new), 0.02, 60)
@@ -228,6 +238,21 @@ def failover(old: Member, new: Member, dns, *, jump: Jump | None, pin: str, rep:
         out["rep_attempts"] = attempts
     if back:
         out["jump"] = (back.wait() or math.nan) - t_kill
+    out.update(steps(new, wall_kill))
+    return out
+
+
+def steps(new: Member, wall_kill: float) -> dict:
+    """The new primary's own record of the takeover, as seconds after the kill (wall clock on both sides)."""
+    try:
+        took = new.status()["automatic_failover"].get("last_takeover") or {}
+    except Exception:  # noqa: BLE001 - a bench prints what it has
+        took = {}
+    out = {}
+    for name, key in (("detect", "detected_at"), ("lease", "lease_at"), ("promote", "promoted_at"),
+                      ("swung", "swung_at")):
+        if took.get(key) is not None:
+            out[name] = took[key] - wall_kill
     return out
 
 
@@ -313,9 +338,14 @@ def main() -> None:
     ap.add_argument("--no-rep", action="store_true", help="measure the jump client only, no console session")
     ap.add_argument("--addresses", default="127.0.0.3,127.0.0.2", help="the two appliances' site addresses")
     ap.add_argument("--test-address", default="127.0.0.4", help="the connectivity test address (a listener here)")
+    ap.add_argument("--witness", action="store_true", help="FO-11: a three-member etcd witness (127.0.6.1-3)")
+    ap.add_argument("--ttl", type=int, default=3, help="the witness's lease TTL, seconds")
+    ap.add_argument("--margin", type=float, default=1.5, help="the witness's safety margin, seconds")
     ap.add_argument("--workdir", type=Path)
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     a = ap.parse_args()
+    if a.witness and etcdmod.etcd_binary() is None:
+        raise SystemExit("--witness needs etcd (scripts/install-system-deps installs etcd-server)")
     exit_on_signals()
     limit = raise_fd_limit()
     if a.clients and (math.ceil(a.clients / a.procs) + 100 > limit or a.clients + 200 > limit):
@@ -325,7 +355,7 @@ def main() -> None:
     addrs = tuple(a.addresses.split(","))
     T = a.timeout
     members: list[Member] = []
-    dns = probe = jump = None
+    dns = probe = jump = cluster = None
     runs: list[dict] = []
     p2 = None
     port = 0
@@ -348,7 +378,12 @@ def main() -> None:
             set_jump_settings(c, pa.site_headers, a.rate, 30)
         for m in members:
             swing_settings(m, dns, T, probe)
-        make_rep(pa)
+        if a.witness:
+            cluster = etcdmod.open_cluster(work)
+            configure_witness(members, cluster, a.ttl, a.margin, f"/tether/bench-time-{os.getpid()}/primary")
+            log(f"etcd witness {', '.join(cluster.endpoints)}; lease TTL {a.ttl} s, margin {a.margin} s")
+        with pa.client() as c:
+            make_rep(c, pa.site_headers)
         wait_in_sync(pb, 60)
         log(f"pair: {pa.name} primary on {pa.peer_address}, {pb.name} backup on {pb.peer_address}; BIND {dns.server} "
             f"names {a_record(dns)}; T = {T} s; test address {probe.ip}:{probe.port}")
@@ -402,30 +437,40 @@ def main() -> None:
             probe.close()
         if dns:
             dns.stop()
+        if cluster:
+            etcdmod.close_cluster(cluster)
     target = T + TARGET_EXTRA_S
     print()
     print(f"PERF-01  pair {addrs[0]} / {addrs[1]} port {port}, primary timeout T = {T} s, target T + 2 = "
-          f"{target:.0f} s; SIGKILL of the primary; DNS swing to BIND; jump client --max-backoff "
+          f"{target:.0f} s; SIGKILL of the primary; DNS swing to BIND; "
+          f"{'etcd witness, lease TTL %d s, margin %g s' % (a.ttl, a.margin) if a.witness else 'no witness'}; "
+          f"jump client --max-backoff "
           f"{a.jump_max_backoff:g}; re-pair between runs: the killed appliance restarted, back as backup, then the "
           f"other one killed (alternating)")
     print(f"machine: {load0} at the start, {load()} at the end (shared with other work: figures are indicative)")
-    print(f"{'run':>3}  {'killed':<14} {'serving':>8} {'swing':>8} {'jump':>8} {'console':>8} {'total':>8} "
-          f"{'ratio':>6}  restarted old primary served?")
+    print(f"{'run':>3}  {'killed':<14} {'detect':>8} {'lease':>8} {'promote':>8} {'serving':>8} {'swing':>8} "
+          f"{'jump':>8} {'console':>8} {'total':>8} {'ratio':>6}  restarted old primary served?")
     for i, r in enumerate(runs, 1):
         m = next(x for x in members if x.name == r["killed"])
         served = r.get("restart", {}).get("health_200_after_start")
         note = "-" if "restart" not in r else ("no" if not served else
                                                f"YES: /health 200 at {served[0]:.2f}..{served[-1]:.2f} s after start")
         total = r["total"]
-        print(f"{i:>3}  {m.name + ' ' + m.address:<14} {fmt(r['serving'])}s {fmt(r['swing'])}s {fmt(r.get('jump'))}s "
+        print(f"{i:>3}  {m.name + ' ' + m.address:<14} {fmt(r.get('detect'))}s {fmt(r.get('lease'))}s "
+              f"{fmt(r.get('promote'))}s {fmt(r['serving'])}s {fmt(r['swing'])}s {fmt(r.get('jump'))}s "
               f"{fmt(r.get('rep'))}s {fmt(total)}s {total / target if total else math.nan:6.2f}  {note}")
     if runs:
         def med(k):
             xs = [r[k] for r in runs if r.get(k) is not None and not math.isnan(r[k])]
             return statistics.median(xs) if xs else None
         mt = med("total")
-        print(f"{'med':>3}  {'':<14} {fmt(med('serving'))}s {fmt(med('swing'))}s {fmt(med('jump'))}s "
+        print(f"{'med':>3}  {'':<14} {fmt(med('detect'))}s {fmt(med('lease'))}s {fmt(med('promote'))}s "
+              f"{fmt(med('serving'))}s {fmt(med('swing'))}s {fmt(med('jump'))}s "
               f"{fmt(med('rep'))}s {fmt(mt)}s {(mt or math.nan) / target:6.2f}")
+        print("all times in seconds after the SIGKILL; detect = the backup saw T of silence and a test address "
+              "answer; lease = it took the witness's key (the dead primary's lease expired first; '-' without a "
+              "witness); promote = role taken and audited (these three from the new primary's "
+              "automatic_failover.last_takeover)")
         print(f"serving = the backup's /health 200 (detection after T of silence + promotion); swing = the A record "
               f"names the backup; jump = the appliance reports the tether-jump client online; console = a tether-rep "
               f"shell session opened on it (the successful attempt's own process start-up included: "

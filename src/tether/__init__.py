@@ -6,4 +6,4 @@ versions, audit), ``appliance`` (the /appliance machine face), ``certs``,
 vendor's support desk).
 """
 
-__version__ = "1.2.0"
+__version__ = "1.2.1"

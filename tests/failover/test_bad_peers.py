@@ -71,11 +71,11 @@ def _batch(entries, *, generation=None, head=None) -> bytes:
 
 
 def _entry(seq: int, **kw) -> dict:
-    return {"seq": seq, "at": time.time(), "tbl": "canned_messages", "op": "upsert",
+    return {"seq": seq, "at": time.time(), "tbl": "canned_messages", "op": "upsert", "gen": 99, "fence": None,
             "key": {"name": "evil"}, "row": {"name": "evil", "category": "x", "team": None, "body": "evil"}, **kw}
 
 
-@pytest.mark.req("SEC-04", "FO-01", "FO-02")
+@pytest.mark.req("SEC-04", "FO-01", "FO-02", "FO-08")
 @pytest.mark.timeout(600)
 def test_malformed_frames_and_an_impostor_certificate_apply_nothing(make_appliance, tmp_path):
     pair = make_pair(make_appliance)
@@ -103,6 +103,7 @@ def test_malformed_frames_and_an_impostor_certificate_apply_nothing(make_applian
         wait_for(lambda: converged(pair), 60, what="the first sync")
         st = status(bc, bsh)
         pinned, gen, applied = st["peer"]["peer_pin"], st["generation"], st["sync"]["applied_seq"]
+        assert gen >= 1, st  # the pair's entries carry its generation, so an older one can be crafted
         assert pinned == pin_of_pem(own.cert_pem)
         pair_file = (b.data / "failover" / "pair.json").read_text()
         before = live_state(pair.backup_site, tmp_path / "state")
@@ -126,6 +127,12 @@ def test_malformed_frames_and_an_impostor_certificate_apply_nothing(make_applian
             ("an unknown table", [_batch([_entry(applied + 1, tbl="no_such_table")], generation=99)], [],
              "unknown table"),
             ("an entry already applied", [_batch([_entry(applied)], generation=99)], [], "already applied"),
+            ("an entry of an older generation than the backup's log (a fenced-off primary)",
+             [_batch([_entry(applied + 1, gen=gen - 1)], generation=99)], [], "fenced-off primary"),
+            ("an entry stamped above its batch's generation",
+             [_batch([_entry(applied + 1, gen=100)], generation=99)], [], "generation above the batch"),
+            ("an entry without its stamp", [_batch([{**_entry(applied + 1), "gen": None}], generation=99)], [],
+             "no valid generation"),
             ("a row the database refuses", [_batch([_entry(applied + 1, tbl="users", key={"username": "evil"},
                                                            row={"username": "evil", "password_hash": secret})],
                                                    generation=99)], [], "users"),

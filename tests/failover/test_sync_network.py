@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-import time
 
 import pytest
 

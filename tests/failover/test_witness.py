@@ -47,6 +47,12 @@ def add_user(c, sh, name: str):
     return c.post("/api/users", headers=sh, json={"username": name, "password": f"{name.title()}-pass-1234"})
 
 
+def stamps(c, sh, name: str) -> set[tuple[int, int | None]]:
+    """The (generation, fencing token) on the change-log entries that wrote user ``name`` (FO-08, FO-11)."""
+    log = ok(c.get("/api/changes", headers=sh, params={"after": 0, "limit": 10000}))["entries"]
+    return {(e["gen"], e["fence"]) for e in log if e["tbl"] == "users" and (e["row"] or {}).get("username") == name}
+
+
 def users(c, sh) -> set[str]:
     return {u["username"] for u in ok(c.get("/api/users", headers=sh))}
 
@@ -201,6 +207,9 @@ def test_a_cut_link_leaves_one_primary_then_a_killed_primary_is_replaced(witness
         gaps = [(round(x[0] - cut_at, 1), x[1]) for x in sampler.samples if x[0] > cut_at and x[1] != 200]
         assert not gaps, f"the primary stopped serving during the cut: {gaps}; {status(pc, psh)}"
     wait_for(lambda: set(written) <= users(bc, bsh), 30, what="the writes made during the cut on the backup")
+    # every write carries the primary's generation and fencing token, on the primary and verbatim on the backup
+    stamp = {(s["generation"], token)}
+    assert stamps(pc, psh, written[0]) == stamp and stamps(bc, bsh, written[-1]) == stamp
 
     # (b) the primary killed: the backup takes over once its lease has expired, and takes the key
     with Sampler(p, b) as sampler:
@@ -218,6 +227,8 @@ def test_a_cut_link_leaves_one_primary_then_a_killed_primary_is_replaced(witness
           f"(T {TIMEOUT} s, lease TTL {TTL} s)")
     assert took < TIMEOUT + TTL + 10
     ok(add_user(bc, bsh, "after-takeover"), 201)
+    assert sb["generation"] > s["generation"]
+    assert stamps(bc, bsh, "after-takeover") == {(sb["generation"], sb["witness"]["fencing_token"])}
 
 
 @pytest.mark.req("FO-11", "FO-05")

@@ -7,6 +7,7 @@ TETHER_TEST_DB=postgresql.)"""
 import psycopg
 import pytest
 
+from tether.core import releases
 from tests.helpers import ApplianceProc, first_admin_login, first_site_login, run_cli
 
 
@@ -33,7 +34,7 @@ def test_site_database_on_postgresql(tmp_path, vendor, pg_server):
     dsn = url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT name FROM teams").fetchall() == [("On PG",)]
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0003",)
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == (releases.current().schema_revision,)
         assert conn.execute("SELECT count(*) FROM change_log WHERE tbl = 'teams'").fetchone()[0] == 1
     a = ApplianceProc(data, ["127.0.0.1:0"]).start()  # restarts on the same database
     try:

@@ -111,6 +111,7 @@ CATALOG = Catalog(
         Release(Version.parse("1.0.1"), date(2026, 2, 2), (), schema_revision="0001"),
         Release(Version.parse("1.1.0"), date(2026, 9, 1), ("1.0",), schema_revision="0002"),
         Release(Version.parse("1.2.0"), date(2026, 11, 30), ("1.0", "1.1"), schema_revision="0003"),
+        Release(Version.parse("1.2.1"), date(2026, 12, 2), ("1.0", "1.1"), schema_revision="0004"),
     ]
 )
 

@@ -97,6 +97,8 @@ class RoleManager:
         self.last_swing: dict | None = None
         self.auto_note: str | None = None
         self.promoting = False  # become_primary in progress (the peer, a backup meanwhile, must not take over)
+        self.detected: tuple[float, float] | None = None  # (wall time, silence) when the backup first saw T pass
+        self.last_takeover: dict | None = None  # the break-down of this appliance's last automatic takeover
         self.both_backups_since: float | None = None  # monotonic: both heard to be backups since
         self.starting: float | None = None  # monotonic: a paired primary started (again) and serves nobody yet
         self.watching_since = time.monotonic()  # the monitor started or was last held up: silence counts from then
@@ -214,6 +216,7 @@ class RoleManager:
             if not (fs.automatic_failover and fs.backup_operations_enabled):
                 return
             if age < timeout:
+                self.detected = None
                 self._when_both_backups(age, timeout)
                 return
             if not fs.connectivity_test_ips:
@@ -223,6 +226,8 @@ class RoleManager:
                                        fs.connectivity_test_port):
                 self.auto_note = "the primary is unreachable, and so is every connectivity test address: waiting"
                 return
+            if self.detected is None:
+                self.detected = (time.time(), age)
             self.take_primary(f"the primary was unreachable for {age:.1f} s (timeout {timeout:.0f} s) and a "
                               f"connectivity test address answered", automatic=True)
         elif role.current == "primary":
@@ -333,6 +338,7 @@ class RoleManager:
                                    hint="repair the etcd cluster, or turn the witness off in the failover settings "
                                         "(witness.enabled: false; two primaries are then possible)") from None
                 role.require_witness(True)
+            leased = time.time()
             new = role.set("primary", generation=generation, fork_seq=fork, reason=reason, fencing_token=token)
             if witness is not None:
                 role.hold_lease(witness.valid_until, token=token)
@@ -344,8 +350,12 @@ class RoleManager:
                                source_ip, {"from_generation": old.generation, "generation": new.generation,
                                            "fork_seq": fork, "reason": reason})
         checkpoint("take primary: audited")
+        took = time.time()
         self.swing(old.primary)
         if automatic:
+            self.last_takeover = takeover_breakdown(self.detected, leased if witness is not None else None, took,
+                                                    time.time(), generation=new.generation)
+            self.detected = None
             self.host.report_incident("Automatic failover: this appliance became primary",
                                       f"{reason}. Generation {old.generation} -> {new.generation}; last entry "
                                       f"held {fork}.", key=f"failover.automatic:{self.s.me}:{new.generation}")
@@ -460,3 +470,13 @@ class RoleManager:
                                {"data_sync_first": data_sync_first, "force": force})
         checkpoint("become backup: audited")
         return self.s.status_doc()
+
+
+def takeover_breakdown(detected: tuple[float, float] | None, leased: float | None, took: float, swung: float,
+                       *, generation: int) -> dict:
+    """An automatic takeover's steps in wall-clock time (``tether failover status``, bench/failover_time.py):
+    the primary silent since, T seen passed (detected), the witness's key taken (lease; None without a
+    witness), the role taken and audited (promoted), the traffic swing carried out (swung)."""
+    at, silence = detected if detected is not None else (took, None)
+    return {"generation": generation, "silent_since": at - silence if silence is not None else None,
+            "detected_at": at, "lease_at": leased, "promoted_at": took, "swung_at": swung}

@@ -331,7 +331,8 @@ class FailoverService:
         out["serving"] = self.host.role.serves_clients()
         out["suspended"] = getattr(self.host.role, "suspended", None)
         out["automatic_failover"] = {"enabled": fs.automatic_failover, "primary_timeout_seconds":
-                                     fs.primary_timeout_seconds, "note": self.roles.auto_note}
+                                     fs.primary_timeout_seconds, "note": self.roles.auto_note,
+                                     "last_takeover": self.roles.last_takeover}
         out["last_swing"] = self.roles.last_swing
         out["witness"] = self.roles.witness.status()
         out["synchronous"] = {"mode": fs.sync_commit, "fallback": fs.sync_fallback, "timeout_ms": fs.sync_timeout_ms,

@@ -77,10 +77,14 @@ def parse_message(line: bytes | str) -> dict:
 def message_int(msg: dict, name: str, default: int | None = None) -> int:
     """The whole, non-negative number ``msg[name]`` (``default`` when absent)."""
     value = msg.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if not _whole(value):
         raise StreamError(f"the primary sent a {msg.get('type')} message whose {name} is {value!r}, not a "
                           f"sequence number; nothing of it was applied", hint=STREAM_HINT)
     return value
+
+
+def _whole(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
 
 def check_batch(msg: dict) -> list[dict]:
@@ -108,6 +112,11 @@ def check_batch(msg: dict) -> list[dict]:
                 not isinstance(e.get("at"), (int, float)) or not (e.get("row") is None or isinstance(e["row"], dict)):
             raise StreamError(f"{where} is not in the change-log layout (at, tbl, op, key, row); nothing of the "
                               f"batch was applied", hint=STREAM_HINT)
+        gen, token = e.get("gen"), e.get("fence")
+        if not _whole(gen) or not (token is None or _whole(token)) or \
+                (msg.get("generation") is not None and gen > msg["generation"]):
+            raise StreamError(f"{where} carries no valid generation and fencing token (gen, fence), or a generation "
+                              f"above the batch's; nothing of the batch was applied", hint=STREAM_HINT)
         if e["op"] != "skip" and e["tbl"] not in tables:
             raise StreamError(f"{where} names an unknown table {e['tbl'][:64]!r}; nothing of the batch was applied",
                               hint=STREAM_HINT)

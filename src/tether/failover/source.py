@@ -42,7 +42,7 @@ def canonical(obj) -> bytes:
 
 
 def shipped(entry: dict) -> dict:
-    e = {k: entry[k] for k in ("seq", "at", "tbl", "op", "key", "row")}
+    e = {k: entry[k] for k in ("seq", "at", "tbl", "op", "key", "row", "gen", "fence")}
     if e["op"] != "skip" and not is_synced_entry(e):
         e.update(op="skip", key={}, row=None)
     return e

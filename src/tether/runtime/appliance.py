@@ -119,10 +119,12 @@ class Appliance:
     def site(self):
         return self.slot.site
 
-    def _write_fence(self) -> None:
-        """Before every captured site write: the role's gate, then synchronous mode's (strict)."""
-        self.role.check_writable()
+    def _write_fence(self) -> tuple[int, int | None]:
+        """Before every captured site write: the role's gate, then synchronous mode's (strict); the stamp
+        (generation, fencing token) the change-log entries carry."""
+        stamp = self.role.check_writable()
         self.failover.syncmode.fence()
+        return stamp
 
     @property
     def site_lock(self):

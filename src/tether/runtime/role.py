@@ -202,7 +202,9 @@ class RoleStore:
     def serves_clients(self) -> bool:
         return self.state.role in ("none", "primary") and self.suspended is None
 
-    def check_writable(self) -> None:
+    def check_writable(self) -> tuple[int, int | None]:
+        """Refuse a site write unless this appliance serves its site; else the stamp its change-log entries
+        carry: (generation, fencing token), the token None without a witness (FO-08, FO-11)."""
         why = self.suspended
         if why is not None:
             if self._suspended is None and self.lease_problem() is not None:
@@ -216,3 +218,4 @@ class RoleStore:
             where = f" ({st.primary})" if st.primary else ""
             raise NotPrimary(f"this appliance is the backup of a failover pair: make /login changes on the "
                              f"primary{where}", hint="or make this appliance primary (Management > Failover)")
+        return st.generation, (st.fencing_token if self.witness_required else None)

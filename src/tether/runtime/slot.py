@@ -32,7 +32,7 @@ log = logging.getLogger("tether.runtime")
 
 class SiteSlot:
     def __init__(self, data: DataDir, throttle: LoginThrottle, forward: Callable[[dict], None],
-                 db_url: Callable[[], str | None], fence: Callable[[], None]):
+                 db_url: Callable[[], str | None], fence: Callable[[], tuple[int, int | None]]):
         self.data = data
         self.throttle = throttle
         self.forward = forward

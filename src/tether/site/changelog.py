@@ -1,6 +1,6 @@
 """The site's change log (docs/formats/changelog.md): every insert, update
 and delete of a site-data table is recorded as an ordered entry
-``(seq, at, tbl, op, key, row)`` in the same transaction as the change.
+``(seq, at, tbl, op, key, row, gen, fence)`` in the same transaction as the change.
 
 Capture is done once, for every writer, by SQLAlchemy connection events on
 the site engine (``install``): an UPDATE or DELETE first selects the primary
@@ -8,6 +8,10 @@ keys it will touch; after the statement the touched rows are read back and
 logged as ``upsert`` (the whole new row) or ``delete`` (a tombstone with the
 key). Writes must therefore go through SQLAlchemy Core statements (never raw
 SQL text) and SHOULD address rows by primary or unique key.
+
+Each entry is stamped with the role generation and the witness's fencing
+token it was written under (``gen``, ``fence``): the write fence returns them
+and the commit is refused if they changed while the transaction was open.
 
 ``apply`` replays entries onto a copy (failover sync, incremental restore):
 replaying every entry after N onto a copy taken at N gives an identical site,
@@ -29,15 +33,19 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.sql.dml import Delete, Insert, Update
 
+from tether.core.errors import NotPrimary
+
 from .history_tables import change_log
 from .locality import LOCAL_TABLES as _LOCAL
 from .tables import metadata
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 LOCAL_TABLES = frozenset(_LOCAL)
 NOLOG = "tether_nolog"  # execution option: do not capture (replay, migrations)
 _PENDING = "tether_changelog_pending"
-_WROTE = "tether_changelog_wrote"  # this transaction captured a change: its commit is fenced too
+_WROTE = "tether_changelog_wrote"  # the stamp this transaction's entries carry: its commit is fenced too
+Stamp = tuple[int, "int | None"]  # (role generation, witness fencing token or None), from the write fence
+NO_STAMP: Stamp = (0, None)
 _PG_LOCK = 0x7E7E_0C1A  # advisory lock serialising site writers on PostgreSQL (commit order == seq order)
 
 
@@ -83,13 +91,14 @@ def _where_key(table: sa.Table, key: dict):
 
 
 # --- capture ---------------------------------------------------------------------------
-def install(engine: sa.Engine, fence: Callable[[], None] | None = None) -> None:
+def install(engine: sa.Engine, fence: Callable[[], Stamp] | None = None) -> None:
     """Capture every change to a logged table made through ``engine``. ``fence`` (the
     runtime's write fence) is called before each captured write and raises to refuse it,
-    e.g. ``NotPrimary`` on a backup appliance; replay (``NOLOG``) is never fenced. It is
-    called again just before the commit of a transaction that captured a change: a
-    primary whose witness lease ran out while the transaction was open (FO-11) rolls
-    it back instead of committing it."""
+    e.g. ``NotPrimary`` on a backup appliance; replay (``NOLOG``) is never fenced. It
+    returns the stamp (generation, fencing token) the entries carry. It is called again
+    just before the commit of a transaction that captured a change: a primary whose
+    witness lease ran out, or whose generation or token changed, while the transaction
+    was open (FO-08, FO-11) rolls it back instead of committing it."""
     pg = engine.dialect.name == "postgresql"
     has_log = [False]  # a site still at an older schema (before its update migrates it) has no log yet
 
@@ -104,8 +113,10 @@ def install(engine: sa.Engine, fence: Callable[[], None] | None = None) -> None:
             return
         if not isinstance(clause, (Insert, Update, Delete)) or not _logged(clause.table) or not _active(conn):
             return
-        if fence is not None:
-            fence()
+        stamp = _stamp(fence)
+        held = conn.info.get(_WROTE)
+        if held is not None and held != stamp:
+            raise NotPrimary(_CHANGED.format(held=held, now=stamp))
         if pg:
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK})
         keys = None
@@ -120,7 +131,7 @@ def install(engine: sa.Engine, fence: Callable[[], None] | None = None) -> None:
             if clause.whereclause is not None:
                 q = q.where(clause.whereclause)
             keys = [dict(r._mapping) for r in conn.execute(q, execution_options={NOLOG: True})]
-        conn.info.setdefault(_PENDING, []).append(keys)
+        conn.info.setdefault(_PENDING, []).append((keys, stamp))
 
     @event.listens_for(engine, "after_execute")
     def _after(conn, clause, multiparams, params, options, result):
@@ -131,7 +142,7 @@ def install(engine: sa.Engine, fence: Callable[[], None] | None = None) -> None:
         pending = conn.info.get(_PENDING)
         if not pending:
             return
-        keys = pending.pop()
+        keys, (gen, token) = pending.pop()
         t = clause.table
         now = time.time()
         entries: list[dict] = []
@@ -155,20 +166,32 @@ def install(engine: sa.Engine, fence: Callable[[], None] | None = None) -> None:
             else:
                 pk = result.inserted_primary_key
                 entries.append(_upsert(conn, t, dict(zip([c.name for c in t.primary_key.columns], pk)), now))
-        entries = [e for e in entries if e is not None]
+        entries = [{**e, "gen": gen, "fence": token} for e in entries if e is not None]
         if entries:
             conn.execute(change_log.insert(), entries, execution_options={NOLOG: True})
-            conn.info[_WROTE] = True
+            conn.info[_WROTE] = (gen, token)
 
     if fence is not None:
         @event.listens_for(engine, "commit")
         def _commit(conn):
-            if conn.info.pop(_WROTE, False):
-                fence()  # raising here rolls the transaction back
+            held = conn.info.pop(_WROTE, None)
+            if held is not None:
+                now = _stamp(fence)  # raising here rolls the transaction back
+                if now != held:
+                    raise NotPrimary(_CHANGED.format(held=held, now=now))
 
         @event.listens_for(engine, "rollback")
         def _rollback(conn):
             conn.info.pop(_WROTE, None)
+
+
+_CHANGED = ("the appliance's role changed while this change was being made (generation and fencing token "
+            "{held} then {now}); nothing of it was saved")
+
+
+def _stamp(fence: Callable[[], Stamp] | None) -> Stamp:
+    stamp = fence() if fence is not None else None
+    return tuple(stamp) if stamp is not None else NO_STAMP
 
 
 def _upsert(conn, t: sa.Table, key: dict, now: float) -> dict | None:
@@ -183,6 +206,15 @@ def last_seq(conn: sa.Connection) -> int:
     return conn.execute(sa.select(sa.func.coalesce(sa.func.max(change_log.c.seq), 0))).scalar_one()
 
 
+def last_stamp(conn: sa.Connection) -> Stamp:
+    """The generation of this copy's last entry and the highest fencing token written under it."""
+    gen = conn.execute(sa.select(change_log.c.gen).order_by(change_log.c.seq.desc()).limit(1)).scalar()
+    if gen is None:
+        return NO_STAMP
+    token = conn.execute(sa.select(sa.func.max(change_log.c.fence)).where(change_log.c.gen == gen)).scalar()
+    return gen, token
+
+
 def entries_after(conn: sa.Connection, seq: int, limit: int = 10_000) -> list[dict]:
     q = sa.select(change_log).where(change_log.c.seq > seq).order_by(change_log.c.seq).limit(limit)
     return [dict(r) for r in conn.execute(q).mappings()]
@@ -194,13 +226,23 @@ def apply(conn: sa.Connection, entries: Iterable[dict], after_each: Callable[[di
     ``after_each(entry)`` is called once each entry is written (crash points).
     Returns the last sequence number applied."""
     nolog = {NOLOG: True}
-    entries = list(entries)
+    entries = [{**e, "gen": e.get("gen", 0), "fence": e.get("fence")} for e in entries]
     last = last_seq(conn)
+    gen, token = last_stamp(conn)
     for e in entries:  # check the whole batch before writing anything
         if e["seq"] <= last:
             raise ValueError(f"change log entries out of order (or already applied) at seq {e['seq']}")
         if e["tbl"] not in metadata.tables or e["tbl"] in LOCAL_TABLES:
             raise ValueError(f"change log entry {e['seq']} names an unknown table {e['tbl']!r}")
+        if e["gen"] < gen or (e["gen"] == gen and e["fence"] is not None and token is not None
+                              and e["fence"] < token):
+            raise ValueError(f"change log entry {e['seq']} was written under generation {e['gen']} and fencing "
+                             f"token {e['fence']}, older than the {gen} and {token} before it: it comes from a "
+                             f"fenced-off primary")
+        if e["gen"] > gen:
+            gen, token = e["gen"], None
+        if e["fence"] is not None:
+            token = max(token or 0, e["fence"])
         last = e["seq"]
     for e in entries:
         if e["op"] == "skip":  # a position only: the change is not for this copy (failover sync, FO-03)

@@ -103,6 +103,8 @@ change_log = sa.Table(
     sa.Column("op", sa.String(8), nullable=False),  # "upsert" | "delete"
     sa.Column("key", sa.JSON, nullable=False),
     sa.Column("row", sa.JSON),
+    sa.Column("gen", sa.BigInteger, nullable=False, server_default="0"),  # the role generation it was written under
+    sa.Column("fence", sa.BigInteger),  # the witness's fencing token it was written under (FO-11), or null
     sqlite_autoincrement=True,  # never reuse a sequence number, even after truncation
 )
 

@@ -30,7 +30,7 @@ from .users import UserAdmin, Users
 
 class Site:
     def __init__(self, data: DataDir, throttle: LoginThrottle, forward: Callable[[dict], None] | None = None,
-                 url: str | None = None, fence: Callable[[], None] | None = None):
+                 url: str | None = None, fence: Callable[[], tuple[int, int | None]] | None = None):
         self.data = data
         self.engine: sa.Engine = make_engine(url or sqlite_url(data.site_db))
         changelog.install(self.engine, fence)

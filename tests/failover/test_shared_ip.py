@@ -105,7 +105,7 @@ def test_clients_follow_the_shared_ip_and_the_nat_rule_when_the_primary_dies(lab
             "primary (generation 2)")
         for j in (jl, jw):
             assert j.proc.poll() is None and j.text().count(f"connected to {SITE_HOST}") >= 2
-        print(json.dumps({"primary_timeout_s": 3, "advert_int_s": 0.5,
+        print(json.dumps({"primary_timeout_s": 3, "advert_int_s": 0.1,
                           **{k: round(v, 2) for k, v in times.items()}}))
     finally:
         for proc in lan_clients.procs + wan_clients.procs:

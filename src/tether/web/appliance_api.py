@@ -22,7 +22,7 @@ from tether.site.package import MAX_PACKAGE_BYTES
 from . import auth, cert_api
 from .auth import Principal, appliance_of, client_ip
 from .errors import install_json_handlers
-from .uploads import FORM_OVERHEAD, Upload
+from .uploads import FORM_OVERHEAD, SITE_PACKAGE
 
 
 class LoginBody(BaseModel):
@@ -86,8 +86,6 @@ def change_password(request: Request, p: Principal, current: str, new: str) -> N
     app.audit.record(p.name, "password.change", "appliance", client_ip(request))
 
 
-SITE_PACKAGE = Upload("site package", MAX_PACKAGE_BYTES,
-                      hint="a site package is the small signed .tsp file the vendor sends; check the file chosen")
 # the OpenAPI description of the body both faces read through SITE_PACKAGE (a multipart form, field "file")
 SITE_PACKAGE_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["file"], "properties": {"file": {

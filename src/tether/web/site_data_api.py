@@ -16,12 +16,12 @@ from starlette.responses import FileResponse, Response
 from tether.site import resources as R
 from tether.site import sections as S
 from tether.site.actions import accounts, config, files
-from tether.site.filestore import LOGO_MAX, check_name
+from tether.site.filestore import check_name
 
 from . import site_history_api
 from .auth import client_ip
 from .site_deps import Caller, send, site_of
-from .uploads import Upload
+from .uploads import LOGO
 
 router = APIRouter()
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$"
@@ -30,7 +30,6 @@ NameParam = Annotated[str, Path(pattern=NAME_RE, description="the entry's name")
 FileParam = Annotated[str, Path(pattern=FILE_RE, description="the file's name in the store")]
 UserParam = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")]
 JsonBody = Annotated[dict[str, Any], Body()]
-LOGO = Upload("logo", LOGO_MAX, field="logo")
 
 
 # --- routes -------------------------------------------------------------------------------

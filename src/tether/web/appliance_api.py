@@ -17,6 +17,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 
 from tether.appliance import config_export
 from tether.core.errors import Invalid, Unauthorized
+from tether.core.validate import Int, Natural
 from tether.site.package import MAX_PACKAGE_BYTES
 
 from . import auth, cert_api
@@ -159,7 +160,7 @@ def create() -> FastAPI:
         return appliance_of(request).jobs.status()
 
     @api.get("/audit", summary="The /appliance audit log, newest first")
-    def get_audit(request: Request, _p: Admin, limit: int = 100, offset: int = 0) -> list[dict]:
+    def get_audit(request: Request, _p: Admin, limit: Int = 100, offset: Natural = 0) -> list[dict]:
         return appliance_of(request).audit.list(min(max(limit, 1), 1000), max(offset, 0))
 
     @api.get("/site", summary="The installed site, if any")

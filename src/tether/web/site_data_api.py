@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Query, Request
 from starlette.responses import FileResponse, Response
 
+from tether.core.validate import Natural
 from tether.site import resources as R
 from tether.site import sections as S
 from tether.site.actions import accounts, config, files
@@ -55,7 +56,7 @@ def _kind_routes(slug: str, k: R.Kind) -> None:
 
     @router.get(f"/config/{slug}", summary=f"List {title}", name=f"list_{slug}")
     def list_(request: Request, p: Caller, limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
-              offset: Annotated[int, Query(ge=0)] = 0) -> list[dict]:
+              offset: Natural = 0) -> list[dict]:
         return config.list_entries(site_of(request), p, slug, limit, offset)
 
     @router.post(f"/config/{slug}", status_code=201, summary=f"Create an entry of {title}", name=f"create_{slug}")
@@ -110,7 +111,7 @@ async def put_logo(request: Request, p: Caller) -> dict:
 
 @router.get("/files", summary="List the file store (Remote Support)")
 def list_files(request: Request, p: Caller, limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
-               offset: Annotated[int, Query(ge=0)] = 0) -> list[dict]:
+               offset: Natural = 0) -> list[dict]:
     return files.list_files(site_of(request), p, limit, offset)
 
 

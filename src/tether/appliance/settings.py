@@ -137,9 +137,17 @@ class Smtp(_Model):
     admin_email: Annotated[str | None, Field(pattern=r"^[^@\s]+@[^@\s]+$")] = None
 
 
+class Connections(_Model):
+    """What one source may hold and how long a connection may take to prove itself (issue 19)."""
+    max_per_source: Annotated[int, Field(ge=1, le=100000)] = 2000  # room for a NAT of many jump clients
+    handshake_timeout_seconds: Annotated[int, Field(ge=1, le=120)] = 10  # TCP accepted to TLS handshake done
+    header_timeout_seconds: Annotated[int, Field(ge=1, le=600)] = 15  # to a complete request head
+
+
 class Security(_Model):
     tls: Tls = Tls()
     administration: Administration = Administration()
+    connections: Connections = Connections()
     syslog: Syslog = Syslog()
     login_agreement: LoginAgreement = LoginAgreement()
     smtp: Smtp = Smtp()

@@ -1,15 +1,39 @@
-"""Field validators with messages an administrator can act on, and the
-conversion of pydantic validation errors into one ``Invalid`` that names the
-field (``dns_servers.1``) and what is wrong with it."""
+"""Field validators with messages an administrator can act on, the conversion
+of pydantic validation errors into one ``Invalid`` that names the field
+(``dns_servers.1``) and what is wrong with it, and the bounded integer types
+every face uses for its path, query and body integers (``Int``, ``Natural``,
+``Id``): an integer a database column cannot hold (above 2^63-1) is refused
+as bad input (422) where it enters, never passed on to fail in the database."""
 
 from __future__ import annotations
 
 import ipaddress
 import re
 
-from pydantic import BaseModel, ValidationError
+from typing import Annotated
+
+from pydantic import BaseModel, Field, ValidationError
 
 from .errors import Invalid
+
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1  # what SQLite's and PostgreSQL's BIGINT hold
+
+# The upper bound is written ``lt=2^63``: FastAPI's OpenAPI model keeps bounds as floats, and 2^63 is
+# exact as a float where 2^63-1 is not (it would round up and document 2^63 as allowed).
+Int = Annotated[int, Field(ge=INT64_MIN, lt=INT64_MAX + 1)]  # any integer a database column holds
+Natural = Annotated[int, Field(ge=0, lt=INT64_MAX + 1)]  # an offset, a position, a count, a size
+Id = Annotated[int, Field(ge=1, lt=INT64_MAX + 1)]  # a row's id or number (ids start at 1)
+PortNumber = Annotated[int, Field(ge=1, le=65535)]
+
+
+
+def as_id(value: object) -> int:
+    """A form field or a path segment as an ``Id`` (for the pages that read them by hand); ValueError if not one."""
+    text = str(value if value is not None else "").strip()
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= INT64_MAX:
+        raise ValueError(f"{text!r} is not an id")
+    return int(text)
+
 
 _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request, Response
 
 from tether.core.errors import Forbidden, Invalid
+from tether.core.validate import Id
 
 from . import attachments, auth, customers, workflow
 from .clock import iso
@@ -58,25 +59,25 @@ def create_incident(body: IncidentIn, request: Request) -> dict:
 
 
 @router.get("/incidents", tags=["incidents"])
-def incidents(request: Request, status: str | None = None, customer_id: int | None = None,
+def incidents(request: Request, status: str | None = None, customer_id: Id | None = None,
               user: dict = Depends(staff)) -> list[dict]:
     return list_incidents(desk_of(request), status=status, customer_id=customer_id)
 
 
 @router.get("/incidents/{number}", tags=["incidents"])
-def incident(number: int, request: Request, user: dict = Depends(staff)) -> dict:
+def incident(number: Id, request: Request, user: dict = Depends(staff)) -> dict:
     return get_incident(desk_of(request), number)
 
 
 @router.get("/incidents/{number}/attachments/{aid}", tags=["incidents"])
-def attachment(number: int, aid: int, request: Request, user: dict = Depends(staff)) -> Response:
+def attachment(number: Id, aid: Id, request: Request, user: dict = Depends(staff)) -> Response:
     row, data = attachments.read(desk_of(request), number, aid)
     return Response(data, media_type=row["content_type"] or "application/octet-stream",
                     headers={"Content-Disposition": f'attachment; filename="{row["filename"]}"'})
 
 
 @router.post("/incidents/{number}/messages", tags=["incidents"])
-def message(number: int, body: MessageIn, request: Request) -> dict:
+def message(number: Id, body: MessageIn, request: Request) -> dict:
     """A staff reply (staff session) or a message from a representative (``email``)."""
     user = optional_staff(request)
     files = [attachments.Upload(a.filename, a.decoded(), a.content_type) for a in body.attachments]
@@ -92,29 +93,29 @@ def message(number: int, body: MessageIn, request: Request) -> dict:
 
 
 @router.post("/incidents/{number}/status", tags=["incidents"])
-def status(number: int, body: StatusIn, request: Request, user: dict = Depends(staff)) -> dict:
+def status(number: Id, body: StatusIn, request: Request, user: dict = Depends(staff)) -> dict:
     return workflow.set_status(desk_of(request), number, body.status, actor=user["username"], note=body.note)
 
 
 @router.post("/incidents/{number}/reopen", tags=["incidents"])
-def reopen(number: int, request: Request, user: dict = Depends(staff)) -> dict:
+def reopen(number: Id, request: Request, user: dict = Depends(staff)) -> dict:
     return workflow.reopen(desk_of(request), number, actor=user["username"])
 
 
 @router.post("/incidents/{number}/severity", tags=["incidents"])
-def severity(number: int, body: SeverityIn, request: Request, user: dict = Depends(staff)) -> dict:
+def severity(number: Id, body: SeverityIn, request: Request, user: dict = Depends(staff)) -> dict:
     return workflow.set_severity(desk_of(request), number, body.severity, actor=user["username"],
                                  reason=body.reason)
 
 
 @router.post("/incidents/{number}/escalate", tags=["incidents"])
-def escalate(number: int, body: EscalateIn, request: Request, user: dict = Depends(staff)) -> dict:
+def escalate(number: Id, body: EscalateIn, request: Request, user: dict = Depends(staff)) -> dict:
     return workflow.escalate(desk_of(request), number, engineer=body.engineer, reason=body.reason,
                              actor=user["username"])
 
 
 @router.post("/incidents/{number}/supervisor-request", tags=["incidents"])
-def supervisor_request(number: int, body: SupervisorIn, request: Request) -> dict:
+def supervisor_request(number: Id, body: SupervisorIn, request: Request) -> dict:
     """Record that the customer asked to speak to a supervisor or manager
     (staff, or the representative themself by email)."""
     desk = desk_of(request)
@@ -131,7 +132,7 @@ def supervisor_request(number: int, body: SupervisorIn, request: Request) -> dic
 
 
 @router.post("/incidents/{number}/feedback", status_code=201, tags=["incidents"])
-def feedback(number: int, body: FeedbackIn, request: Request) -> dict:
+def feedback(number: Id, body: FeedbackIn, request: Request) -> dict:
     inc = workflow.add_feedback(desk_of(request), number, email=body.email, rating=body.rating,
                                 comment=body.comment)
     return {"incident": number, "feedback": inc["feedback"]}
@@ -155,22 +156,22 @@ def add_customer(body: CustomerIn, request: Request, user: dict = Depends(staff)
 
 
 @router.get("/customers/{cid}", tags=["customers"])
-def get_customer(cid: int, request: Request, user: dict = Depends(staff)) -> dict:
+def get_customer(cid: Id, request: Request, user: dict = Depends(staff)) -> dict:
     return customers.get_customer(desk_of(request), cid)
 
 
 @router.post("/customers/{cid}/agreements", status_code=201, tags=["customers"])
-def add_agreement(cid: int, body: AgreementIn, request: Request, user: dict = Depends(staff)) -> dict:
+def add_agreement(cid: Id, body: AgreementIn, request: Request, user: dict = Depends(staff)) -> dict:
     return customers.add_agreement(desk_of(request), cid, **body.model_dump())
 
 
 @router.post("/customers/{cid}/representatives", status_code=201, tags=["customers"])
-def add_representative(cid: int, body: RepresentativeIn, request: Request, user: dict = Depends(staff)) -> dict:
+def add_representative(cid: Id, body: RepresentativeIn, request: Request, user: dict = Depends(staff)) -> dict:
     return customers.add_representative(desk_of(request), cid, **body.model_dump())
 
 
 @router.post("/representatives/{rid}/deactivate", tags=["customers"])
-def deactivate(rid: int, request: Request, user: dict = Depends(staff)) -> dict:
+def deactivate(rid: Id, request: Request, user: dict = Depends(staff)) -> dict:
     return customers.set_representative_active(desk_of(request), rid, False)
 
 

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
 from tether.core.errors import Forbidden, Invalid
 from tether.core.releases import Version
-from tether.core.validate import parse_model
+from tether.core.validate import Id, Int, parse_model
 
 from . import auth, rma, updates
 from .bizclock import TZ
@@ -47,7 +48,7 @@ async def appliance_incident(
     summary: str = Form(..., description="what happened, e.g. 'automatic failover to backup'"),
     version: str = Form(..., description="the appliance's version, X.Y or X.Y.Z"),
     status: str = Form("{}", description="a JSON object: the appliance's status"),
-    severity: int = Form(2),
+    severity: Annotated[Int, Form()] = 2,
     details: str | None = Form(None),
     key: str | None = Form(None, description="the key of the event reported (letters, digits, . _ : -; at most "
                                               "128): a retry with the same key gets the incident already opened"),
@@ -165,12 +166,12 @@ def create_rma(body: RmaIn, request: Request, user: dict = Depends(staff)) -> di
 
 
 @router.get("/rmas/{rid}", tags=["rma"])
-def get_rma(rid: int, request: Request, user: dict = Depends(staff)) -> dict:
+def get_rma(rid: Id, request: Request, user: dict = Depends(staff)) -> dict:
     return rma.get(desk_of(request), rid)
 
 
 @router.post("/rmas/{rid}/vat-consent", tags=["rma"])
-def vat_consent(rid: int, request: Request, user: dict = Depends(staff)) -> dict:
+def vat_consent(rid: Id, request: Request, user: dict = Depends(staff)) -> dict:
     return rma.consent_vat(desk_of(request), rid)
 
 
@@ -178,7 +179,7 @@ _STEPS = {"ship": rma.ship, "live": rma.live, "received": rma.received, "repaire
 
 
 @router.post("/rmas/{rid}/{step}", tags=["rma"])
-def rma_step(rid: int, step: str, request: Request, body: RmaEventIn | None = None,
+def rma_step(rid: Id, step: str, request: Request, body: RmaEventIn | None = None,
              user: dict = Depends(staff)) -> dict:
     """Record a step: ship (replacement sent), live (replacement in service),
     received (unit back at the vendor), repaired (repaired unit sent back)."""

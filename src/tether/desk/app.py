@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
 from tether.core import apidocs
+from tether.core.bodylimit import KIB, MIB, BodyLimit, BodyLimits, Limit
 
 from . import api, api_ops, web
 from .deps import install_error_handlers
@@ -22,6 +23,20 @@ from .mailin import start_listener
 
 log = logging.getLogger("tether.desk")
 # as the appliance's faces: nothing inline, nothing from elsewhere, no framing
+# every JSON or form body is at most JSON_MAX; those carrying attachments (base64 in JSON, or files in a
+# form) the desk's attachment limits and their framing; all checked before a body is read (core.bodylimit)
+JSON_MAX = 1 * MIB
+
+
+def body_limits(config) -> BodyLimits:
+    files = config.max_attachments * config.max_attachment_bytes
+    as_form, as_json = files + 256 * KIB, files * 4 // 3 + 256 * KIB  # base64 is 4/3 of the bytes
+    return BodyLimits(JSON_MAX, [Limit("POST", "/api/incidents", as_json),
+                                 Limit("POST", "/api/incidents/{number}/messages", as_json),
+                                 Limit("POST", "/api/appliance/incidents", as_form),
+                                 Limit("POST", "/new", as_form)])
+
+
 CSP = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'"
 
 
@@ -58,6 +73,7 @@ def create_app(desk, *, smtp_listen: tuple[str, int] | None = None, jobs_interva
         response.headers.setdefault("x-content-type-options", "nosniff")
         return response
 
+    app.add_middleware(BodyLimit, limits=body_limits(desk.config))  # outermost: before any other code reads
     return app
 
 

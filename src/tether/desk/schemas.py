@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from tether.core.releases import Version
+from tether.core.validate import Id
 
 EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 
@@ -150,7 +151,7 @@ class RepresentativeIn(Strict):
 
 class TokenIn(Strict):
     name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,128}$")]
-    customer_id: int
+    customer_id: Id
     contact_email: Email
 
 
@@ -161,7 +162,7 @@ class LoginIn(Strict):
 
 class HostedIn(Strict):
     name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,128}$")]
-    customer_id: int
+    customer_id: Id
     version: VersionText
     level: int = Field(1, ge=1, le=2)
     contact_email: Email
@@ -178,8 +179,8 @@ class ContactIn(Strict):
 
 
 class RmaIn(Strict):
-    customer_id: int
-    incident: int | None = None
+    customer_id: Id
+    incident: Id | None = None
     model: Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[Bb]\d{3}$")]
     serial: Short
     part: Literal["disk", "power_supply", "appliance"]

@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from tether.core.errors import Forbidden, TetherError, Unauthorized
-from tether.core.validate import parse_model
+from tether.core.validate import Id, parse_model
 
 from . import auth, workflow
 from .deps import COOKIE, desk_of, optional_staff, uploads_from
@@ -119,7 +119,7 @@ def incidents_page(request: Request, status: str | None = None):
 
 
 @router.get("/incidents/{number}")
-def incident_page(number: int, request: Request):
+def incident_page(number: Id, request: Request):
     user, redirect = _staff_or_login(request)
     if redirect:
         return redirect
@@ -131,12 +131,12 @@ def incident_page(number: int, request: Request):
 
 
 @router.get("/incidents/{number}/feedback")
-def feedback_page(number: int, request: Request):
+def feedback_page(number: Id, request: Request):
     return render(request, "feedback.html", number=number)
 
 
 @router.post("/incidents/{number}/feedback")
-async def feedback_post(number: int, request: Request):
+async def feedback_post(number: Id, request: Request):
     form = await request.form()
     try:
         rating = int(str(form.get("rating", "0")) or 0)
@@ -154,7 +154,7 @@ async def feedback_post(number: int, request: Request):
 
 
 @router.post("/incidents/{number}/{action}")
-async def incident_action(number: int, action: str, request: Request):
+async def incident_action(number: Id, action: str, request: Request):
     desk = desk_of(request)
     try:
         user, form = await _form_user(request)

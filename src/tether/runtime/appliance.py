@@ -45,6 +45,7 @@ from tether.core.throttle import LoginThrottle
 from tether.failover.service import FailoverService
 from tether.site import package as site_package
 
+from .connguard import ConnectionGuard
 from .jobs import JobRunner
 from .listeners import Listener, Listeners
 from .provision import create_schema, initialize
@@ -91,6 +92,8 @@ class Appliance:
         self.syslog = SyslogForwarder(self._syslog_target, self.hostname)
         self.audit = AuditLog(self.engine, store.audit_log, "appliance", self.syslog.forward)
         self.listeners = Listeners(data, self.engine, self.settings, self.certs)
+        self.connections = ConnectionGuard()  # configured from the settings by the server, and when they change
+        self.connections.configure_from(self.settings.get("security").connections)
         self.slot = SiteSlot(data, self.throttle, self.syslog.forward, self.site_db_url, self._write_fence)
         self.clients = ClientHub(lambda: self.slot.site, self._client_refusal)  # the /client channel (CL-01)
         self.support = Support(self, _desk_opener, self.jobs.submit)
@@ -238,6 +241,7 @@ class Appliance:
         self.settings.put(section, data)
         if section == "security":
             self.refresh_tls()
+            self.connections.configure_from(self.settings.get("security").connections)
         self.audit.record(actor, f"settings.{section}.update", section, source_ip)
         return self.settings.public(section)
 
@@ -298,6 +302,7 @@ class Appliance:
             self.role.reset()
             self.failover.write_track()  # role none: 1 (the wipe took the file; keepalived reads none as 0)
             self.listeners.rebind(self.engine, self.settings, self.certs)
+            self.connections.configure_from(self.settings.get("security").connections)
             self.publish_builtin_cert()
             self.slot.removed()
         return {"ok": True, "files_wiped": wiped, "serial_number": identity["serial"]}

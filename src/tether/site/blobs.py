@@ -19,14 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import AsyncIterable, Iterable, Iterator
 
-from tether.core.errors import Invalid, NotFound
+from tether.core.errors import Invalid, NotFound, TooLarge
 
 CHUNK = 1 << 20
 _SHA = re.compile(r"^[0-9a-f]{64}$")
-
-
-class TooLarge(Invalid):
-    status, code = 413, "too_large"
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,7 @@ class SecurityProvider(Strict):
     enabled: bool = True
     priority: Annotated[int, Field(ge=0, le=1000)] = 10
     host: str | None = None
-    port: int | None = None
+    port: V.PortNumber | None = None
     tls_mode: Literal["none", "starttls", "ldaps"] | None = None
     timeout_seconds: Annotated[int, Field(ge=1, le=120)] = 10
     bind_dn: Annotated[str, Field(max_length=512)] | None = None
@@ -262,7 +262,7 @@ class DnsSwing(Strict):
     """FO-07 DNS swing: an RFC 2136 update, signed with TSIG, of the site's A record."""
     enabled: bool = False
     server: str | None = None  # the authoritative server's address
-    port: int = 53
+    port: V.PortNumber = 53
     zone: str | None = None  # e.g. example.com.
     record: str | None = None  # e.g. support.example.com.
     ttl: Annotated[int, Field(ge=1, le=86400)] = 30
@@ -316,11 +316,11 @@ class FailoverSettings(Strict):
     enabled: bool = False
     role: Literal["none", "primary", "backup"] = "none"
     peer_host: str | None = None
-    peer_port: int = 443
+    peer_port: V.PortNumber = 443
     backup_operations_enabled: bool = False
     sync_mode: Literal["continuous", "interval"] = "continuous"  # interval: catch up every sync_interval_minutes
     sync_interval_minutes: Annotated[int, Field(ge=1, le=1440)] = 15
-    sync_bandwidth_limit_kbps: Annotated[int, Field(ge=0)] = 0
+    sync_bandwidth_limit_kbps: V.Natural = 0
     sync_commit: Literal["async", "sync"] = "async"  # sync: a change is acknowledged once the backup applied it
     sync_fallback: Literal["strict", "fallback"] = "fallback"  # when the backup does not confirm in time
     sync_timeout_ms: Annotated[int, Field(ge=50, le=60000)] = 2000
@@ -328,7 +328,7 @@ class FailoverSettings(Strict):
     primary_timeout_seconds: Annotated[int, Field(ge=3, le=3600)] = 60
     connectivity_test_ips: list[str] = []
     connectivity_test_method: Literal["tcp", "icmp"] = "tcp"
-    connectivity_test_port: int = 443  # for tcp: a connect to IP:port that is answered (even refused) counts
+    connectivity_test_port: V.PortNumber = 443  # for tcp: a connect to IP:port that is answered (even refused) counts
     shared_ips: list[str] = []
     nat_hook: str | None = None  # an executable run as HOOK OLD_ADDRESS NEW_ADDRESS after a takeover
     nat_hook_timeout_seconds: Annotated[int, Field(ge=1, le=600)] = 30
@@ -349,7 +349,7 @@ class EventSettings(Strict):
     retry_base_seconds: Annotated[float, Field(ge=0.1, le=3600)] = 10.0
     max_attempts: Annotated[int, Field(ge=1, le=50)] = 8
     mail_relay_host: str | None = None
-    mail_relay_port: int = 25
+    mail_relay_port: V.PortNumber = 25
     mail_sender: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")] = "tether@localhost"
 
 

@@ -13,9 +13,11 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tether.core import apidocs
+from tether.core.bodylimit import BodyLimit
 from tether.runtime import Appliance
 
 from . import appliance_api, appliance_pages, cert_pages, client_channel, failover_pages, login_pages, peer_api, site_api, site_clients_pages, site_data_pages, software_pages
+from .uploads import BODY_LIMITS
 
 SECURITY_HEADERS = [
     (b"strict-transport-security", b"max-age=31536000"),
@@ -137,4 +139,5 @@ def create_app(appliance: Appliance) -> ASGIApp:
         ok, text = request.app.state.appliance.health()
         return PlainTextResponse(text + "\n", status_code=200 if ok else 500)
 
-    return SecurityHeaders(AdminNetworks(ReplicationBarrier(app, appliance), appliance))
+    # the body cap first: a request over its limit is answered 413 before any other code reads it
+    return SecurityHeaders(BodyLimit(AdminNetworks(ReplicationBarrier(app, appliance), appliance), BODY_LIMITS))

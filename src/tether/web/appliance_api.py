@@ -17,12 +17,13 @@ from starlette.responses import FileResponse, JSONResponse, Response
 
 from tether.appliance import config_export
 from tether.core.errors import Invalid, Unauthorized
+from tether.core.validate import Int, Natural
 from tether.site.package import MAX_PACKAGE_BYTES
 
 from . import auth, cert_api
 from .auth import Principal, appliance_of, client_ip
 from .errors import install_json_handlers
-from .uploads import FORM_OVERHEAD, Upload
+from .uploads import FORM_OVERHEAD, SITE_PACKAGE
 
 
 class LoginBody(BaseModel):
@@ -86,8 +87,6 @@ def change_password(request: Request, p: Principal, current: str, new: str) -> N
     app.audit.record(p.name, "password.change", "appliance", client_ip(request))
 
 
-SITE_PACKAGE = Upload("site package", MAX_PACKAGE_BYTES,
-                      hint="a site package is the small signed .tsp file the vendor sends; check the file chosen")
 # the OpenAPI description of the body both faces read through SITE_PACKAGE (a multipart form, field "file")
 SITE_PACKAGE_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["file"], "properties": {"file": {
@@ -161,7 +160,7 @@ def create() -> FastAPI:
         return appliance_of(request).jobs.status()
 
     @api.get("/audit", summary="The /appliance audit log, newest first")
-    def get_audit(request: Request, _p: Admin, limit: int = 100, offset: int = 0) -> list[dict]:
+    def get_audit(request: Request, _p: Admin, limit: Int = 100, offset: Natural = 0) -> list[dict]:
         return appliance_of(request).audit.list(min(max(limit, 1), 1000), max(offset, 0))
 
     @api.get("/site", summary="The installed site, if any")

@@ -18,6 +18,7 @@ from tether.certs.generate import DEFAULT_KEY_TYPE, MAX_ANSWER_BYTES, SELF_SIGNE
 from tether.certs.pkcs12 import MAX_P12_BYTES
 from tether.certs.service import safe_filename
 from tether.core.errors import Invalid
+from tether.core.validate import Id, Int
 
 from . import auth
 from .auth import Principal, appliance_of, client_ip
@@ -40,7 +41,7 @@ class SelfSignedBody(_Body):
     fqdn: str | None = Field(None, description="Default: the appliance's host name")
     alt_names: list[str] = []
     key_type: str = DEFAULT_KEY_TYPE
-    days: int = SELF_SIGNED_DAYS
+    days: Int = SELF_SIGNED_DAYS
 
 
 class RequestBody(_Body):
@@ -65,7 +66,7 @@ class ExportBody(_Body):
 
 
 class AssignBody(_Body):
-    id: int = Field(description="The certificate to present; the built-in one removes the assignment")
+    id: Id = Field(description="The certificate to present; the built-in one removes the assignment")
 
 
 def download(data: bytes, filename: str, media_type: str) -> Response:
@@ -86,7 +87,7 @@ def list_certificates(request: Request, _p: Admin) -> dict:
 
 
 @router.get("/certificates/{cert_id}", summary="One certificate, described as in the listing")
-def get_certificate(request: Request, cert_id: int, _p: Admin) -> dict:
+def get_certificate(request: Request, cert_id: Id, _p: Admin) -> dict:
     return appliance_of(request).certificates.get(cert_id)
 
 
@@ -109,7 +110,7 @@ async def post_import(request: Request, p: Admin, file: UploadFile, name: Annota
 
 @router.post("/certificates/{cert_id}/export", summary="Export as a passphrase-protected .p12",
              response_class=Response, responses={200: {"content": {"application/x-pkcs12": {}}}})
-def post_export(request: Request, cert_id: int, body: ExportBody, p: Admin) -> Response:
+def post_export(request: Request, cert_id: Id, body: ExportBody, p: Admin) -> Response:
     filename, data = appliance_of(request).certificates.export_p12(
         p.name, client_ip(request), cert_id, body.passphrase, include_cert=body.include_certificate,
         include_key=body.include_key, include_chain=body.include_chain)
@@ -117,7 +118,7 @@ def post_export(request: Request, cert_id: int, body: ExportBody, p: Admin) -> R
 
 
 @router.delete("/certificates/{cert_id}", summary="Delete a certificate (not the built-in one, not an assigned one)")
-def delete_certificate(request: Request, cert_id: int, p: Admin) -> dict:
+def delete_certificate(request: Request, cert_id: Id, p: Admin) -> dict:
     appliance_of(request).certificates.delete(p.name, client_ip(request), cert_id)
     return {"ok": True}
 
@@ -136,14 +137,14 @@ def post_request(request: Request, body: RequestBody, p: Admin) -> dict:
 
 @router.get("/certificate-requests/{request_id}/csr", summary="Download a pending request's CSR (PEM)",
             response_class=Response, responses={200: {"content": {"application/pkcs10": {}}}})
-def get_csr(request: Request, request_id: int, _p: Admin) -> Response:
+def get_csr(request: Request, request_id: Id, _p: Admin) -> Response:
     req = appliance_of(request).certificates.csr(request_id)
     return download(req["csr_pem"].encode(), safe_filename(req["name"], f"request-{request_id}", ".csr"),
                         "application/pkcs10")
 
 
 @router.delete("/certificate-requests/{request_id}", summary="Drop a pending request and its key")
-def delete_request(request: Request, request_id: int, p: Admin) -> dict:
+def delete_request(request: Request, request_id: Id, p: Admin) -> dict:
     appliance_of(request).certificates.delete_request(p.name, client_ip(request), request_id)
     return {"ok": True}
 

@@ -16,6 +16,7 @@ from tether.certs.generate import DEFAULT_KEY_TYPE, KEY_TYPES, MAX_ANSWER_BYTES,
 from tether.certs.pkcs12 import MAX_P12_BYTES
 from tether.certs.service import safe_filename
 from tether.core.errors import Invalid, NotFound, TetherError
+from tether.core.validate import Id, as_id
 
 from . import forms
 from .appliance_pages import FACE, _page
@@ -76,7 +77,7 @@ async def certificates_page(request: Request):
 
 
 @router.get("/appliance/certificates/requests/{request_id}/csr")
-async def csr_download(request: Request, request_id: int):
+async def csr_download(request: Request, request_id: Id):
     async def h(p):
         req = appliance_of(request).certificates.csr(request_id)
         return download(req["csr_pem"].encode(), safe_filename(req["name"], f"request-{request_id}", ".csr"),
@@ -120,14 +121,15 @@ async def _answer(request, p, form):
 
 
 def _path_int(value: str) -> int:
-    if not str(value).isdigit():
-        raise NotFound(f"no certificate or request {value!r}")
-    return int(value)
+    try:
+        return as_id(value)
+    except ValueError:
+        raise NotFound(f"no certificate or request {value!r}") from None
 
 
 def _form_id(form, name: str = "id") -> int:
     try:
-        return int(str(form.get(name) or ""))
+        return as_id(form.get(name))
     except ValueError:
         raise Invalid("choose a certificate", field=name) from None
 

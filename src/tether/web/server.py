@@ -2,13 +2,14 @@
 TLS context (so each address can present its own certificate), all in one
 event loop over one app. SIGTERM and SIGINT stop every listener cleanly.
 There is no plain-HTTP listener: a plain HTTP request to an HTTPS port fails
-the TLS handshake and is refused."""
+the TLS handshake and is refused. Each listener accepts through the
+connection guard (``web.connections``: per-source limit, handshake and
+header timeouts, descriptors in reserve)."""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import logging
 import os
 import signal
@@ -20,14 +21,9 @@ from tether.clients.protocol import WS_MAX_SIZE
 from tether.runtime import Appliance
 
 from .app import create_app
+from .connections import GuardedServer
 
 log = logging.getLogger("tether.server")
-
-
-class _Listener(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self):  # signals are handled once, by serve_forever
-        yield
 
 
 def event_loop_factory():
@@ -59,7 +55,7 @@ def _bind(host: str, port: int) -> socket.socket:
 
 async def serve_forever(appliance: Appliance, listens: list[tuple[str, int]], on_ready=None) -> None:
     asgi = create_app(appliance)
-    servers: list[tuple[_Listener, socket.socket]] = []
+    servers: list[tuple[GuardedServer, socket.socket]] = []
     for host, port in listens:
         sock = _bind(host, port)
         actual_port = sock.getsockname()[1]
@@ -70,7 +66,7 @@ async def serve_forever(appliance: Appliance, listens: list[tuple[str, int]], on
                                 backlog=4096)
         config.load()
         config.ssl = lst.context
-        servers.append((_Listener(config), sock))
+        servers.append((GuardedServer(config, appliance.connections), sock))
     loop = asyncio.get_running_loop()
     # blocking work handed off by the hub and the peer routes (asyncio.to_thread) runs here
     loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="tether-io"))

@@ -15,6 +15,7 @@ from fastapi import Depends, FastAPI, Form, Request
 from fastapi.security import HTTPBasic
 from pydantic import BaseModel
 from tether.core.errors import Invalid
+from tether.core.validate import Int, Natural
 from tether.site.actions import accounts, config, history
 
 from . import backup_api, failover_api, site_clients_api, site_data_api
@@ -51,7 +52,7 @@ class SetPassword(BaseModel):
 class NewApiAccount(BaseModel):
     name: str
     permissions: list[str]
-    token_ttl: int = 900
+    token_ttl: Int = 900
 
 
 def create() -> FastAPI:
@@ -129,7 +130,7 @@ def create() -> FastAPI:
         return config.put_site_settings(site_of(request), p, client_ip(request), body)
 
     @api.get("/reporting/audit", summary="The site's audit log, newest first")
-    def get_audit(request: Request, p: Caller, limit: int = 100, offset: int = 0) -> list[dict]:
+    def get_audit(request: Request, p: Caller, limit: Int = 100, offset: Natural = 0) -> list[dict]:
         return history.audit_log(site_of(request), p, limit, offset)
 
     @api.post("/command/check_health", summary="Health of this appliance (IC-04): id, version, role, last sync")

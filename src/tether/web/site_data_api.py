@@ -13,15 +13,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Query, Request
 from starlette.responses import FileResponse, Response
 
+from tether.core.validate import Natural
 from tether.site import resources as R
 from tether.site import sections as S
 from tether.site.actions import accounts, config, files
-from tether.site.filestore import LOGO_MAX, check_name
+from tether.site.filestore import check_name
 
 from . import site_history_api
 from .auth import client_ip
 from .site_deps import Caller, send, site_of
-from .uploads import Upload
+from .uploads import LOGO
 
 router = APIRouter()
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$"
@@ -30,7 +31,6 @@ NameParam = Annotated[str, Path(pattern=NAME_RE, description="the entry's name")
 FileParam = Annotated[str, Path(pattern=FILE_RE, description="the file's name in the store")]
 UserParam = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")]
 JsonBody = Annotated[dict[str, Any], Body()]
-LOGO = Upload("logo", LOGO_MAX, field="logo")
 
 
 # --- routes -------------------------------------------------------------------------------
@@ -56,7 +56,7 @@ def _kind_routes(slug: str, k: R.Kind) -> None:
 
     @router.get(f"/config/{slug}", summary=f"List {title}", name=f"list_{slug}")
     def list_(request: Request, p: Caller, limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
-              offset: Annotated[int, Query(ge=0)] = 0) -> list[dict]:
+              offset: Natural = 0) -> list[dict]:
         return config.list_entries(site_of(request), p, slug, limit, offset)
 
     @router.post(f"/config/{slug}", status_code=201, summary=f"Create an entry of {title}", name=f"create_{slug}")
@@ -111,7 +111,7 @@ async def put_logo(request: Request, p: Caller) -> dict:
 
 @router.get("/files", summary="List the file store (Remote Support)")
 def list_files(request: Request, p: Caller, limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
-               offset: Annotated[int, Query(ge=0)] = 0) -> list[dict]:
+               offset: Natural = 0) -> list[dict]:
     return files.list_files(site_of(request), p, limit, offset)
 
 

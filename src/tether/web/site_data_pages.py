@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request
 from markupsafe import Markup
 
 from tether.core.errors import Invalid, TetherError
+from tether.core.validate import Id
 from tether.site import history as H
 from tether.site import permissions as P
 from tether.site import resources as R
@@ -341,7 +342,7 @@ async def session_page(request: Request, lsid: str):
 
 
 @router.get("/login/history/recordings/{rec_id}")
-async def recording_download(request: Request, rec_id: int):
+async def recording_download(request: Request, rec_id: Id):
     """A recording as stored (command shells: asciicast v2, playable with `asciinema play`)."""
     async def h(p):
         return send(history.recording_download(site_of(request), p, rec_id))

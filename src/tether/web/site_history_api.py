@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Query, Request
 from starlette.responses import FileResponse
 
+from tether.core.validate import Id, Natural
 from tether.site import changelog
 from tether.site import history as H
 from tether.site import permissions as P
@@ -49,7 +50,7 @@ def get_session(request: Request, lsid: Lsid, p: Caller) -> dict:
 
 
 @router.get("/reporting/recordings/{rec_id}/content", summary="Download a recording", response_class=FileResponse)
-def get_recording(request: Request, rec_id: int, p: Caller) -> FileResponse:
+def get_recording(request: Request, rec_id: Id, p: Caller) -> FileResponse:
     return send(history.recording_download(site_of(request), p, rec_id))
 
 
@@ -60,7 +61,7 @@ def get_deliveries(request: Request, p: Caller, limit: Annotated[int, Query(ge=1
 
 
 @router.get("/changes", summary="The site's change log after a sequence number (docs/formats/changelog.md)")
-def get_changes(request: Request, p: Caller, after: Annotated[int, Query(ge=0)] = 0,
+def get_changes(request: Request, p: Caller, after: Natural = 0,
                 limit: Annotated[int, Query(ge=1, le=10000)] = 1000) -> dict:
     p.require(P.BACKUP)
     with site_of(request).engine.connect() as c:

@@ -10,7 +10,13 @@ either way ``TooLarge`` (413) with the same message, and nothing more is
 read. Authenticate on the view: a cookie session's CSRF token is read from
 the form, so from the bounded body. Bodies streamed to disk (the file
 store, recordings, backups) are bounded where they are written
-(``site.blobs``), not here."""
+(``site.blobs``), not here.
+
+``BODY_LIMITS`` is the one declaration of every request body's limit on the
+appliance, enforced for every route by the ``tether.core.bodylimit``
+middleware before the app reads anything: ``JSON_MAX`` for every JSON and
+form body, the upload routes' own limits (with a form's framing), and the
+streamed routes left to the store they write to."""
 
 from __future__ import annotations
 
@@ -18,10 +24,15 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from tether.core.errors import Invalid
-from tether.site.blobs import TooLarge
+from tether.certs.pkcs12 import MAX_P12_BYTES
+from tether.core.bodylimit import MIB, STREAMED, BodyLimits, Limit
+from tether.core.errors import Invalid, TooLarge
+from tether.site.filestore import LOGO_MAX
+from tether.site.package import MAX_PACKAGE_BYTES
 
 FORM_OVERHEAD = 64 * 1024  # a multipart body's boundaries, part headers and small fields around the file
+JSON_MAX = 1 * MIB  # every JSON or form body not declared below
+CONFIG_IMPORT_MAX = 4 * MIB  # an /appliance configuration export (certificates and chains in PEM)
 
 
 @dataclass(frozen=True)
@@ -69,3 +80,25 @@ class Upload:
     async def read_body(self, request: Request) -> bytes:
         """A raw request body of at most the limit."""
         return await self.bounded(request, form=False).body()
+
+
+SITE_PACKAGE = Upload("site package", MAX_PACKAGE_BYTES,
+                      hint="a site package is the small signed .tsp file the vendor sends; check the file chosen")
+LOGO = Upload("logo", LOGO_MAX, field="logo")
+P12 = Upload(".p12 file", MAX_P12_BYTES)
+
+BODY_LIMITS = BodyLimits(JSON_MAX, [
+    Limit("POST", "/appliance/api/site-package", SITE_PACKAGE.limit + FORM_OVERHEAD, SITE_PACKAGE.too_large()),
+    Limit("POST", "/appliance/site", SITE_PACKAGE.limit + FORM_OVERHEAD, SITE_PACKAGE.too_large()),
+    Limit("POST", "/appliance/api/certificates/import", P12.limit + FORM_OVERHEAD, P12.too_large()),
+    Limit("POST", "/appliance/certificates/import", P12.limit + FORM_OVERHEAD, P12.too_large()),
+    Limit("POST", "/appliance/api/config/import", CONFIG_IMPORT_MAX),
+    Limit("PUT", "/api/config/branding/logo", LOGO.limit, LOGO.too_large()),
+    # streamed to disk: the file store's max_upload_bytes, recordings and backups bounded as they are written
+    Limit("PUT", "/api/files/{name}", STREAMED),
+    Limit("POST", "/login/files", STREAMED),
+    Limit("PUT", "/api/command/sessions/{lsid}/recordings/{kind}", STREAMED),
+    Limit("POST", "/api/backup/verify", STREAMED),
+    Limit("POST", "/api/restore", STREAMED),
+    Limit("POST", "/login/software/restore", STREAMED),
+])

@@ -1,0 +1,159 @@
+"""How a listener accepts a connection, under the connection guard
+(``tether.runtime.connguard``): the TCP connection takes a slot first (or is
+closed at once, its source being at its limit), then has
+``handshake_timeout`` seconds for its TLS handshake, then
+``header_timeout`` seconds for each complete request head (the first one,
+and each next one on a kept-alive connection); a connection that sends its
+headers a line at a time, or nothing, is closed when that time is up. A
+complete request head proves the connection (it is no longer among the
+first closed when descriptors run short); a WebSocket upgrade ends the
+header timer (the client hub has its own hello timeout).
+
+``GuardedServer`` is uvicorn's server with its startup's ``create_server``
+replaced by this accept path: it accepts on the listening socket itself, so
+the slot exists before the handshake (which ``create_server(ssl=...)``
+hides), and hands each admitted socket to ``loop.connect_accepted_socket``
+with the TLS context and the handshake timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from tether.runtime.connguard import ConnectionGuard, Slot
+
+log = logging.getLogger("tether.server")
+ACCEPT_BATCH = 64  # connections accepted per wake-up of the listening socket
+ACCEPT_PAUSE = 0.1  # seconds without accepting after the process ran out of descriptors
+
+
+class GuardedH11(H11Protocol):
+    """uvicorn's h11 protocol with the header timeout, marking its slot proven at the first request head."""
+
+    def __init__(self, *args, guard: ConnectionGuard, slot: Slot, **kw):
+        super().__init__(*args, **kw)
+        self.guard, self.slot = guard, slot
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self.slot.attach(transport)
+        self._arm()
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._head_timer = self.loop.call_later(self.guard.header_timeout, self._head_deadline)
+
+    def _disarm(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_deadline(self) -> None:
+        self._head_timer = None
+        if self.cycle is None or self.cycle.response_complete:  # no complete request head in time
+            self.transport.abort()  # not close(): a TLS close waits for the peer's close_notify
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        if self.cycle is not None and not self.slot.proven:
+            self.slot.proven = True
+
+    def handle_websocket_upgrade(self, event) -> None:
+        self._disarm()
+        self.slot.proven = True
+        super().handle_websocket_upgrade(event)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm()  # the next request head has the same time
+
+    def connection_lost(self, exc) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+        self.guard.release(self.slot)
+
+
+class GuardedServer(uvicorn.Server):
+    """One listener: uvicorn's server over the guarded accept path. Signals are handled by the caller."""
+
+    def __init__(self, config: uvicorn.Config, guard: ConnectionGuard):
+        super().__init__(config)
+        self.guard = guard
+        self.handshakes: set[asyncio.Task] = set()
+
+    def make_http(self, slot: Slot) -> GuardedH11:
+        return GuardedH11(config=self.config, server_state=self.server_state, app_state=self.lifespan.state,
+                          guard=self.guard, slot=slot)
+
+    async def startup(self, sockets: list | None = None) -> None:
+        await self.lifespan.startup()
+        loop = asyncio.get_running_loop()
+        self.listening = list(sockets or [])
+        for sock in self.listening:
+            sock.setblocking(False)
+            loop.add_reader(sock.fileno(), self._accept, sock)
+        self.servers = []  # no asyncio server: this class accepts (uvicorn's shutdown closes none)
+        self.started = True
+
+    def _accept(self, sock) -> None:
+        loop = asyncio.get_running_loop()
+        for _ in range(ACCEPT_BATCH):
+            try:
+                conn, addr = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # out of descriptors or buffers: stop accepting for a moment
+                if exc.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    raise
+                log.warning("accept paused for %.1f s: %s", ACCEPT_PAUSE, exc)
+                loop.remove_reader(sock.fileno())
+                loop.call_later(ACCEPT_PAUSE, self._resume_accepting, sock)
+                return
+            slot = self.guard.admit(addr[0] if isinstance(addr, tuple) else "?")
+            if slot is None:
+                conn.close()
+                continue
+            conn.setblocking(False)
+            started: list[bool] = []
+            task = loop.create_task(self._handshake(conn, slot, started))
+            slot.abort = task.cancel
+            self.handshakes.add(task)
+            task.add_done_callback(lambda t, c=conn, sl=slot, st=started: self._handshake_done(t, c, sl, st))
+
+    def _resume_accepting(self, sock) -> None:
+        if not self.should_exit and sock.fileno() != -1:
+            asyncio.get_running_loop().add_reader(sock.fileno(), self._accept, sock)
+
+    async def _handshake(self, conn, slot: Slot, started: list) -> None:
+        started.append(True)
+        await asyncio.get_running_loop().connect_accepted_socket(
+            lambda: self.make_http(slot), conn, ssl=self.config.ssl, ssl_handshake_timeout=self.guard.handshake_timeout)
+        # from here the HTTP protocol holds the slot (GuardedH11.connection_made attached its transport)
+
+    def _handshake_done(self, task: asyncio.Task, conn, slot: Slot, started: list) -> None:
+        self.handshakes.discard(task)
+        if not started:  # cancelled before it began: the socket was never handed to a transport
+            conn.close()
+        if task.cancelled() or task.exception() is not None:  # timed out, failed, evicted: the transport closed it
+            self.guard.release(slot)
+
+    async def shutdown(self, sockets=None) -> None:
+        loop = asyncio.get_running_loop()
+        for sock in self.listening:
+            if sock.fileno() != -1:
+                loop.remove_reader(sock.fileno())
+                sock.close()
+        for task in list(self.handshakes):
+            task.cancel()
+        await super().shutdown(sockets)
+
+    @contextlib.contextmanager
+    def capture_signals(self):  # signals are handled once, by serve_forever
+        yield

@@ -265,6 +265,31 @@ def site_admin(c: httpx.Client) -> dict:
     return {"Authorization": f"Bearer {r.json()['token']}"}
 
 
+def allow_one_source(c: httpx.Client, clients: int, admin_headers: dict | None = None) -> int:
+    """Let ``clients`` connections (+100) come from one address: the load generators all connect from
+    127.0.0.1, as jump clients behind one NAT would (/appliance Security, ``connections.max_per_source``).
+    Logs in as the /appliance admin unless ``admin_headers`` are given (the first time: admin / password,
+    then changed). Returns the limit set."""
+    h = admin_headers
+    if h is None:
+        r = c.post("/appliance/api/session", json={"username": "admin", "password": ADMIN_PASSWORD})
+        if r.status_code != 200:
+            r = c.post("/appliance/api/session", json={"username": "admin", "password": "password"})
+            r.raise_for_status()
+            h = {"Authorization": f"Bearer {r.json()['token']}"}
+            c.post("/appliance/api/password", headers=h, json={"current_password": "password",
+                                                               "new_password": ADMIN_PASSWORD}).raise_for_status()
+        else:
+            h = {"Authorization": f"Bearer {r.json()['token']}"}
+    sec = c.get("/appliance/api/security", headers=h)
+    sec.raise_for_status()
+    body = sec.json()
+    limit = max(body["connections"]["max_per_source"], clients + 100)
+    body["connections"]["max_per_source"] = limit
+    c.put("/appliance/api/security", headers=h, json=body).raise_for_status()
+    return limit
+
+
 def set_jump_settings(c: httpx.Client, h: dict, rate: int, heartbeat: int) -> dict:
     cur = c.get("/api/config/settings/jump-clients", headers=h)
     cur.raise_for_status()
@@ -469,6 +494,7 @@ def main() -> None:
         with apl.client() as c:
             h = site_admin(c)
             set_jump_settings(c, h, a.rate, a.heartbeat)
+            allow_one_source(c, a.clients)
             assert connected_on_appliance(c, h) == 0
             time.sleep(2)
             rss0 = rss_kb(apl.pid)

@@ -34,9 +34,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from clients_hold import (CLK_TCK, Appliance, LoadGens, _ticks, connected_on_appliance, exit_on_signals,  # noqa: E402
-                          log, machine_ticks, make_site, percentile_times, raise_fd_limit, seed_clients,
-                          finish_workdir, set_jump_settings, site_admin, wait_all_connected)
+from clients_hold import (CLK_TCK, Appliance, LoadGens, _ticks, allow_one_source,  # noqa: E402
+                          connected_on_appliance, exit_on_signals, finish_workdir, log, machine_ticks, make_site,
+                          percentile_times, raise_fd_limit, seed_clients, set_jump_settings, site_admin,
+                          wait_all_connected)
 
 TARGET_S = 10.0  # PERF-02: all jump clients connected again within 10 s of the appliance serving
 
@@ -73,6 +74,7 @@ def main() -> None:
         with apl.client() as c:
             h = site_admin(c)
             set_jump_settings(c, h, a.rate, a.heartbeat)
+            allow_one_source(c, a.clients)
         log(f"appliance pid {apl.pid} on port {apl.port}; rate {a.rate}/s, heartbeat {a.heartbeat} s")
         gens = LoadGens(work, ids, a.clients, a.procs, duration=2 * a.timeout + a.stable + 600,
                         max_opening=a.max_opening)

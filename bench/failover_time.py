@@ -63,8 +63,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from clients_hold import (CLK_TCK, LoadGens, _ticks, exit_on_signals, finish_workdir, log,  # noqa: E402
-                          machine_ticks, percentile_times, raise_fd_limit, seed_clients, set_jump_settings,
+from clients_hold import (CLK_TCK, LoadGens, _ticks, allow_one_source, exit_on_signals, finish_workdir,  # noqa: E402
+                          log, machine_ticks, percentile_times, raise_fd_limit, seed_clients, set_jump_settings,
                           wait_all_connected)
 from tests.failover.pairproc import (SITE_HOST, Member, Probe, Vendor, automatic_failover, make_members,  # noqa: E402
                                      pair, start_all, wait_in_sync, wait_until)
@@ -376,6 +376,9 @@ def main() -> None:
         pin = pair(pa, pb, site_cert=True)
         with pa.client() as c:
             set_jump_settings(c, pa.site_headers, a.rate, 30)
+        for m in members:
+            with m.client() as c:
+                allow_one_source(c, a.clients, m.admin_headers)
         for m in members:
             swing_settings(m, dns, T, probe)
         if a.witness:

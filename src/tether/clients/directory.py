@@ -199,8 +199,11 @@ class Directory:
                 c.execute(T.jump_clients.update().where(T.jump_clients.c.name == name).values(**values))
 
     # --- what a representative may do ------------------------------------------------------------
-    def rep_permissions(self, username: str) -> frozenset[str]:
-        """The representative permissions (group policies, SITE-01) a user holds; administrators hold all."""
+    def rep_permissions(self, username: str, provider: str | None = None,
+                        groups: tuple[str, ...] | list[str] = ()) -> frozenset[str]:
+        """The representative permissions (group policies, SITE-01) a user holds: as a user, through
+        their teams, and through the directory groups ``provider`` reported at login (members of kind
+        provider_group; group names compared without case); administrators hold all."""
         from tether.site.models import REP_PERMISSIONS
 
         with self.engine.connect() as c:
@@ -209,10 +212,26 @@ class Directory:
                 return frozenset(REP_PERMISSIONS)
             teams = [r[0] for r in c.execute(sa.select(T.team_members.c.team).where(T.team_members.c.username == username))]
             m, p = T.group_policy_members, T.group_policies
-            rows = c.execute(sa.select(p.c.permissions).join(m, m.c.policy == p.c.name).where(
-                sa.or_(sa.and_(m.c.kind == "user", m.c.username == username),
-                       sa.and_(m.c.kind == "team", m.c.team.in_(teams)))))
+            who = [sa.and_(m.c.kind == "user", m.c.username == username),
+                   sa.and_(m.c.kind == "team", m.c.team.in_(teams))]
+            if provider and groups:
+                who.append(sa.and_(m.c.kind == "provider_group", m.c.provider == provider,
+                                   sa.func.lower(m.c.group_name).in_([g.lower() for g in groups])))
+            rows = c.execute(sa.select(p.c.permissions).join(m, m.c.policy == p.c.name).where(sa.or_(*who)))
             return frozenset(x for r in rows for x in (r[0] or []))
+
+    def group_policies(self, username: str, provider: str | None = None,
+                       groups: tuple[str, ...] | list[str] = ()) -> list[str]:
+        """The names of the group policies that apply to a user (as in ``rep_permissions``)."""
+        with self.engine.connect() as c:
+            teams = [r[0] for r in c.execute(sa.select(T.team_members.c.team).where(T.team_members.c.username == username))]
+            m = T.group_policy_members
+            who = [sa.and_(m.c.kind == "user", m.c.username == username),
+                   sa.and_(m.c.kind == "team", m.c.team.in_(teams))]
+            if provider and groups:
+                who.append(sa.and_(m.c.kind == "provider_group", m.c.provider == provider,
+                                   sa.func.lower(m.c.group_name).in_([g.lower() for g in groups])))
+            return sorted({r[0] for r in c.execute(sa.select(m.c.policy).where(sa.or_(*who)))})
 
 
 def _public_deployment(row: dict) -> dict:

@@ -227,19 +227,20 @@ class ClientHub:
             username = P.field(hello, "username", str, max_len=64)
             password = P.field(hello, "password", str, max_len=1024)
             try:
-                user = await asyncio.to_thread(site.authn.authenticate, username, password, ip)
+                login = await asyncio.to_thread(site.authn.authenticate, username, password, ip)
             except Throttled as e:
                 raise P.ProtocolError("throttled", str(e), P.UNAUTHORIZED) from None
             except Unauthorized as e:
                 raise P.ProtocolError("unauthorized", str(e), P.UNAUTHORIZED) from None
+            user = login.user
             if user.must_change_password:
                 raise P.ProtocolError("password_change_required",
                                       "change your password in /login before using the console", P.UNAUTHORIZED)
             peer = Peer(link, role, user.username, ip)
-            peer.perms = await asyncio.to_thread(directory.rep_permissions, user.username)
+            peer.perms = await asyncio.to_thread(directory.rep_permissions, user.username, login.provider, login.groups)
             self.reps.add(peer)
             await asyncio.to_thread(site.audit.record, user.username, "rep.login", user.username, ip,
-                                    {"agent": str(hello.get("agent", ""))[:64]})
+                                    {"agent": str(hello.get("agent", ""))[:64], "provider": login.provider})
         await peer.send({"type": "welcome", "v": P.VERSION, "site": site.info().name, "role": role,
                          "name": peer.name, "heartbeat": heartbeat, "server": f"tether/{__version__}"})
         return peer

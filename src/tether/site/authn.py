@@ -1,22 +1,36 @@
-"""Who may log in to the representative console, and how: an ordered chain
-of authentication providers. Local site users are always first; the
-security providers configured under /login (LDAP, RADIUS, Kerberos: SITE-01)
-follow in priority order, each through the implementation registered for
-its kind in ``PROVIDERS``. No external kind is wired yet: configured
-providers of those kinds are skipped (and said so in the log), so adding
-LDAP means registering one class here, nothing in the hub or the clients."""
+"""Who may log in to the site, and how: the one ordered chain of
+authentication providers behind every login (the HTML /login form,
+``POST /api/session`` and the representative console's first frame).
+
+The chain holds the local site users and the enabled security providers
+configured under /login (SITE-01), each through the implementation
+registered for its kind in ``PROVIDERS``, ordered by priority; the local
+users sit at the security settings' ``local_users_priority`` (0 by default:
+first; on a tie local users come first). Each provider answers "not mine"
+(None: the next one is asked), a user, or a refusal (Unauthorized: the next
+one is still asked, so a directory that knows the same name never locks out
+a local administrator). A provider that cannot be asked (``Unavailable``:
+unreachable, TLS or service bind refused) is skipped with an audit entry
+``authn.provider_unavailable``. Throttling (SEC-01) counts the chain's
+outcome once per attempt, whoever answered.
+
+``check_provider`` is the per-provider "test" action's domain half: it runs
+one provider's steps for a given username and password and reports each."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Callable, Protocol
 
 import sqlalchemy as sa
 
-from tether.core.errors import Unauthorized
+from tether.core.audit import AuditLog
+from tether.core.errors import NotFound, Unauthorized
 
 from .config_tables import security_providers
-from .users import User, Users
+from .external import ExternalUser, Report, Unavailable
+from .users import REALM, User, Users
 
 log = logging.getLogger("tether.site.authn")
 
@@ -24,8 +38,24 @@ log = logging.getLogger("tether.site.authn")
 class Provider(Protocol):
     name: str
 
-    def authenticate(self, username: str, password: str, source_ip: str | None) -> User | None:
-        """The user, None when the provider does not know this user; raise Unauthorized on a wrong password."""
+    def authenticate(self, username: str, password: str,
+                     source_ip: str | None) -> tuple[User, ExternalUser | None] | None:
+        """(user, what the directory said) or None when the provider does not know this user;
+        raise Unauthorized on a wrong password, Unavailable when it cannot be asked."""
+
+
+class Checkable(Protocol):
+    def walk(self, username: str, password: str, report: Report) -> ExternalUser | None: ...
+
+
+@dataclass(frozen=True)
+class Login:
+    """A successful login: the site user, the provider that vouched ("local" or a provider's name) and
+    the directory groups it reported (matched against group policies' provider_group members)."""
+
+    user: User
+    provider: str
+    groups: tuple[str, ...] = ()
 
 
 class LocalProvider:
@@ -34,40 +64,91 @@ class LocalProvider:
     def __init__(self, users: Users):
         self.users = users
 
-    def authenticate(self, username: str, password: str, source_ip: str | None) -> User | None:
-        return self.users.authenticate(username, password, source_ip)
+    def authenticate(self, username: str, password: str, source_ip: str | None):
+        user = self.users.check_password(username, password)
+        return None if user is None else (user, None)
 
 
-# kind -> factory(provider row, users) for external directories; filled as they are wired
-PROVIDERS: dict[str, Callable[[dict, Users], Provider]] = {}
+def _ldap(row: dict, users: Users) -> Provider:
+    from .ldap_provider import LdapProvider
+
+    return LdapProvider(row, users)
+
+
+# kind -> factory(provider row, users)
+PROVIDERS: dict[str, Callable[[dict, Users], Provider]] = {"ldap": _ldap}
 
 
 class Authenticator:
-    def __init__(self, engine: sa.Engine, users: Users):
-        self.engine, self.users = engine, users
+    def __init__(self, engine: sa.Engine, users: Users, audit: AuditLog):
+        self.engine, self.users, self.audit = engine, users, audit
+
+    def _local_priority(self) -> int:
+        from . import sections
+
+        return sections.get_model(self.engine, sections.SECTIONS["security"]).local_users_priority
 
     def chain(self) -> list[Provider]:
-        out: list[Provider] = [LocalProvider(self.users)]
+        ordered: list[tuple[tuple, Provider]] = [((self._local_priority(), 0, ""), LocalProvider(self.users))]
         with self.engine.connect() as c:
-            rows = c.execute(sa.select(security_providers).where(security_providers.c.enabled.is_(True))
-                             .order_by(security_providers.c.priority, security_providers.c.name)).mappings()
+            rows = c.execute(sa.select(security_providers).where(security_providers.c.enabled.is_(True))).mappings()
             for row in rows:
                 factory = PROVIDERS.get(row["kind"])
                 if factory is None:
                     log.info("security provider %r (%s) is configured but its kind is not wired yet; skipped",
                              row["name"], row["kind"])
                     continue
-                out.append(factory(dict(row), self.users))
-        return out
+                ordered.append(((row["priority"], 1, row["name"]), factory(dict(row), self.users)))
+        return [p for _k, p in sorted(ordered, key=lambda kp: kp[0])]
 
-    def authenticate(self, username: str, password: str, source_ip: str | None) -> User:
+    def authenticate(self, username: str, password: str, source_ip: str | None) -> Login:
+        throttle = self.users.throttle
+        throttle.check(REALM, username, source_ip)
         last: Unauthorized | None = None
         for provider in self.chain():
             try:
-                user = provider.authenticate(username, password, source_ip)
+                got = provider.authenticate(username, password, source_ip)
+            except Unavailable as e:
+                log.warning("security provider %r skipped: %s", provider.name, e.message)
+                self.audit.record("-", "authn.provider_unavailable", provider.name, source_ip,
+                                  {"username": username[:64], "reason": e.message[:500]})
+                continue
             except Unauthorized as e:
                 last = e
                 continue
-            if user is not None:
-                return user
-        raise last or Unauthorized("wrong user name or password")
+            if got is not None:
+                user, ext = got
+                throttle.success(REALM, username)
+                return Login(user, provider.name, ext.groups if ext else ())
+        throttle.failure(REALM, username, source_ip)
+        if last is not None and last.message != "wrong user name or password":
+            log.info("login of %r refused: %s", username[:64], last.message)
+        raise Unauthorized("wrong user name or password")
+
+    def check_provider(self, name: str, username: str, password: str) -> dict:
+        """The steps of asking provider ``name`` about ``username``/``password``, for its "test" action."""
+        with self.engine.connect() as c:
+            row = c.execute(sa.select(security_providers).where(security_providers.c.name == name)).mappings().first()
+        if row is None:
+            raise NotFound(f"no security provider named {name!r}")
+        factory = PROVIDERS.get(row["kind"])
+        report = Report()
+        outcome = "ok"
+        if factory is None:
+            report.add("configuration", False, f"{row['kind']} providers are not supported yet")
+            outcome = "unsupported"
+        else:
+            provider = factory(dict(row), self.users)
+            try:
+                report.user = provider.walk(username, password, report)  # type: ignore[attr-defined]
+                if report.user is None:
+                    outcome = "unknown_user"
+            except Unavailable:
+                outcome = "unavailable"
+            except Unauthorized:
+                outcome = "refused"
+        u = report.user
+        return {"provider": name, "kind": row["kind"], "enabled": bool(row["enabled"]), "ok": report.ok,
+                "outcome": outcome, "steps": [s.public() for s in report.steps],
+                "user": None if u is None else {"username": u.username, "display_name": u.display_name,
+                                                "email": u.email, "groups": list(u.groups)}}

@@ -78,8 +78,22 @@ class SecurityProvider(Strict):
     radius_secret: Annotated[str, Field(min_length=8, max_length=256)] | None = None
     realm: Annotated[str, Field(pattern=r"^[A-Z0-9][A-Z0-9.-]{0,252}$")] | None = None
     keytab: Annotated[str, Field(min_length=4, max_length=1_400_000)] | None = None  # base64
+    # LDAP: the CA bundle (PEM) to trust for StartTLS/LDAPS; stored as the provider's file (the keytab column)
+    ca_certificate: Annotated[str, Field(min_length=20, max_length=1_000_000)] | None = Field(None, exclude=True)
 
-    _h = field_validator("host")(classmethod(lambda cls, v: _host(v)))
+    @field_validator("host")
+    @classmethod
+    def _h(cls, v):
+        """One server, or several comma-separated in order of preference (LDAP, RADIUS)."""
+        if v is None:
+            return None
+        hosts = [h.strip() for h in v.split(",")]
+        if not all(hosts):
+            raise ValueError("host: give one server or several separated by commas")
+        joined = ",".join(V.host(h) for h in hosts)
+        if len(joined) > 253:
+            raise ValueError("host: at most 253 characters in all")
+        return joined
 
     @field_validator("port")
     @classmethod
@@ -92,6 +106,10 @@ class SecurityProvider(Strict):
         for f in need:
             if getattr(self, f) in (None, ""):
                 raise ValueError(f"{f}: required for a {self.kind} provider")
+        if self.ca_certificate is not None:
+            if self.kind != "ldap":
+                raise ValueError("ca_certificate: only an LDAP provider takes a CA certificate")
+            self.keytab = _pem_bundle(self.ca_certificate)
         if self.kind == "ldap":
             self.port = self.port or (636 if self.tls_mode == "ldaps" else 389)
             self.tls_mode = self.tls_mode or "starttls"
@@ -103,6 +121,21 @@ class SecurityProvider(Strict):
         elif self.kind == "radius":
             self.port = self.port or 1812
         return self
+
+
+def _pem_bundle(text: str) -> str:
+    """A PEM bundle of CA certificates (checked to parse), base64 as the provider's file is stored."""
+    import base64
+
+    from cryptography import x509
+
+    try:
+        certs = x509.load_pem_x509_certificates(text.encode())
+    except ValueError:
+        raise ValueError("ca_certificate: not a PEM certificate (-----BEGIN CERTIFICATE-----)") from None
+    if not certs:
+        raise ValueError("ca_certificate: not a PEM certificate (-----BEGIN CERTIFICATE-----)")
+    return base64.b64encode(text.strip().encode() + b"\n").decode()
 
 
 class PolicyMember(Strict):
@@ -246,6 +279,7 @@ class SecuritySettings(Strict):
     require_two_factor: bool = False
     rep_allowed_networks: list[str] = ["0.0.0.0/0", "::/0"]
     login_banner: Annotated[str, Field(max_length=4000)] = ""
+    local_users_priority: Annotated[int, Field(ge=0, le=1000)] = 0  # where local users sit among the providers
 
     _n = field_validator("rep_allowed_networks")(classmethod(lambda cls, v: [V.ip_network(x) for x in v]))
 

@@ -47,7 +47,8 @@ async def login_submit(request: Request):
     username = str(form.get("username") or "")
     try:
         auth.check_prelogin(request, form.get("csrf_token"))
-        user, token, _s = site_login(request, username, str(form.get("password") or ""))
+        login, token, _s = site_login(request, username, str(form.get("password") or ""))
+        user = login.user
     except TetherError as exc:
         return render(request, FACE, "login.html", "Log in", status=exc.status, nav=False,
                       prelogin=auth.prelogin_token(request), username=username, error=exc.message)

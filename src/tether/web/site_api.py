@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Form, Request
 from fastapi.security import HTTPBasic
 from pydantic import BaseModel
+from tether.clients.directory import Directory
 from tether.core.errors import Invalid
 from tether.site.actions import accounts, config, history
 
@@ -71,8 +72,12 @@ def create() -> FastAPI:
 
     @api.post("/session", summary="Log a site user in; returns a bearer session token")
     def post_session(request: Request, body: LoginBody) -> dict:
-        user, token, s = site_login(request, body.username, body.password)
-        return {"token": token, "expires_at": s.expires_at, "must_change_password": user.must_change_password}
+        login, token, s = site_login(request, body.username, body.password)
+        d = Directory(site_of(request).engine)
+        return {"token": token, "expires_at": s.expires_at, "must_change_password": login.user.must_change_password,
+                "provider": login.provider, "groups": list(login.groups),
+                "group_policies": d.group_policies(login.user.username, login.provider, login.groups),
+                "rep_permissions": sorted(d.rep_permissions(login.user.username, login.provider, login.groups))}
 
     @api.post("/session/password", summary="Change the logged-in user's password")
     def post_password(request: Request, body: PasswordBody,

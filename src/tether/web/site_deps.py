@@ -41,17 +41,18 @@ def send(d: Download) -> FileResponse:
 
 
 def site_login(request: Request, username: str, password: str):
-    """Shared by the HTML and JSON logins: throttle, password, session, audit."""
+    """Shared by the HTML and JSON logins: the site's provider chain (local users, LDAP, ...; it
+    throttles), session, audit. Returns (Login, token, session)."""
     site = site_of(request)
     ip = client_ip(request)
     try:
-        user = site.users.authenticate(username, password, ip)
+        login = site.authn.authenticate(username, password, ip)
     except Unauthorized:
         site.audit.record(username or "-", "login.failed", "site", ip)
         raise
-    token, session = site.sessions.create(user.username, ip)
-    site.audit.record(user.username, "login", "site", ip)
-    return user, token, session
+    token, session = site.sessions.create(login.user.username, ip)
+    site.audit.record(login.user.username, "login", "site", ip, {"provider": login.provider})
+    return login, token, session
 
 
 def site_change_password(request: Request, p: Principal, current: str, new: str) -> None:

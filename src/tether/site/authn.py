@@ -20,6 +20,9 @@ one provider's steps for a given username and password and reports each."""
 from __future__ import annotations
 
 import logging
+import secrets
+import threading
+import time
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
@@ -29,7 +32,7 @@ from tether.core.audit import AuditLog
 from tether.core.errors import NotFound, Unauthorized
 
 from .config_tables import security_providers
-from .external import ExternalUser, Report, Unavailable
+from .external import Challenge, ChallengeRequired, ExternalUser, Report, Unavailable
 from .users import REALM, User, Users
 
 log = logging.getLogger("tether.site.authn")
@@ -75,13 +78,23 @@ def _ldap(row: dict, users: Users) -> Provider:
     return LdapProvider(row, users)
 
 
+def _radius(row: dict, users: Users) -> Provider:
+    from .radius_provider import RadiusProvider
+
+    return RadiusProvider(row, users)
+
+
 # kind -> factory(provider row, users)
-PROVIDERS: dict[str, Callable[[dict, Users], Provider]] = {"ldap": _ldap}
+PROVIDERS: dict[str, Callable[[dict, Users], Provider]] = {"ldap": _ldap, "radius": _radius}
+CHALLENGE_SECONDS = 180  # how long a pending one-time-code challenge may be answered
+MAX_PENDING = 1000
 
 
 class Authenticator:
     def __init__(self, engine: sa.Engine, users: Users, audit: AuditLog):
         self.engine, self.users, self.audit = engine, users, audit
+        self._pending: dict[str, tuple[str, str, bytes | None, float]] = {}  # token -> provider, user, state, until
+        self._lock = threading.Lock()
 
     def _local_priority(self) -> int:
         from . import sections
@@ -113,6 +126,8 @@ class Authenticator:
                 self.audit.record("-", "authn.provider_unavailable", provider.name, source_ip,
                                   {"username": username[:64], "reason": e.message[:500]})
                 continue
+            except ChallengeRequired as e:
+                raise Challenge(e.message, self._remember(provider.name, username, e.state)) from None
             except Unauthorized as e:
                 last = e
                 continue
@@ -124,6 +139,45 @@ class Authenticator:
         if last is not None and last.message != "wrong user name or password":
             log.info("login of %r refused: %s", username[:64], last.message)
         raise Unauthorized("wrong user name or password")
+
+    def _remember(self, provider: str, username: str, state: bytes | None) -> str:
+        token = secrets.token_urlsafe(24)
+        now = time.monotonic()
+        with self._lock:
+            for t in [t for t, v in self._pending.items() if v[3] < now]:
+                del self._pending[t]
+            if len(self._pending) >= MAX_PENDING:
+                self._pending.pop(next(iter(self._pending)))
+            self._pending[token] = (provider, username, state, now + CHALLENGE_SECONDS)
+        return token
+
+    def respond(self, token: str, response: str, source_ip: str | None) -> Login:
+        """Answer a challenge (a one-time code) of a login the chain started; the provider may
+        accept, refuse or challenge again."""
+        with self._lock:
+            pending = self._pending.pop(token or "", None)
+        if pending is None or pending[3] < time.monotonic():
+            raise Unauthorized("this one-time code request has expired or was already answered; log in again")
+        name, username, state, _until = pending
+        throttle = self.users.throttle
+        throttle.check(REALM, username, source_ip)
+        provider = next((p for p in self.chain() if p.name == name), None)
+        if provider is None:
+            raise Unauthorized("the provider that asked for the code is no longer configured; log in again")
+        try:
+            user, ext = provider.respond(username, response, state)  # type: ignore[attr-defined]
+        except ChallengeRequired as e:
+            raise Challenge(e.message, self._remember(name, username, e.state)) from None
+        except Unavailable as e:
+            self.audit.record("-", "authn.provider_unavailable", name, source_ip,
+                              {"username": username[:64], "reason": e.message[:500]})
+            throttle.failure(REALM, username, source_ip)
+            raise Unauthorized("wrong user name or password") from None
+        except Unauthorized:
+            throttle.failure(REALM, username, source_ip)
+            raise Unauthorized("wrong user name or password") from None
+        throttle.success(REALM, username)
+        return Login(user, name, ext.groups if ext else ())
 
     def check_provider(self, name: str, username: str, password: str) -> dict:
         """The steps of asking provider ``name`` about ``username``/``password``, for its "test" action."""
@@ -145,10 +199,13 @@ class Authenticator:
                     outcome = "unknown_user"
             except Unavailable:
                 outcome = "unavailable"
+            except ChallengeRequired:
+                outcome = "challenge"  # the password is right; the server asks for a one-time code next
             except Unauthorized:
                 outcome = "refused"
         u = report.user
-        return {"provider": name, "kind": row["kind"], "enabled": bool(row["enabled"]), "ok": report.ok,
+        passed = report.ok or outcome == "challenge"
+        return {"provider": name, "kind": row["kind"], "enabled": bool(row["enabled"]), "ok": passed,
                 "outcome": outcome, "steps": [s.public() for s in report.steps],
                 "user": None if u is None else {"username": u.username, "display_name": u.display_name,
                                                 "email": u.email, "groups": list(u.groups)}}

@@ -33,6 +33,33 @@ class Unavailable(TetherError):
     code = "provider_unavailable"
 
 
+class ChallengeRequired(TetherError):
+    """The provider accepted the password and asks for more (RADIUS Access-Challenge: a one-time
+    code); ``state`` is what must be sent back with the answer."""
+
+    status = 401
+    code = "challenge_required"
+
+    def __init__(self, message: str, *, state: bytes | None):
+        super().__init__(message)
+        self.state = state
+
+
+class Challenge(TetherError):
+    """What a login face gets for a challenge: the server's message and the token that names the
+    pending login (``Authenticator.respond``)."""
+
+    status = 401
+    code = "challenge_required"
+
+    def __init__(self, message: str, token: str):
+        super().__init__(message, hint="send the one-time code with this challenge token")
+        self.token = token
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "challenge": self.token}
+
+
 @dataclass(frozen=True)
 class ExternalUser:
     username: str

@@ -80,6 +80,8 @@ class SecurityProvider(Strict):
     keytab: Annotated[str, Field(min_length=4, max_length=1_400_000)] | None = None  # base64
     # LDAP: the CA bundle (PEM) to trust for StartTLS/LDAPS; stored as the provider's file (the keytab column)
     ca_certificate: Annotated[str, Field(min_length=20, max_length=1_000_000)] | None = Field(None, exclude=True)
+    # RADIUS: the NAS-Identifier sent in each Access-Request; stored in the bind_dn column (RADIUS has no bind)
+    nas_identifier: Annotated[str, Field(min_length=1, max_length=253)] | None = Field(None, exclude=True)
 
     @field_validator("host")
     @classmethod
@@ -120,6 +122,10 @@ class SecurityProvider(Strict):
             self.user_filter = self.user_filter or "(objectClass=person)"
         elif self.kind == "radius":
             self.port = self.port or 1812
+            if self.nas_identifier is not None:
+                self.bind_dn = self.nas_identifier
+        if self.nas_identifier is not None and self.kind != "radius":
+            raise ValueError("nas_identifier: only a RADIUS provider sends a NAS identifier")
         return self
 
 

@@ -10,6 +10,7 @@ import time
 from fastapi import APIRouter, Request
 
 from tether.core.errors import TetherError
+from tether.site.external import Challenge
 from tether.site import permissions as P
 from tether.site.actions import accounts, history
 
@@ -45,10 +46,16 @@ async def login_page(request: Request):
 async def login_submit(request: Request):
     form = await request.form()
     username = str(form.get("username") or "")
+    challenge = str(form.get("challenge") or "") or None
     try:
         auth.check_prelogin(request, form.get("csrf_token"))
-        login, token, _s = site_login(request, username, str(form.get("password") or ""))
+        secret = str(form.get("response") if challenge else form.get("password") or "")
+        login, token, _s = site_login(request, username, secret, challenge)
         user = login.user
+    except Challenge as exc:  # the provider asks for a one-time code: the same form, asking for it
+        return render(request, FACE, "login.html", "Log in", status=200, nav=False,
+                      prelogin=auth.prelogin_token(request), username=username, challenge=exc.token,
+                      challenge_message=exc.message)
     except TetherError as exc:
         return render(request, FACE, "login.html", "Log in", status=exc.status, nav=False,
                       prelogin=auth.prelogin_token(request), username=username, error=exc.message)

@@ -28,7 +28,8 @@ _basic = HTTPBasic(auto_error=False)
 
 class LoginBody(BaseModel):
     username: str
-    password: str
+    password: str  # with ``challenge``: the one-time code
+    challenge: str | None = None  # the token of a 401 challenge_required answer
 
 
 class PasswordBody(BaseModel):
@@ -72,7 +73,7 @@ def create() -> FastAPI:
 
     @api.post("/session", summary="Log a site user in; returns a bearer session token")
     def post_session(request: Request, body: LoginBody) -> dict:
-        login, token, s = site_login(request, body.username, body.password)
+        login, token, s = site_login(request, body.username, body.password, body.challenge)
         d = Directory(site_of(request).engine)
         return {"token": token, "expires_at": s.expires_at, "must_change_password": login.user.must_change_password,
                 "provider": login.provider, "groups": list(login.groups),

@@ -12,6 +12,7 @@ from starlette.responses import FileResponse
 
 from tether.core.errors import Invalid, Unauthorized
 from tether.site.blobs import Download
+from tether.site.external import Challenge
 
 from . import auth
 from .auth import Principal, appliance_of, client_ip
@@ -40,13 +41,18 @@ def send(d: Download) -> FileResponse:
     return FileResponse(d.path, media_type=d.media_type, filename=d.filename)
 
 
-def site_login(request: Request, username: str, password: str):
-    """Shared by the HTML and JSON logins: the site's provider chain (local users, LDAP, ...; it
-    throttles), session, audit. Returns (Login, token, session)."""
+def site_login(request: Request, username: str, password: str, challenge: str | None = None):
+    """Shared by the HTML and JSON logins: the site's provider chain (local users, LDAP, RADIUS ...;
+    it throttles), session, audit. Returns (Login, token, session). With ``challenge`` (the token of
+    a pending Access-Challenge), ``password`` is the one-time code answering it. A provider that
+    asks for a code raises ``Challenge`` (its message and token), which the faces show."""
     site = site_of(request)
     ip = client_ip(request)
     try:
-        login = site.authn.authenticate(username, password, ip)
+        login = site.authn.respond(challenge, password, ip) if challenge else \
+            site.authn.authenticate(username, password, ip)
+    except Challenge:
+        raise
     except Unauthorized:
         site.audit.record(username or "-", "login.failed", "site", ip)
         raise

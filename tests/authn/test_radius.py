@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import threading
 
@@ -118,8 +119,6 @@ def test_access_challenge_one_time_code_on_html_api_and_rep(ready_site, radius, 
     resp, browser = html_login(a, "otto", OTTO)
     assert resp.status_code == 200 and "Enter the one-time code from your token" in resp.text, resp.text
     assert "tether_site=" not in resp.headers.get("set-cookie", "")
-    import re
-
     token = re.search(r'name="challenge" value="([^"]+)"', resp.text).group(1)
     csrf_pre = re.search(r'name="csrf_token" value="([^"]+)"', resp.text).group(1)
     done = browser.post("/login", data={"csrf_token": csrf_pre, "username": "otto", "challenge": token,

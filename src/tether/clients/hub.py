@@ -241,7 +241,8 @@ class ClientHub:
                 raise P.ProtocolError("password_change_required",
                                       "change your password in /login before using the console", P.UNAUTHORIZED)
             peer = Peer(link, role, user.username, ip)
-            peer.perms = await asyncio.to_thread(directory.rep_permissions, user.username, login.provider, login.groups)
+            peer.perms = await asyncio.to_thread(directory.rep_permissions, user.username, login.group_provider,
+                                                login.groups)
             self.reps.add(peer)
             await asyncio.to_thread(site.audit.record, user.username, "rep.login", user.username, ip,
                                     {"agent": str(hello.get("agent", ""))[:64], "provider": login.provider})

@@ -24,6 +24,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Protocol
 
 import sqlalchemy as sa
@@ -59,6 +60,11 @@ class Login:
     user: User
     provider: str
     groups: tuple[str, ...] = ()
+    groups_from: str | None = None  # the provider that reported the groups, when not ``provider`` (Kerberos)
+
+    @property
+    def group_provider(self) -> str:
+        return self.groups_from or self.provider
 
 
 class LocalProvider:
@@ -84,15 +90,24 @@ def _radius(row: dict, users: Users) -> Provider:
     return RadiusProvider(row, users)
 
 
+def _kerberos(row: dict, users: Users) -> Provider:
+    from .kerberos_provider import KerberosProvider
+
+    return KerberosProvider(row, users)
+
+
 # kind -> factory(provider row, users)
-PROVIDERS: dict[str, Callable[[dict, Users], Provider]] = {"ldap": _ldap, "radius": _radius}
+PROVIDERS: dict[str, Callable[[dict, Users], Provider]] = {"ldap": _ldap, "radius": _radius,
+                                                           "kerberos": _kerberos}
 CHALLENGE_SECONDS = 180  # how long a pending one-time-code challenge may be answered
 MAX_PENDING = 1000
 
 
 class Authenticator:
-    def __init__(self, engine: sa.Engine, users: Users, audit: AuditLog):
-        self.engine, self.users, self.audit = engine, users, audit
+    def __init__(self, engine: sa.Engine, users: Users, audit: AuditLog, scratch: Path | None = None):
+        """``scratch``: the appliance's runtime directory (a Kerberos keytab is written there for the
+        moment of an acceptance)."""
+        self.engine, self.users, self.audit, self.scratch = engine, users, audit, scratch
         self._pending: dict[str, tuple[str, str, bytes | None, float]] = {}  # token -> provider, user, state, until
         self._lock = threading.Lock()
 
@@ -111,8 +126,63 @@ class Authenticator:
                     log.info("security provider %r (%s) is configured but its kind is not wired yet; skipped",
                              row["name"], row["kind"])
                     continue
-                ordered.append(((row["priority"], 1, row["name"]), factory(dict(row), self.users)))
+                provider = self._build(factory, row)
+                ordered.append(((row["priority"], 1, row["name"]), provider))
         return [p for _k, p in sorted(ordered, key=lambda kp: kp[0])]
+
+    def _build(self, factory, row) -> Provider:
+        provider = factory(dict(row), self.users)
+        if hasattr(provider, "scratch"):
+            provider.scratch = self.scratch  # where a Kerberos provider writes its keytab for a moment
+        return provider
+
+    def has_kind(self, kind: str) -> bool:
+        with self.engine.connect() as c:
+            return c.execute(sa.select(security_providers.c.name).where(
+                security_providers.c.enabled.is_(True), security_providers.c.kind == kind)).first() is not None
+
+    def negotiate(self, token: bytes, source_ip: str | None) -> tuple[Login, bytes | None]:
+        """SPNEGO single sign-on (``Authorization: Negotiate``): the first enabled Kerberos provider
+        whose keytab accepts the ticket vouches for the user; the user's groups are those the first
+        LDAP provider that knows the name reports. (Login, answer token for mutual authentication);
+        Unauthorized when no provider accepts the ticket."""
+        from .external import provision
+
+        chain = self.chain()
+        last: Unauthorized | None = None
+        for provider in chain:
+            if not hasattr(provider, "accept"):
+                continue
+            try:
+                ext, out = provider.accept(token)  # type: ignore[attr-defined]
+            except Unavailable as e:
+                self.audit.record("-", "authn.provider_unavailable", provider.name, source_ip,
+                                  {"reason": e.message[:500]})
+                continue
+            except Unauthorized as e:
+                last = e
+                continue
+            groups, groups_from = (), None
+            for other in chain:
+                if not hasattr(other, "lookup"):
+                    continue
+                try:
+                    found = other.lookup(ext.username)  # type: ignore[attr-defined]
+                except Unavailable as e:
+                    self.audit.record("-", "authn.provider_unavailable", other.name, source_ip,
+                                      {"username": ext.username, "reason": e.message[:500]})
+                    continue
+                if found is not None:
+                    ext = ExternalUser(ext.username, found.display_name, found.email, found.groups)
+                    groups, groups_from = found.groups, other.name
+                    break
+            # the directory account is the LDAP provider's when it knows the user (form and SSO logins
+            # then share one site user), else the Kerberos provider's
+            user = provision(self.engine, groups_from or provider.name, ext)
+            return Login(user, provider.name, groups, groups_from), out
+        if last is not None:
+            log.info("a Negotiate login was refused: %s", last.message)
+        raise Unauthorized("the Kerberos ticket was not accepted" if last else "no Kerberos provider is enabled")
 
     def authenticate(self, username: str, password: str, source_ip: str | None) -> Login:
         throttle = self.users.throttle
@@ -192,7 +262,7 @@ class Authenticator:
             report.add("configuration", False, f"{row['kind']} providers are not supported yet")
             outcome = "unsupported"
         else:
-            provider = factory(dict(row), self.users)
+            provider = self._build(factory, row)
             try:
                 report.user = provider.walk(username, password, report)  # type: ignore[attr-defined]
                 if report.user is None:
@@ -203,8 +273,12 @@ class Authenticator:
                 outcome = "challenge"  # the password is right; the server asks for a one-time code next
             except Unauthorized:
                 outcome = "refused"
+        if row["kind"] == "kerberos" and outcome == "unknown_user" and report.steps and \
+                all(s.ok for s in report.steps):
+            outcome = "ok"  # a keytab check: no user is looked up
         u = report.user
-        passed = report.ok or outcome == "challenge"
+        passed = report.ok or outcome in ("challenge", "ok") and all(s.ok for s in report.steps) and \
+            bool(report.steps)
         return {"provider": name, "kind": row["kind"], "enabled": bool(row["enabled"]), "ok": passed,
                 "outcome": outcome, "steps": [s.public() for s in report.steps],
                 "user": None if u is None else {"username": u.username, "display_name": u.display_name,

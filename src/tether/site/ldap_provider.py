@@ -142,7 +142,31 @@ class LdapProvider:
         finally:
             _close(conn)
 
-    def _find_and_bind(self, conn: Connection, username: str, password: str, report: Report) -> ExternalUser | None:
+    def _service_connection(self, report: Report) -> Connection:
+        failures = []
+        for host in servers_of(self.row.get("host") or ""):
+            try:
+                return self._connect(host, report)
+            except Unavailable as e:
+                failures.append(e.message)
+        raise Unavailable("; ".join(failures) or "no server is configured")
+
+    def lookup(self, username: str) -> ExternalUser | None:
+        """The directory's entry and groups for a user another provider vouched for (Kerberos), with
+        the service bind only; None when the directory has no such user."""
+        report = Report()
+        conn = self._service_connection(report)
+        try:
+            found = self._search(conn, username, report)
+            if found is None:
+                return None
+            dn, a = found
+            return self._user(conn, dn, a, username, report)
+        finally:
+            _close(conn)
+
+    def _search(self, conn: Connection, username: str, report: Report) -> tuple[str, dict] | None:
+        """(DN, attributes) of the one entry for ``username``; None when there is none."""
         r = self.row
         base, attr_user = r["search_base"], r.get("attr_username") or "sAMAccountName"
         groups_attr = r.get("attr_groups") or "memberOf"
@@ -166,8 +190,24 @@ class LdapProvider:
             report.add("search", False, f"more than one entry matches {filt} under {base}; refusing to guess")
             raise Unauthorized("wrong user name or password")
         entry = found[0]
-        dn, a = entry["dn"], entry.get("attributes", {})
-        report.add("search", True, f"found {dn}")
+        report.add("search", True, f"found {entry['dn']}")
+        return entry["dn"], entry.get("attributes", {})
+
+    def _user(self, conn: Connection, dn: str, a: dict, username: str, report: Report) -> ExternalUser:
+        r = self.row
+        attr_user = r.get("attr_username") or "sAMAccountName"
+        groups = self._groups(conn, dn, _first(a, attr_user) or username, a, r.get("attr_groups") or "memberOf",
+                              report)
+        return ExternalUser(username=_first(a, attr_user) or username,
+                            display_name=_first(a, r.get("attr_display_name")) or username,
+                            email=_first(a, r.get("attr_email")), groups=groups)
+
+    def _find_and_bind(self, conn: Connection, username: str, password: str, report: Report) -> ExternalUser | None:
+        found = self._search(conn, username, report)
+        if found is None:
+            return None
+        dn, a = found
+        r = self.row
         if not password:  # an empty password would be an unauthenticated bind (RFC 4513 5.1.2): always refused
             report.add("user-bind", False, "an empty password is refused")
             raise Unauthorized("wrong user name or password")
@@ -188,10 +228,7 @@ class LdapProvider:
         finally:
             _close(user_conn)
         report.add("user-bind", True, f"the password of {dn} is correct")
-        groups = self._groups(conn, dn, _first(a, attr_user) or username, a, groups_attr, report)
-        return ExternalUser(username=_first(a, attr_user) or username,
-                            display_name=_first(a, r.get("attr_display_name")) or username,
-                            email=_first(a, r.get("attr_email")), groups=groups)
+        return self._user(conn, dn, a, username, report)
 
     def _groups(self, conn: Connection, dn: str, username: str, attrs: dict, groups_attr: str,
                 report: Report) -> tuple[str, ...]:

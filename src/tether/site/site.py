@@ -41,7 +41,7 @@ class Site:
         self.sessions = SessionStore(self.engine, sessions)
         self.events = Events(self.engine, lambda: self.info().name)
         self.audit = AuditLog(self.engine, audit_log, "site", self._on_audit)
-        self.authn = Authenticator(self.engine, self.users, self.audit)  # every login's provider chain
+        self.authn = Authenticator(self.engine, self.users, self.audit, data.runtime_dir)  # every login's chain
         self.config = ConfigStore(self.engine)
         self.files = FileStore(self.engine, BlobStore(data.files_dir))
         self.recordings = BlobStore(data.recordings_dir)

@@ -77,8 +77,9 @@ def create() -> FastAPI:
         d = Directory(site_of(request).engine)
         return {"token": token, "expires_at": s.expires_at, "must_change_password": login.user.must_change_password,
                 "provider": login.provider, "groups": list(login.groups),
-                "group_policies": d.group_policies(login.user.username, login.provider, login.groups),
-                "rep_permissions": sorted(d.rep_permissions(login.user.username, login.provider, login.groups))}
+                "group_policies": d.group_policies(login.user.username, login.group_provider, login.groups),
+                "rep_permissions": sorted(d.rep_permissions(login.user.username, login.group_provider,
+                                                            login.groups))}
 
     @api.post("/session/password", summary="Change the logged-in user's password")
     def post_password(request: Request, body: PasswordBody,

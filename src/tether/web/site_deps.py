@@ -68,3 +68,18 @@ def site_change_password(request: Request, p: Principal, current: str, new: str)
     site.users.change_password(p.name, current, new, client_ip(request))
     site.sessions.delete_user(p.name, keep=p.token)
     site.audit.record(p.name, "password.change", "site", client_ip(request))
+
+
+def site_negotiate(request: Request, token: bytes):
+    """The HTML login's Kerberos single sign-on (SPNEGO): the site's Kerberos providers accept the
+    ticket; session and audit as ``site_login``. Returns (Login, session token, answer token)."""
+    site = site_of(request)
+    ip = client_ip(request)
+    try:
+        login, answer = site.authn.negotiate(token, ip)
+    except Unauthorized:
+        site.audit.record("-", "login.failed", "site", ip, {"provider": "kerberos"})
+        raise
+    token_, _session = site.sessions.create(login.user.username, ip)
+    site.audit.record(login.user.username, "login", "site", ip, {"provider": login.provider})
+    return login, token_, answer

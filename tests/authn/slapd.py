@@ -1,6 +1,7 @@
 """A real OpenLDAP server (Debian's ``slapd``) for the LDAP provider tests: its own configuration
 and mdb database in a temp dir, StartTLS with a certificate from a test CA, people and groups loaded
-with ``slapadd`` before it starts, listening on one loopback address; changed while running with
+with ``slapadd`` before it starts (the memberof overlay keeps ``memberOf`` for groups added while it
+runs, as Active Directory does for all), listening on one loopback address; changed while running with
 ``ldapmodify``/``ldapdelete`` as its root DN, and stopped by the fixture."""
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ include /etc/ldap/schema/inetorgperson.schema
 include /etc/ldap/schema/nis.schema
 modulepath /usr/lib/ldap
 moduleload back_mdb
+moduleload memberof
 pidfile {root}/slapd.pid
 TLSCACertificateFile {self.ca}
 TLSCertificateFile {self.cert}
@@ -67,6 +69,7 @@ suffix "{SUFFIX}"
 rootdn "{ROOT_DN}"
 rootpw {ROOT_PW}
 directory {root}/db
+overlay memberof
 access to attrs=userPassword by anonymous auth by self write by * none
 access to * by dn.exact="{READER_DN}" read by self read by * none
 """)

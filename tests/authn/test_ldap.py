@@ -12,13 +12,14 @@ import os
 
 import pytest
 
-from tests.helpers import NEW_SITE_PASSWORD, ok, run_cli
+from tests.helpers import NEW_SITE_PASSWORD, first_admin_login, first_site_login, ok, run_cli, site_token
 
 from . import slapd as S
 from .conftest import api_login, audit, csrf, html_login, rep
 
 IP = "127.0.21.1"  # this module's directory server; no other test uses 127.0.21.x
 DANA, ERIN, GUS, HAL, FRANK = "Dana-pass-1", "Erin-pass-1", "Gus-pass-1", "Hal-pass-1", "Frank-dir-pass-1"
+IVAN = "Ivan-pass-1"
 
 pytestmark = pytest.mark.skipif(not S.available(), reason="slapd is not installed (scripts/install-system-deps)")
 
@@ -27,7 +28,7 @@ pytestmark = pytest.mark.skipif(not S.available(), reason="slapd is not installe
 def directory(tmp_path_factory):
     people = (S.person("dana", DANA, "Dana Scully") + S.person("erin", ERIN, "Erin Reyes")
               + S.person("gus", GUS, "Gus Grissom") + S.person("hal", HAL, "Hal Jordan")
-              + S.person("frank", FRANK, "Frank Directory"))
+              + S.person("frank", FRANK, "Frank Directory") + S.person("ivan", IVAN, "Ivan Petrov"))
     groups = S.group("support", "dana", "gus", "hal") + S.group("auditors", "erin")
     d = S.Slapd(tmp_path_factory.mktemp("slapd"), IP, people + groups).start()
     yield d
@@ -156,6 +157,9 @@ def test_unreachable_or_untrusted_provider_is_skipped_and_never_locks_out_local_
     assert bad.status_code == 422 and "ca_certificate" in bad.text, bad.text
     bad = c.post("/api/config/security-providers", headers=h, json=provider(directory, name="bad2", host="a,,b"))
     assert bad.status_code == 422 and "host" in bad.text, bad.text
+    bad = c.post("/api/config/security-providers", headers=h,
+                 json=provider(directory, name="bad3", user_filter="(&(objectClass=person)(uid=*)"))
+    assert bad.status_code == 422 and bad.json()["field"] == "user_filter", bad.text
     names = {p["name"] for p in ok(c.get("/api/config/security-providers", headers=h))}
     assert names == {"down", "untrusted"}
 
@@ -170,6 +174,14 @@ def test_provider_test_action_reports_each_step_on_api_page_and_cli(ready_site, 
     assert [s["step"] for s in good["steps"]] == ["connect", "tls", "bind", "search", "user-bind", "groups"]
     assert good["user"] == {"username": "dana", "display_name": "Dana Scully", "email": "dana@tether.test",
                             "groups": ["support"]}
+    # Active Directory's convention: the groups in the user's own memberOf (kept by slapd's memberof overlay
+    # for a group added while it runs)
+    directory.modify(f"dn: cn=helpdesk,ou=groups,{S.SUFFIX}\nchangetype: add\nobjectClass: groupOfNames\n"
+                     f"cn: helpdesk\nmember: uid=ivan,ou=people,{S.SUFFIX}\n")
+    ok(c.post("/api/config/security-providers", headers=h,
+              json=provider(directory, name="corp-ad", attr_groups="memberOf")), 201)
+    ad = ok(c.post("/api/config/security-providers/corp-ad/test", headers=h, json={"username": "ivan", "password": IVAN}))
+    assert ad["ok"] and ad["user"]["groups"] == ["helpdesk"] and ad["steps"][-1]["detail"] == "memberOf: helpdesk"
     wrong = ok(c.post(url, headers=h, json={"username": "dana", "password": "nope"}))
     assert not wrong["ok"] and wrong["outcome"] == "refused"
     assert wrong["steps"][-1]["step"] == "user-bind" and "refused the password" in wrong["steps"][-1]["detail"]
@@ -194,13 +206,19 @@ def test_provider_test_action_reports_each_step_on_api_page_and_cli(ready_site, 
     assert bad["outcome"] == "unavailable" and bad["steps"][-1]["step"] == "tls"
     assert "not trusted" in bad["steps"][-1]["detail"]
 
-    # the page
+    # the page: a provider created through the form (the CA pasted as PEM), then tested there
     resp, browser = html_login(a, "admin", NEW_SITE_PASSWORD)
-    page = "/login/config/security-providers/corp"
+    form = {k: str(v) for k, v in provider(directory, name="corp-form").items()}
+    r = browser.post("/login/config/security-providers",
+                     data={"csrf_token": csrf(browser, "/login/config/security-providers"), **form})
+    assert r.status_code == 200 and "<textarea" in browser.get("/login/config/security-providers/corp-form").text
+    assert S.READER_PW not in browser.get("/login/config/security-providers/corp-form").text
+    page = "/login/config/security-providers/corp-form"
     r = browser.post(page + "/test", data={"csrf_token": csrf(browser, page), "test_username": "dana",
                                            "test_password": DANA})
     assert r.status_code == 200 and 'id="test-report"' in r.text and "passed" in r.text, r.text
-    assert "the password of uid=dana,ou=people,dc=tether,dc=test is correct" in r.text and "Support reps" in r.text
+    assert "the password of uid=dana,ou=people,dc=tether,dc=test is correct" in r.text
+    assert "groups: support; group policies: none" in " ".join(r.text.split())  # Support reps names corp
     assert browser.post(page + "/test", data={"test_username": "dana", "test_password": DANA}).status_code == 403
     browser.close()
 
@@ -215,3 +233,29 @@ def test_provider_test_action_reports_each_step_on_api_page_and_cli(ready_site, 
     assert out.returncode == 3 and "FAILED user-bind" in out.stdout, out.stdout + out.stderr
     tests = audit(c, h, "config.security-providers.test")
     assert tests and all(DANA not in json.dumps(e) for e in tests)
+
+
+@pytest.mark.req("SITE-01", "BK-02")
+def test_after_a_restore_onto_a_replacement_appliance_directory_users_log_in_with_nothing_reentered(
+        ready_site, make_appliance, directory, tmp_path):
+    a, c, _ah, h = ready_site
+    configure(c, h, directory)
+    r = c.post("/api/backup", headers=h, json={"password": "Backup-password-1"})
+    assert r.status_code == 200, r.text
+    backup = r.content
+
+    b = make_appliance(site=True)  # the replacement: a fresh appliance with its own per-appliance key
+    with b.client() as c2:
+        first_admin_login(c2)
+        h2 = first_site_login(c2)
+        r = c2.post("/api/restore", headers=h2, files={"file": ("site.nsb", backup)},
+                    data={"password": "Backup-password-1"})
+        assert r.status_code == 200, r.text
+        h2 = {"Authorization": "Bearer " + site_token(c2)}
+        stored = ok(c2.get("/api/config/security-providers/corp", headers=h2))
+        assert stored["bind_password_set"] and stored["keytab_set"]
+        got = ok(api_login(c2, "dana", DANA))
+        assert got["provider"] == "corp" and got["group_policies"] == ["Support reps"]
+        check = ok(c2.post("/api/config/security-providers/corp/test", headers=h2,
+                           json={"username": "dana", "password": DANA}))
+        assert check["ok"] and check["steps"][2] == {"step": "bind", "ok": True, "detail": f"bound as {S.READER_DN}"}

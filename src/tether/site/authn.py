@@ -14,6 +14,12 @@ unreachable, TLS or service bind refused) is skipped with an audit entry
 ``authn.provider_unavailable``. Throttling (SEC-01) counts the chain's
 outcome once per attempt, whoever answered.
 
+A provider may ask for more (RADIUS Access-Challenge): the chain raises
+``Challenge`` with a one-use token (kept in memory here for
+``CHALLENGE_SECONDS``) and ``respond`` takes the one-time code. Kerberos
+answers tickets, not passwords: ``negotiate`` takes a SPNEGO token. An
+unexpected error of a provider is treated like an unavailable provider.
+
 ``check_provider`` is the per-provider "test" action's domain half: it runs
 one provider's steps for a given username and password and reports each."""
 
@@ -168,9 +174,10 @@ class Authenticator:
                     continue
                 try:
                     found = other.lookup(ext.username)  # type: ignore[attr-defined]
-                except Unavailable as e:
+                except Exception as e:  # Unavailable, or what the directory's library did not expect
+                    reason = e.message if isinstance(e, Unavailable) else f"unexpected error: {type(e).__name__}"
                     self.audit.record("-", "authn.provider_unavailable", other.name, source_ip,
-                                      {"username": ext.username, "reason": e.message[:500]})
+                                      {"username": ext.username, "reason": reason[:500]})
                     continue
                 if found is not None:
                     ext = ExternalUser(ext.username, found.display_name, found.email, found.groups)
@@ -200,6 +207,11 @@ class Authenticator:
                 raise Challenge(e.message, self._remember(provider.name, username, e.state)) from None
             except Unauthorized as e:
                 last = e
+                continue
+            except Exception as e:  # a provider's bug or an answer its library did not expect: skip it
+                log.exception("security provider %r failed", provider.name)
+                self.audit.record("-", "authn.provider_unavailable", provider.name, source_ip,
+                                  {"username": username[:64], "reason": f"unexpected error: {type(e).__name__}"})
                 continue
             if got is not None:
                 user, ext = got
@@ -273,6 +285,10 @@ class Authenticator:
                 outcome = "challenge"  # the password is right; the server asks for a one-time code next
             except Unauthorized:
                 outcome = "refused"
+            except Exception as e:
+                log.exception("security provider %r failed its test", name)
+                report.add("error", False, f"unexpected error: {type(e).__name__}: {e}")
+                outcome = "unavailable"
         if row["kind"] == "kerberos" and outcome == "unknown_user" and report.steps and \
                 all(s.ok for s in report.steps):
             outcome = "ok"  # a keytab check: no user is looked up

@@ -112,6 +112,8 @@ class SecurityProvider(Strict):
             if self.kind != "ldap":
                 raise ValueError("ca_certificate: only an LDAP provider takes a CA certificate")
             self.keytab = _pem_bundle(self.ca_certificate)
+        if self.kind == "ldap" and self.user_filter:
+            _ldap_filter(self.user_filter)
         if self.kind == "ldap":
             self.port = self.port or (636 if self.tls_mode == "ldaps" else 389)
             self.tls_mode = self.tls_mode or "starttls"
@@ -127,6 +129,19 @@ class SecurityProvider(Strict):
         if self.nas_identifier is not None and self.kind != "radius":
             raise ValueError("nas_identifier: only a RADIUS provider sends a NAS identifier")
         return self
+
+
+def _ldap_filter(text: str) -> None:
+    """A user filter the directory will accept: an RFC 4515 filter in parentheses (parsed by ldap3)."""
+    from ldap3.core.exceptions import LDAPException
+    from ldap3.operation.search import parse_filter
+
+    if not (text.startswith("(") and text.endswith(")")):
+        raise ValueError("user_filter: an LDAP filter in parentheses, e.g. (objectClass=person)")
+    try:
+        parse_filter(f"(&{text}(cn=x))", None, False, True, None, False)
+    except LDAPException:
+        raise ValueError(f"user_filter: {text!r} is not a valid LDAP filter (RFC 4515)") from None
 
 
 def _pem_bundle(text: str) -> str:

@@ -49,8 +49,7 @@ class KerberosProvider:
     def accept(self, token: bytes) -> tuple[ExternalUser, bytes | None]:
         """The user a SPNEGO token proves (and the answer token for mutual authentication);
         Unauthorized for a token that does not verify or names another realm."""
-        import gssapi
-        from gssapi.exceptions import GSSError
+        gssapi, GSSError = _gssapi()
 
         path = self._keytab_file()
         try:
@@ -73,10 +72,8 @@ class KerberosProvider:
 
     def walk(self, username: str, password: str, report: Report) -> ExternalUser | None:
         """The "test" action: can this appliance accept tickets with the stored keytab?"""
-        import gssapi
-        from gssapi.exceptions import GSSError
-
         try:
+            gssapi, GSSError = _gssapi()
             path = self._keytab_file()
         except Unavailable as e:
             report.add("keytab", False, e.message)
@@ -94,3 +91,13 @@ class KerberosProvider:
                                       "passwords typed into the form are checked by the other providers")
         return None
 
+
+def _gssapi():
+    """(gssapi, GSSError); Unavailable when the optional package is not installed."""
+    try:
+        import gssapi
+        from gssapi.exceptions import GSSError
+    except ImportError:
+        raise Unavailable("Kerberos needs the gssapi package: pip install 'tether[kerberos]' (it builds against "
+                          "MIT krb5: Debian libkrb5-dev and gcc)") from None
+    return gssapi, GSSError

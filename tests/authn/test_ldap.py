@@ -126,21 +126,23 @@ def test_disabled_removed_injected_and_local_names_are_refused(ready_site, direc
 def test_unreachable_or_untrusted_provider_is_skipped_and_never_locks_out_local_admin(ready_site, directory):
     a, c, _ah, h = ready_site
     dead_port = S.free_port(IP)
-    # asked before local users: an unreachable server first, then one whose certificate is not trusted
-    ok(c.put("/api/config/settings/security", headers=h, json={"local_users_priority": 50}))
+    # an unreachable server first, then one whose certificate is not trusted
     ok(c.post("/api/config/security-providers", headers=h,
               json=provider(directory, name="down", port=dead_port, priority=1)), 201)
     ok(c.post("/api/config/security-providers", headers=h,
               json=provider(directory, name="untrusted", ca_certificate=directory.other_ca.read_text(),
                             priority=2)), 201)
-    r = ok(api_login(c, "admin", NEW_SITE_PASSWORD))
-    assert r["provider"] == "local"
+    # a directory user cannot get in through a provider that is down or untrusted; both are skipped, audited
+    assert api_login(c, "dana", DANA).status_code == 401
     skipped = {e["target"]: e["details"]["reason"] for e in audit(c, h, "authn.provider_unavailable")}
     assert f"cannot reach {IP}:{dead_port}" in skipped["down"]
     assert "not trusted" in skipped["untrusted"]
     assert "secret" not in json.dumps(skipped).lower() and S.READER_PW not in json.dumps(skipped)
-    # a directory user cannot get in through a provider that is down or untrusted
-    assert api_login(c, "dana", DANA).status_code == 401
+    # the local admin is answered by the local users alone: no directory is asked, none can lock it out
+    before = len(audit(c, h, "authn.provider_unavailable"))
+    assert ok(api_login(c, "admin", NEW_SITE_PASSWORD))["provider"] == "local"
+    assert api_login(c, "admin", "a-wrong-one").status_code == 401
+    assert len(audit(c, h, "authn.provider_unavailable")) == before
 
     # a second server listed after the dead one is used (servers in order of preference)
     ok(c.put("/api/config/security-providers/down", headers=h,

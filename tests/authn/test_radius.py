@@ -121,6 +121,8 @@ def test_access_challenge_one_time_code_on_html_api_and_rep(ready_site, radius, 
     assert "tether_site=" not in resp.headers.get("set-cookie", "")
     token = re.search(r'name="challenge" value="([^"]+)"', resp.text).group(1)
     csrf_pre = re.search(r'name="csrf_token" value="([^"]+)"', resp.text).group(1)
+    forged = browser.post("/login", data={"username": "otto", "challenge": token, "response": CODE})
+    assert forged.status_code == 403 and "CSRF" in forged.text  # the code's form is CSRF-protected too
     done = browser.post("/login", data={"csrf_token": csrf_pre, "username": "otto", "challenge": token,
                                         "response": CODE})
     assert done.status_code == 303 and done.headers["location"] == "/login/status", done.text
@@ -156,7 +158,6 @@ def test_access_challenge_one_time_code_on_html_api_and_rep(ready_site, radius, 
 def test_wrong_authenticator_and_unreachable_server_are_no_answer(ready_site, radius, forger):
     a, c, _ah, h = ready_site
     port, seen = forger
-    ok(c.put("/api/config/settings/security", headers=h, json={"local_users_priority": 50}))
     configure(c, h, radius, name="radius", host=FORGER_IP, port=port, timeout_seconds=1)
     assert api_login(c, "carol", CAROL).status_code == 401
     assert seen, "the forger got no Access-Request"
@@ -165,7 +166,7 @@ def test_wrong_authenticator_and_unreachable_server_are_no_answer(ready_site, ra
     assert test["outcome"] == "unavailable" and "wrong authenticator" in test["steps"][0]["detail"]
     reasons = [e["details"]["reason"] for e in audit(c, h, "authn.provider_unavailable") if e["target"] == "radius"]
     assert reasons and "wrong authenticator" in reasons[0] and SECRET not in json.dumps(reasons)
-    # the local admin is asked after the provider and still gets in
+    # the local admin does not depend on the provider
     assert ok(api_login(c, "admin", NEW_SITE_PASSWORD))["provider"] == "local"
 
     # servers in order of preference: the forger first, the real server second

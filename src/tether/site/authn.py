@@ -2,14 +2,16 @@
 authentication providers behind every login (the HTML /login form,
 ``POST /api/session`` and the representative console's first frame).
 
-The chain holds the local site users and the enabled security providers
-configured under /login (SITE-01), each through the implementation
-registered for its kind in ``PROVIDERS``, ordered by priority; the local
-users sit at the security settings' ``local_users_priority`` (0 by default:
-first; on a tie local users come first). Each provider answers "not mine"
-(None: the next one is asked), a user, or a refusal (Unauthorized: the next
-one is still asked, so a directory that knows the same name never locks out
-a local administrator). A provider that cannot be asked (``Unavailable``:
+The chain holds the local site users, then the enabled security providers
+configured under /login (SITE-01) in priority order, each through the
+implementation registered for its kind in ``PROVIDERS``. A name that
+belongs to a local user is answered by the local users alone: a directory
+never takes over a local account (a directory entry named "admin" is not the
+site's admin), so a local administrator neither waits for nor depends on any
+directory. For other names each provider answers "not mine" (None: the next
+one is asked), a user, or a refusal (Unauthorized: the next one is still
+asked, so one directory's refusal does not hide another's user). A provider
+that cannot be asked (``Unavailable``:
 unreachable, TLS or service bind refused) is skipped with an audit entry
 ``authn.provider_unavailable``. Throttling (SEC-01) counts the chain's
 outcome once per attempt, whoever answered.
@@ -117,13 +119,8 @@ class Authenticator:
         self._pending: dict[str, tuple[str, str, bytes | None, float]] = {}  # token -> provider, user, state, until
         self._lock = threading.Lock()
 
-    def _local_priority(self) -> int:
-        from . import sections
-
-        return sections.get_model(self.engine, sections.SECTIONS["security"]).local_users_priority
-
     def chain(self) -> list[Provider]:
-        ordered: list[tuple[tuple, Provider]] = [((self._local_priority(), 0, ""), LocalProvider(self.users))]
+        ordered: list[tuple[tuple, Provider]] = [((-1, 0, ""), LocalProvider(self.users))]
         with self.engine.connect() as c:
             rows = c.execute(sa.select(security_providers).where(security_providers.c.enabled.is_(True))).mappings()
             for row in rows:
@@ -195,7 +192,8 @@ class Authenticator:
         throttle = self.users.throttle
         throttle.check(REALM, username, source_ip)
         last: Unauthorized | None = None
-        for provider in self.chain():
+        chain = [LocalProvider(self.users)] if self.users.is_local(username) else self.chain()
+        for provider in chain:
             try:
                 got = provider.authenticate(username, password, source_ip)
             except Unavailable as e:

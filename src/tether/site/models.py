@@ -300,7 +300,6 @@ class SecuritySettings(Strict):
     require_two_factor: bool = False
     rep_allowed_networks: list[str] = ["0.0.0.0/0", "::/0"]
     login_banner: Annotated[str, Field(max_length=4000)] = ""
-    local_users_priority: Annotated[int, Field(ge=0, le=1000)] = 0  # where local users sit among the providers
 
     _n = field_validator("rep_allowed_networks")(classmethod(lambda cls, v: [V.ip_network(x) for x in v]))
 

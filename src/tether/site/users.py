@@ -68,6 +68,14 @@ class Users:
         with self.engine.connect() as c:
             return [_user(r) for r in c.execute(sa.select(users).order_by(users.c.username)).mappings()]
 
+    def is_local(self, username: str) -> bool:
+        """A local user has this name (not a directory user's row)."""
+        from .external import is_directory_hash
+
+        with self.engine.connect() as c:
+            stored = c.execute(sa.select(users.c.password_hash).where(users.c.username == username)).scalar()
+        return stored is not None and not is_directory_hash(stored)
+
     def check_password(self, username: str, password: str) -> User | None:
         """The local user whose password this is; None when no local user has this name (a directory
         user's row is not a local user); Unauthorized for a wrong password or a disabled user. Records

@@ -210,28 +210,31 @@ class Directory:
             admin = c.execute(sa.select(users.c.is_admin).where(users.c.username == username)).scalar()
             if admin:
                 return frozenset(REP_PERMISSIONS)
-            teams = [r[0] for r in c.execute(sa.select(T.team_members.c.team).where(T.team_members.c.username == username))]
-            m, p = T.group_policy_members, T.group_policies
-            who = [sa.and_(m.c.kind == "user", m.c.username == username),
-                   sa.and_(m.c.kind == "team", m.c.team.in_(teams))]
-            if provider and groups:
-                who.append(sa.and_(m.c.kind == "provider_group", m.c.provider == provider,
-                                   sa.func.lower(m.c.group_name).in_([g.lower() for g in groups])))
-            rows = c.execute(sa.select(p.c.permissions).join(m, m.c.policy == p.c.name).where(sa.or_(*who)))
+            p, m = T.group_policies, T.group_policy_members
+            rows = c.execute(sa.select(p.c.permissions).join(m, m.c.policy == p.c.name).where(
+                self._members(c, username, provider, groups)))
             return frozenset(x for r in rows for x in (r[0] or []))
 
     def group_policies(self, username: str, provider: str | None = None,
                        groups: tuple[str, ...] | list[str] = ()) -> list[str]:
         """The names of the group policies that apply to a user (as in ``rep_permissions``)."""
+        m = T.group_policy_members
         with self.engine.connect() as c:
-            teams = [r[0] for r in c.execute(sa.select(T.team_members.c.team).where(T.team_members.c.username == username))]
-            m = T.group_policy_members
-            who = [sa.and_(m.c.kind == "user", m.c.username == username),
-                   sa.and_(m.c.kind == "team", m.c.team.in_(teams))]
-            if provider and groups:
-                who.append(sa.and_(m.c.kind == "provider_group", m.c.provider == provider,
-                                   sa.func.lower(m.c.group_name).in_([g.lower() for g in groups])))
-            return sorted({r[0] for r in c.execute(sa.select(m.c.policy).where(sa.or_(*who)))})
+            return sorted({r[0] for r in c.execute(sa.select(m.c.policy).where(
+                self._members(c, username, provider, groups)))})
+
+    @staticmethod
+    def _members(c: sa.Connection, username: str, provider: str | None, groups) -> sa.ColumnElement:
+        """The group-policy member rows that stand for this user: the user, their teams, their groups."""
+        m = T.group_policy_members
+        teams = [r[0] for r in c.execute(sa.select(T.team_members.c.team).where(
+            T.team_members.c.username == username))]
+        who = [sa.and_(m.c.kind == "user", m.c.username == username),
+               sa.and_(m.c.kind == "team", m.c.team.in_(teams))]
+        if provider and groups:
+            who.append(sa.and_(m.c.kind == "provider_group", m.c.provider == provider,
+                               sa.func.lower(m.c.group_name).in_([g.lower() for g in groups])))
+        return sa.or_(*who)
 
 
 def _public_deployment(row: dict) -> dict:

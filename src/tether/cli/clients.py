@@ -149,9 +149,19 @@ def rep_main(site: str = typer.Option(..., help="the site's hostname[:port]"),
     _opts.password = password
 
 
+async def _one_time_code(message: str) -> str:
+    """The site's RADIUS server asks for more (a one-time code): TETHER_OTP, else asked on the terminal."""
+    code = os.environ.get("TETHER_OTP")
+    if code is not None:
+        return code
+    import getpass
+
+    return await asyncio.to_thread(getpass.getpass, f"{message}: ")
+
+
 def _run_console(body) -> None:
     async def main():
-        async with Console(_opts.site, _opts.username, _opts.password) as console:
+        async with Console(_opts.site, _opts.username, _opts.password, on_challenge=_one_time_code) as console:
             return await body(console)
 
     try:

@@ -109,6 +109,34 @@ def register(app: typer.Typer) -> None:
             res = _remote(url, cacert, pin_cert, user, password, token).call("PUT", path, json=_doc(file))
         emit(res, as_json, f"{kind} {name or ''} saved")
 
+    @config_app.command("test-provider")
+    def config_test_provider(name: Annotated[str, typer.Argument(help="The security provider's name")],
+                             username: Annotated[str, typer.Option("--username", help="The directory user to try")],
+                             url: UrlOpt = None, cacert: CaOpt = None, pin_cert: PinOpt = None,
+                             user: SiteUserOpt = None, password: PasswordOpt = None, token: TokenOpt = None,
+                             as_json: JsonOpt = False):
+        """Try a directory user's password against one security provider and print each step (connect,
+        TLS, bind, search, user bind, groups). The password tried is read from TETHER_TEST_PASSWORD, else
+        asked for. Exit 0 when the login would succeed, 3 when it would not."""
+        import getpass
+        import os
+
+        tried = os.environ.get("TETHER_TEST_PASSWORD")
+        if tried is None:
+            tried = getpass.getpass(f"Password of {username} to try: ")
+        with errors():
+            res = _remote(url, cacert, pin_cert, user, password, token).call(
+                "POST", f"/api/config/security-providers/{name}/test", json={"username": username, "password": tried})
+        lines = [f"{'ok    ' if s['ok'] else 'FAILED'} {s['step']:<10} {s['detail']}" for s in res["steps"]]
+        if res.get("user"):
+            u = res["user"]
+            lines.append(f"user {u['username']} ({u['display_name']}); groups: {', '.join(u['groups']) or 'none'}; "
+                         f"group policies: {', '.join(res.get('group_policies') or []) or 'none'}")
+        lines.append(f"result: {'passed' if res['ok'] else 'failed'} ({res['outcome']})")
+        emit(res, as_json, "\n".join(lines))
+        if not res["ok"]:
+            raise typer.Exit(3)
+
     @config_app.command("delete")
     def config_delete(kind: str, name: str, url: UrlOpt = None, cacert: CaOpt = None, pin_cert: PinOpt = None,
                       user: SiteUserOpt = None, password: PasswordOpt = None, token: TokenOpt = None,

@@ -199,20 +199,42 @@ class Directory:
                 c.execute(T.jump_clients.update().where(T.jump_clients.c.name == name).values(**values))
 
     # --- what a representative may do ------------------------------------------------------------
-    def rep_permissions(self, username: str) -> frozenset[str]:
-        """The representative permissions (group policies, SITE-01) a user holds; administrators hold all."""
+    def rep_permissions(self, username: str, provider: str | None = None,
+                        groups: tuple[str, ...] | list[str] = ()) -> frozenset[str]:
+        """The representative permissions (group policies, SITE-01) a user holds: as a user, through
+        their teams, and through the directory groups ``provider`` reported at login (members of kind
+        provider_group; group names compared without case); administrators hold all."""
         from tether.site.models import REP_PERMISSIONS
 
         with self.engine.connect() as c:
             admin = c.execute(sa.select(users.c.is_admin).where(users.c.username == username)).scalar()
             if admin:
                 return frozenset(REP_PERMISSIONS)
-            teams = [r[0] for r in c.execute(sa.select(T.team_members.c.team).where(T.team_members.c.username == username))]
-            m, p = T.group_policy_members, T.group_policies
+            p, m = T.group_policies, T.group_policy_members
             rows = c.execute(sa.select(p.c.permissions).join(m, m.c.policy == p.c.name).where(
-                sa.or_(sa.and_(m.c.kind == "user", m.c.username == username),
-                       sa.and_(m.c.kind == "team", m.c.team.in_(teams)))))
+                self._members(c, username, provider, groups)))
             return frozenset(x for r in rows for x in (r[0] or []))
+
+    def group_policies(self, username: str, provider: str | None = None,
+                       groups: tuple[str, ...] | list[str] = ()) -> list[str]:
+        """The names of the group policies that apply to a user (as in ``rep_permissions``)."""
+        m = T.group_policy_members
+        with self.engine.connect() as c:
+            return sorted({r[0] for r in c.execute(sa.select(m.c.policy).where(
+                self._members(c, username, provider, groups)))})
+
+    @staticmethod
+    def _members(c: sa.Connection, username: str, provider: str | None, groups) -> sa.ColumnElement:
+        """The group-policy member rows that stand for this user: the user, their teams, their groups."""
+        m = T.group_policy_members
+        teams = [r[0] for r in c.execute(sa.select(T.team_members.c.team).where(
+            T.team_members.c.username == username))]
+        who = [sa.and_(m.c.kind == "user", m.c.username == username),
+               sa.and_(m.c.kind == "team", m.c.team.in_(teams))]
+        if provider and groups:
+            who.append(sa.and_(m.c.kind == "provider_group", m.c.provider == provider,
+                               sa.func.lower(m.c.group_name).in_([g.lower() for g in groups])))
+        return sa.or_(*who)
 
 
 def _public_deployment(row: dict) -> dict:

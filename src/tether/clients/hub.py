@@ -19,6 +19,7 @@ from typing import Callable, Protocol
 from tether import __version__
 from tether.core.errors import Conflict, NotFound, Throttled, Unauthorized
 from tether.site import sections
+from tether.site.external import Challenge
 
 from . import protocol as P
 from .directory import Directory
@@ -227,22 +228,49 @@ class ClientHub:
             username = P.field(hello, "username", str, max_len=64)
             password = P.field(hello, "password", str, max_len=1024)
             try:
-                user = await asyncio.to_thread(site.authn.authenticate, username, password, ip)
+                try:
+                    login = await asyncio.to_thread(site.authn.authenticate, username, password, ip)
+                except Challenge as c:
+                    login = await self._answer_challenges(link, site, c, ip)
             except Throttled as e:
                 raise P.ProtocolError("throttled", str(e), P.UNAUTHORIZED) from None
             except Unauthorized as e:
                 raise P.ProtocolError("unauthorized", str(e), P.UNAUTHORIZED) from None
+            user = login.user
             if user.must_change_password:
                 raise P.ProtocolError("password_change_required",
                                       "change your password in /login before using the console", P.UNAUTHORIZED)
             peer = Peer(link, role, user.username, ip)
-            peer.perms = await asyncio.to_thread(directory.rep_permissions, user.username)
+            peer.perms = await asyncio.to_thread(directory.rep_permissions, user.username, login.group_provider,
+                                                login.groups)
             self.reps.add(peer)
             await asyncio.to_thread(site.audit.record, user.username, "rep.login", user.username, ip,
-                                    {"agent": str(hello.get("agent", ""))[:64]})
+                                    {"agent": str(hello.get("agent", ""))[:64], "provider": login.provider})
         await peer.send({"type": "welcome", "v": P.VERSION, "site": site.info().name, "role": role,
                          "name": peer.name, "heartbeat": heartbeat, "server": f"tether/{__version__}"})
         return peer
+
+    async def _answer_challenges(self, link: Link, site, c, ip: str | None):
+        """A provider asks for a one-time code (RADIUS Access-Challenge): send the console a
+        ``challenge`` frame and pass its ``challenge_response`` on, as often as the provider asks
+        (at most ``P.MAX_CHALLENGES`` times)."""
+        for _ in range(P.MAX_CHALLENGES):
+            await link.send_text(P.encode({"type": "challenge", "message": c.message}))
+            try:
+                raw = await asyncio.wait_for(link.receive(), P.CHALLENGE_TIMEOUT)
+            except asyncio.TimeoutError:
+                raise P.ProtocolError("unauthorized", "no answer to the challenge in time", P.UNAUTHORIZED) from None
+            if not isinstance(raw, str):
+                raise P.bad("expected a JSON 'challenge_response'")
+            frame = P.decode(raw)
+            if frame.get("type") != "challenge_response":
+                raise P.bad(f"expected 'challenge_response', got {frame.get('type')!r}")
+            response = P.field(frame, "response", str, max_len=1024)
+            try:
+                return await asyncio.to_thread(site.authn.respond, c.token, response, ip)
+            except Challenge as again:
+                c = again
+        raise P.ProtocolError("unauthorized", "too many challenges", P.UNAUTHORIZED)
 
     async def _kick(self, peer: Peer, e: P.ProtocolError) -> None:
         self._forget(peer)

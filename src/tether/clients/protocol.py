@@ -13,6 +13,8 @@ MAX_TEXT = 64 * 1024
 MAX_DATA = 64 * 1024
 WS_MAX_SIZE = 1024 * 1024  # the WebSocket layer's own limit (close 1009)
 HELLO_TIMEOUT = 10.0
+CHALLENGE_TIMEOUT = 120.0  # a representative typing a one-time code (a challenge frame after the hello)
+MAX_CHALLENGES = 3
 
 ROLES = ("jump", "jumpoint", "rep")
 AGENT_ROLES = ("jump", "jumpoint")

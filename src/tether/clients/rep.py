@@ -28,8 +28,9 @@ class RequestFailed(Exception):
 
 
 class Console:
-    def __init__(self, site: Site, username: str, password: str):
+    def __init__(self, site: Site, username: str, password: str, on_challenge=None):
         self.site, self.username, self.password = site, username, password
+        self.on_challenge = on_challenge  # async (message) -> one-time code
         self.ids = itertools.count(1)
         self.pending: dict[int, asyncio.Future] = {}
         self.channels: dict[int, asyncio.Queue] = {}
@@ -37,7 +38,8 @@ class Console:
 
     async def __aenter__(self) -> "Console":
         self.ws, self.welcome, _ = await self.site.open({"role": "rep", "username": self.username,
-                                                         "password": self.password})
+                                                         "password": self.password},
+                                                        on_challenge=self.on_challenge)
         self.reader = asyncio.ensure_future(self._read())
         self.beat = asyncio.ensure_future(self._heartbeat(float(self.welcome.get("heartbeat") or 30)))
         return self

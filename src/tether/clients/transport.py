@@ -131,8 +131,11 @@ class Site:
     def context(self) -> ssl.SSLContext:
         return client_context(self.trust)
 
-    async def open(self, hello: dict, open_timeout: float = 15.0) -> tuple[ClientConnection, dict, str]:
-        """Connect, check the certificate, send the hello: (connection, welcome, address used)."""
+    async def open(self, hello: dict, open_timeout: float = 15.0,
+                   on_challenge=None) -> tuple[ClientConnection, dict, str]:
+        """Connect, check the certificate, send the hello: (connection, welcome, address used).
+        ``on_challenge(message)`` (a coroutine function) answers a ``challenge`` frame (a one-time code
+        the site's RADIUS server asks for); without it a challenge is a refusal."""
         address = await resolve(self.hostname, self.port, self.hosts_file)
         ws = await connect(self.url, ssl=self.context(), host=address, port=self.port,
                            server_hostname=self.hostname, open_timeout=open_timeout, ping_interval=None,
@@ -144,6 +147,11 @@ class Site:
             await ws.send(P.encode({"v": P.VERSION, "agent": f"tether/{__version__}", **hello, "type": "hello"}))
             first = await asyncio.wait_for(ws.recv(), open_timeout)
             frame = P.decode(first) if isinstance(first, str) else {}
+            while frame.get("type") == "challenge" and on_challenge is not None:
+                answer = await on_challenge(str(frame.get("message") or "One-time code"))
+                await ws.send(P.encode({"type": "challenge_response", "response": answer}))
+                first = await asyncio.wait_for(ws.recv(), open_timeout)
+                frame = P.decode(first) if isinstance(first, str) else {}
             if frame.get("type") != "welcome":
                 try:
                     await asyncio.wait_for(ws.wait_closed(), 2)

@@ -78,8 +78,24 @@ class SecurityProvider(Strict):
     radius_secret: Annotated[str, Field(min_length=8, max_length=256)] | None = None
     realm: Annotated[str, Field(pattern=r"^[A-Z0-9][A-Z0-9.-]{0,252}$")] | None = None
     keytab: Annotated[str, Field(min_length=4, max_length=1_400_000)] | None = None  # base64
+    # LDAP: the CA bundle (PEM) to trust for StartTLS/LDAPS; stored as the provider's file (the keytab column)
+    ca_certificate: Annotated[str, Field(min_length=20, max_length=1_000_000)] | None = Field(None, exclude=True)
+    # RADIUS: the NAS-Identifier sent in each Access-Request; stored in the bind_dn column (RADIUS has no bind)
+    nas_identifier: Annotated[str, Field(min_length=1, max_length=253)] | None = Field(None, exclude=True)
 
-    _h = field_validator("host")(classmethod(lambda cls, v: _host(v)))
+    @field_validator("host")
+    @classmethod
+    def _h(cls, v):
+        """One server, or several comma-separated in order of preference (LDAP, RADIUS)."""
+        if v is None:
+            return None
+        hosts = [h.strip() for h in v.split(",")]
+        if not all(hosts):
+            raise ValueError("host: give one server or several separated by commas")
+        joined = ",".join(V.host(h) for h in hosts)
+        if len(joined) > 253:
+            raise ValueError("host: at most 253 characters in all")
+        return joined
 
     @field_validator("port")
     @classmethod
@@ -92,6 +108,12 @@ class SecurityProvider(Strict):
         for f in need:
             if getattr(self, f) in (None, ""):
                 raise ValueError(f"{f}: required for a {self.kind} provider")
+        if self.ca_certificate is not None:
+            if self.kind != "ldap":
+                raise ValueError("ca_certificate: only an LDAP provider takes a CA certificate")
+            self.keytab = _pem_bundle(self.ca_certificate)
+        if self.kind == "ldap" and self.user_filter:
+            _ldap_filter(self.user_filter)
         if self.kind == "ldap":
             self.port = self.port or (636 if self.tls_mode == "ldaps" else 389)
             self.tls_mode = self.tls_mode or "starttls"
@@ -102,7 +124,39 @@ class SecurityProvider(Strict):
             self.user_filter = self.user_filter or "(objectClass=person)"
         elif self.kind == "radius":
             self.port = self.port or 1812
+            if self.nas_identifier is not None:
+                self.bind_dn = self.nas_identifier
+        if self.nas_identifier is not None and self.kind != "radius":
+            raise ValueError("nas_identifier: only a RADIUS provider sends a NAS identifier")
         return self
+
+
+def _ldap_filter(text: str) -> None:
+    """A user filter the directory will accept: an RFC 4515 filter in parentheses (parsed by ldap3)."""
+    from ldap3.core.exceptions import LDAPException
+    from ldap3.operation.search import parse_filter
+
+    if not (text.startswith("(") and text.endswith(")")):
+        raise ValueError("user_filter: an LDAP filter in parentheses, e.g. (objectClass=person)")
+    try:
+        parse_filter(f"(&{text}(cn=x))", None, False, True, None, False)
+    except LDAPException:
+        raise ValueError(f"user_filter: {text!r} is not a valid LDAP filter (RFC 4515)") from None
+
+
+def _pem_bundle(text: str) -> str:
+    """A PEM bundle of CA certificates (checked to parse), base64 as the provider's file is stored."""
+    import base64
+
+    from cryptography import x509
+
+    try:
+        certs = x509.load_pem_x509_certificates(text.encode())
+    except ValueError:
+        raise ValueError("ca_certificate: not a PEM certificate (-----BEGIN CERTIFICATE-----)") from None
+    if not certs:
+        raise ValueError("ca_certificate: not a PEM certificate (-----BEGIN CERTIFICATE-----)")
+    return base64.b64encode(text.strip().encode() + b"\n").decode()
 
 
 class PolicyMember(Strict):

@@ -37,11 +37,11 @@ class Site:
         self._forward = forward
         self.users = Users(self.engine, throttle)
         self.user_admin = UserAdmin(self.engine)
-        self.authn = Authenticator(self.engine, self.users)  # the rep console's login chain
         self.api_accounts = ApiAccounts(self.engine, throttle)
         self.sessions = SessionStore(self.engine, sessions)
         self.events = Events(self.engine, lambda: self.info().name)
         self.audit = AuditLog(self.engine, audit_log, "site", self._on_audit)
+        self.authn = Authenticator(self.engine, self.users, self.audit, data.runtime_dir)  # every login's chain
         self.config = ConfigStore(self.engine)
         self.files = FileStore(self.engine, BlobStore(data.files_dir))
         self.recordings = BlobStore(data.recordings_dir)

@@ -68,7 +68,38 @@ class Users:
         with self.engine.connect() as c:
             return [_user(r) for r in c.execute(sa.select(users).order_by(users.c.username)).mappings()]
 
+    def is_local(self, username: str) -> bool:
+        """A local user has this name (not a directory user's row)."""
+        from .external import is_directory_hash
+
+        with self.engine.connect() as c:
+            stored = c.execute(sa.select(users.c.password_hash).where(users.c.username == username)).scalar()
+        return stored is not None and not is_directory_hash(stored)
+
+    def check_password(self, username: str, password: str) -> User | None:
+        """The local user whose password this is; None when no local user has this name (a directory
+        user's row is not a local user); Unauthorized for a wrong password or a disabled user. Records
+        the login time; no throttling (the caller throttles: ``authenticate``, or the login chain)."""
+        from .external import is_directory_hash
+
+        with self.engine.connect() as c:
+            row = c.execute(sa.select(users).where(users.c.username == username)).mappings().first()
+        if row is None or is_directory_hash(row["password_hash"]):
+            return None
+        if not row["enabled"] or not verify_password(row["password_hash"], password):
+            raise Unauthorized("wrong user name or password")
+        self._logged_in(row["id"])
+        return _user(row)
+
+    def _logged_in(self, user_id: int) -> None:
+        try:
+            with self.engine.begin() as c:
+                c.execute(users.update().where(users.c.id == user_id).values(last_login_at=time.time()))
+        except NotPrimary:
+            pass  # a backup appliance lets its admins in to see status; last-login is the primary's record
+
     def authenticate(self, username: str, password: str, source_ip: str | None) -> User:
+        """A local user's password check with throttling (the password change's check)."""
         self.throttle.check(REALM, username, source_ip)
         with self.engine.connect() as c:
             row = c.execute(sa.select(users).where(users.c.username == username)).mappings().first()
@@ -84,6 +115,12 @@ class Users:
         return _user(row)
 
     def change_password(self, username: str, current: str, new: str, source_ip: str | None) -> None:
+        from .external import is_directory_hash
+
+        with self.engine.connect() as c:
+            stored = c.execute(sa.select(users.c.password_hash).where(users.c.username == username)).scalar()
+        if stored and is_directory_hash(stored):
+            raise Invalid("this user logs in through a directory; change the password there", field="new_password")
         self.authenticate(username, current, source_ip)
         check_new_password(new, current=current)
         with self.engine.begin() as c:

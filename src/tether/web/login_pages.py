@@ -5,18 +5,21 @@ the permission."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import time
 
 from fastapi import APIRouter, Request
 
 from tether.core.errors import TetherError
+from tether.site.external import Challenge
 from tether.site import permissions as P
 from tether.site.actions import accounts, history
 
 from . import auth, forms
 from .auth import appliance_of, client_ip
 from .pages import Face, add_session_routes, page_runner, redirect, render
-from .site_deps import site_change_password, site_login, site_of
+from .site_deps import site_change_password, site_login, site_negotiate, site_of
 
 FACE = Face("/login", "/login", auth.SITE_COOKIE, (
     ("/login/status", "Status"), ("/login/users", "Users"), ("/login/api-accounts", "API accounts"),
@@ -36,8 +39,43 @@ async def login_page(request: Request):
         return render(request, FACE, "error.html", "No site", status=503, nav=False, back="/login",
                       error="No site is installed on this appliance yet; install a site package in /appliance.")
     token = auth.prelogin_token(request)
-    resp = render(request, FACE, "login.html", "Log in", nav=False, prelogin=token)
+    resp = render(request, FACE, "login.html", "Log in", nav=False, prelogin=token,
+                  kerberos=site_of(request).authn.has_kind("kerberos"))
     auth.set_prelogin_cookie(resp, token, "/login")
+    return resp
+
+
+@router.get("/login/negotiate")
+async def login_negotiate(request: Request):
+    """Kerberos single sign-on (SPNEGO, RFC 4559): 401 with ``WWW-Authenticate: Negotiate`` until the
+    browser sends its ticket; a ticket the site accepts logs in like the form. A browser without a
+    ticket (or a refused one) gets the login form: the other providers are the fallback."""
+    if appliance_of(request).site is None:
+        return redirect("/login")
+    header = request.headers.get("authorization", "")
+    pre = auth.prelogin_token(request)
+
+    def form(status: int, error: str | None = None, challenge: bool = False):
+        resp = render(request, FACE, "login.html", "Log in", status=status, nav=False, prelogin=pre, error=error)
+        if challenge:
+            resp.headers["WWW-Authenticate"] = "Negotiate"
+        auth.set_prelogin_cookie(resp, pre, "/login")
+        return resp
+
+    if header[:10].lower() != "negotiate ":
+        return form(401, "Single sign-on needs a Kerberos ticket; log in with your password instead.", True)
+    try:
+        ticket = base64.b64decode(header[10:].strip(), validate=True)
+    except ValueError:
+        return form(400, "The Negotiate header is not base64.")
+    try:
+        login, token, answer = await asyncio.to_thread(site_negotiate, request, ticket)
+    except TetherError as exc:
+        return form(exc.status, exc.message)
+    resp = redirect("/login/password" if login.user.must_change_password else "/login/status")
+    if answer:
+        resp.headers["WWW-Authenticate"] = "Negotiate " + base64.b64encode(answer).decode()
+    auth.set_session_cookie(resp, auth.SITE_COOKIE, token, "/login")
     return resp
 
 
@@ -45,9 +83,16 @@ async def login_page(request: Request):
 async def login_submit(request: Request):
     form = await request.form()
     username = str(form.get("username") or "")
+    challenge = str(form.get("challenge") or "") or None
     try:
         auth.check_prelogin(request, form.get("csrf_token"))
-        user, token, _s = site_login(request, username, str(form.get("password") or ""))
+        secret = str(form.get("response") if challenge else form.get("password") or "")
+        login, token, _s = site_login(request, username, secret, challenge)
+        user = login.user
+    except Challenge as exc:  # the provider asks for a one-time code: the same form, asking for it
+        return render(request, FACE, "login.html", "Log in", status=200, nav=False,
+                      prelogin=auth.prelogin_token(request), username=username, challenge=exc.token,
+                      challenge_message=exc.message)
     except TetherError as exc:
         return render(request, FACE, "login.html", "Log in", status=exc.status, nav=False,
                       prelogin=auth.prelogin_token(request), username=username, error=exc.message)

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Form, Request
 from fastapi.security import HTTPBasic
 from pydantic import BaseModel
+from tether.clients.directory import Directory
 from tether.core.errors import Invalid
 from tether.core.validate import Int, Natural
 from tether.site.actions import accounts, config, history
@@ -28,7 +29,8 @@ _basic = HTTPBasic(auto_error=False)
 
 class LoginBody(BaseModel):
     username: str
-    password: str
+    password: str  # with ``challenge``: the one-time code
+    challenge: str | None = None  # the token of a 401 challenge_required answer
 
 
 class PasswordBody(BaseModel):
@@ -72,8 +74,13 @@ def create() -> FastAPI:
 
     @api.post("/session", summary="Log a site user in; returns a bearer session token")
     def post_session(request: Request, body: LoginBody) -> dict:
-        user, token, s = site_login(request, body.username, body.password)
-        return {"token": token, "expires_at": s.expires_at, "must_change_password": user.must_change_password}
+        login, token, s = site_login(request, body.username, body.password, body.challenge)
+        d = Directory(site_of(request).engine)
+        return {"token": token, "expires_at": s.expires_at, "must_change_password": login.user.must_change_password,
+                "provider": login.provider, "groups": list(login.groups),
+                "group_policies": d.group_policies(login.user.username, login.group_provider, login.groups),
+                "rep_permissions": sorted(d.rep_permissions(login.user.username, login.group_provider,
+                                                            login.groups))}
 
     @api.post("/session/password", summary="Change the logged-in user's password")
     def post_password(request: Request, body: PasswordBody,

@@ -95,6 +95,12 @@ for _slug, _s in S.SECTIONS.items():
     _section_routes(_slug, _s)
 
 
+@router.post("/config/security-providers/{name}/test", name="test_security_provider",
+             summary="Try a username and password against one security provider; each step is reported")
+def test_provider(request: Request, name: Annotated[str, Path(pattern=NAME_RE)], body: JsonBody, p: Caller) -> dict:
+    return config.test_provider(site_of(request), p, client_ip(request), name, body)
+
+
 @router.get("/config/branding/logo", summary="The client branding logo (Remote Support)",
             response_class=Response, responses={200: {"content": {"image/png": {}}}})
 def get_logo(request: Request, p: Caller) -> Response:

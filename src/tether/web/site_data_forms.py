@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from tether.core.errors import Invalid
 
 LONG_TEXT = {"body", "description", "welcome_text", "greeting", "waiting_message", "session_end_message",
-             "login_banner"}
+             "login_banner", "ca_certificate"}
 CHILD_HELP = {
     "teams.members": "one per line: USERNAME [member|lead|manager]",
     "group-policies.members": "one per line: user USERNAME | team TEAM | group PROVIDER GROUP NAME",
@@ -69,6 +69,8 @@ def widgets(model: type[BaseModel], slug: str, secrets: tuple[str, ...] = (), bi
         elif origin is list:
             w = Widget(name, label + " (one per line)", "lines")
         else:
+            if name == "ca_certificate":
+                label += " (PEM, write-only; empty keeps the stored one)"
             w = Widget(name, label, "textarea" if name in LONG_TEXT else "text", required=req)
         out.append(w)
     return out

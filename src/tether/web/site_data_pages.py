@@ -118,7 +118,7 @@ def _edit_page(request, p, slug: str, name: str, status=200, submitted: dict | N
     ws = _kind_widgets(k, True)
     return render(request, FACE, "site/config_edit.html", f"{k.title} › {name}", status=status,
                   csrf_token=p.csrf_token, widgets=ws, values=F.to_form(row, ws, slug),
-                  back=f"/login/config/{slug}", **extra)
+                  back=f"/login/config/{slug}", provider_test=name if slug == "security-providers" else None, **extra)
 
 
 @router.get("/login/config/{slug}/{name}")
@@ -143,6 +143,23 @@ async def entry_save(request: Request, slug: str, name: str):
                 raise
             return _edit_page(request, p, slug, name, status=exc.status, error=exc.message, submitted=data)
         return _edit_page(request, p, slug, name, notice="Saved.")
+    return await _page(request, h)
+
+
+@router.post("/login/config/security-providers/{name}/test")
+async def provider_test(request: Request, name: str):
+    """The provider's "test" action: the steps of a login attempt with the username and password typed."""
+    async def h(p):
+        form = await request.form()
+        body = {"username": str(form.get("test_username") or ""), "password": str(form.get("test_password") or "")}
+        try:
+            report = C.test_provider(site_of(request), p, client_ip(request), name, body)
+        except TetherError as exc:
+            if exc.status in (401, 403, 404):
+                raise
+            return _edit_page(request, p, "security-providers", name, status=exc.status, error=exc.message)
+        return _edit_page(request, p, "security-providers", name, test_report=report,
+                          test_username=body["username"])
     return await _page(request, h)
 
 

@@ -12,6 +12,7 @@ from starlette.responses import FileResponse
 
 from tether.core.errors import Invalid, Unauthorized
 from tether.site.blobs import Download
+from tether.site.external import Challenge
 
 from . import auth
 from .auth import Principal, appliance_of, client_ip
@@ -40,18 +41,24 @@ def send(d: Download) -> FileResponse:
     return FileResponse(d.path, media_type=d.media_type, filename=d.filename)
 
 
-def site_login(request: Request, username: str, password: str):
-    """Shared by the HTML and JSON logins: throttle, password, session, audit."""
+def site_login(request: Request, username: str, password: str, challenge: str | None = None):
+    """Shared by the HTML and JSON logins: the site's provider chain (local users, LDAP, RADIUS ...;
+    it throttles), session, audit. Returns (Login, token, session). With ``challenge`` (the token of
+    a pending Access-Challenge), ``password`` is the one-time code answering it. A provider that
+    asks for a code raises ``Challenge`` (its message and token), which the faces show."""
     site = site_of(request)
     ip = client_ip(request)
     try:
-        user = site.users.authenticate(username, password, ip)
+        login = site.authn.respond(challenge, password, ip) if challenge else \
+            site.authn.authenticate(username, password, ip)
+    except Challenge:
+        raise
     except Unauthorized:
         site.audit.record(username or "-", "login.failed", "site", ip)
         raise
-    token, session = site.sessions.create(user.username, ip)
-    site.audit.record(user.username, "login", "site", ip)
-    return user, token, session
+    token, session = site.sessions.create(login.user.username, ip)
+    site.audit.record(login.user.username, "login", "site", ip, {"provider": login.provider})
+    return login, token, session
 
 
 def site_change_password(request: Request, p: Principal, current: str, new: str) -> None:
@@ -61,3 +68,18 @@ def site_change_password(request: Request, p: Principal, current: str, new: str)
     site.users.change_password(p.name, current, new, client_ip(request))
     site.sessions.delete_user(p.name, keep=p.token)
     site.audit.record(p.name, "password.change", "site", client_ip(request))
+
+
+def site_negotiate(request: Request, token: bytes):
+    """The HTML login's Kerberos single sign-on (SPNEGO): the site's Kerberos providers accept the
+    ticket; session and audit as ``site_login``. Returns (Login, session token, answer token)."""
+    site = site_of(request)
+    ip = client_ip(request)
+    try:
+        login, answer = site.authn.negotiate(token, ip)
+    except Unauthorized:
+        site.audit.record("-", "login.failed", "site", ip, {"provider": "kerberos"})
+        raise
+    token_, _session = site.sessions.create(login.user.username, ip)
+    site.audit.record(login.user.username, "login", "site", ip, {"provider": login.provider})
+    return login, token_, answer

@@ -11,7 +11,9 @@ of them."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from .. import config as site_config
 from .. import permissions as P
@@ -61,6 +63,30 @@ def delete_entry(site: Site, actor: Actor, source_ip: str | None, slug: str, nam
     gone = site.config.delete(k, name)
     site.audit.record(actor.name, f"config.{slug}.delete", name, source_ip)
     return gone
+
+
+def test_provider(site: Site, actor: Actor, source_ip: str | None, name: str, body: object) -> dict:
+    """A security provider's "test" action: ask it about a username and password and report each step
+    (connect, TLS, bind, search, user bind, groups) and the group policies the user would get. Needs
+    the permission that changes providers (it sends credentials to the directory); logs nothing secret."""
+    from tether.clients.directory import Directory
+    from tether.core.validate import parse_model
+
+    kind(site, actor, "security-providers", write=True)
+    creds = parse_model(ProviderTestBody, body)
+    out = site.authn.check_provider(name, creds.username, creds.password)
+    if out["user"] is not None:
+        out["group_policies"] = Directory(site.engine).group_policies(out["user"]["username"], name,
+                                                                     out["user"]["groups"])
+    site.audit.record(actor.name, "config.security-providers.test", name, source_ip,
+                      {"username": creds.username, "outcome": out["outcome"]})
+    return out
+
+
+class ProviderTestBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: Annotated[str, Field(min_length=1, max_length=256)]
+    password: Annotated[str, Field(max_length=1024)]
 
 
 # --- settings sections -----------------------------------------------------------------------------

@@ -173,6 +173,11 @@ def test_altered_outer_header_and_padding_are_refused(backups, tmp_path, key):
         altered[f"end of the padding after {m.name}"] = _flip(
             src, tmp_path / f"pad2-{m.name}", m.offset_data + -(-m.size // 512) * 512 - 1)
     assert payload.name.startswith("payload")
+    # every byte of the payload's last block (its content: the checksums or the authentication fail)
+    last = payload.offset_data + (payload.size - 1) // 512 * 512
+    end = payload.offset_data + payload.size
+    for pos in range(last, end) if password is None else (last, (last + end) // 2, end - 1):
+        altered[f"payload byte {pos - payload.offset_data}"] = _flip(src, tmp_path / f"last-{pos}", pos)
     for what, path in altered.items():
         assert "damaged or was altered" in _refused(path, password), what
     cp = _cli_verify(altered["created_at"], tmp_path, password)

@@ -252,3 +252,12 @@ def test_crafted_backups_get_400_from_verify_and_restore_apis(ready_site, backup
     assert c.get("/api/users", headers=sh).json() == users
     # the uploads were not left behind
     assert not [p for p in (ready_site[0].data / "backups").rglob("*") if p.is_file()]
+    # a backup downloaded by the CLI from the appliance is written 0600 as well, whatever the umask
+    env = {**ready_site[0].cli_env(), "TETHER_TOKEN": sh["Authorization"].split()[1]}
+    old = os.umask(0)
+    try:
+        run_cli("backup", "--no-password", "--out", str(tmp_path / "dl"), env=env, check=True)
+    finally:
+        os.umask(old)
+    (got,) = (tmp_path / "dl").glob("*.nsb")
+    assert stat.S_IMODE(got.stat().st_mode) == 0o600, oct(got.stat().st_mode)

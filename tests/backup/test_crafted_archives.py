@@ -6,6 +6,7 @@ backup and snapshot is written 0600 whatever the umask."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import stat
@@ -261,3 +262,28 @@ def test_crafted_backups_get_400_from_verify_and_restore_apis(ready_site, backup
         os.umask(old)
     (got,) = (tmp_path / "dl").glob("*.nsb")
     assert stat.S_IMODE(got.stat().st_mode) == 0o600, oct(got.stat().st_mode)
+
+
+def _payload(members: list[tuple[str, bytes]]) -> bytes:
+    """A payload (a Zstandard-compressed inner tar) holding exactly ``members``."""
+    import zstandard
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+        for name, data in members:
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            t.addfile(ti, io.BytesIO(data))
+    return zstandard.ZstdCompressor(write_checksum=True).compress(buf.getvalue())
+
+
+@pytest.mark.req("ROB-02", "BK-09")
+def test_a_deeply_nested_manifest_is_refused_not_a_crash(backups, tmp_path):
+    _, b = backups
+    header = dict(_parts(b["plain"]))["nsb.json"]
+    for manifest in (b"[" * 100_000 + b"]" * 100_000, b'{"members": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"):
+        path = _outer(tmp_path / "deep.nsb", [("nsb.json", header),
+                                              ("payload.tar.zst", _payload([("manifest.json", manifest)]))])
+        assert "manifest.json is unreadable" in _refused(path, None)
+        cp = _cli_verify(path, tmp_path, None)
+        assert cp.returncode == 7 and "Traceback" not in cp.stderr, cp.stderr

@@ -20,6 +20,7 @@ from typing import Callable
 
 import zstandard
 
+from tether.core import jsonread
 from tether.core.crashpoints import checkpoint
 from tether.core.errors import IntegrityError, Invalid, TetherError
 
@@ -28,6 +29,7 @@ from .kinds import NSB, ArchiveKind
 
 CHUNK = 1 << 20
 MAX_SMALL = 1 << 20
+MANIFEST_DEPTH = 4  # {"members": [{...}]}, {"left_out": [{...}]}: 3 levels are used
 
 
 class SinkError(Exception):
@@ -125,9 +127,9 @@ def _read_header(kind: ArchiveKind, f, member: container.Member) -> dict:
         raise _damaged(f"the {kind.header_name} header is {member.size} bytes")
     raw = container.read_bytes(f, member)
     try:
-        header = json.loads(raw)
+        header = jsonread.loads(raw, 1)  # one flat object
         assert isinstance(header, dict)
-    except (ValueError, AssertionError, RecursionError):
+    except (ValueError, AssertionError):
         raise _damaged(f"the {kind.header_name} header is unreadable") from None
     if header.get("format") != kind.format:
         raise IntegrityError(f"unknown format {header.get('format')!r} (this software reads {kind.format})",
@@ -180,7 +182,7 @@ def _walk(kind: ArchiveKind, source, header: dict, sink: Sink | None, on_manifes
 
 def _read_manifest(kind: ArchiveKind, data: bytes, header: dict) -> dict:
     try:
-        m = json.loads(data)
+        m = jsonread.loads(data, MANIFEST_DEPTH)
         assert isinstance(m, dict) and isinstance(m.get("members"), list)
     except (ValueError, AssertionError):
         raise _damaged("manifest.json is unreadable") from None

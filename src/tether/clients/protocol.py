@@ -5,9 +5,9 @@ the validation both ends apply. Pure functions; no I/O."""
 from __future__ import annotations
 
 import json
-import re
 import struct
-from itertools import accumulate
+
+from tether.core import jsonread
 
 VERSION = 1
 SUPPORTED_VERSIONS = (1,)
@@ -54,33 +54,11 @@ def encode(frame: dict) -> str:
     return json.dumps(frame, separators=(",", ":"))
 
 
-class TooDeep(ValueError):
-    """JSON nested deeper than MAX_DEPTH."""
-
-
-# a string, or an unterminated one to the end (which never backtracks: linear on any input)
-_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?', re.S)
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-
-
-def json_depth(text: str) -> int:
-    """How deep arrays and objects nest in ``text`` (strings skipped), without parsing it, so that a
-    hostile document never reaches a recursive parser; linear in its length."""
-    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
-    return max(accumulate(1 if c in "[{" else -1 for c in brackets), default=0)
-
-
 def load_json(data: str | bytes, max_depth: int = MAX_DEPTH):
-    """``json.loads`` refusing nesting deeper than ``max_depth`` (TooDeep) before it parses; any
-    other malformation is a ValueError as well. The one JSON reader of the client side of the
-    appliance: frames and /client/register bodies."""
-    text = data.decode("utf-8") if isinstance(data, bytes) else data  # UnicodeDecodeError is a ValueError
-    if json_depth(text) > max_depth:
-        raise TooDeep(f"JSON nested deeper than {max_depth} levels")
-    try:
-        return json.loads(text)
-    except RecursionError:  # not reached below max_depth; kept so no input can escape as a crash
-        raise TooDeep(f"JSON nested deeper than {max_depth} levels") from None
+    """The one JSON reader of the client side of the appliance (frames and /client/register
+    bodies): nesting deeper than ``max_depth`` is refused before parsing (core/jsonread.py);
+    every refusal is a ValueError."""
+    return jsonread.loads(data, max_depth)
 
 
 def decode(text: str) -> dict:

@@ -99,7 +99,7 @@ def test_file_store_streams_any_size_to_disk_content_addressed(rs_site):
     assert c.get("/api/files/too-big.bin", headers=h).status_code == 404
     assert not list((rs_site.proc.data / "site" / "files" / ".tmp").iterdir())
     ok(c.put("/api/config/settings/file-store", headers=h, json={}))
-    assert c.put("/api/files/-bad", headers=h, content=b"x").status_code == 422
+    assert c.put("/api/files/bad%01", headers=h, content=b"x").status_code == 422  # the name rule
 
 
 @pytest.mark.req("SITE-02")

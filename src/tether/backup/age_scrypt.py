@@ -11,14 +11,19 @@ chunk (an identity line) — from the primitives in ``cryptography``
 (scrypt, HKDF-SHA-256, HMAC-SHA-256, ChaCha20-Poly1305), nothing invented.
 Everything it writes is opened by pyrage in production and, in the tests, by
 the reference Go ``age`` tool too, which is what proves it right.
-Decryption is never done here.
+Files are opened by pyrage; the one thing read here is whether a passphrase
+unwraps a file's key (``unwraps``), asked only after pyrage refused a file,
+to tell a wrong password from a damaged file.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hmac
 import os
+
+from cryptography.exceptions import InvalidTag
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
@@ -65,3 +70,30 @@ def stanza_log_n(data: bytes) -> int | None:
         return int(parts[3])
     except (IndexError, ValueError):
         return None
+
+
+def _unb64(text: bytes) -> bytes:
+    return base64.b64decode(text + b"=" * (-len(text) % 4), validate=True)
+
+
+def unwraps(data: bytes, passphrase: str) -> bool | None:
+    """Whether ``passphrase`` opens the scrypt stanza of this age file (its file key
+    unwraps): True means the password is right, so a refusal came from damage
+    elsewhere in the file; None when the stanza itself cannot be read."""
+    lines = data[:512].split(b"\n")
+    log_n = stanza_log_n(data)
+    if log_n is None or not 1 <= log_n <= MAX_LOG_N or len(lines) < 3:
+        return None
+    try:
+        salt = _unb64(lines[1].split()[2])
+        body = _unb64(lines[2])
+    except (IndexError, ValueError, binascii.Error):
+        return None
+    if len(salt) != 16 or len(body) != 32:
+        return None
+    wrap_key = Scrypt(salt=_LABEL + salt, length=32, n=1 << log_n, r=8, p=1).derive(passphrase.encode())
+    try:
+        ChaCha20Poly1305(wrap_key).decrypt(b"\x00" * 12, body, None)
+    except InvalidTag:
+        return False
+    return True

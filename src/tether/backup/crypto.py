@@ -47,11 +47,12 @@ def open_identity(sealed: bytes, password: str):
                              f"at most 2^{age_scrypt.MAX_LOG_N} is accepted")
     try:
         text = pyrage.passphrase.decrypt(sealed, password).decode().strip()
-    except pyrage.DecryptError:
-        raise IntegrityError("wrong password for this backup",
-                             hint="a lost backup password cannot be recovered; use another backup") from None
     except Exception:
-        raise IntegrityError("the backup's identity.age is damaged") from None
+        if age_scrypt.unwraps(sealed, password) is False:
+            raise IntegrityError("wrong password for this backup",
+                                 hint="a lost backup password cannot be recovered; use another backup") from None
+        raise IntegrityError("this backup is damaged or was altered: its identity.age is damaged "
+                             "(the password is right)", hint="use another copy of the backup") from None
     try:
         return pyrage.x25519.Identity.from_str(text)
     except Exception:

@@ -30,13 +30,18 @@ class ArchiveKind:
     header_name: str
     format: str
     manifest_format: str
-    header_keys: tuple[str, ...]
+    header_keys: tuple[str, ...]  # header fields the manifest repeats: they must agree
+    header_fields: tuple[str, ...]  # every field of the header, no more, no less
     names_ok: Callable[[list], bool]
     password_required: bool = False
 
 
 NSB = ArchiveKind("Tether site backup (.nsb)", "backup", "nsb.json", "tether-nsb/1", "tether-nsb-manifest/1",
-                  ("product_version", "site_name", "edition", "backup_id"), _nsb_names)
+                  ("product_version", "site_name", "edition", "backup_id", "created_at"),
+                  ("format", "protected", "product_version", "site_name", "edition", "created_at", "backup_id",
+                   "payload"), _nsb_names)
 SNAPSHOT = ArchiveKind("Tether appliance snapshot (.tsnap)", "snapshot", "snapshot.json", "tether-snapshot/1",
-                       "tether-snapshot-manifest/1", ("appliance_version", "serial_number", "snapshot_id"),
-                       _snapshot_names, password_required=True)
+                       "tether-snapshot-manifest/1",
+                       ("appliance_version", "serial_number", "snapshot_id", "created_at"),
+                       ("format", "protected", "appliance_version", "serial_number", "snapshot_id", "created_at",
+                        "payload"), _snapshot_names, password_required=True)

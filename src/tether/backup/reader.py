@@ -20,6 +20,7 @@ from typing import Callable
 
 import zstandard
 
+from tether.core import jsonread
 from tether.core.crashpoints import checkpoint
 from tether.core.errors import IntegrityError, Invalid, TetherError
 
@@ -28,6 +29,7 @@ from .kinds import NSB, ArchiveKind
 
 CHUNK = 1 << 20
 MAX_SMALL = 1 << 20
+MANIFEST_DEPTH = 4  # {"members": [{...}]}, {"left_out": [{...}]}: 3 levels are used
 
 
 class SinkError(Exception):
@@ -67,39 +69,41 @@ def read_archive(kind: ArchiveKind, path: Path, password: str | None, *, sink: S
         raise Invalid(f"cannot open {path}: {exc.strerror}", field="file") from None
     with f:
         try:
-            outer = container.open_outer(f)
-            members = outer.getmembers()
-        except (tarfile.TarError, EOFError, OSError):
+            members = container.read_layout(f, kind.header_name)
+        except container.NotTar:
+            if f.seek(0, 2) == 0:
+                raise IntegrityError(f"this file is empty, not a {kind.label}") from None
             raise IntegrityError(f"this file is not a {kind.label}: not a tar archive") from None
+        except container.Truncated:
+            raise _damaged("the file is truncated") from None
+        except container.Altered as exc:
+            raise _damaged(str(exc)) from None
+        except OSError as exc:
+            raise IntegrityError(f"cannot read {path}: {exc.strerror or exc}") from None
         names = [m.name for m in members]
         if not names or names[0] != kind.header_name:
             raise IntegrityError(f"this file is not a {kind.label}: no {kind.header_name} header")
-        try:
-            header = json.loads(container.read_member(outer, members[0], MAX_SMALL))
-            assert isinstance(header, dict)
-        except (ValueError, AssertionError, tarfile.TarError, UnicodeDecodeError):
-            raise _damaged(f"the {kind.header_name} header is unreadable") from None
-        if header.get("format") != kind.format:
-            raise IntegrityError(f"unknown format {header.get('format')!r} (this software reads {kind.format})",
-                                 hint="open it with the Tether version that made it, or newer")
-        protected = header.get("protected") is True
-        if kind.password_required and not protected:
-            raise _damaged(f"a {kind.label} is always password-protected")
+        header = _read_header(kind, f, members[0])
+        protected = header["protected"]
         expected = [kind.header_name, "identity.age", "payload.tar.zst.age"] if protected else \
             [kind.header_name, "payload.tar.zst"]
         if names != expected:
             raise _damaged(f"unexpected members {names}")
-        _check_complete(f, members[-1])
+        if header["payload"] != expected[-1]:
+            raise _damaged(f"the {kind.header_name} header names the payload {header['payload']!r}, "
+                           f"not {expected[-1]!r}")
         if protected:
             if not password:
                 raise Invalid(f"this {kind.noun} is password-protected; give its password", field="password")
-            identity = crypto.open_identity(container.read_member(outer, members[1], MAX_SMALL), password)
-            raw = container.member_stream(outer, members[2])
+            if members[1].size > MAX_SMALL:
+                raise _damaged(f"identity.age is {members[1].size} bytes; an identity takes a few hundred")
+            identity = crypto.open_identity(container.read_bytes(f, members[1]), password)
+            raw = container.member_stream(f, members[2])
             dec = crypto.Decrypting(raw, identity)
             source = dec.r
         else:
             dec = None
-            source = container.member_stream(outer, members[1])
+            source = container.member_stream(f, members[1])
         try:
             manifest = _walk(kind, source, header, sink, on_manifest)
         except (TetherError, SinkError):
@@ -115,15 +119,31 @@ def read_archive(kind: ArchiveKind, path: Path, password: str | None, *, sink: S
         return ReadResult(header, manifest)
 
 
-def _check_complete(f, last: tarfile.TarInfo) -> None:
-    """The outer tar must end with its two zero blocks: anything less is a truncated file."""
-    end = last.offset_data + -(-last.size // container.BLOCK) * container.BLOCK
-    f.seek(0, 2)
-    if f.tell() < end + 2 * container.BLOCK:
-        raise _damaged("the file is truncated")
-    f.seek(end)
-    if f.read(2 * container.BLOCK) != b"\0" * (2 * container.BLOCK):
-        raise _damaged("the file does not end where its archive ends")
+def _read_header(kind: ArchiveKind, f, member: container.Member) -> dict:
+    """The outer header: a known format, exactly the documented fields, in the writer's own
+    serialisation (so that no byte of it can change unnoticed: every field is then bound to the
+    manifest or to the layout)."""
+    if member.size > MAX_SMALL:
+        raise _damaged(f"the {kind.header_name} header is {member.size} bytes")
+    raw = container.read_bytes(f, member)
+    try:
+        header = jsonread.loads(raw, 1)  # one flat object
+        assert isinstance(header, dict)
+    except (ValueError, AssertionError):
+        raise _damaged(f"the {kind.header_name} header is unreadable") from None
+    if header.get("format") != kind.format:
+        raise IntegrityError(f"unknown format {header.get('format')!r} (this software reads {kind.format})",
+                             hint="open it with the Tether version that made it, or newer")
+    if set(header) != set(kind.header_fields):
+        extra, missing = sorted(set(header) - set(kind.header_fields)), sorted(set(kind.header_fields) - set(header))
+        raise _damaged(f"the {kind.header_name} header has unknown fields {extra} or lacks {missing}")
+    if not isinstance(header["protected"], bool):
+        raise _damaged(f"'protected' in the {kind.header_name} header is not true or false")
+    if kind.password_required and not header["protected"]:
+        raise _damaged(f"a {kind.label} is always password-protected")
+    if json.dumps(header, indent=2).encode() != raw:
+        raise _damaged(f"the {kind.header_name} header is not as written (its bytes were changed)")
+    return header
 
 
 def _walk(kind: ArchiveKind, source, header: dict, sink: Sink | None, on_manifest) -> dict:
@@ -154,21 +174,22 @@ def _walk(kind: ArchiveKind, source, header: dict, sink: Sink | None, on_manifes
         if expected:
             raise _damaged(f"member {expected[0]['name']!r} is missing (the backup is truncated)")
         # the rest of the stream must be tar padding only
-        while zr.read(CHUNK):
-            pass
+        while chunk := zr.read(CHUNK):
+            if chunk.strip(b"\0"):
+                raise _damaged("the payload goes on after its last member")
         return manifest
 
 
 def _read_manifest(kind: ArchiveKind, data: bytes, header: dict) -> dict:
     try:
-        m = json.loads(data)
+        m = jsonread.loads(data, MANIFEST_DEPTH)
         assert isinstance(m, dict) and isinstance(m.get("members"), list)
     except (ValueError, AssertionError):
         raise _damaged("manifest.json is unreadable") from None
     if m.get("format") != kind.manifest_format:
         raise IntegrityError(f"unknown manifest format {m.get('format')!r}")
     for k in kind.header_keys:
-        if m.get(k) != header.get(k):
+        if k not in m or m[k] != header.get(k):
             raise _damaged(f"the header and the manifest disagree on {k}")
     names = [x.get("name") if isinstance(x, dict) else None for x in m["members"]]
     if not kind.names_ok(names) or len(set(names)) != len(names):

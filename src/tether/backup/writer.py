@@ -23,7 +23,7 @@ from pathlib import Path
 import zstandard
 
 from tether.core.errors import Invalid, TetherError
-from tether.core.fsutil import fsync_dir
+from tether.core.fsutil import fsync_dir, open_private
 from tether.core.releases import CATALOG
 from tether.site.install import SiteInfo
 
@@ -118,7 +118,7 @@ def write_archive(kind: ArchiveKind, final: Path, header: dict, manifest: dict,
     """Write header, (identity,) and the streamed payload to ``<final>.partial``, fsync, rename."""
     partial = final.with_name(final.name + ".partial")
     try:
-        with open(partial, "wb") as f:
+        with open_private(partial) as f:  # 0600: an unprotected backup holds hashes and secrets in clear
             outer = OuterWriter(f)
             outer.add_bytes(kind.header_name, json.dumps(header, indent=2).encode())
             if password is not None:

@@ -17,6 +17,7 @@ import httpx
 import typer
 
 from tether.core import errors as E
+from tether.core.fsutil import open_private
 
 from .output import EXIT_UNREACHABLE, fail
 
@@ -98,7 +99,7 @@ class Remote:
                 name = re.search(r'filename="?([^";]+)"?', r.headers.get("content-disposition", ""))
                 target = out / (name.group(1) if name else "download") if out.is_dir() else out
                 tmp = target.with_name(target.name + ".partial")
-                with open(tmp, "wb") as f:
+                with open_private(tmp) as f:  # backups, snapshots, exports: 0600
                     for chunk in r.iter_bytes(1 << 20):
                         f.write(chunk)
                 tmp.rename(target)

@@ -11,8 +11,11 @@ import sys
 import time
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import quote
 
 import typer
+
+from tether.site.filestore import check_name
 
 from .output import JsonOpt, emit, errors, fail
 from .remote import CaOpt, PasswordOpt, PinOpt, TokenOpt, UrlOpt
@@ -30,6 +33,13 @@ def _doc(file: Path) -> dict:
         return json.loads(text)
     except ValueError as exc:
         fail(f"{file}: not JSON ({exc})", 2)
+
+
+def _segment(name: str) -> str:
+    """A file name as one URL path segment (percent-encoded; a bare ``.`` or ``..`` too, which a URL
+    would otherwise drop as a dot segment)."""
+    q = quote(name, safe="")
+    return q.replace(".", "%2E") if q in (".", "..") else q
 
 
 def register(app: typer.Typer) -> None:
@@ -153,9 +163,10 @@ def register(app: typer.Typer) -> None:
                      as_json: JsonOpt = False):
         """Upload a file (streamed; any size up to the store's limit)."""
         with errors():
+            check_name(name or file.name)  # the store's one rule, before connecting
             r = _remote(url, cacert, pin_cert, user, password, token)
             with file.open("rb") as f:
-                res = r.call("PUT", f"/api/files/{name or file.name}", content=f, params={"description": description},
+                res = r.call("PUT", f"/api/files/{_segment(name or file.name)}", content=f, params={"description": description},
                              headers={"Content-Length": str(file.stat().st_size)})
         emit(res, as_json, f"{res['name']} uploaded: {res['size']} bytes, sha256 {res['sha256']}")
 
@@ -172,8 +183,9 @@ def register(app: typer.Typer) -> None:
                      user: SiteUserOpt = None, password: PasswordOpt = None, token: TokenOpt = None,
                      as_json: JsonOpt = False):
         """Delete a file from the store."""
-        with errors():
-            res = _remote(url, cacert, pin_cert, user, password, token).call("DELETE", f"/api/files/{name}")
+        with errors():  # the appliance applies the rule (a file an older release let in is still deletable)
+            remote = _remote(url, cacert, pin_cert, user, password, token)
+            res = remote.call("DELETE", f"/api/files/{_segment(name)}")
         emit(res, as_json, f"{name} deleted")
 
     @history_app.command("list")

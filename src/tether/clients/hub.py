@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import logging
 import time
 from typing import Callable, Protocol
@@ -28,6 +29,7 @@ from .recording import AsciicastRecorder
 log = logging.getLogger("tether.clients")
 
 SETTINGS_TTL = 2.0  # seconds between reads of the Jump client settings
+ENDED_KEPT = 64  # ended channels a peer may still have frames in flight for
 ACK_TIMEOUT = 15.0  # a jump client or jumpoint must answer shell.open / tunnel.open within this
 SHUTDOWN_RETRY = 1.0  # seconds a client is told to wait before reconnecting after a planned stop
 NOT_PRIMARY_RETRY = 2.0  # seconds a client refused by a backup appliance waits (a failover is on its way)
@@ -44,7 +46,7 @@ class Link(Protocol):
 
 
 class Peer:
-    __slots__ = ("link", "role", "name", "ip", "hostname", "os", "perms", "heard", "channels", "closed")
+    __slots__ = ("link", "role", "name", "ip", "hostname", "os", "perms", "heard", "channels", "closed", "ended")
 
     def __init__(self, link: Link, role: str, name: str, ip: str | None):
         self.link, self.role, self.name, self.ip = link, role, name, ip
@@ -53,6 +55,7 @@ class Peer:
         self.heard = time.monotonic()
         self.channels: set[int] | None = None
         self.closed = False
+        self.ended: dict[int, None] = {}  # its channels that ended lately (oldest first): frames may be in flight
 
     async def send(self, frame: dict) -> None:
         try:
@@ -172,6 +175,9 @@ class ClientHub:
             if e.close is None:
                 e.close = P.BAD_FRAME
             await self._refuse(link, e)
+        except Exception:  # a bug, not the peer's fault: it still gets an error frame before the close
+            log.exception("serving a client connection from %s", ip)
+            await self._refuse(link, P.ProtocolError("internal", "the appliance failed to handle a frame", 1011))
         finally:
             if peer is not None:
                 await self._gone(peer)
@@ -186,7 +192,10 @@ class ClientHub:
     async def _hello(self, link: Link, hello: dict, ip: str | None) -> Peer:
         if hello.get("type") != "hello":
             raise P.bad(f"expected 'hello', got {hello.get('type')!r}")
-        if hello.get("v") not in P.SUPPORTED_VERSIONS:
+        v = hello.get("v")
+        if type(v) is not int:  # not True, not 1.0: JSON integers only
+            raise P.bad(f"'v' must be an integer protocol version, not {json.dumps(v)[:32]}")
+        if v not in P.SUPPORTED_VERSIONS:
             raise P.ProtocolError("unsupported_version", f"protocol version {hello.get('v')!r} is not spoken here",
                                   P.UNSUPPORTED, versions=list(P.SUPPORTED_VERSIONS))
         role = P.field(hello, "role", str)
@@ -326,9 +335,9 @@ class ClientHub:
     def _channel_of(self, peer: Peer, cid: int) -> Channel | None:
         ch = self.channels.get(cid)
         if ch is None:
-            if cid >= self._next_channel:
-                raise P.bad(f"channel {cid} was never opened")
-            return None  # closed a moment ago: a frame in flight
+            if cid not in peer.ended:
+                raise P.bad(f"channel {cid} was never opened on this connection")
+            return None  # this peer's channel, closed a moment ago: a frame in flight
         if peer is not ch.rep and peer is not ch.agent:
             raise P.bad(f"channel {cid} is not yours")
         return ch
@@ -469,6 +478,9 @@ class ClientHub:
         for p in (ch.rep, ch.agent):
             if p.channels:
                 p.channels.discard(ch.id)
+            p.ended[ch.id] = None
+            if len(p.ended) > ENDED_KEPT:
+                del p.ended[next(iter(p.ended))]
             if notify and p is not by and not p.closed:
                 await p.send({"type": "close", "channel": ch.id, "reason": reason})
         site = self._site()

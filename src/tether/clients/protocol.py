@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import struct
 
+from tether.core import jsonread
+
 VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 MAX_TEXT = 64 * 1024
@@ -15,6 +17,7 @@ WS_MAX_SIZE = 1024 * 1024  # the WebSocket layer's own limit (close 1009)
 HELLO_TIMEOUT = 10.0
 CHALLENGE_TIMEOUT = 120.0  # a representative typing a one-time code (a challenge frame after the hello)
 MAX_CHALLENGES = 3
+MAX_DEPTH = 32  # JSON nesting, in frames and in /client/register bodies (no frame needs more than 3)
 
 ROLES = ("jump", "jumpoint", "rep")
 AGENT_ROLES = ("jump", "jumpoint")
@@ -53,11 +56,18 @@ def encode(frame: dict) -> str:
     return json.dumps(frame, separators=(",", ":"))
 
 
+def load_json(data: str | bytes, max_depth: int = MAX_DEPTH):
+    """The one JSON reader of the client side of the appliance (frames and /client/register
+    bodies): nesting deeper than ``max_depth`` is refused before parsing (core/jsonread.py);
+    every refusal is a ValueError."""
+    return jsonread.loads(data, max_depth)
+
+
 def decode(text: str) -> dict:
     if len(text) > MAX_TEXT:
         raise bad(f"text frame of {len(text)} characters; the limit is {MAX_TEXT}", "too_large")
     try:
-        frame = json.loads(text)
+        frame = load_json(text)
     except ValueError as e:
         raise bad(f"malformed JSON: {e}") from None
     if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):

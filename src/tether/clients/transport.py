@@ -182,8 +182,10 @@ class Site:
             resp = conn.getresponse()
             data = resp.read()
             try:
-                answer = json.loads(data)
+                answer = P.load_json(data)  # the same depth-limited reader as the appliance's
             except ValueError:
+                answer = {}
+            if not isinstance(answer, dict):
                 answer = {}
             if resp.status != 201:
                 raise Refused({"code": answer.get("error", str(resp.status)),

@@ -4,7 +4,8 @@
     ├── NotFound           the thing named does not exist            (HTTP 404, exit 4)
     │   └── Gone           it is listed, but its content is not here (HTTP 410, exit 4)
     ├── Invalid            bad input; ``field`` names what was wrong (HTTP 422, exit 2)
-    │   └── TooLarge       a body or file over its size limit         (HTTP 413, exit 2)
+    │   ├── TooLarge       a body or file over its size limit         (HTTP 413, exit 2)
+    │   └── Malformed      a body that cannot be parsed at all        (HTTP 400, exit 2)
     ├── Conflict           the request clashes with current state    (HTTP 409, exit 5)
     │   └── NotPrimary     a site write on an appliance that is not the primary
     ├── Unauthorized       no or bad credentials                     (HTTP 401, exit 3)
@@ -54,6 +55,12 @@ class Invalid(TetherError):
 
 class TooLarge(Invalid):
     status, code = 413, "too_large"
+
+
+class Malformed(Invalid):
+    """Not JSON, not the shape asked for, or nested too deeply: where a document says 400."""
+
+    status, code = 400, "malformed"
 
 
 class Conflict(TetherError):

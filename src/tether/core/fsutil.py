@@ -3,12 +3,15 @@
 content, never a torn one; ``fsync_dir`` makes a rename in a directory
 durable. Each step of ``write_atomic`` is a crash point (core/crashpoints.py,
 ROB-01) named after the file (or ``label``), so every caller's writes are
-killed at each step in the crash tests."""
+killed at each step in the crash tests. ``open_private`` creates a file only
+its owner can read (0600 whatever the umask): every backup, snapshot and
+download of one is written through it."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import BinaryIO
 
 from tether.core.crashpoints import checkpoint
 
@@ -19,6 +22,18 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def open_private(path: Path) -> BinaryIO:
+    """Open ``path`` for writing (created or truncated), mode 0600 whatever the umask or the
+    mode an older file of that name had."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        return os.fdopen(fd, "wb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o600, *, label: str | None = None) -> None:

@@ -7,8 +7,8 @@ removed when the last index row naming it goes."""
 from __future__ import annotations
 
 import hashlib
-import re
 import time
+import unicodedata
 
 import sqlalchemy as sa
 
@@ -18,15 +18,23 @@ from . import sections
 from .blobs import BlobStore, TooLarge
 from .config_tables import branding_assets, presentations, store_files
 
-_NAME = re.compile(r"^[^/\\\x00-\x1f]{1,255}$")
+NAME_MAX = 255
+# control, format (zero-width, bidi overrides), surrogate, private-use, unassigned, line/paragraph separators
+_REFUSED = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+NAME_RULE = f"name: 1-{NAME_MAX} characters, no slashes or control characters, no spaces at either end"
 LOGO_MAX = 1 << 20
 _IMAGES = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg", b"GIF87a": "image/gif",
            b"GIF89a": "image/gif"}
 
 
 def check_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME.match(name) or name in (".", ".."):
-        raise Invalid("name: 1-255 characters, no slashes or control characters", field="name")
+    """THE file-store name rule, for every face (the page, the API, ``tether files``): any Unicode
+    text of 1-255 characters but slashes, backslashes, control and invisible format characters,
+    whitespace other than inner spaces, and the names ``.`` and ``..``."""
+    if (not isinstance(name, str) or not 1 <= len(name) <= NAME_MAX or name in (".", "..") or "/" in name
+            or "\\" in name or name != name.strip(" ")
+            or any(unicodedata.category(ch) in _REFUSED or (ch.isspace() and ch != " ") for ch in name)):
+        raise Invalid(NAME_RULE, field="name")
     return name
 
 

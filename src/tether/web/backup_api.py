@@ -17,6 +17,7 @@ from starlette.responses import FileResponse
 
 from tether.backup import protection
 from tether.core.errors import Invalid
+from tether.core.fsutil import open_private
 from tether.site import permissions as P
 
 from .auth import Principal, appliance_of, client_ip
@@ -55,7 +56,7 @@ async def save_upload(request: Request, upload: UploadFile) -> Path:
     d.mkdir(parents=True, exist_ok=True)
     path = d / f"upload-{secrets.token_hex(8)}.nsb"
     n = 0
-    with open(path, "wb") as f:
+    with open_private(path) as f:
         while chunk := await upload.read(CHUNK):
             f.write(chunk)
             n += len(chunk)

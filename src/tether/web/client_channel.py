@@ -13,7 +13,8 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from tether.clients.directory import Directory
-from tether.core.errors import Invalid, NotFound, TetherError
+from tether.clients.protocol import load_json
+from tether.core.errors import Malformed, NotFound, TetherError
 
 from .errors import error_response
 
@@ -53,11 +54,12 @@ async def register(request: Request) -> JSONResponse:
         if appliance.site is None:
             raise NotFound("no site is installed on this appliance")
         try:
-            body = await request.json()
-        except ValueError:
-            raise Invalid("the body must be JSON: {\"token\", \"kind\", \"hostname\", \"os\"}") from None
+            body = load_json(await request.body())
+        except ValueError as exc:
+            raise Malformed(f"the body must be JSON: {{\"token\", \"kind\", \"hostname\", \"os\"}} ({exc})",
+                            field="body") from None
         if not isinstance(body, dict):
-            raise Invalid("the body must be a JSON object")
+            raise Malformed("the body must be a JSON object", field="body")
         site = appliance.site
         ip = request.client.host if request.client else None
         ident = await asyncio.to_thread(Directory(site.engine).redeem, body.get("token"), body.get("kind"),

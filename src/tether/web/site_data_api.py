@@ -17,7 +17,7 @@ from tether.core.validate import Natural
 from tether.site import resources as R
 from tether.site import sections as S
 from tether.site.actions import accounts, config, files
-from tether.site.filestore import check_name
+from tether.site.filestore import NAME_RULE, check_name
 
 from . import site_history_api
 from .auth import client_ip
@@ -26,9 +26,8 @@ from .uploads import LOGO
 
 router = APIRouter()
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$"
-FILE_RE = r"^[A-Za-z0-9][A-Za-z0-9 ._()+,=@-]{0,254}$"
 NameParam = Annotated[str, Path(pattern=NAME_RE, description="the entry's name")]
-FileParam = Annotated[str, Path(pattern=FILE_RE, description="the file's name in the store")]
+FileParam = Annotated[str, Path(description=f"the file's name in the store ({NAME_RULE}); percent-encoded")]
 UserParam = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")]
 JsonBody = Annotated[dict[str, Any], Body()]
 

@@ -23,6 +23,7 @@ from tether.site import resources as R
 from tether.site import sections as S
 from tether.site.actions import accounts, files, history
 from tether.site.actions import config as C
+from tether.site.filestore import check_name
 from tether.site.resources import RS
 
 from . import site_data_forms as F
@@ -273,7 +274,8 @@ async def files_upload(request: Request):
             up = form.get("file")
             if up is None or not hasattr(up, "read"):
                 raise Invalid("file: choose a file to upload", field="file")
-            name = str(form.get("name") or "").strip() or up.filename or ""
+            typed = str(form.get("name") or "")  # as typed: the store's one rule, no trimming here
+            name = check_name(typed if typed.strip() else up.filename or "")
 
             def chunks():
                 while chunk := up.file.read(1 << 20):

@@ -7,17 +7,19 @@ part) into ``store(...).blobs`` after ``store(..., write=True)`` and the
 declared size were checked; ``add_file`` then indexes them. A download
 whose bytes are not on this appliance is ``Gone`` (410), never a broken
 response: the index row outlives its content when a restored backup left
-the file out (BK-02)."""
+the file out (BK-02). Every name, whichever face brings it, passes the one
+rule of ``filestore.check_name`` (a face checks it before it streams an
+upload, so that a refused name stores nothing)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tether.core.errors import Gone
+from tether.core.errors import Gone, Invalid, NotFound
 
 from .. import permissions as P
 from ..blobs import Download
-from ..filestore import FileStore
+from ..filestore import FileStore, check_name
 from ..permissions import Actor
 from ..resources import RS, check_edition
 
@@ -45,16 +47,33 @@ def add_file(site: Site, actor: Actor, source_ip: str | None, name: str, sha: st
 
 def delete_file(site: Site, actor: Actor, source_ip: str | None, name: str) -> dict:
     """Refused (409) while a presentation uses the file."""
-    gone = store(site, actor, write=True).delete(name)
+    files = store(site, actor, write=True)
+    gone = files.delete(_existing(files, name))
     site.audit.record(actor.name, "file.delete", name, source_ip)
     return gone
 
 
 def download(site: Site, actor: Actor, name: str) -> Download:
     files = store(site, actor)
-    row = files.get(name)
+    row = files.get(_existing(files, name))
     path = files.blobs.path(row["sha256"])
     if not path.exists():
         raise Gone(f"the content of {name!r} is not on this appliance (it was left out of the backup the "
                    "site was restored from)", hint="upload the file again")
     return Download(path, name, row["content_type"])
+
+
+def _existing(files: FileStore, name: str) -> str:
+    """``name`` if the rule allows it, or if a file of that name is in the store all the same (one an
+    older release let in): whatever is listed can be fetched and deleted; anything else is refused
+    by the rule (422), not looked up."""
+    try:
+        return check_name(name)
+    except Invalid:
+        if isinstance(name, str):
+            try:
+                files.get(name)
+                return name
+            except NotFound:
+                pass
+        raise

@@ -49,13 +49,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from failover_time import TARGET_EXTRA_S, Watch, fmt, load, make_rep, rep_session  # noqa: E402
+from failover_time import TARGET_EXTRA_S, Watch, console_back, fmt, load, make_rep  # noqa: E402
 from tests.clients.conftest import Clients, Hosts, online  # noqa: E402
 from tests.failover import sharedip  # noqa: E402
 from tests.failover.netns import Lab  # noqa: E402
 from tests.failover.pairproc import Vendor  # noqa: E402
 from tests.failover.pairs import in_sync, status  # noqa: E402
-from tests.helpers import NEW_SITE_PASSWORD, ApplianceProc, first_admin_login, first_site_login, site_token  # noqa: E402
+from tests.helpers import NEW_SITE_PASSWORD, ApplianceProc, site_token  # noqa: E402
 
 JUMP_NAME = "db-lan"
 
@@ -67,13 +67,7 @@ def log(msg: str) -> None:
 def make(vendor: Vendor, work: Path):
     def start(host, listen):
         data = vendor.new_data(work / host.ns)
-        proc = ApplianceProc(data, listen, prefix=host.prefix).start(timeout=120)
-        c = proc.client()
-        try:
-            return proc, c, first_admin_login(c), first_site_login(c)
-        except BaseException:
-            c.close()
-            raise
+        return sharedip.logged_in(ApplianceProc(data, listen, prefix=host.prefix).start(timeout=120))
     return start
 
 
@@ -118,19 +112,9 @@ def one_run(pair: sharedip.SharedIpPair, clients: Clients, rep: bool) -> dict:
                "jump": Watch(lambda: online(new.client, new.site_headers, "jump", JUMP_NAME), 0.1, 90)}
     out: dict = {"killed": old.host.ns[-1].upper()}
     if rep:
-        deadline, attempts = time.monotonic() + 90, 0
-        while time.monotonic() < deadline:
-            attempts += 1
-            started = time.monotonic()
-            worked, opened, err = rep_session(clients.env, sharedip.PORT, pair.pin, JUMP_NAME,
-                                              prefix=tuple(pair.client.prefix))
-            if worked:
-                out["console"] = (opened or time.monotonic()) - t_kill
-                out["console_process_s"] = time.monotonic() - started
-                break
-            out["console_last_error"] = err.strip().splitlines()[-1] if err.strip() else "?"
-            time.sleep(0.1)
-        out["console_attempts"] = attempts
+        back = console_back(clients.env, sharedip.PORT, pair.pin, JUMP_NAME, t_kill, prefix=tuple(pair.client.prefix))
+        if "rep" in back:
+            out["console"] = back["rep"]
     for name, w in watches.items():
         out[name] = (w.wait() or math.nan) - t_kill
     out.update(takeover_steps(new, wall_kill))

@@ -186,6 +186,26 @@ def rep_session(env: dict, port: int, pin: str, target: str, timeout: float = 30
     return worked, opened[0] if opened else None, "".join(err)[-300:]
 
 
+def console_back(env: dict, port: int, pin: str, target: str, since: float, timeout: float = 90,
+                 prefix: tuple[str, ...] = ()) -> dict:
+    """Console sessions tried one after another until one opens: ``rep`` (its opening, seconds after
+    ``since``), ``rep_process_s`` (that attempt's whole process), ``rep_attempts``, ``rep_last_error``."""
+    out: dict = {}
+    attempts, deadline = 0, time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        attempts += 1
+        started = time.monotonic()
+        worked, opened, err = rep_session(env, port, pin, target, prefix=prefix)
+        if worked:
+            out["rep"] = (opened or time.monotonic()) - since
+            out["rep_process_s"] = time.monotonic() - started
+            break
+        out["rep_last_error"] = err.strip().splitlines()[-1] if err.strip() else "?"
+        time.sleep(0.1)
+    out["rep_attempts"] = attempts
+    return out
+
+
 # --- one failover -----------------------------------------------------------------------------------------------
 class Watch(threading.Thread):
     """Polls ``probe()`` every ``every`` seconds until it is true; ``at`` is the monotonic time it first was."""
@@ -224,18 +244,7 @@ def failover(old: Member, new: Member, dns, *, jump: Jump | None, pin: str, rep:
     out["serving"] = (serving.wait() or math.nan) - t_kill
     out["swing"] = (swung.wait() or math.nan) - t_kill
     if rep and jump:
-        attempts, deadline = 0, time.monotonic() + 90
-        while time.monotonic() < deadline:
-            attempts += 1
-            started = time.monotonic()
-            worked, opened, err = rep_session(jump.env, port, pin, jump.name)
-            if worked:
-                out["rep"] = (opened or time.monotonic()) - t_kill
-                out["rep_process_s"] = time.monotonic() - started
-                break
-            out["rep_last_error"] = err.strip().splitlines()[-1] if err.strip() else "?"
-            time.sleep(0.1)
-        out["rep_attempts"] = attempts
+        out.update(console_back(jump.env, port, pin, jump.name, t_kill))
     if back:
         out["jump"] = (back.wait() or math.nan) - t_kill
     out.update(steps(new, wall_kill))

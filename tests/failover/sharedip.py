@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Callable
 
 from tests.clients.conftest import SITE_HOST
-from tests.helpers import ok, wait_for
+from tests.helpers import first_admin_login, first_site_login, ok, wait_for
 
 from .netns import Host, Lab, require
 from .pairs import PSK, cli, presented_pin, set_psk, share_site_certificate, status
@@ -82,6 +82,17 @@ def failover_settings(c, sh, hook: Path, router: Host) -> None:
           "nat_hook_timeout_seconds": 10}
     fs.pop("dns_tsig_secret_set", None)
     ok(c.put("/api/config/settings/failover", headers=sh, json=fs))
+
+
+def logged_in(proc) -> tuple:
+    """A started appliance with its site, both first logins done: (process, client, /appliance headers, site
+    headers), what ``build``'s ``make`` returns."""
+    c = proc.client()
+    try:
+        return proc, c, first_admin_login(c), first_site_login(c)
+    except BaseException:
+        c.close()
+        raise
 
 
 @dataclass

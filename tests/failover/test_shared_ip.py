@@ -24,23 +24,15 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.clients.conftest import SITE_HOST, Clients, Hosts, online
-from tests.helpers import first_admin_login, first_site_login, wait_for
+from tests.helpers import wait_for
 
 from .netns import Host
 from .pairs import in_sync, status
-from .sharedip import PORT, build, garp, nat_rules
+from .sharedip import PORT, build, garp, logged_in, nat_rules
 
 
 def _appliance(make_appliance, host: Host, listen: list[str]):
-    """A started appliance in ``host`` with its site, both first logins done: (appliance, client, /appliance
-    headers, site headers)."""
-    p = make_appliance(site=True, netns=host.ns, listen=listen)
-    c = p.client()
-    try:
-        return p, c, first_admin_login(c), first_site_login(c)
-    except BaseException:
-        c.close()
-        raise
+    return logged_in(make_appliance(site=True, netns=host.ns, listen=listen))
 
 
 @pytest.mark.req("FO-05", "FO-07", "CL-03")

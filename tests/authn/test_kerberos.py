@@ -174,6 +174,10 @@ def test_kerberos_password_logs_in_to_the_api_and_the_rep_console_with_the_direc
     listed = rep(a, c, h, tmp_path, "ivy", IVY, "list", "--json")
     assert listed.returncode == 0, listed.stdout + listed.stderr
     assert json.loads(listed.stdout) == {"jump_clients": [], "jumpoints": []}
+    # the /login form too
+    resp, browser = html_login(a, "ivy", IVY)
+    assert resp.status_code == 303 and resp.headers["location"] == "/login/status", resp.text
+    browser.close()
     # jo: a principal the directory does not know; logged in, but no group, so no policy
     r = ok(api_login(c, "jo", JO))
     assert r["provider"] == "corp-sso" and r["groups"] == [] and r["group_policies"] == []

@@ -25,8 +25,8 @@ from . import kdc as K
 from . import slapd as S
 from .conftest import SITE_HOST, api_login, audit, csrf, html_login, rep
 
-KDC_IP, LDAP_IP = "127.0.21.4", "127.0.21.5"  # this module's servers; no other test uses 127.0.21.x
-IVY, JO = "Ivy-pass-1", "Jo-pass-1"
+KDC_IP, LDAP_IP, OTHER_KDC_IP = "127.0.21.4", "127.0.21.5", "127.0.21.6"  # no other test uses 127.0.21.x
+IVY, JO, KIM = "Ivy-pass-1", "Jo-pass-1", "Kim-pass-1"
 
 pytestmark = pytest.mark.skipif(not (K.available() and S.available() and importlib.util.find_spec("gssapi")),
                                 reason="krb5-kdc, slapd or gssapi is not installed (scripts/install-system-deps, "
@@ -217,6 +217,23 @@ def test_kerberos_password_logs_in_to_the_api_and_the_rep_console_with_the_direc
     assert out.returncode == 0 and "ok     verify" in out.stdout and "result: passed (ok)" in out.stdout, \
         out.stdout + out.stderr
     assert all(IVY not in json.dumps(e) and JO not in json.dumps(e) for e in audit(c, h, "config.security-providers.test"))
+
+    # a second Kerberos provider, of another realm with its own KDC, in the same appliance: each
+    # provider's check uses its own realm and KDC (kim is unknown to the first realm: the next is asked)
+    (tmp_path / "other-kdc").mkdir()
+    other = K.Kdc(tmp_path / "other-kdc", OTHER_KDC_IP, SITE_HOST, realm="OTHER.TEST")
+    try:
+        other.start()
+        other.add_user("kim", KIM)
+        ok(c.post("/api/config/security-providers", headers=h, json={
+            "name": "other-sso", "kind": "kerberos", "realm": "OTHER.TEST", "priority": 6, "host": other.ip,
+            "port": other.port, "keytab": base64.b64encode(other.keytab.read_bytes()).decode()}), 201)
+        r = ok(api_login(c, "kim", KIM))
+        assert r["provider"] == "other-sso" and r["groups"] == [] and r["group_policies"] == []
+        assert ok(api_login(c, "ivy", IVY))["provider"] == "corp-sso"
+    finally:
+        other.stop()
+    ok(c.delete("/api/config/security-providers/other-sso", headers=h))
 
     # a KDC that says yes is not enough: with a keytab the KDC's ticket does not decrypt with (as from a
     # forged KDC), the right password does not log in, and the provider is audited as unavailable

@@ -210,6 +210,7 @@ def test_kerberos_password_logs_in_to_the_api_and_the_rep_console_with_the_direc
                                            "test_password": JO})
     assert r.status_code == 200 and 'id="test-report"' in r.text and "passed" in r.text, r.text
     assert f"the KDC accepted the password of jo@{K.REALM}" in r.text
+    assert browser.post(page + "/test", data={"test_username": "jo", "test_password": JO}).status_code == 403
     browser.close()
     env = {**os.environ, "TETHER_PASSWORD": NEW_SITE_PASSWORD, "TETHER_TEST_PASSWORD": IVY}
     out = run_cli("config", "test-provider", "corp-sso", "--username", "ivy", "--url", a.url,
@@ -252,3 +253,9 @@ def test_kerberos_password_logs_in_to_the_api_and_the_rep_console_with_the_direc
     assert len(reasons) == 2 and "no KDC of the realm answered" in reasons[0], reasons
     t = ok(c.post("/api/config/security-providers/corp-sso/test", headers=h, json={"username": "ivy", "password": IVY}))
     assert t["outcome"] == "unavailable" and t["steps"][-1]["step"] == "kdc" and not t["steps"][-1]["ok"], t
+
+    # throttling counts each refused attempt once, whichever provider refused: the fifth failure from
+    # this address locks it out, and then even the right password waits
+    assert api_login(c, "jo", "still-not-his-password").status_code == 401
+    locked = api_login(c, "ivy", "Ivy-ldap-pass-1")
+    assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 0

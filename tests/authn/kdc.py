@@ -23,23 +23,23 @@ def available() -> bool:
 
 
 class Kdc:
-    def __init__(self, root: Path, ip: str, service_host: str):
-        self.root, self.ip = root, ip
+    def __init__(self, root: Path, ip: str, service_host: str, realm: str = REALM):
+        self.root, self.ip, self.realm = root, ip, realm
         self.port = free_port(ip)
         self.service = f"HTTP/{service_host}"
         (root / "krb5.conf").write_text(f"""[libdefaults]
-    default_realm = {REALM}
+    default_realm = {realm}
     dns_lookup_kdc = false
     dns_lookup_realm = false
     dns_canonicalize_hostname = false
     rdns = false
     udp_preference_limit = 1
 [realms]
-    {REALM} = {{
+    {realm} = {{
         kdc = {ip}:{self.port}
     }}
 [domain_realm]
-    {service_host} = {REALM}
+    {service_host} = {realm}
 """)
         (root / "kdc.conf").write_text(f"""[kdcdefaults]
     kdc_ports = {self.port}
@@ -47,7 +47,7 @@ class Kdc:
     kdc_listen = {ip}:{self.port}
     kdc_tcp_listen = {ip}:{self.port}
 [realms]
-    {REALM} = {{
+    {realm} = {{
         database_name = {root}/principal
         key_stash_file = {root}/stash
         acl_file = {root}/kadm5.acl
@@ -58,7 +58,7 @@ class Kdc:
     kdc = FILE:{root}/kdc.log
 """)
         self.env = {**os.environ, "KRB5_CONFIG": str(root / "krb5.conf"), "KRB5_KDC_PROFILE": str(root / "kdc.conf")}
-        subprocess.run([KDB5_UTIL, "create", "-s", "-r", REALM, "-P", "Master-pass-for-tests-1"], env=self.env,
+        subprocess.run([KDB5_UTIL, "create", "-s", "-r", self.realm, "-P", "Master-pass-for-tests-1"], env=self.env,
                        check=True, capture_output=True, timeout=60)
         self.keytab = root / "http.keytab"
         self.kadmin(f"addprinc -randkey {self.service}")
@@ -66,7 +66,7 @@ class Kdc:
         self.proc: subprocess.Popen | None = None
 
     def kadmin(self, query: str) -> str:
-        r = subprocess.run([KADMIN, "-r", REALM, "-q", query], env=self.env, capture_output=True, text=True,
+        r = subprocess.run([KADMIN, "-r", self.realm, "-q", query], env=self.env, capture_output=True, text=True,
                            timeout=60)
         assert r.returncode == 0 and "error" not in r.stderr.lower(), r.stdout + r.stderr
         return r.stdout
@@ -76,7 +76,7 @@ class Kdc:
 
     def start(self) -> "Kdc":
         self.log = open(self.root / "krb5kdc.out", "ab")
-        self.proc = subprocess.Popen([KRB5KDC, "-n", "-r", REALM], env=self.env, stdout=self.log,
+        self.proc = subprocess.Popen([KRB5KDC, "-n", "-r", self.realm], env=self.env, stdout=self.log,
                                      stderr=subprocess.STDOUT)
 
         def up() -> bool:

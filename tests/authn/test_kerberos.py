@@ -10,6 +10,7 @@ import base64
 import importlib.util
 import json
 import hashlib
+import os
 import subprocess
 from pathlib import Path
 
@@ -18,14 +19,14 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from tests.helpers import ok
+from tests.helpers import NEW_SITE_PASSWORD, free_port, ok, run_cli
 
 from . import kdc as K
 from . import slapd as S
-from .conftest import SITE_HOST, api_login, audit, html_login
+from .conftest import SITE_HOST, api_login, audit, csrf, html_login, rep
 
-KDC_IP, LDAP_IP = "127.0.21.4", "127.0.21.5"  # this module's servers; no other test uses 127.0.21.x
-IVY, JO = "Ivy-pass-1", "Jo-pass-1"
+KDC_IP, LDAP_IP, OTHER_KDC_IP = "127.0.21.4", "127.0.21.5", "127.0.21.6"  # no other test uses 127.0.21.x
+IVY, JO, KIM = "Ivy-pass-1", "Jo-pass-1", "Kim-pass-1"
 
 pytestmark = pytest.mark.skipif(not (K.available() and S.available() and importlib.util.find_spec("gssapi")),
                                 reason="krb5-kdc, slapd or gssapi is not installed (scripts/install-system-deps, "
@@ -73,9 +74,12 @@ def curl_negotiate(a, env: dict, tmp_path) -> tuple[int, dict, str]:
     return int(r.stdout), h, body.read_text()
 
 
-def configure(c, h, kdc: K.Kdc, directory: S.Slapd, keytab: bytes | None = None) -> None:
+def configure(c, h, kdc: K.Kdc, directory: S.Slapd, keytab: bytes | None = None, kdc_host: bool = False) -> None:
+    """corp-sso (Kerberos; with ``kdc_host`` it names the KDC, so passwords are checked there too),
+    corp (LDAP: the groups) and the group policy of corp's group support."""
     ok(c.post("/api/config/security-providers", headers=h, json={
         "name": "corp-sso", "kind": "kerberos", "realm": K.REALM, "priority": 5,
+        **({"host": kdc.ip, "port": kdc.port} if kdc_host else {}),
         "keytab": base64.b64encode(keytab or kdc.keytab.read_bytes()).decode()}), 201)
     ok(c.post("/api/config/security-providers", headers=h, json={
         "name": "corp", "kind": "ldap", "host": LDAP_IP, "port": directory.port, "tls_mode": "starttls",
@@ -150,3 +154,108 @@ def test_no_ticket_or_a_ticket_for_another_key_falls_back_to_the_form(ready_site
     resp, browser = html_login(a, "ivy", "Ivy-ldap-pass-1")  # the form: LDAP is the fallback
     assert resp.status_code == 303, resp.text
     browser.close()
+
+
+@pytest.mark.req("SITE-01", "CL-01", "SEC-01")
+def test_kerberos_password_logs_in_to_the_api_and_the_rep_console_with_the_directory_group_policy(
+        ready_site, kdc, directory, tmp_path):
+    a, c, _ah, h = ready_site
+    fresh = tmp_path / "fresh.keytab"
+    kdc.kadmin(f"ktadd -k {fresh} {kdc.service}")  # the service's current key (earlier tests re-key it)
+    configure(c, h, kdc, directory, keytab=fresh.read_bytes(), kdc_host=True)
+
+    # the API session: the KDC checks ivy's Kerberos password (not her LDAP one); LDAP tells her groups
+    r = ok(api_login(c, "ivy", IVY))
+    assert r["provider"] == "corp-sso" and r["groups"] == ["support"] and r["group_policies"] == ["Support reps"]
+    assert r["rep_permissions"] == ["jump.use"]
+    assert ok(c.get("/api/me", headers={"Authorization": f"Bearer {r['token']}"}))["name"] == "ivy"
+    assert ok(c.get("/api/users/ivy", headers=h))["display_name"] == "Ivy Ng"
+    # the representative console, with the group policy's jump.use
+    listed = rep(a, c, h, tmp_path, "ivy", IVY, "list", "--json")
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert json.loads(listed.stdout) == {"jump_clients": [], "jumpoints": []}
+    # the /login form too
+    resp, browser = html_login(a, "ivy", IVY)
+    assert resp.status_code == 303 and resp.headers["location"] == "/login/status", resp.text
+    browser.close()
+    # jo: a principal the directory does not know; logged in, but no group, so no policy
+    r = ok(api_login(c, "jo", JO))
+    assert r["provider"] == "corp-sso" and r["groups"] == [] and r["group_policies"] == []
+    no_policy = rep(a, c, h, tmp_path, "jo", JO, "list")
+    assert no_policy.returncode == 3 and "jump.use" in no_policy.stderr, no_policy.stdout + no_policy.stderr
+    # wrong passwords are refused on both faces; so is a principal of another realm (4 failures from
+    # this address in all: one less than the throttle's lock-out)
+    wrong = rep(a, c, h, tmp_path, "ivy", "not-her-password", "list")
+    assert wrong.returncode == 3 and "refused the login" in wrong.stderr, wrong.stderr
+    assert api_login(c, "jo", "not-his-password").status_code == 401
+    assert api_login(c, "jo@OTHER.TEST", JO).status_code == 401
+    logins = {(e["actor"], e["details"].get("provider")) for e in audit(c, h, "login")}
+    assert {("ivy", "corp-sso"), ("jo", "corp-sso")} <= logins
+    assert len([e for e in audit(c, h, "login.failed") if e["actor"] == "jo"]) == 1
+    assert not [e for e in audit(c, h, "authn.provider_unavailable") if e["target"] == "corp-sso"]
+
+    # the test action: each step of the password login, on the API, the page and the CLI
+    t = ok(c.post("/api/config/security-providers/corp-sso/test", headers=h,
+                  json={"username": "ivy", "password": IVY}))
+    assert t["ok"] and t["outcome"] == "ok", json.dumps(t)
+    assert [s["step"] for s in t["steps"]] == ["keytab", "negotiate", "kdc", "password", "verify", "groups"]
+    assert kdc.service in t["steps"][4]["detail"] and "support" in t["steps"][5]["detail"]
+    assert t["user"]["groups"] == ["support"]
+    t = ok(c.post("/api/config/security-providers/corp-sso/test", headers=h,
+                  json={"username": "ivy", "password": "wrong"}))
+    assert not t["ok"] and t["outcome"] == "refused" and t["steps"][-1]["step"] == "password", json.dumps(t)
+    resp, browser = html_login(a, "admin", NEW_SITE_PASSWORD)
+    page = "/login/config/security-providers/corp-sso"
+    r = browser.post(page + "/test", data={"csrf_token": csrf(browser, page), "test_username": "jo",
+                                           "test_password": JO})
+    assert r.status_code == 200 and 'id="test-report"' in r.text and "passed" in r.text, r.text
+    assert f"the KDC accepted the password of jo@{K.REALM}" in r.text
+    assert browser.post(page + "/test", data={"test_username": "jo", "test_password": JO}).status_code == 403
+    browser.close()
+    env = {**os.environ, "TETHER_PASSWORD": NEW_SITE_PASSWORD, "TETHER_TEST_PASSWORD": IVY}
+    out = run_cli("config", "test-provider", "corp-sso", "--username", "ivy", "--url", a.url,
+                  "--pin-cert", a.cert_path, "--user", "admin", env=env)
+    assert out.returncode == 0 and "ok     verify" in out.stdout and "result: passed (ok)" in out.stdout, \
+        out.stdout + out.stderr
+    assert all(IVY not in json.dumps(e) and JO not in json.dumps(e) for e in audit(c, h, "config.security-providers.test"))
+
+    # a second Kerberos provider, of another realm with its own KDC, in the same appliance: each
+    # provider's check uses its own realm and KDC (kim is unknown to the first realm: the next is asked)
+    (tmp_path / "other-kdc").mkdir()
+    other = K.Kdc(tmp_path / "other-kdc", OTHER_KDC_IP, SITE_HOST, realm="OTHER.TEST")
+    try:
+        other.start()
+        other.add_user("kim", KIM)
+        ok(c.post("/api/config/security-providers", headers=h, json={
+            "name": "other-sso", "kind": "kerberos", "realm": "OTHER.TEST", "priority": 6, "host": other.ip,
+            "port": other.port, "keytab": base64.b64encode(other.keytab.read_bytes()).decode()}), 201)
+        r = ok(api_login(c, "kim", KIM))
+        assert r["provider"] == "other-sso" and r["groups"] == [] and r["group_policies"] == []
+        assert ok(api_login(c, "ivy", IVY))["provider"] == "corp-sso"
+    finally:
+        other.stop()
+    ok(c.delete("/api/config/security-providers/other-sso", headers=h))
+
+    # a KDC that says yes is not enough: with a keytab the KDC's ticket does not decrypt with (as from a
+    # forged KDC), the right password does not log in, and the provider is audited as unavailable
+    ok(c.put("/api/config/security-providers/corp-sso", headers=h, json={
+        "name": "corp-sso", "kind": "kerberos", "realm": K.REALM, "priority": 5, "host": kdc.ip, "port": kdc.port,
+        "keytab": base64.b64encode(kdc.keytab.read_bytes()).decode()}))  # the key of before the re-keying
+    assert api_login(c, "jo", JO).status_code == 401
+    skipped = [e for e in audit(c, h, "authn.provider_unavailable") if e["target"] == "corp-sso"]
+    assert skipped and "does not verify with the keytab" in skipped[0]["details"]["reason"], skipped
+    # an unreachable KDC: the provider is skipped with the reason, and the next provider (LDAP) answers
+    ok(c.put("/api/config/security-providers/corp-sso", headers=h, json={
+        "name": "corp-sso", "kind": "kerberos", "realm": K.REALM, "priority": 5, "host": kdc.ip,
+        "port": free_port(kdc.ip), "keytab": base64.b64encode(fresh.read_bytes()).decode()}))
+    assert ok(api_login(c, "ivy", "Ivy-ldap-pass-1"))["provider"] == "corp"
+    reasons = [e["details"]["reason"] for e in audit(c, h, "authn.provider_unavailable") if e["target"] == "corp-sso"]
+    assert len(reasons) == 2 and "no KDC of the realm answered" in reasons[0], reasons
+    t = ok(c.post("/api/config/security-providers/corp-sso/test", headers=h, json={"username": "ivy", "password": IVY}))
+    assert t["outcome"] == "unavailable" and t["steps"][-1]["step"] == "kdc" and not t["steps"][-1]["ok"], t
+
+    # throttling counts each refused attempt once, whichever provider refused: the fifth failure from
+    # this address locks it out, and then even the right password waits
+    assert api_login(c, "jo", "still-not-his-password").status_code == 401
+    locked = api_login(c, "ivy", "Ivy-ldap-pass-1")
+    assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 0

@@ -19,7 +19,9 @@ outcome once per attempt, whoever answered.
 A provider may ask for more (RADIUS Access-Challenge): the chain raises
 ``Challenge`` with a one-use token (kept in memory here for
 ``CHALLENGE_SECONDS``) and ``respond`` takes the one-time code. Kerberos
-answers tickets, not passwords: ``negotiate`` takes a SPNEGO token. An
+answers tickets (``negotiate`` takes a SPNEGO token) and, through its KDC,
+passwords (``password_login``); either way the groups of a Kerberos user are
+those of the first LDAP provider that knows the name. An
 unexpected error of a provider is treated like an unavailable provider.
 
 ``check_provider`` is the per-provider "test" action's domain half: it runs
@@ -144,13 +146,46 @@ class Authenticator:
             return c.execute(sa.select(security_providers.c.name).where(
                 security_providers.c.enabled.is_(True), security_providers.c.kind == kind)).first() is not None
 
+    def _directory_of(self, ext: ExternalUser, chain: list[Provider], source_ip: str | None,
+                      report: Report | None = None) -> tuple[ExternalUser, str | None]:
+        """A Kerberos user's entry and groups from the first LDAP provider of ``chain`` that knows the
+        name: (the user with them, that provider's name), or (the user without groups, None)."""
+        for other in chain:
+            if not hasattr(other, "lookup"):
+                continue
+            try:
+                found = other.lookup(ext.username)  # type: ignore[attr-defined]
+            except Exception as e:  # Unavailable, or what the directory's library did not expect
+                reason = e.message if isinstance(e, Unavailable) else f"unexpected error: {type(e).__name__}"
+                self.audit.record("-", "authn.provider_unavailable", other.name, source_ip,
+                                  {"username": ext.username, "reason": reason[:500]})
+                if report is not None:
+                    report.add("groups", False, f"LDAP provider {other.name!r} could not be asked: {reason}")
+                continue
+            if found is not None:
+                if report is not None:
+                    report.add("groups", True, f"from LDAP provider {other.name!r}: "
+                                               f"{', '.join(found.groups) or 'no groups'}")
+                return ExternalUser(ext.username, found.display_name, found.email, found.groups), other.name
+        if report is not None:
+            report.add("groups", True, f"no LDAP provider of the site knows {ext.username!r}: no groups")
+        return ext, None
+
+    def _vouched(self, provider: Provider, ext: ExternalUser, chain: list[Provider], source_ip: str | None) -> Login:
+        """The login of a user a Kerberos provider vouched for (ticket or password), with the groups of
+        the first LDAP provider that knows the name. The directory account is that LDAP provider's when
+        there is one (form, password and SSO logins then share one site user), else the Kerberos one's."""
+        from .external import provision
+
+        ext, groups_from = self._directory_of(ext, chain, source_ip)
+        user = provision(self.engine, groups_from or provider.name, ext)
+        return Login(user, provider.name, ext.groups if groups_from else (), groups_from)
+
     def negotiate(self, token: bytes, source_ip: str | None) -> tuple[Login, bytes | None]:
         """SPNEGO single sign-on (``Authorization: Negotiate``): the first enabled Kerberos provider
         whose keytab accepts the ticket vouches for the user; the user's groups are those the first
         LDAP provider that knows the name reports. (Login, answer token for mutual authentication);
         Unauthorized when no provider accepts the ticket."""
-        from .external import provision
-
         chain = self.chain()
         last: Unauthorized | None = None
         for provider in chain:
@@ -165,25 +200,7 @@ class Authenticator:
             except Unauthorized as e:
                 last = e
                 continue
-            groups, groups_from = (), None
-            for other in chain:
-                if not hasattr(other, "lookup"):
-                    continue
-                try:
-                    found = other.lookup(ext.username)  # type: ignore[attr-defined]
-                except Exception as e:  # Unavailable, or what the directory's library did not expect
-                    reason = e.message if isinstance(e, Unavailable) else f"unexpected error: {type(e).__name__}"
-                    self.audit.record("-", "authn.provider_unavailable", other.name, source_ip,
-                                      {"username": ext.username, "reason": reason[:500]})
-                    continue
-                if found is not None:
-                    ext = ExternalUser(ext.username, found.display_name, found.email, found.groups)
-                    groups, groups_from = found.groups, other.name
-                    break
-            # the directory account is the LDAP provider's when it knows the user (form and SSO logins
-            # then share one site user), else the Kerberos provider's
-            user = provision(self.engine, groups_from or provider.name, ext)
-            return Login(user, provider.name, groups, groups_from), out
+            return self._vouched(provider, ext, chain, source_ip), out
         if last is not None:
             log.info("a Negotiate login was refused: %s", last.message)
         raise Unauthorized("the Kerberos ticket was not accepted" if last else "no Kerberos provider is enabled")
@@ -195,7 +212,12 @@ class Authenticator:
         chain = [LocalProvider(self.users)] if self.users.is_local(username) else self.chain()
         for provider in chain:
             try:
-                got = provider.authenticate(username, password, source_ip)
+                if hasattr(provider, "password_login"):  # Kerberos: the KDC vouches, LDAP tells the groups
+                    ext = provider.password_login(username, password)  # type: ignore[attr-defined]
+                    login = None if ext is None else self._vouched(provider, ext, chain, source_ip)
+                else:
+                    got = provider.authenticate(username, password, source_ip)
+                    login = None if got is None else Login(got[0], provider.name, got[1].groups if got[1] else ())
             except Unavailable as e:
                 log.warning("security provider %r skipped: %s", provider.name, e.message)
                 self.audit.record("-", "authn.provider_unavailable", provider.name, source_ip,
@@ -211,10 +233,9 @@ class Authenticator:
                 self.audit.record("-", "authn.provider_unavailable", provider.name, source_ip,
                                   {"username": username[:64], "reason": f"unexpected error: {type(e).__name__}"})
                 continue
-            if got is not None:
-                user, ext = got
+            if login is not None:
                 throttle.success(REALM, username)
-                return Login(user, provider.name, ext.groups if ext else ())
+                return login
         throttle.failure(REALM, username, source_ip)
         if last is not None and last.message != "wrong user name or password":
             log.info("login of %r refused: %s", username[:64], last.message)
@@ -275,6 +296,8 @@ class Authenticator:
             provider = self._build(factory, row)
             try:
                 report.user = provider.walk(username, password, report)  # type: ignore[attr-defined]
+                if report.user is not None and row["kind"] == "kerberos":
+                    report.user, _from = self._directory_of(report.user, self.chain(), None, report)
                 if report.user is None:
                     outcome = "unknown_user"
             except Unavailable:

@@ -8,8 +8,12 @@ The client principal must belong to the provider's realm; its first
 component is the user name. Kerberos carries no group list this appliance
 reads, so the groups of a Kerberos user are those an LDAP provider of the
 site reports for the same user name (``lookup``), as with Active Directory.
-Kerberos does not check passwords typed into forms: for those the chain asks
-the other providers (``authenticate`` answers "not mine")."""
+A user name and password (``POST /api/session``, the representative
+console; the HTML form too) are checked by ``password_login`` when the
+provider names its KDCs (``host``, ``port``): the KDC checks the password and
+its answer is verified with the keytab (``kerberos_password``). Without
+``host`` the provider answers tickets only and leaves passwords to the other
+providers ("not mine")."""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from pathlib import Path
 
 from tether.core.errors import Unauthorized
 
+from . import kerberos_password
 from .external import ExternalUser, Report, Unavailable
 from .users import Users
 
@@ -31,7 +36,44 @@ class KerberosProvider:
         self.name = row["name"]
 
     def authenticate(self, username: str, password: str, source_ip: str | None):
-        return None  # SPNEGO only (``accept``); typed passwords are for the other providers
+        return None  # the chain asks ``password_login`` (the groups come from another provider)
+
+    def _hosts(self) -> list[str]:
+        return [h.strip() for h in (self.row.get("host") or "").split(",") if h.strip()]
+
+    def password_login(self, username: str, password: str) -> ExternalUser | None:
+        """The user whose password the KDC accepted, its answer verified with the keytab; None when
+        the provider names no KDC or has no such principal; Unauthorized on a refused password,
+        Unavailable when no KDC answered or the answer did not verify."""
+        return self._password(username, password, Report())
+
+    def _password(self, username: str, password: str, report: Report) -> ExternalUser | None:
+        hosts = self._hosts()
+        if not hosts:
+            return None
+        if not username or any(ch in username for ch in "@/\\") or not username.isprintable():
+            report.add("password", False, f"{username!r} is not a user name of realm {self.row.get('realm')}")
+            return None
+        if not password:
+            report.add("password", False, "an empty password is refused")
+            raise Unauthorized("wrong user name or password")
+        _gssapi()
+        path = self._keytab_file()
+        try:
+            timeout = (self.row.get("timeout_seconds") or 10) * len(hosts) + 5
+            got = kerberos_password.check(self.row["realm"], hosts, self.row.get("port"), path, username, password,
+                                          path.parent, timeout)
+        finally:
+            path.unlink(missing_ok=True)
+        for step in got.steps:
+            report.add(*step)
+        if got.result == "ok":
+            return ExternalUser(username=username, display_name=username, email=None, groups=())
+        if got.result == "unknown":
+            return None
+        if got.result == "refused":
+            raise Unauthorized("wrong user name or password")
+        raise Unavailable(report.steps[-1].detail if report.steps else "the Kerberos check failed")
 
     def _keytab_file(self) -> Path:
         data = self.row.get("keytab")
@@ -71,7 +113,8 @@ class KerberosProvider:
         return ExternalUser(username=user, display_name=user, email=None, groups=()), out
 
     def walk(self, username: str, password: str, report: Report) -> ExternalUser | None:
-        """The "test" action: can this appliance accept tickets with the stored keytab?"""
+        """The "test" action: can this appliance accept tickets with the stored keytab? With a password,
+        also the password login's steps (kdc, password, verify)."""
         try:
             gssapi, GSSError = _gssapi()
             path = self._keytab_file()
@@ -87,9 +130,13 @@ class KerberosProvider:
         finally:
             path.unlink(missing_ok=True)
         report.add("keytab", True, f"the keytab is usable to accept tickets of realm {self.row.get('realm')}")
-        report.add("negotiate", True, "browsers that hold a ticket of this realm log in at /login/negotiate; "
-                                      "passwords typed into the form are checked by the other providers")
-        return None
+        report.add("negotiate", True, "browsers that hold a ticket of this realm log in at /login/negotiate")
+        if not password:
+            return None  # a keytab check only
+        if not self._hosts():
+            report.add("kdc", False, "no KDC is configured (host): passwords are checked by the other providers")
+            raise Unavailable(report.steps[-1].detail)
+        return self._password(username, password, report)
 
 
 def _gssapi():

@@ -87,7 +87,8 @@ async def login_submit(request: Request):
     try:
         auth.check_prelogin(request, form.get("csrf_token"))
         secret = str(form.get("response") if challenge else form.get("password") or "")
-        login, token, _s = site_login(request, username, secret, challenge)
+        # a provider may wait for its server (a KDC, a directory): not on the event loop
+        login, token, _s = await asyncio.to_thread(site_login, request, username, secret, challenge)
         user = login.user
     except Challenge as exc:  # the provider asks for a one-time code: the same form, asking for it
         return render(request, FACE, "login.html", "Log in", status=200, nav=False,

@@ -8,6 +8,7 @@ Support pages at all."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from urllib.parse import quote, urlencode
@@ -154,7 +155,7 @@ async def provider_test(request: Request, name: str):
         form = await request.form()
         body = {"username": str(form.get("test_username") or ""), "password": str(form.get("test_password") or "")}
         try:
-            report = C.test_provider(site_of(request), p, client_ip(request), name, body)
+            report = await asyncio.to_thread(C.test_provider, site_of(request), p, client_ip(request), name, body)
         except TetherError as exc:
             if exc.status in (401, 403, 404):
                 raise

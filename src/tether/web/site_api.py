@@ -16,12 +16,12 @@ from fastapi.security import HTTPBasic
 from pydantic import BaseModel
 from tether.clients.directory import Directory
 from tether.core.errors import Invalid
-from tether.core.validate import Int, Natural
+from tether.core.validate import Bool, Int, Natural
 from tether.site.actions import accounts, config, history
 
 from . import backup_api, failover_api, site_clients_api, site_data_api
 from .auth import Principal, appliance_of, client_ip
-from .errors import install_json_handlers
+from .errors import ERROR_RESPONSES, install_json_handlers
 from .site_deps import Caller, principal_pending, site_change_password, site_login, site_of
 
 _basic = HTTPBasic(auto_error=False)
@@ -42,13 +42,13 @@ class NewUser(BaseModel):
     username: str
     password: str
     display_name: str = ""
-    is_admin: bool = False
+    is_admin: Bool = False
     permissions: list[str] = []
 
 
 class SetPassword(BaseModel):
     password: str
-    must_change_password: bool = True
+    must_change_password: Bool = True
 
 
 class NewApiAccount(BaseModel):
@@ -59,7 +59,7 @@ class NewApiAccount(BaseModel):
 
 def create() -> FastAPI:
     api = FastAPI(title="Tether site API", version="1", openapi_url="/openapi.json", docs_url=None, redoc_url=None,
-                  servers=[{"url": "/api"}])
+                  servers=[{"url": "/api"}], responses=ERROR_RESPONSES)
     install_json_handlers(api)
 
     @api.post("/oauth/token", summary="Exchange API client credentials for a bearer token")

@@ -55,7 +55,7 @@ class StaticRoute(_Model):
 
 
 class Snmp(_Model):
-    enabled: bool = False
+    enabled: v.Bool = False
     version: Literal["v2c", "v3"] = "v2c"
     community: str = "public"
     allowed_networks: list[Network] = []
@@ -108,7 +108,7 @@ class Administration(_Model):
 
 
 class Syslog(_Model):
-    enabled: bool = False
+    enabled: v.Bool = False
     host: Host | None = None
     port: Port = 514
     transport: Literal["udp", "tcp"] = "udp"
@@ -122,7 +122,7 @@ class Syslog(_Model):
 
 
 class LoginAgreement(_Model):
-    enabled: bool = False
+    enabled: v.Bool = False
     title: Annotated[str, Field(max_length=200)] = "Terms of use"
     text: Annotated[str, Field(max_length=20000)] = ""
 
@@ -163,11 +163,11 @@ def _desk_url(value: str | None) -> str | None:
 
 class SupportDesk(_Model):
     """The vendor's support desk this appliance opens incidents on by itself (DESK-09)."""
-    enabled: bool = False
+    enabled: v.Bool = False
     url: Annotated[str | None, AfterValidator(_desk_url)] = None
     token: str | None = None  # write-only; stored sealed
-    verify_tls: bool = True
-    on_backup_failure: bool = True
+    verify_tls: v.Bool = True
+    on_backup_failure: v.Bool = True
 
     @model_validator(mode="after")
     def _complete(self):

@@ -12,7 +12,7 @@ import re
 
 from typing import Annotated
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, Strict, ValidationError
 
 from .errors import Invalid
 
@@ -24,6 +24,8 @@ Int = Annotated[int, Field(ge=INT64_MIN, lt=INT64_MAX + 1)]  # any integer a dat
 Natural = Annotated[int, Field(ge=0, lt=INT64_MAX + 1)]  # an offset, a position, a count, a size
 Id = Annotated[int, Field(ge=1, lt=INT64_MAX + 1)]  # a row's id or number (ids start at 1)
 PortNumber = Annotated[int, Field(ge=1, le=65535)]
+# a JSON boolean: true or false only (not 0/1, "yes", "on"); forms convert their checkboxes first
+Bool = Annotated[bool, Strict()]
 
 
 

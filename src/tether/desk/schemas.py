@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from tether.core.releases import Version
-from tether.core.validate import Id
+from tether.core.validate import Bool, Id
 
 EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 
@@ -189,7 +189,7 @@ class RmaIn(Strict):
     shipping_address: Short
     country: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2}$")]
     vat_number: Line | None = None
-    vat_consent: bool = False
+    vat_consent: Bool = False
 
 
 class RmaEventIn(Strict):

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from tether.core import netaddr
 from tether.core import validate as V
 from tether.core.errors import Invalid
-from tether.core.validate import parse_model
+from tether.core.validate import Bool, parse_model
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")]
 Text = Annotated[str, Field(max_length=512)]
@@ -61,7 +61,7 @@ class TeamMember(Strict):
 class SecurityProvider(Strict):
     name: Name
     kind: Literal["ldap", "radius", "kerberos"]
-    enabled: bool = True
+    enabled: Bool = True
     priority: Annotated[int, Field(ge=0, le=1000)] = 10
     host: str | None = None
     port: V.PortNumber | None = None
@@ -187,7 +187,7 @@ class Jumpoint(Strict):
     name: Name
     description: Text = ""
     hostname: Host
-    enabled: bool = True
+    enabled: Bool = True
     protocols: list[Literal[PROTOCOLS]] = ["rdp", "ssh"]  # type: ignore[valid-type]
     allowed_networks: list[str] = []
     max_sessions: Annotated[int, Field(ge=1, le=10000)] = 50
@@ -199,7 +199,7 @@ class Jumpoint(Strict):
 class JumpClientGroup(Strict):
     name: Name
     description: Text = ""
-    allow_unattended: bool = False
+    allow_unattended: Bool = False
     jumpoint: str | None = None
 
 
@@ -219,13 +219,13 @@ class JumpClient(Strict):
 class Language(Strict):
     name: Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Z]{2})?$")]
     label: Annotated[str, Field(min_length=1, max_length=64)]
-    enabled: bool = True
+    enabled: Bool = True
 
 
 class EventTarget(Strict):
     name: Name
     kind: Literal["webhook", "email"]
-    enabled: bool = True
+    enabled: Bool = True
     url: Annotated[str, Field(max_length=2048)] | None = None
     hmac_secret: Annotated[str, Field(min_length=16, max_length=256)] | None = None
     recipients: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]] = []
@@ -252,7 +252,7 @@ class SurveyQuestion(Strict):
     kind: Literal["text", "choice", "rating"]
     text: Annotated[str, Field(min_length=1, max_length=512)]
     choices: list[Annotated[str, Field(min_length=1, max_length=128)]] = []
-    required: bool = False
+    required: Bool = False
 
     @model_validator(mode="after")
     def _choices(self):
@@ -264,7 +264,7 @@ class SurveyQuestion(Strict):
 class ExitSurvey(Strict):
     name: Name
     audience: Literal["customer", "representative"] = "customer"
-    enabled: bool = True
+    enabled: Bool = True
     title: Annotated[str, Field(min_length=1, max_length=256)]
     questions: Annotated[list[SurveyQuestion], Field(min_length=1)]
 
@@ -297,7 +297,7 @@ class SecuritySettings(Strict):
     lockout_threshold: Annotated[int, Field(ge=1, le=100)] = 5
     lockout_minutes: Annotated[int, Field(ge=1, le=1440)] = 15
     session_idle_minutes: Annotated[int, Field(ge=5, le=1440)] = 60
-    require_two_factor: bool = False
+    require_two_factor: Bool = False
     rep_allowed_networks: list[str] = ["0.0.0.0/0", "::/0"]
     login_banner: Annotated[str, Field(max_length=4000)] = ""
 
@@ -314,7 +314,7 @@ class JumpClientSettings(Strict):
 
 class DnsSwing(Strict):
     """FO-07 DNS swing: an RFC 2136 update, signed with TSIG, of the site's A record."""
-    enabled: bool = False
+    enabled: Bool = False
     server: str | None = None  # the authoritative server's address
     port: V.PortNumber = 53
     zone: str | None = None  # e.g. example.com.
@@ -340,7 +340,7 @@ def _etcd_endpoint(v: str) -> str:
 class Witness(Strict):
     """FO-11: an etcd cluster (three members: the two appliances and one more machine) whose lease the
     primary must hold to serve clients and take writes (tether.failover.witness; docs/formats/witness.md)."""
-    enabled: bool = False
+    enabled: Bool = False
     endpoints: list[str] = []  # etcd client URLs, tried in order, e.g. http://10.0.0.7:2379
     lease_ttl_seconds: Annotated[int, Field(ge=0, le=600)] = 0  # 0: the primary timeout, 2 to 30 s
     margin_seconds: Annotated[float, Field(ge=0, le=300)] = 0  # 0: a quarter of the TTL, at least 1 s
@@ -367,18 +367,18 @@ class FailoverSettings(Strict):
     tether.failover: backup operations and the sync mode, interval and bandwidth (FO-02);
     automatic failover with its primary timeout and connectivity tests (FO-05); traffic
     swing (FO-07); the etcd witness (FO-11)."""
-    enabled: bool = False
+    enabled: Bool = False
     role: Literal["none", "primary", "backup"] = "none"
     peer_host: str | None = None
     peer_port: V.PortNumber = 443
-    backup_operations_enabled: bool = False
+    backup_operations_enabled: Bool = False
     sync_mode: Literal["continuous", "interval"] = "continuous"  # interval: catch up every sync_interval_minutes
     sync_interval_minutes: Annotated[int, Field(ge=1, le=1440)] = 15
     sync_bandwidth_limit_kbps: V.Natural = 0
     sync_commit: Literal["async", "sync"] = "async"  # sync: a change is acknowledged once the backup applied it
     sync_fallback: Literal["strict", "fallback"] = "fallback"  # when the backup does not confirm in time
     sync_timeout_ms: Annotated[int, Field(ge=50, le=60000)] = 2000
-    automatic_failover: bool = False
+    automatic_failover: Bool = False
     primary_timeout_seconds: Annotated[int, Field(ge=3, le=3600)] = 60
     connectivity_test_ips: list[str] = []
     connectivity_test_method: Literal["tcp", "icmp"] = "tcp"
@@ -408,15 +408,15 @@ class EventSettings(Strict):
 
 
 class PublicPortal(Strict):
-    enabled: bool = True
+    enabled: Bool = True
     hostname: str | None = None
     title: Annotated[str, Field(min_length=1, max_length=128)] = "Support"
     welcome_text: Annotated[str, Field(max_length=4000)] = "Welcome. Enter your session key to start."
-    require_name: bool = True
-    require_issue: bool = False
+    require_name: Bool = True
+    require_issue: Bool = False
     issue_categories: list[Annotated[str, Field(min_length=1, max_length=64)]] = []
-    show_representative_list: bool = True
-    allow_session_keys: bool = True
+    show_representative_list: Bool = True
+    allow_session_keys: Bool = True
 
 
 class Branding(Strict):

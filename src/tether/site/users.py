@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tether.core.errors import Conflict, Invalid, NotFound, NotPrimary, Unauthorized
 from tether.core.passwords import check_new_password, hash_password, verify_password
 from tether.core.throttle import LoginThrottle
-from tether.core.validate import parse_model
+from tether.core.validate import Bool, parse_model
 
 from . import permissions as P
 from .config_tables import team_members
@@ -161,8 +161,8 @@ class UserUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     display_name: Annotated[str, Field(min_length=1, max_length=128)]
     email: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$", max_length=256)] | None = None
-    enabled: bool = True
-    is_admin: bool = False
+    enabled: Bool = True
+    is_admin: Bool = False
     permissions: list[str] = []
     timezone: Annotated[str, Field(max_length=64)] | None = None
     teams: list[Annotated[str, Field(min_length=1, max_length=64)]] = []

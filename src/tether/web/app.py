@@ -17,6 +17,7 @@ from tether.core.bodylimit import BodyLimit
 from tether.runtime import Appliance
 
 from . import appliance_api, appliance_pages, cert_pages, client_channel, failover_pages, login_pages, peer_api, site_api, site_clients_pages, site_data_pages, software_pages
+from .errors import install_page_handlers
 from .uploads import BODY_LIMITS
 
 SECURITY_HEADERS = [
@@ -105,6 +106,7 @@ class ReplicationBarrier:
 def create_app(appliance: Appliance) -> ASGIApp:
     app = FastAPI(title="Tether", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.appliance = appliance
+    install_page_handlers(app)
     # browsable API documentation, served from the package (no CDN), ahead of the API mounts
     app.router.routes.extend(apidocs.routes("/api/docs", "/api/openapi.json", "Tether site API"))
     app.router.routes.extend(apidocs.routes("/appliance/api/docs", "/appliance/api/openapi.json",

@@ -16,20 +16,21 @@ from starlette.background import BackgroundTask
 from starlette.responses import FileResponse, JSONResponse, Response
 
 from tether.appliance import config_export
+from tether.appliance.settings import SECTIONS
 from tether.core.errors import Invalid, Unauthorized
-from tether.core.validate import Int, Natural
+from tether.core.validate import Bool, Int, Natural
 from tether.site.package import MAX_PACKAGE_BYTES
 
-from . import auth, cert_api
+from . import auth, bodies, cert_api
 from .auth import Principal, appliance_of, client_ip
-from .errors import install_json_handlers
+from .errors import ERROR_RESPONSES, install_json_handlers
 from .uploads import FORM_OVERHEAD, SITE_PACKAGE
 
 
 class LoginBody(BaseModel):
     username: str
     password: str
-    accept_agreement: bool = False
+    accept_agreement: Bool = False
 
 
 class IncidentBody(BaseModel):
@@ -118,13 +119,15 @@ def _settings_routes(api: FastAPI, section: str, title: str) -> None:
         return appliance_of(request).update_settings(section, body, p.name, client_ip(request))
 
     api.add_api_route(f"/{section}", get, methods=["GET"], summary=title, name=f"get_{section}")
-    api.add_api_route(f"/{section}", put, methods=["PUT"], summary=f"Replace: {title}", name=f"put_{section}")
+    api.add_api_route(f"/{section}", put, methods=["PUT"], summary=f"Replace: {title}", name=f"put_{section}",
+                      openapi_extra=bodies.body_of(SECTIONS[section]))
 
 
 def create() -> FastAPI:
     api = FastAPI(title="Tether /appliance API", version="1", openapi_url="/openapi.json", docs_url=None,
-                  redoc_url=None, servers=[{"url": "/appliance/api"}])
+                  redoc_url=None, servers=[{"url": "/appliance/api"}], responses=ERROR_RESPONSES)
     install_json_handlers(api)
+    bodies.install(api)
     api.include_router(cert_api.router)
 
     @api.get("/agreement", summary="The prerequisite login agreement (no authentication)")
@@ -168,7 +171,10 @@ def create() -> FastAPI:
         app = appliance_of(request)
         return {"installed": app.site is not None, **(app.site.info().public() if app.site else {})}
 
-    @api.get("/config/export", summary="Export the whole /appliance configuration as YAML (APPL-04)")
+    @api.get("/config/export", summary="Export the whole /appliance configuration as YAML (APPL-04)", response_class=Response,
+             responses={200: {"content": {"application/yaml": {"schema": {
+                                  "type": "object", "required": ["format", "sections"]}}},
+                              "description": "The export document (docs/formats/)"}})
     def get_config_export(request: Request, p: Admin) -> Response:
         app = appliance_of(request)
         name, text = config_export.export_document(app)

@@ -81,7 +81,7 @@ async def login_submit(request: Request):
     except Invalid as exc:  # agreement not accepted
         return redirect("/appliance/login") if exc.field == "accept_agreement" else error_page(request, FACE, exc)
     except TetherError as exc:
-        resp = render(request, FACE, "login.html", "Log in to /appliance", status=exc.status, nav=False,
+        resp = render(request, FACE, "login.html", "Log in to /appliance", failure=exc, nav=False,
                       prelogin=auth.prelogin_token(request), username=username, error=exc.message,
                       agreement_accepted=True)
         return resp

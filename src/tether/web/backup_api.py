@@ -18,6 +18,7 @@ from starlette.responses import FileResponse
 from tether.backup import protection
 from tether.core.errors import Invalid
 from tether.core.fsutil import open_private
+from tether.core.validate import Bool
 from tether.site import permissions as P
 
 from .auth import Principal, appliance_of, client_ip
@@ -30,8 +31,8 @@ CHUNK = 1 << 20
 
 class BackupRequest(BaseModel):
     password: str | None = None
-    no_password: bool = False  # an unprotected backup, asked for explicitly
-    include_history: bool = False
+    no_password: Bool = False  # an unprotected backup, asked for explicitly
+    include_history: Bool = False
 
 
 API_HINT = 'send "password", or "no_password": true for an unprotected backup'

@@ -18,7 +18,7 @@ from tether.certs.generate import DEFAULT_KEY_TYPE, MAX_ANSWER_BYTES, SELF_SIGNE
 from tether.certs.pkcs12 import MAX_P12_BYTES
 from tether.certs.service import safe_filename
 from tether.core.errors import Invalid
-from tether.core.validate import Id, Int
+from tether.core.validate import Bool, Id, Int
 
 from . import auth
 from .auth import Principal, appliance_of, client_ip
@@ -60,9 +60,9 @@ class AnswerBody(_Body):
 
 class ExportBody(_Body):
     passphrase: str = Field(description="Protects the .p12 (8 characters at least)")
-    include_certificate: bool = True
-    include_key: bool = True
-    include_chain: bool = True
+    include_certificate: Bool = True
+    include_key: Bool = True
+    include_chain: Bool = True
 
 
 class AssignBody(_Body):

@@ -5,16 +5,69 @@ error class names (see tether.core.errors)."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+import fastapi.routing
 from fastapi import FastAPI
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.routing import Match
 
 from tether.core.errors import Throttled, TetherError
 
 log = logging.getLogger("tether.web")
+
+
+class ErrorBody(BaseModel):
+    """The one error shape every JSON API answers (tether.core.errors.TetherError.to_dict)."""
+    model_config = ConfigDict(extra="allow")
+    error: str
+    message: str
+    hint: str | None = None
+    field: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+_ERROR_STATUSES = {400: "Bad request (an integrity or format problem)", 401: "Not authenticated",
+                   403: "Not permitted", 404: "Not found", 405: "Method not allowed", 409: "Conflict",
+                   413: "Request body too large", 422: "Invalid input (names the field)",
+                   429: "Too many attempts (see Retry-After)", 503: "Not available on this appliance now"}
+# declared once per API app (FastAPI(responses=...)): every operation documents the codes the
+# handlers here can answer, with the error schema
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": text} for status, text in _ERROR_STATUSES.items()}
+
+
+def error_headers(exc: TetherError, *, bearer: bool = True) -> dict | None:
+    """The headers an error's status calls for, the same on the JSON APIs and the HTML pages:
+    ``Retry-After`` on a 429, ``WWW-Authenticate: Bearer`` on an API's 401 (``bearer``; a page's
+    login form is no bearer challenge)."""
+    if isinstance(exc, Throttled):
+        return {"Retry-After": str(exc.retry_after)}
+    if exc.status == 401 and bearer:
+        return {"WWW-Authenticate": "Bearer"}
+    return None
+
+
+# FastAPI keeps an included router as one entry of the app's routes; this walks them to the
+# routes with their full paths (plain Starlette route lists are already flat)
+_flat_routes = getattr(fastapi.routing, "_iter_included_route_candidates", iter)
+
+
+def allowed_methods(request: Request) -> str:
+    """The ``Allow`` header of a 405: the methods of every route of the answering app whose path
+    matches, not only the first one's (Starlette stops at the first route with the path, and
+    GET and PUT of one path are often two routes)."""
+    methods: set[str] = set()
+    for route in _flat_routes(request.app.router.routes):
+        match, _child = route.matches({**request.scope, "method": "\x00"})
+        if match != Match.NONE and getattr(route, "methods", None):
+            methods |= set(route.methods)
+    return ", ".join(sorted(methods))
 
 
 def error_response(exc: TetherError) -> JSONResponse:
@@ -22,10 +75,7 @@ def error_response(exc: TetherError) -> JSONResponse:
     details = getattr(exc, "details", None)
     if details:
         body["errors"] = details
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Throttled) else None
-    if exc.status == 401:
-        headers = {"WWW-Authenticate": "Bearer"}
-    return JSONResponse(body, status_code=exc.status, headers=headers)
+    return JSONResponse(body, status_code=exc.status, headers=error_headers(exc))
 
 
 def install_json_handlers(app: FastAPI) -> None:
@@ -45,6 +95,20 @@ def install_json_handlers(app: FastAPI) -> None:
                                          "message": str(e.get("msg"))} for e in errors]}, status_code=422)
 
     @app.exception_handler(HTTPException)
-    async def _http(_request: Request, exc: HTTPException):
+    async def _http(request: Request, exc: HTTPException):
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request)
         return JSONResponse({"error": "http", "message": str(exc.detail)}, status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+                            headers=headers or None)
+
+
+def install_page_handlers(app: FastAPI) -> None:
+    """The HTML app's own HTTP errors: FastAPI's default answers, with the whole ``Allow`` on a 405."""
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException):
+        response = await http_exception_handler(request, exc)
+        if exc.status_code == 405:
+            response.headers["Allow"] = allowed_methods(request)
+        return response

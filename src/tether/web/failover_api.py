@@ -9,6 +9,8 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
 
+from tether.core.validate import Bool
+
 from .auth import appliance_of, client_ip
 from .site_deps import Caller
 
@@ -24,7 +26,7 @@ class EstablishBody(BaseModel):
 
 class BreakBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    force: bool = False
+    force: Bool = False
 
 
 def own_address(request: Request, given: str | None) -> str:
@@ -57,8 +59,8 @@ def post_sync_now(request: Request, p: Caller) -> dict:
 
 class RoleChangeBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    data_sync_first: bool = False
-    force: bool = False
+    data_sync_first: Bool = False
+    force: Bool = False
 
 
 class SetRoleBody(RoleChangeBody):

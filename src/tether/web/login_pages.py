@@ -95,7 +95,7 @@ async def login_submit(request: Request):
                       prelogin=auth.prelogin_token(request), username=username, challenge=exc.token,
                       challenge_message=exc.message)
     except TetherError as exc:
-        return render(request, FACE, "login.html", "Log in", status=exc.status, nav=False,
+        return render(request, FACE, "login.html", "Log in", failure=exc, nav=False,
                       prelogin=auth.prelogin_token(request), username=username, error=exc.message)
     resp = redirect("/login/password" if user.must_change_password else "/login/status")
     auth.set_session_cookie(resp, auth.SITE_COOKIE, token, "/login")

@@ -14,6 +14,8 @@ from starlette.responses import RedirectResponse, Response
 
 from tether.core.errors import Invalid, PasswordChangeRequired, TetherError, Unauthorized
 
+from .errors import error_headers
+
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 
@@ -38,10 +40,15 @@ class Face:
 
 
 def render(request: Request, face: Face, template: str, title: str, *, status: int = 200, nav: bool = True,
-           csrf_token: str | None = None, **ctx) -> Response:
+           csrf_token: str | None = None, failure: TetherError | None = None, **ctx) -> Response:
+    """``failure``: the error the page reports; its status and headers (``Retry-After`` on a 429) are the
+    page's, the same as the JSON API's (tether.web.errors.error_headers)."""
+    if failure is not None:
+        status = failure.status
     return templates.TemplateResponse(request, template, {
         "title": title, "face": face.name, "nav": face.nav if nav else None, "active": request.url.path,
-        "logout_url": face.logout_url, "csrf_token": csrf_token, **ctx}, status_code=status)
+        "logout_url": face.logout_url, "csrf_token": csrf_token, **ctx}, status_code=status,
+        headers=error_headers(failure, bearer=False) if failure is not None else None)
 
 
 def redirect(url: str) -> RedirectResponse:
@@ -57,7 +64,7 @@ def auth_redirect(face: Face, exc: TetherError) -> Response | None:
 
 
 def error_page(request: Request, face: Face, exc: TetherError) -> Response:
-    return render(request, face, "error.html", "Error", status=exc.status, nav=False,
+    return render(request, face, "error.html", "Error", failure=exc, nav=False,
                   error=exc.message + (f" — {exc.hint}" if exc.hint else ""), back=face.prefix if face.prefix != "/login" else "/login")
 
 
@@ -89,8 +96,9 @@ def add_session_routes(router, face: Face, page, sessions_of, change_password, h
             return resp
         return await page(request, h, pending_ok=True)
 
-    def _form(request, p, status=200, error=None):
-        return render(request, face, "password.html", "Change password", status=status, csrf_token=p.csrf_token,
+    def _form(request, p, status=200, error=None, failure=None):
+        return render(request, face, "password.html", "Change password", status=status, failure=failure,
+                      csrf_token=p.csrf_token,
                       pending=p.must_change_password, nav=not p.must_change_password, error=error)
 
     async def password_page(request: Request):
@@ -107,7 +115,7 @@ def add_session_routes(router, face: Face, page, sessions_of, change_password, h
                 change_password(request, p, str(form.get("current_password") or ""),
                                 str(form.get("new_password") or ""))
             except TetherError as exc:
-                return _form(request, p, exc.status, exc.message)
+                return _form(request, p, exc.status, exc.message, failure=exc)
             return redirect(home)
         return await page(request, h, pending_ok=True)
 

@@ -16,12 +16,13 @@ from fastapi.security import HTTPBasic
 from pydantic import BaseModel
 from tether.clients.directory import Directory
 from tether.core.errors import Invalid
-from tether.core.validate import Int, Natural
+from tether.core.validate import Bool, Int, Natural
 from tether.site.actions import accounts, config, history
+from tether.site.config import SiteSettings
 
-from . import backup_api, failover_api, site_clients_api, site_data_api
+from . import backup_api, bodies, failover_api, site_clients_api, site_data_api
 from .auth import Principal, appliance_of, client_ip
-from .errors import install_json_handlers
+from .errors import ERROR_RESPONSES, install_json_handlers
 from .site_deps import Caller, principal_pending, site_change_password, site_login, site_of
 
 _basic = HTTPBasic(auto_error=False)
@@ -42,13 +43,13 @@ class NewUser(BaseModel):
     username: str
     password: str
     display_name: str = ""
-    is_admin: bool = False
+    is_admin: Bool = False
     permissions: list[str] = []
 
 
 class SetPassword(BaseModel):
     password: str
-    must_change_password: bool = True
+    must_change_password: Bool = True
 
 
 class NewApiAccount(BaseModel):
@@ -59,8 +60,9 @@ class NewApiAccount(BaseModel):
 
 def create() -> FastAPI:
     api = FastAPI(title="Tether site API", version="1", openapi_url="/openapi.json", docs_url=None, redoc_url=None,
-                  servers=[{"url": "/api"}])
+                  servers=[{"url": "/api"}], responses=ERROR_RESPONSES)
     install_json_handlers(api)
+    bodies.install(api)
 
     @api.post("/oauth/token", summary="Exchange API client credentials for a bearer token")
     def post_token(request: Request, grant_type: Annotated[str, Form()], client_id: Annotated[str, Form()],
@@ -132,7 +134,7 @@ def create() -> FastAPI:
     def get_site_config(request: Request, p: Caller) -> dict:
         return config.site_settings(site_of(request), p)
 
-    @api.put("/config/site", summary="Replace the site settings")
+    @api.put("/config/site", summary="Replace the site settings", openapi_extra=bodies.body_of(SiteSettings))
     def put_site_config(request: Request, body: dict[str, Any], p: Caller) -> dict:
         return config.put_site_settings(site_of(request), p, client_ip(request), body)
 

@@ -18,9 +18,11 @@ from tether.site import resources as R
 from tether.site import sections as S
 from tether.site.actions import accounts, config, files
 from tether.site.filestore import NAME_RULE, check_name
+from tether.site.users import UserUpdate
 
 from . import site_history_api
 from .auth import client_ip
+from .bodies import body_of
 from .site_deps import Caller, send, site_of
 from .uploads import LOGO
 
@@ -38,7 +40,8 @@ def get_user(request: Request, username: UserParam, p: Caller) -> dict:
     return accounts.user_detail(site_of(request), p, username)
 
 
-@router.put("/users/{username}", summary="Edit a user: name, e-mail, enabled, permissions, teams")
+@router.put("/users/{username}", summary="Edit a user: name, e-mail, enabled, permissions, teams",
+            openapi_extra=body_of(UserUpdate))
 def put_user(request: Request, username: UserParam, body: JsonBody, p: Caller) -> dict:
     return accounts.update_user(site_of(request), p, client_ip(request), username, body)
 
@@ -58,7 +61,8 @@ def _kind_routes(slug: str, k: R.Kind) -> None:
               offset: Natural = 0) -> list[dict]:
         return config.list_entries(site_of(request), p, slug, limit, offset)
 
-    @router.post(f"/config/{slug}", status_code=201, summary=f"Create an entry of {title}", name=f"create_{slug}")
+    @router.post(f"/config/{slug}", status_code=201, summary=f"Create an entry of {title}", name=f"create_{slug}",
+                 openapi_extra=body_of(k.model))
     def create_(request: Request, body: JsonBody, p: Caller) -> dict:
         return config.create_entry(site_of(request), p, client_ip(request), slug, body)
 
@@ -67,7 +71,7 @@ def _kind_routes(slug: str, k: R.Kind) -> None:
         return config.get_entry(site_of(request), p, slug, name)
 
     @router.put(f"/config/{slug}/{{name}}", summary=f"Replace one entry of {title} (omitted secrets are kept)",
-                name=f"put_{slug}")
+                name=f"put_{slug}", openapi_extra=body_of(k.model))
     def put_(request: Request, name: key_param, body: JsonBody, p: Caller) -> dict:
         return config.update_entry(site_of(request), p, client_ip(request), slug, name, body)
 
@@ -83,7 +87,7 @@ def _section_routes(slug: str, s: S.Section) -> None:
         return config.read_section(site_of(request), p, slug)
 
     @router.put(f"/config/settings/{slug}", summary=f"Replace: {s.title} (omitted secrets are kept)",
-                name=f"put_settings_{slug}")
+                name=f"put_settings_{slug}", openapi_extra=body_of(s.model))
     def put_(request: Request, body: JsonBody, p: Caller) -> dict:
         return config.put_section(site_of(request), p, client_ip(request), slug, body)
 

@@ -20,6 +20,7 @@ from tether.site import permissions as P
 from tether.site.actions import history
 
 from .auth import client_ip
+from .bodies import body_of
 from .site_deps import Caller, send, site_of
 
 router = APIRouter()
@@ -71,12 +72,14 @@ def get_changes(request: Request, p: Caller, after: Natural = 0,
 
 
 # --- ingest --------------------------------------------------------------------------------------
-@router.post("/command/sessions", status_code=201, summary="Record the start of a support session")
+@router.post("/command/sessions", status_code=201, summary="Record the start of a support session",
+             openapi_extra=body_of(H.SessionStart))
 def post_session(request: Request, body: Annotated[dict[str, Any], Body()], p: Caller) -> dict:
     return history.start_session(site_of(request), p, client_ip(request), body)
 
 
-@router.post("/command/sessions/{lsid}/events", status_code=201, summary="Add an event to a session record")
+@router.post("/command/sessions/{lsid}/events", status_code=201, summary="Add an event to a session record",
+             openapi_extra=body_of(H.SessionEvent))
 def post_session_event(request: Request, lsid: Lsid, body: Annotated[dict[str, Any], Body()], p: Caller) -> dict:
     return history.add_event(site_of(request), p, lsid, body)
 

@@ -8,6 +8,7 @@ a prober asks /health from another source address every 0.25 s on a new
 connection; the appliance's RSS is sampled throughout.
 
     .venv/bin/python bench/flood.py [--count 5000] [--sources 10] [--hold 20] [--bodies 50] [--workdir DIR] [--keep]
+    .venv/bin/python bench/flood.py --waves idle-websockets   # one wave (or a comma-separated few)
 
 Prints, per wave and overall: the connections the flood held (and those the
 appliance refused or dropped), /health latency (median, p99, max) against
@@ -42,6 +43,7 @@ PROBE_SOURCE = "127.0.0.2"
 PROBE_EVERY = 0.25
 PROBE_TIMEOUT = 5.0
 RSS_TOLERANCE = 0.20
+WAVES = ["idle-tcp", "tls-no-hello", "slow-headers", "idle-websockets", "oversized-bodies"]
 
 
 class Prober:
@@ -243,7 +245,7 @@ async def main_async(args, a: Appliance) -> bool:
 
     rows = []
     all_failures = 0
-    for name in ["idle-tcp", "tls-no-hello", "slow-headers", "idle-websockets", "oversized-bodies"]:
+    for name in args.waves:
         stop = asyncio.Event()
         prober, sampler = Prober(host, port, ctx), Sampler(a.pid)
         bg = [asyncio.ensure_future(prober.run(stop)), asyncio.ensure_future(sampler.run(stop))]
@@ -295,9 +297,14 @@ def main() -> None:
     p.add_argument("--hold", type=float, default=20.0, help="seconds each wave is held")
     p.add_argument("--bodies", type=int, default=50, help="concurrent oversized bodies")
     p.add_argument("--settle", type=float, default=3.0, help="seconds after a wave before RSS is read")
+    p.add_argument("--waves", type=lambda v: [w.strip() for w in v.split(",") if w.strip()], default=WAVES,
+                   help=f"comma-separated waves to run, in this order (default all: {','.join(WAVES)})")
     p.add_argument("--workdir", type=Path)
     p.add_argument("--keep", action="store_true")
     args = p.parse_args()
+    unknown = [w for w in args.waves if w not in WAVES]
+    if unknown or not args.waves:
+        p.error(f"--waves: unknown wave(s) {unknown}; choose among {','.join(WAVES)}")
     exit_on_signals()
     raise_fd_limit()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="tether-flood-"))

@@ -69,9 +69,16 @@ class Slot:
     since: float = field(default_factory=time.monotonic)
     proven: bool = False  # a complete request head arrived
     released: bool = False
+    on_handshaken: Callable[[], object] | None = None  # the server layer's, told once when the handshake ends
 
     def attach(self, transport: asyncio.BaseTransport) -> None:
         self.transport, self.abort = transport, transport.abort
+
+    def handshaken(self) -> None:
+        """Its TLS handshake ended (done or failed): its place among the handshakes under way is free."""
+        done, self.on_handshaken = self.on_handshaken, None
+        if done is not None:
+            done()
 
 
 class ConnectionGuard:

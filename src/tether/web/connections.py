@@ -7,7 +7,10 @@ and each next one on a kept-alive connection); a connection that sends its
 headers a line at a time, or nothing, is closed when that time is up. A
 complete request head proves the connection (it is no longer among the
 first closed when descriptors run short); a WebSocket upgrade ends the
-header timer (the client hub has its own hello timeout).
+header timer (the client hub has its own hello timeout), and a WebSocket
+the appliance closes (e.g. no hello in time) waits ``WS_CLOSE_TIMEOUT``
+seconds for the peer's close frame before its transport is closed, not
+uvicorn's 10: thousands of silent peers are let go sooner.
 
 Handshakes are the expensive part of a connection (a TLS handshake, then
 for most an HTTP request or a WebSocket upgrade right behind it), so at most
@@ -49,6 +52,7 @@ log = logging.getLogger("tether.server")
 ACCEPT_BATCH = 64  # connections accepted per wake-up of the listening socket
 ACCEPT_PAUSE = 0.1  # seconds without accepting after the process ran out of descriptors
 MAX_HANDSHAKES = 32  # TLS handshakes under way at once (the rest wait, per source, in turn)
+WS_CLOSE_TIMEOUT = 2.0  # seconds the appliance's WebSocket close waits for the peer's (uvicorn: 10)
 HANDSHAKE_PLACE = 0.5  # seconds a handshake holds its place; one still under way goes on outside the count
 
 
@@ -89,6 +93,9 @@ class GuardedH11(H11Protocol):
         self._disarm()
         self.slot.proven = True
         super().handle_websocket_upgrade(event)
+        ws = self.transport.get_protocol()
+        if hasattr(ws, "close_timeout"):  # uvicorn's WebSocket protocol: how long a close waits for the echo
+            ws.close_timeout = WS_CLOSE_TIMEOUT
 
     def on_response_complete(self) -> None:
         super().on_response_complete()

@@ -217,6 +217,8 @@ class GuardedServer(uvicorn.Server):
             conn.close()
         if task.cancelled() or task.exception() is not None:  # timed out, failed, evicted: the transport closed it
             self.guard.release(slot)
+        elif slot.transport is None:  # the peer left during the handshake: uvloop returns without connection_made
+            self.guard.release(slot)
 
     async def shutdown(self, sockets=None) -> None:
         loop = asyncio.get_running_loop()

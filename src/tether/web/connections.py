@@ -53,7 +53,7 @@ ACCEPT_BATCH = 64  # connections accepted per wake-up of the listening socket
 ACCEPT_PAUSE = 0.1  # seconds without accepting after the process ran out of descriptors
 MAX_HANDSHAKES = 32  # TLS handshakes under way at once (the rest wait, per source, in turn)
 WS_CLOSE_TIMEOUT = 2.0  # seconds the appliance's WebSocket close waits for the peer's (uvicorn: 10)
-HANDSHAKE_PLACE = 0.5  # seconds a handshake holds its place; one still under way goes on outside the count
+HANDSHAKE_PLACE = 0.25  # seconds a handshake holds its place; one still under way goes on outside the count
 
 
 class GuardedH11(H11Protocol):

@@ -28,10 +28,11 @@ PROBE_LIMIT = 1.0
 
 
 async def _idle(url: str, ctx: ssl.SSLContext, source: str) -> tuple[object, float, object]:
-    """One WebSocket that never says hello: (the frame it was sent, seconds it was held, its close code)."""
+    """One WebSocket that never says hello: (the frame it was sent, seconds from its connect to its close,
+    its close code)."""
+    t0 = time.monotonic()  # before the connect: the appliance's hello time starts later than this
     async with connect(url, ssl=ctx, server_hostname="localhost", local_addr=(source, 0), open_timeout=20,
                        ping_interval=None, close_timeout=2) as ws:
-        t0 = time.monotonic()
         first = None
         try:
             first = await asyncio.wait_for(ws.recv(), HELLO_TIMEOUT + 20)
@@ -88,8 +89,8 @@ def test_health_answers_while_hundreds_of_idle_websockets_time_out(tmp_path, ven
         assert [f.get("code") if isinstance(f, dict) else f for f in frames] == ["hello_timeout"] * IDLE
         assert [code for _, _, code in results] == [4400] * IDLE
         held = sorted(h for _, h, _ in results)
-        assert held[0] >= HELLO_TIMEOUT - 0.5, held[:5]  # not closed before their hello time was up
-        assert held[-1] < HELLO_TIMEOUT + 10, held[-5:]
+        assert held[0] >= HELLO_TIMEOUT, held[:5]  # not closed before their hello time was up
+        assert held[-1] < HELLO_TIMEOUT + 25, held[-5:]  # open_timeout 20 s, then the hello time, then closed
         # /check_health answered within PROBE_LIMIT throughout, timeouts included (~HELLO_TIMEOUT s in)
         assert probes and probes[-1][0] > HELLO_TIMEOUT + 0.5, probes[-3:]
         slow = [(round(at, 1), round(lat, 2)) for at, lat in probes if lat > PROBE_LIMIT]

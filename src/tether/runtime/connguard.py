@@ -28,7 +28,8 @@ values; a second wave of the same size reuses the memory of the first);
 idle TCP and stuck handshakes 100 -> 205 MB during, 113 MB after the trim.
 Idle WebSockets still keep a high-water mark after the trim (+44 MB after
 2,000, +73 MB after 4,000; neither malloc_trim, MALLOC_ARENA_MAX nor
-PYTHONMALLOC=malloc gives it back): see bench/README.md. The sweep calls it once
+PYTHONMALLOC=malloc gives it back): it lies in pymalloc arenas outside the
+glibc heap, kept by objects that outlive the flood (bench/README.md). The sweep calls it once
 the number of open connections has dropped by ``TRIM_AFTER`` from its peak,
 or by ``TRIM_MIN`` when none is left (bench/flood.py measures RSS before,
 during and after)."""

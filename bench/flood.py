@@ -5,9 +5,11 @@ ClientHello never completed), TLS connections trickling header lines, idle
 WebSockets on /client that never send a hello, and oversized request bodies
 (100 MB declared, and chunked bodies streamed past the cap). During each wave
 a prober asks /health from another source address every 0.25 s on a new
-connection; the appliance's RSS is sampled throughout.
+connection, in its own process (so the flood's client-side TLS work does
+not delay it); the appliance's RSS is sampled throughout.
 
     .venv/bin/python bench/flood.py [--count 5000] [--sources 10] [--hold 20] [--bodies 50] [--workdir DIR] [--keep]
+    .venv/bin/python bench/flood.py --waves idle-websockets   # one wave (or a comma-separated few)
 
 Prints, per wave and overall: the connections the flood held (and those the
 appliance refused or dropped), /health latency (median, p99, max) against
@@ -42,6 +44,7 @@ PROBE_SOURCE = "127.0.0.2"
 PROBE_EVERY = 0.25
 PROBE_TIMEOUT = 5.0
 RSS_TOLERANCE = 0.20
+WAVES = ["idle-tcp", "tls-no-hello", "slow-headers", "idle-websockets", "oversized-bodies"]
 
 
 class Prober:
@@ -51,6 +54,8 @@ class Prober:
         self.host, self.port, self.ctx = host, port, ctx
         self.latencies: list[float] = []
         self.failures: list[str] = []
+        self.t0 = time.monotonic()
+        self.slow: list[tuple[float, float | None]] = []  # (seconds into the wave, latency or None) of probes over 1 s
 
     async def once(self) -> None:
         t0 = time.monotonic()
@@ -65,8 +70,11 @@ class Prober:
                     raise ConnectionError(f"no HTTP answer: {line!r}")
             await asyncio.wait_for(ask(), PROBE_TIMEOUT)
             self.latencies.append(time.monotonic() - t0)
+            if self.latencies[-1] > 1.0:
+                self.slow.append((t0 - self.t0, self.latencies[-1]))
         except (OSError, asyncio.TimeoutError, ssl.SSLError, ConnectionError) as exc:
             self.failures.append(f"{type(exc).__name__}: {exc}"[:120])
+            self.slow.append((t0 - self.t0, None))
 
     async def run(self, stop: asyncio.Event) -> None:
         tasks = set()
@@ -80,6 +88,48 @@ class Prober:
                 pass
         if tasks:
             await asyncio.gather(*tasks)
+
+
+def _probe_process(host: str, port: int, cafile: str, stop, out) -> None:
+    """The prober's own process (its own event loop and CPU share): the flood's client-side TLS work in
+    the bench's loop must not delay the probes it is measuring. Sends its results when ``stop`` is set."""
+    ctx = ssl.create_default_context(cafile=cafile)
+    ctx.check_hostname = False
+    prober = Prober(host, port, ctx)
+
+    async def run():
+        ev = asyncio.Event()
+
+        async def watch():
+            while not stop.is_set():
+                await asyncio.sleep(0.05)
+            ev.set()
+        w = asyncio.ensure_future(watch())
+        await prober.run(ev)
+        await w
+    asyncio.run(run())
+    out.send((prober.latencies, prober.failures, prober.slow))
+
+
+class ProbeProcess:
+    """A Prober in a child process: ``start()``, then ``await finish()`` for its latencies, failures, slow."""
+
+    def __init__(self, host: str, port: int, cafile: str):
+        import multiprocessing as mp
+        ctx = mp.get_context("spawn")
+        self.stop = ctx.Event()
+        self.recv, send = ctx.Pipe(duplex=False)
+        self.proc = ctx.Process(target=_probe_process, args=(host, port, cafile, self.stop, send), daemon=True)
+        self.proc.start()
+        self.latencies: list[float] = []
+        self.failures: list[str] = []
+        self.slow: list = []
+
+    async def finish(self) -> "ProbeProcess":
+        self.stop.set()
+        self.latencies, self.failures, self.slow = await asyncio.to_thread(self.recv.recv)
+        await asyncio.to_thread(self.proc.join, 10)
+        return self
 
 
 class Sampler:
@@ -155,6 +205,7 @@ async def flood_wave(name: str, a, host: str, port: int, ctx: ssl.SSLContext, co
                      hold: float, rate: float = 1000.0) -> Wave:
     loop = asyncio.get_running_loop()
     wave = Wave(name)
+    t0 = time.monotonic()
     kind = {"idle-tcp": dict(), "tls-no-hello": dict(first=PARTIAL_HELLO),
             "slow-headers": dict(ctx=ctx, first=b"GET /health HTTP/1.1\r\nHost: x\r\n", trickle=True),
             "idle-websockets": dict(ctx=ctx, first=WS_UPGRADE)}[name]
@@ -164,6 +215,7 @@ async def flood_wave(name: str, a, host: str, port: int, ctx: ssl.SSLContext, co
         if i % 100 == 99:
             await asyncio.sleep(100 / rate)
     await asyncio.gather(*pending)
+    log(f"  {name}: {count} connections made in {time.monotonic() - t0:.1f} s")
     deadline = time.monotonic() + hold
     while time.monotonic() < deadline:
         wave.peak_open = max(wave.peak_open, wave.open)
@@ -243,10 +295,11 @@ async def main_async(args, a: Appliance) -> bool:
 
     rows = []
     all_failures = 0
-    for name in ["idle-tcp", "tls-no-hello", "slow-headers", "idle-websockets", "oversized-bodies"]:
+    for name in args.waves:
         stop = asyncio.Event()
-        prober, sampler = Prober(host, port, ctx), Sampler(a.pid)
-        bg = [asyncio.ensure_future(prober.run(stop)), asyncio.ensure_future(sampler.run(stop))]
+        prober, sampler = ProbeProcess(host, port, a.info["builtin_cert"]), Sampler(a.pid)
+        await asyncio.sleep(1.0)  # the child process is up and probing
+        bg = [asyncio.ensure_future(sampler.run(stop))]
         before = rss_kb(a.pid)
         t0 = time.monotonic()
         if name == "oversized-bodies":
@@ -256,6 +309,7 @@ async def main_async(args, a: Appliance) -> bool:
         took = time.monotonic() - t0
         stop.set()
         await asyncio.gather(*bg)
+        await prober.finish()
         await asyncio.sleep(args.settle)
         after = rss_kb(a.pid)
         all_failures += len(prober.failures)
@@ -269,6 +323,9 @@ async def main_async(args, a: Appliance) -> bool:
             f"max {_ms(prober.latencies, 1.0)} ms")
         if prober.failures:
             log(f"  unanswered, e.g.: {prober.failures[:3]}")
+        if prober.slow:
+            log("  probes over 1 s, sent at (s into the wave): " + ", ".join(
+                f"{at:.1f}" + (f" ({lat:.1f} s)" if lat is not None else " (none)") for at, lat in prober.slow[:40]))
         log(f"  RSS: before {before / 1024:.1f} MB, peak {sampler.peak / 1024:.1f} MB, "
             f"after {after / 1024:.1f} MB")
 
@@ -295,9 +352,14 @@ def main() -> None:
     p.add_argument("--hold", type=float, default=20.0, help="seconds each wave is held")
     p.add_argument("--bodies", type=int, default=50, help="concurrent oversized bodies")
     p.add_argument("--settle", type=float, default=3.0, help="seconds after a wave before RSS is read")
+    p.add_argument("--waves", type=lambda v: [w.strip() for w in v.split(",") if w.strip()], default=WAVES,
+                   help=f"comma-separated waves to run, in this order (default all: {','.join(WAVES)})")
     p.add_argument("--workdir", type=Path)
     p.add_argument("--keep", action="store_true")
     args = p.parse_args()
+    unknown = [w for w in args.waves if w not in WAVES]
+    if unknown or not args.waves:
+        p.error(f"--waves: unknown wave(s) {unknown}; choose among {','.join(WAVES)}")
     exit_on_signals()
     raise_fd_limit()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="tether-flood-"))

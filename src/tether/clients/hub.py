@@ -4,6 +4,10 @@ the site-wide connection rate (CL-04), and the sessions relayed between a
 representative and a jump client or jumpoint, each logged in the site's
 history with its recording (SITE-03).
 
+Test seam: ``TETHER_HELLO_TIMEOUT`` (seconds, > 0) replaces the 10 s a
+connection has for its hello (``protocol.HELLO_TIMEOUT``), read when the hub
+is made: for tests and drills, not for production.
+
 The hub never touches a socket: the web layer hands it a ``Link`` per
 connection (receive / send / close) and calls ``serve``. One hub per
 appliance process; it lives on the server's event loop."""
@@ -14,6 +18,7 @@ import asyncio
 import ipaddress
 import json
 import logging
+import os
 import time
 from typing import Callable, Protocol
 
@@ -34,6 +39,22 @@ ACK_TIMEOUT = 15.0  # a jump client or jumpoint must answer shell.open / tunnel.
 SHUTDOWN_RETRY = 1.0  # seconds a client is told to wait before reconnecting after a planned stop
 NOT_PRIMARY_RETRY = 2.0  # seconds a client refused by a backup appliance waits (a failover is on its way)
 SWEEP_SECONDS = 2.0  # the housekeeping pass (heartbeat timeouts, last-seen writes)
+ENV_HELLO_TIMEOUT = "TETHER_HELLO_TIMEOUT"
+
+
+def hello_timeout() -> float:
+    """``protocol.HELLO_TIMEOUT``, or the test seam's value (see the module docstring)."""
+    raw = os.environ.get(ENV_HELLO_TIMEOUT)
+    if not raw:
+        return P.HELLO_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < 3600:
+        log.warning("%s=%r is not a number of seconds between 0 and 3600; ignored", ENV_HELLO_TIMEOUT, raw)
+        return P.HELLO_TIMEOUT
+    return value
 
 
 class Link(Protocol):
@@ -121,6 +142,7 @@ class ClientHub:
         self._settings = (0.0, 50, 30)  # (read at, rate, heartbeat)
         self._seen: dict[tuple[str, str], tuple] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.hello_timeout = hello_timeout()
 
     # --- status ------------------------------------------------------------------------------
     def counts(self) -> dict:
@@ -151,7 +173,7 @@ class ClientHub:
         self._start()
         peer = None
         try:
-            first = await asyncio.wait_for(link.receive(), P.HELLO_TIMEOUT)
+            first = await asyncio.wait_for(link.receive(), self.hello_timeout)
             if first is None:
                 return
             if not isinstance(first, str):
@@ -170,7 +192,7 @@ class ClientHub:
                     if e.close is not None:
                         raise
         except asyncio.TimeoutError:
-            await self._refuse(link, P.bad(f"no 'hello' within {P.HELLO_TIMEOUT:.0f} seconds", "hello_timeout"))
+            await self._refuse(link, P.bad(f"no 'hello' within {self.hello_timeout:g} seconds", "hello_timeout"))
         except P.ProtocolError as e:
             if e.close is None:
                 e.close = P.BAD_FRAME

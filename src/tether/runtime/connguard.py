@@ -28,7 +28,8 @@ values; a second wave of the same size reuses the memory of the first);
 idle TCP and stuck handshakes 100 -> 205 MB during, 113 MB after the trim.
 Idle WebSockets still keep a high-water mark after the trim (+44 MB after
 2,000, +73 MB after 4,000; neither malloc_trim, MALLOC_ARENA_MAX nor
-PYTHONMALLOC=malloc gives it back): see bench/README.md. The sweep calls it once
+PYTHONMALLOC=malloc gives it back): it lies in pymalloc arenas outside the
+glibc heap, kept by objects that outlive the flood (bench/README.md). The sweep calls it once
 the number of open connections has dropped by ``TRIM_AFTER`` from its peak,
 or by ``TRIM_MIN`` when none is left (bench/flood.py measures RSS before,
 during and after)."""
@@ -69,9 +70,16 @@ class Slot:
     since: float = field(default_factory=time.monotonic)
     proven: bool = False  # a complete request head arrived
     released: bool = False
+    on_handshaken: Callable[[], object] | None = None  # the server layer's, told once when the handshake ends
 
     def attach(self, transport: asyncio.BaseTransport) -> None:
         self.transport, self.abort = transport, transport.abort
+
+    def handshaken(self) -> None:
+        """Its TLS handshake ended (done or failed): its place among the handshakes under way is free."""
+        done, self.on_handshaken = self.on_handshaken, None
+        if done is not None:
+            done()
 
 
 class ConnectionGuard:

@@ -7,7 +7,26 @@ and each next one on a kept-alive connection); a connection that sends its
 headers a line at a time, or nothing, is closed when that time is up. A
 complete request head proves the connection (it is no longer among the
 first closed when descriptors run short); a WebSocket upgrade ends the
-header timer (the client hub has its own hello timeout).
+header timer (the client hub has its own hello timeout), and a WebSocket
+the appliance closes (e.g. no hello in time) waits ``WS_CLOSE_TIMEOUT``
+seconds for the peer's close frame before its transport is closed, not
+uvicorn's 10: thousands of silent peers are let go sooner.
+
+Handshakes are the expensive part of a connection (a TLS handshake, then
+for most an HTTP request or a WebSocket upgrade right behind it), so at most
+``MAX_HANDSHAKES`` run at once: an accepted connection waits in a queue of
+its source, and a free place goes to the sources in turn (round robin), so
+a probe or an administrator from another address starts its handshake
+after one connection of each flooding source, not after the whole flood
+(bench/flood.py, 5,000 idle WebSockets: with every handshake started at
+once, /health went unanswered for 10 s during the connections; with the
+queue, every probe answered). A handshake holds its place for at most
+``HANDSHAKE_PLACE`` seconds: a peer that sends nothing (an idle TCP
+connection, a stuck ClientHello) costs no CPU, and goes on waiting for its
+``handshake_timeout`` outside the count. A connection that waited
+``handshake_timeout`` in the queue is closed without a handshake; a queued
+connection counts as unproven (the first evicted near the descriptor
+limit).
 
 ``GuardedServer`` is uvicorn's server with its startup's ``create_server``
 replaced by this accept path: it accepts on the listening socket itself, so
@@ -18,9 +37,11 @@ with the TLS context and the handshake timeout."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import errno
 import logging
+import time
 
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -30,6 +51,9 @@ from tether.runtime.connguard import ConnectionGuard, Slot
 log = logging.getLogger("tether.server")
 ACCEPT_BATCH = 64  # connections accepted per wake-up of the listening socket
 ACCEPT_PAUSE = 0.1  # seconds without accepting after the process ran out of descriptors
+MAX_HANDSHAKES = 32  # TLS handshakes under way at once (the rest wait, per source, in turn)
+WS_CLOSE_TIMEOUT = 2.0  # seconds the appliance's WebSocket close waits for the peer's (uvicorn: 10)
+HANDSHAKE_PLACE = 0.25  # seconds a handshake holds its place; one still under way goes on outside the count
 
 
 class GuardedH11(H11Protocol):
@@ -44,6 +68,7 @@ class GuardedH11(H11Protocol):
         super().connection_made(transport)
         self.slot.attach(transport)
         self._arm()
+        self.slot.handshaken()
 
     def _arm(self) -> None:
         self._disarm()
@@ -68,6 +93,9 @@ class GuardedH11(H11Protocol):
         self._disarm()
         self.slot.proven = True
         super().handle_websocket_upgrade(event)
+        ws = self.transport.get_protocol()
+        if hasattr(ws, "close_timeout"):  # uvicorn's WebSocket protocol: how long a close waits for the echo
+            ws.close_timeout = WS_CLOSE_TIMEOUT
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -87,6 +115,8 @@ class GuardedServer(uvicorn.Server):
         super().__init__(config)
         self.guard = guard
         self.handshakes: set[asyncio.Task] = set()
+        self.waiting: collections.OrderedDict[str, collections.deque] = collections.OrderedDict()  # source -> queue
+        self.running = 0  # handshakes under way (at most MAX_HANDSHAKES)
 
     def make_http(self, slot: Slot) -> GuardedH11:
         return GuardedH11(config=self.config, server_state=self.server_state, app_state=self.lifespan.state,
@@ -103,6 +133,12 @@ class GuardedServer(uvicorn.Server):
         self.started = True
 
     def _accept(self, sock) -> None:
+        try:
+            self._accept_batch(sock)
+        finally:
+            self._start_handshakes()
+
+    def _accept_batch(self, sock) -> None:
         loop = asyncio.get_running_loop()
         for _ in range(ACCEPT_BATCH):
             try:
@@ -121,11 +157,48 @@ class GuardedServer(uvicorn.Server):
                 conn.close()
                 continue
             conn.setblocking(False)
+            self.waiting.setdefault(slot.source, collections.deque()).append((conn, slot))
+            slot.abort = lambda c=conn, sl=slot: self._drop_waiting(c, sl)
+
+    def _drop_waiting(self, conn, slot: Slot) -> None:
+        """Close a connection still in its source's queue (evicted by the guard, or waited too long)."""
+        q = self.waiting.get(slot.source)
+        if q is not None:
+            with contextlib.suppress(ValueError):
+                q.remove((conn, slot))
+            if not q:
+                del self.waiting[slot.source]
+        conn.close()
+        self.guard.release(slot)
+
+    def _start_handshakes(self) -> None:
+        """Fill the free handshake places from the sources' queues in turn (oldest connection of each)."""
+        loop = asyncio.get_running_loop()
+        now = time.monotonic()
+        while self.running < MAX_HANDSHAKES and self.waiting:
+            source, q = next(iter(self.waiting.items()))
+            conn, slot = q.popleft()
+            if q:
+                self.waiting.move_to_end(source)  # its next connection after every other source's
+            else:
+                del self.waiting[source]
+            if now - slot.since > self.guard.handshake_timeout:  # its handshake time went by in the queue
+                conn.close()
+                self.guard.release(slot)
+                continue
+            self.running += 1
+            timer = loop.call_later(HANDSHAKE_PLACE, slot.handshaken)  # an idle peer frees its place soon
+            slot.on_handshaken = lambda t=timer: (t.cancel(), self._handshake_ended())
             started: list[bool] = []
             task = loop.create_task(self._handshake(conn, slot, started))
             slot.abort = task.cancel
             self.handshakes.add(task)
             task.add_done_callback(lambda t, c=conn, sl=slot, st=started: self._handshake_done(t, c, sl, st))
+
+    def _handshake_ended(self) -> None:
+        self.running -= 1
+        if self.waiting and not self.should_exit:
+            self._start_handshakes()
 
     def _resume_accepting(self, sock) -> None:
         if not self.should_exit and sock.fileno() != -1:
@@ -139,9 +212,12 @@ class GuardedServer(uvicorn.Server):
 
     def _handshake_done(self, task: asyncio.Task, conn, slot: Slot, started: list) -> None:
         self.handshakes.discard(task)
+        slot.handshaken()  # if it failed (when it succeeded, the protocol's connection_made said so first)
         if not started:  # cancelled before it began: the socket was never handed to a transport
             conn.close()
         if task.cancelled() or task.exception() is not None:  # timed out, failed, evicted: the transport closed it
+            self.guard.release(slot)
+        elif slot.transport is None:  # the peer left during the handshake: uvloop returns without connection_made
             self.guard.release(slot)
 
     async def shutdown(self, sockets=None) -> None:
@@ -152,6 +228,9 @@ class GuardedServer(uvicorn.Server):
                 sock.close()
         for task in list(self.handshakes):
             task.cancel()
+        for q in list(self.waiting.values()):
+            for conn, slot in list(q):
+                self._drop_waiting(conn, slot)
         await super().shutdown(sockets)
 
     @contextlib.contextmanager

@@ -24,7 +24,7 @@ Network = Annotated[str, AfterValidator(v.ip_network)]
 Netmask = Annotated[str, AfterValidator(v.netmask)]
 Host = Annotated[str, AfterValidator(v.host)]
 Hostname = Annotated[str, AfterValidator(v.hostname)]
-Port = Annotated[int, AfterValidator(v.port)]
+Port = Annotated[int, AfterValidator(v.port), Field(json_schema_extra={"minimum": 1, "maximum": 65535})]  # v.port words it
 
 
 class _Model(BaseModel):

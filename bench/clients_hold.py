@@ -252,35 +252,30 @@ class Appliance:
                 pass
 
 
-def site_admin(c: httpx.Client) -> dict:
-    """Log in as the site admin (the first time: admin / password, then change it), auth headers."""
-    r = c.post("/api/session", json={"username": "admin", "password": ADMIN_PASSWORD})
+def _admin(c: httpx.Client, session: str, change_password: str) -> dict:
+    """Log in as ``admin`` at ``session`` (the first time: admin / password, then changed at
+    ``change_password``); auth headers."""
+    r = c.post(session, json={"username": "admin", "password": ADMIN_PASSWORD})
     if r.status_code != 200:
-        r = c.post("/api/session", json={"username": "admin", "password": "password"})
+        r = c.post(session, json={"username": "admin", "password": "password"})
         r.raise_for_status()
         h = {"Authorization": f"Bearer {r.json()['token']}"}
-        c.post("/api/session/password", headers=h,
+        c.post(change_password, headers=h,
                json={"current_password": "password", "new_password": ADMIN_PASSWORD}).raise_for_status()
         return h
     return {"Authorization": f"Bearer {r.json()['token']}"}
 
 
+def site_admin(c: httpx.Client) -> dict:
+    """The site admin's auth headers."""
+    return _admin(c, "/api/session", "/api/session/password")
+
+
 def allow_one_source(c: httpx.Client, clients: int, admin_headers: dict | None = None) -> int:
     """Let ``clients`` connections (+100) come from one address: the load generators all connect from
     127.0.0.1, as jump clients behind one NAT would (/appliance Security, ``connections.max_per_source``).
-    Logs in as the /appliance admin unless ``admin_headers`` are given (the first time: admin / password,
-    then changed). Returns the limit set."""
-    h = admin_headers
-    if h is None:
-        r = c.post("/appliance/api/session", json={"username": "admin", "password": ADMIN_PASSWORD})
-        if r.status_code != 200:
-            r = c.post("/appliance/api/session", json={"username": "admin", "password": "password"})
-            r.raise_for_status()
-            h = {"Authorization": f"Bearer {r.json()['token']}"}
-            c.post("/appliance/api/password", headers=h, json={"current_password": "password",
-                                                               "new_password": ADMIN_PASSWORD}).raise_for_status()
-        else:
-            h = {"Authorization": f"Bearer {r.json()['token']}"}
+    Logs in as the /appliance admin unless ``admin_headers`` are given. Returns the limit set."""
+    h = admin_headers or _admin(c, "/appliance/api/session", "/appliance/api/password")
     sec = c.get("/appliance/api/security", headers=h)
     sec.raise_for_status()
     body = sec.json()

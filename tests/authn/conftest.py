@@ -15,6 +15,13 @@ REP = str(BIN / "tether-rep")
 SITE_HOST = "support.tether.test"
 
 
+def group_policy(c: httpx.Client, h: dict, provider: str, permissions: list[str], group: str = "support") -> None:
+    """The group policy "Support reps" granting ``permissions`` to the members of ``provider``'s ``group``."""
+    ok(c.post("/api/config/group-policies", headers=h, json={
+        "name": "Support reps", "permissions": permissions,
+        "members": [{"kind": "provider_group", "provider": provider, "group_name": group}]}), 201)
+
+
 def api_login(c: httpx.Client, username: str, password: str) -> httpx.Response:
     return c.post("/api/session", json={"username": username, "password": password})
 

@@ -23,7 +23,7 @@ from tests.helpers import NEW_SITE_PASSWORD, free_port, ok, run_cli
 
 from . import kdc as K
 from . import slapd as S
-from .conftest import SITE_HOST, api_login, audit, csrf, html_login, rep
+from .conftest import SITE_HOST, api_login, audit, csrf, group_policy, html_login, rep
 
 KDC_IP, LDAP_IP, OTHER_KDC_IP = "127.0.21.4", "127.0.21.5", "127.0.21.6"  # no other test uses 127.0.21.x
 IVY, JO, KIM = "Ivy-pass-1", "Jo-pass-1", "Kim-pass-1"
@@ -86,9 +86,7 @@ def configure(c, h, kdc: K.Kdc, directory: S.Slapd, keytab: bytes | None = None,
         "ca_certificate": directory.ca.read_text(), "bind_dn": S.READER_DN, "bind_password": S.READER_PW,
         "search_base": S.SUFFIX, "user_filter": "(objectClass=inetOrgPerson)", "attr_username": "uid",
         "attr_display_name": "displayName", "attr_groups": "member", "priority": 10}), 201)
-    ok(c.post("/api/config/group-policies", headers=h, json={
-        "name": "Support reps", "permissions": ["jump.use"],
-        "members": [{"kind": "provider_group", "provider": "corp", "group_name": "support"}]}), 201)
+    group_policy(c, h, "corp", ["jump.use"])
 
 
 @pytest.mark.req("SITE-01", "SEC-01")

@@ -15,7 +15,7 @@ import pytest
 from tests.helpers import NEW_SITE_PASSWORD, first_admin_login, first_site_login, ok, run_cli, site_token
 
 from . import slapd as S
-from .conftest import api_login, audit, csrf, html_login, rep
+from .conftest import api_login, audit, csrf, group_policy, html_login, rep
 
 IP = "127.0.21.1"  # this module's directory server; no other test uses 127.0.21.x
 DANA, ERIN, GUS, HAL, FRANK = "Dana-pass-1", "Erin-pass-1", "Gus-pass-1", "Hal-pass-1", "Frank-dir-pass-1"
@@ -47,9 +47,7 @@ def provider(d: S.Slapd, **over) -> dict:
 
 def configure(c, h, d: S.Slapd, **over) -> None:
     ok(c.post("/api/config/security-providers", headers=h, json=provider(d, **over)), 201)
-    ok(c.post("/api/config/group-policies", headers=h, json={
-        "name": "Support reps", "permissions": ["jump.use", "session.start"],
-        "members": [{"kind": "provider_group", "provider": "corp", "group_name": "support"}]}), 201)
+    group_policy(c, h, "corp", ["jump.use", "session.start"])
 
 
 @pytest.mark.req("SITE-01", "CL-01", "SEC-01")

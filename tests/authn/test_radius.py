@@ -17,7 +17,7 @@ import pytest
 from tests.helpers import NEW_SITE_PASSWORD, ok
 
 from . import radiusd as R
-from .conftest import api_login, audit, html_login, rep
+from .conftest import api_login, audit, group_policy, html_login, rep
 
 IP, FORGER_IP = "127.0.21.2", "127.0.21.3"  # this module's servers; no other test uses 127.0.21.x
 SECRET = "Radius-shared-secret-1"
@@ -76,9 +76,7 @@ def configure(c, h, r: R.Radiusd, **over) -> None:
     body = {"name": "radius", "kind": "radius", "host": IP, "port": r.port, "radius_secret": SECRET,
             "nas_identifier": "tether-test", "timeout_seconds": 2, "priority": 10, **over}
     ok(c.post("/api/config/security-providers", headers=h, json=body), 201)
-    ok(c.post("/api/config/group-policies", headers=h, json={
-        "name": "Support reps", "permissions": ["jump.use"],
-        "members": [{"kind": "provider_group", "provider": "radius", "group_name": "support"}]}), 201)
+    group_policy(c, h, "radius", ["jump.use"])
 
 
 @pytest.mark.req("SITE-01", "CL-01", "SEC-01")

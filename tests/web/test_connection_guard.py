@@ -136,3 +136,19 @@ def test_health_answers_when_a_flood_exceeds_the_descriptor_limit(tmp_path, vend
         for s in socks:
             s.close()
         a.stop()
+
+
+@pytest.mark.req("ROB-02")
+def test_idle_keep_alive_clients_do_not_hold_up_a_stop(appliance):
+    """An administrator's idle HTTPS client (a keep-alive pool that is not reading) must not make SIGTERM
+    wait for a TLS close_notify that never comes: uvicorn's graceful-shutdown time is 5 s."""
+    clients = [appliance.client() for _ in range(3)]
+    for c in clients:
+        assert c.get("/health").status_code in (200, 503)  # each holds an idle keep-alive connection now
+    t0 = time.monotonic()
+    rc = appliance.stop()
+    took = time.monotonic() - t0
+    for c in clients:
+        c.close()
+    assert rc == 0
+    assert took < 4, f"stop took {took:.1f} s with idle keep-alive clients (before the fix: 5-6 s)"

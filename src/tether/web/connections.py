@@ -102,6 +102,16 @@ class GuardedH11(H11Protocol):
         if not self.transport.is_closing():
             self._arm()  # the next request head has the same time
 
+    def shutdown(self) -> None:
+        """The server is stopping: an idle keep-alive connection is aborted, not closed, because a TLS close
+        waits for the peer's close_notify, which an idle client pool never sends (uvicorn then waits its
+        whole graceful-shutdown time, 5 s, for nothing); a request under way still finishes."""
+        if self.cycle is None or self.cycle.response_complete:
+            self._disarm()
+            self.transport.abort()
+        else:
+            super().shutdown()
+
     def connection_lost(self, exc) -> None:
         self._disarm()
         super().connection_lost(exc)

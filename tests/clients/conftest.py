@@ -118,3 +118,13 @@ def online(c: httpx.Client, h: dict, kind: str, name: str) -> bool:
     ov = overview(c, h)
     items = ov["jump_clients"] if kind == "jump" else ov["jumpoints"]
     return any(i["name"] == name and i["online"] for i in items)
+
+
+@pytest.fixture
+def ws_loop():
+    """An event loop thread for tests/wsclient.py's blocking WebSocket connections."""
+    from tests.wsclient import Loop
+
+    loop = Loop()
+    yield loop
+    loop.close()

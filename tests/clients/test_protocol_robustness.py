@@ -11,14 +11,13 @@ import contextlib
 import json
 import os
 import random
-import socket
 
 import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import ClientConnection, connect
 
 from tests.helpers import pinned_context, site_token
+from tests.wsclient import Loop, SyncWebSocket
 
 from .conftest import Clients, ok, online, wait_for
 from .test_clients_e2e import REP_PASSWORD, make_rep
@@ -27,37 +26,14 @@ from .test_clients_e2e import REP_PASSWORD, make_rep
 PING = json.dumps({"type": "ping"})
 
 
-_close_socket = ClientConnection.close_socket
-
-
-def _close_socket_waking_reader(self):
-    # after a failed opening handshake, websockets' sync client closes the socket while its reader
-    # thread may be blocked inside an SSL recv (a TLS 1.3 ticket made the socket readable), and then
-    # joins that thread forever; shutting the socket down first wakes the reader
-    try:
-        self.socket.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    _close_socket(self)
-
-
-ClientConnection.close_socket = _close_socket_waking_reader
-
-
 class Raw:
-    def __init__(self, a):
+    def __init__(self, a, loop: Loop):
         self.url = a.url.replace("https://", "wss://").rstrip("/") + "/client"
         self.ctx = pinned_context(a.cert_path)
+        self.loop = loop
 
-    def open(self):
-        # a rare opening handshake stalls (seen about once in three runs of this test under load: the
-        # upgrade request gets no answer); real clients time out and retry, and so does this one, once
-        for attempt in (1, 2):
-            try:
-                return connect(self.url, ssl=self.ctx, open_timeout=8, close_timeout=5, max_size=4 * 1024 * 1024)
-            except TimeoutError:
-                if attempt == 2:
-                    raise
+    def open(self) -> SyncWebSocket:
+        return self.loop.open(self.url, self.ctx, open_timeout=8, close_timeout=5, max_size=4 * 1024 * 1024)
 
     def exchange(self, *frames) -> tuple[list[dict], int | None]:
         """Send frames then a ping; collect what comes back until the pong (the connection stayed
@@ -84,9 +60,9 @@ def hello(**kw) -> str:
 
 
 @pytest.mark.req("ROB-02")
-def test_bad_frames_and_identities_are_refused_clearly(ready_site, clients: Clients):
+def test_bad_frames_and_identities_are_refused_clearly(ready_site, clients: Clients, ws_loop):
     a, c, _ah, h = ready_site
-    raw = Raw(a)
+    raw = Raw(a, ws_loop)
     ok(c.put("/api/config/settings/jump-clients", headers=h,
              json={**ok(c.get("/api/config/settings/jump-clients", headers=h)), "connection_rate_per_second": 300}))
     # a real jump client stays connected beside all of this
@@ -129,7 +105,7 @@ def test_bad_frames_and_identities_are_refused_clearly(ready_site, clients: Clie
     refused(["x" * (70 * 1024)], 4400, "too_large")
     # a frame announcing 2 MiB, above the WebSocket layer's limit: refused from its header (1009)
     with raw.open() as ws:
-        ws.socket.sendall(bytes([0x81, 0xFF]) + (2 * 1024 * 1024).to_bytes(8, "big") + os.urandom(4) + b"x" * 64)
+        ws.send_raw(bytes([0x81, 0xFF]) + (2 * 1024 * 1024).to_bytes(8, "big") + os.urandom(4) + b"x" * 64)
         with pytest.raises(ConnectionClosed) as e:
             ws.recv(timeout=10)
         assert e.value.rcvd is not None and e.value.rcvd.code == 1009

@@ -404,8 +404,10 @@ class LoadGens:
 
 
 def wait_all_connected(gens: LoadGens, n: int, timeout: float, every: float = 2.0, since: float | None = None,
-                       apl: Appliance | None = None) -> list[dict]:
-    """Wait until the load generators report all N connected at once; their last reports."""
+                       apl: Appliance | None = None, partial: bool = False) -> list[dict]:
+    """Wait until the load generators report all N connected at once; their last reports. At the timeout:
+    exit with what was seen, or (``partial``) log it and return the reports as they are, so that the caller
+    prints what it measured and which clients did not come back."""
     deadline = time.monotonic() + timeout
     last_print = 0.0
     prev = None  # (time, appliance ticks, load generator ticks) for the CPU shown with the progress
@@ -434,18 +436,43 @@ def wait_all_connected(gens: LoadGens, n: int, timeout: float, every: float = 2.
         if apl is not None and apl.proc is not None and apl.proc.poll() is not None:
             raise SystemExit(f"the appliance exited with {apl.proc.returncode}")
         if now > deadline:
-            raise SystemExit(f"timed out after {timeout:.0f} s: {connected}/{n} connected; "
-                             f"client log kinds: {gens.logs(reports)}")
+            msg = f"timed out after {timeout:.0f} s: {connected}/{n} connected; client log kinds: {gens.logs(reports)}"
+            if partial:
+                log(msg)
+                return reports
+            raise SystemExit(msg)
         time.sleep(0.25)
 
 
 def percentile_times(times: list[float], n: int, fractions=(0.5, 0.9, 1.0)) -> list[float | None]:
-    """The time at which ceil(f * n) of the n clients had (re)connected, for each fraction f."""
+    """The time at which ceil(f * n) of the n clients had (re)connected, for each fraction f (None when fewer
+    than that many did: print it with ``secs``)."""
     times = sorted(times)
     out = []
     for f in fractions:
         k = max(1, math.ceil(f * n))
         out.append(times[k - 1] if len(times) >= k else None)
+    return out
+
+
+def secs(x: float | None, digits: int = 2) -> str:
+    """A time in seconds for a result line, or "n/a" where the clients never got that far."""
+    return "n/a" if x is None else f"{x:.{digits}f} s"
+
+
+def ratio(x: float | None, target: float) -> str:
+    return "n/a (not reached)" if x is None else f"{x / target:.2f}"
+
+
+def clients_missing(reports: list[dict], came_back) -> list[str]:
+    """One line per client for which ``came_back(ups)`` is false: its index, how often it connected and lost the
+    connection, and the warnings its load generator counted (why it did not come back, as far as it knows)."""
+    out = []
+    for r in reports:
+        for j, ups in enumerate(r["ups"]):
+            if not came_back(ups):
+                out.append(f"client {r['start'] + j}: connected {len(ups)} times, lost {r['downs'][j]}; its load "
+                           f"generator (pid {r['pid']}) counted {r.get('log') or 'no warnings'}")
     return out
 
 
@@ -505,7 +532,7 @@ def main() -> None:
             p50, p90, p100 = percentile_times(firsts, a.clients)
             t_clients = max(r["started_mono"] for r in reports) - t0  # load generator start-up (imports, ...)
             rss_n_conn = rss_kb(apl.pid)
-            log(f"all {a.clients} connected: 50% at {p50:.1f} s, 90% at {p90:.1f} s, 100% at {p100:.1f} s "
+            log(f"all {a.clients} connected: 50% at {secs(p50, 1)}, 90% at {secs(p90, 1)}, 100% at {secs(p100, 1)} "
                 f"(seen at {t_all_seen:.1f} s); appliance RSS {rss_n_conn / 1024:.1f} MB, fds {fd_count(apl.pid)}")
             log(f"  client log kinds during the connect phase: {gens.logs(reports)}")
             time.sleep(a.settle)
@@ -553,7 +580,7 @@ def main() -> None:
           f"lowest during the hold {conn_min}; reconnections during the hold "
           f"{gens.total(after, 'connects') - connects_before}")
     first = "all at once" if not a.ramp else f"spread over {a.ramp:.0f} s"
-    print(f"time to connect all: {p100:.1f} s (50% {p50:.1f} s, 90% {p90:.1f} s) from starting the load generators "
+    print(f"time to connect all: {secs(p100, 1)} (50% {secs(p50, 1)}, 90% {secs(p90, 1)}) from starting the load generators "
           f"({t_clients:.1f} s of it their start-up), first attempts {first}, "
           f"at most {a.max_opening or 'unlimited'} attempts in flight per load generator; "
           f"theoretical floor N/rate {a.clients / a.rate:.1f} s")
@@ -573,6 +600,8 @@ def main() -> None:
     print(f"load generators: RSS {', '.join(f'{k / 1024:.0f}' for k in gen_rss)} MB "
           f"({sum(gen_rss) / max(1, gen_connected):.1f} KB per client, client side)")
     finish_workdir(a, work)
+    if per_client > TARGET_KB or gen_connected < a.clients:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

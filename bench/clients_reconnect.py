@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from clients_hold import (CLK_TCK, Appliance, LoadGens, _ticks, allow_one_source,  # noqa: E402
                           connected_on_appliance, exit_on_signals, finish_workdir, log, machine_ticks, make_site,
-                          percentile_times, raise_fd_limit, seed_clients, set_jump_settings, site_admin,
+                          clients_missing, percentile_times, raise_fd_limit, ratio, secs, seed_clients, set_jump_settings, site_admin,
                           wait_all_connected)
 
 TARGET_S = 10.0  # PERF-02: all jump clients connected again within 10 s of the appliance serving
@@ -99,7 +99,7 @@ def main() -> None:
         apl.start(port=port)
         t_ready = apl.ready_at
         log(f"restarted appliance pid {apl.pid} serving {t_ready - t_stop:.2f} s after the stop")
-        reports = wait_all_connected(gens, a.clients, a.timeout, every=1.0, since=t_ready, apl=apl)
+        reports = wait_all_connected(gens, a.clients, a.timeout, every=1.0, since=t_ready, apl=apl, partial=True)
         a_ticks = _ticks(apl.pid)
         m1, g1, t_m1 = machine_ticks()[0], sum(_ticks(p.pid) for p in gens.procs), time.monotonic()
         with apl.client() as c:
@@ -111,33 +111,42 @@ def main() -> None:
             gens.stop()
         if apl:
             apl.stop()
+    # a client is back at its first connection after the stop; one that connected before the bench saw the ready
+    # file (the listener accepts a moment before it is written) counts as back at 0 s
     back, early = [], 0
     for r in reports:
         for ups in r["ups"]:
-            after = [t for t in ups if t >= t_ready]
-            early += any(t_stop <= t < t_ready for t in ups)
+            after = [t for t in ups if t >= t_stopped]
             if after:
-                back.append(after[0] - t_ready)
+                early += after[0] < t_ready
+                back.append(max(0.0, after[0] - t_ready))
     p50, p90, p100 = percentile_times(back, a.clients)
+    missing = clients_missing(reports, lambda ups: any(t >= t_stopped for t in ups))
     new_logs = {k: v - logs_before.get(k, 0) for k, v in logs_after.items() if v - logs_before.get(k, 0)}
     print()
     print(f"PERF-02  {a.clients} jump clients, connection rate {a.rate}/s, appliance stopped with "
           f"SIG{a.signal.upper()} and restarted on the same data directory and port; {os.cpu_count()} CPUs")
     print(f"appliance down (stop -> ready file written): {t_ready - t_stop:.2f} s")
-    print(f"reconnected after the restarted appliance was serving: 50% {p50:.2f} s, 90% {p90:.2f} s, "
-          f"100% {p100:.2f} s ({len(back)}/{a.clients} clients; appliance reports {api_count} connected)")
-    print(f"100% time vs the {TARGET_S:.0f} s target: ratio {p100 / TARGET_S:.2f} (<= 1.00 meets the target)")
+    print(f"reconnected after the restarted appliance was serving: 50% {secs(p50)}, 90% {secs(p90)}, "
+          f"100% {secs(p100)} ({len(back)}/{a.clients} clients; appliance reports {api_count} connected)")
+    print(f"100% time vs the {TARGET_S:.0f} s target: ratio {ratio(p100, TARGET_S)} (<= 1.00 meets the target)")
     floor = a.clients / a.rate
     print(f"theoretical floor N/rate = {floor:.2f} s ({max(0, a.clients - a.rate) / a.rate:.2f} s "
-          f"counting the bucket's first-second burst of {a.rate}); 100% time / floor = {p100 / floor:.2f}")
+          f"counting the bucket's first-second burst of {a.rate}); 100% time / floor = {ratio(p100, floor)}")
+    if missing:
+        print(f"{len(missing)} clients did not come back:")
+        for line in missing[:20]:
+            print(f"  {line}")
     print(f"client messages after the stop: {new_logs}")
     win = (t_m1 - t_m0) * CLK_TCK / 100
     print(f"CPU from the restart to all connected ({t_m1 - t_m0:.1f} s): restarted appliance {a_ticks / win:.0f}% of "
           f"one core (with its start-up), load generators {(g1 - g0) / win:.0f}%, whole machine {(m1 - m0) / win:.0f}% "
           f"(of {os.cpu_count() * 100}%)")
     if early:
-        print(f"note: {early} clients connected between the stop and the ready file (graceful shutdown window)")
+        print(f"note: {early} clients connected after the stop but before the bench saw the ready file (counted as 0 s)")
     finish_workdir(a, work)
+    if p100 is None or p100 > TARGET_S:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -106,19 +106,7 @@ add_session_routes(router, FACE, _page, lambda request: site_of(request).session
                    home="/login/status", login="/login")
 
 
-@router.get("/login/status")
-async def status_page(request: Request):
-    async def h(p):
-        i = appliance_of(request).site_information()
-        c = i["connected_clients"]
-        items = [("product_version", "Product version", i["product_version"]), ("site_name", "Site name", i["site_name"]),
-                 ("edition", "Edition", i["edition"]), ("appliance_role", "Appliance role", i["appliance_role"]),
-                 ("clients_representatives", "Connected representatives", c["representatives"]),
-                 ("clients_jump", "Connected jump clients", c["jump_clients"]),
-                 ("clients_jumpoints", "Connected jumpoints", c["jumpoints"])]
-        return render(request, FACE, "keyvalue.html", "Status › Information", csrf_token=p.csrf_token, items=items,
-                      table_id="status-information")
-    return await _page(request, h)
+# /login/status (the dashboard and Status > Information): web/monitoring_pages.py
 
 
 def _users_page(request, p, status=200, **extra):

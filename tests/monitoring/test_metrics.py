@@ -4,11 +4,13 @@ oauth2 client-credentials token of an API account holding the ``metrics``
 permission), and the values read back through Prometheus's query API are the
 appliance's own figures (GET /appliance/api/dashboard). `promtool check
 metrics` accepts the exposition and `promtool check rules` the alert rules in
-docs/; Prometheus loads those rules. Role and sync figures are checked on a
+docs/; Prometheus loads those rules, and runs the example Grafana dashboard's
+queries. Role and sync figures are checked on a
 standalone appliance (role none, not paired), not on a failover pair."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from tests.monitoring.prometheus import PROMTOOL, Prometheus, require
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "docs" / "monitoring" / "tether-alerts.yml"
+GRAFANA = ROOT / "docs" / "monitoring" / "grafana-dashboard.json"
 pytestmark = pytest.mark.req("OPS-04")
 
 
@@ -113,3 +116,14 @@ def test_prometheus_scrapes_the_figures_the_appliance_shows(watched, prom):
     groups = prom.api("rules")["groups"]
     names = {r["name"] for g in groups for r in g["rules"]}
     assert {"TetherNotReady", "TetherBackupTooOld", "TetherCertificateExpiring", "TetherSyncLagHigh"} <= names
+    assert all(r["health"] == "ok" for g in groups for r in g["rules"]), groups
+    # the example Grafana dashboard's queries run on this Prometheus, and those about a standalone
+    # appliance's figures answer
+    dashboard = json.loads(GRAFANA.read_text())
+    answered = set()
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            if prom.query(target["expr"].replace("$instance", ".*")):
+                answered.add(panel["title"])
+    assert {"Role", "Readiness checks failing", "Last site backup age", "Connected clients",
+            "Certificates: time to expiry", "Readiness checks"} <= answered, answered

@@ -21,7 +21,7 @@ import pytest
 from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
 
 from tests.certs.conftest import Pki
-from tests.helpers import (NEW_ADMIN_PASSWORD, NEW_SITE_PASSWORD, VENDOR, ApplianceProc, ClockFile, admin_token,
+from tests.helpers import (NEW_ADMIN_PASSWORD, VENDOR, ApplianceProc, ClockFile, admin_token,
                            api_token, first_admin_login, first_site_login, ok, pinned_context, run_cli, site_token)
 
 pytestmark = pytest.mark.req("DR-01")

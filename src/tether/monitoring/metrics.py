@@ -109,10 +109,11 @@ class ApplianceCollector:
         yield GaugeMetricFamily("tether_readiness_checks_failing", "Readiness checks failing now",
                                 value=report["counts"]["fail"])
 
-        runs = CounterMetricFamily("tether_job_runs", "Runs of each background job", labels=["background_job"])
-        fails = CounterMetricFamily("tether_job_failures", "Failed runs of each background job", labels=["background_job"])
-        running = GaugeMetricFamily("tether_job_running", "1 while the job runs", labels=["background_job"])
-        erring = GaugeMetricFamily("tether_job_last_run_failed", "1 when the job's last run failed", labels=["background_job"])
+        job = ["background_job"]  # not "job": Prometheus's own target label
+        runs = CounterMetricFamily("tether_job_runs", "Runs of each background job", labels=job)
+        fails = CounterMetricFamily("tether_job_failures", "Failed runs of each background job", labels=job)
+        running = GaugeMetricFamily("tether_job_running", "1 while the job runs", labels=job)
+        erring = GaugeMetricFamily("tether_job_last_run_failed", "1 when the job's last run failed", labels=job)
         for j in h.jobs.status():
             runs.add_metric([j["name"]], j["runs"])
             fails.add_metric([j["name"]], j["failures"])

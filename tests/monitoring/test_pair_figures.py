@@ -52,6 +52,8 @@ def test_pair_role_peer_lag_and_the_failover_checks(pair):
         assert m["tether_sync_lag_entries"] == 0 and m["tether_peer_reachable"] == 1
         assert _check(c, ah, "failover_in_sync")["status"] == "pass"
     assert ok(bc.get("/appliance/api/dashboard", headers=bah))["failover"]["last_sync_result"].startswith("ok")
+    m = _metrics(bc, bah)
+    assert m['tether_sync_last_result{result="ok"}'] == 1 and m['tether_sync_last_result{result="failed"}'] == 0
 
     # connectivity test addresses: none set, then one that does not answer (the IPv6 documentation prefix), then one that does
     got = _check(pc, pah, "connectivity_tests")

@@ -21,6 +21,15 @@ from . import figures
 ROLES = ("none", "primary", "backup")
 STATUS_VALUE = {"pass": 0, "warn": 1, "fail": 2}
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+SYNC_RESULTS = ("ok", "failed", "paused", "not_started")
+
+
+def sync_result(text: str) -> str:
+    """The backup's last sync result as one of ``SYNC_RESULTS`` (a label never carries free text)."""
+    for r in ("ok", "failed", "paused"):
+        if text.startswith(r):
+            return r
+    return "not_started"
 
 
 class MetricsHost(figures.DashboardHost, Protocol):
@@ -68,9 +77,11 @@ class ApplianceCollector:
                 yield GaugeMetricFamily("tether_sync_lag_entries", "How far the backup is behind the primary, "
                                         "in change-log entries", value=f["lag_entries"])
             if f["last_sync_result"] is not None:
-                res = GaugeMetricFamily("tether_sync_last_result", "1 for the result of the backup's last sync",
-                                        labels=["result"])
-                res.add_metric([str(f["last_sync_result"])], 1.0)
+                res = GaugeMetricFamily("tether_sync_last_result", "1 for the result of the backup's last sync "
+                                        "(ok, failed, paused, not_started)", labels=["result"])
+                got = sync_result(str(f["last_sync_result"]))
+                for r in SYNC_RESULTS:
+                    res.add_metric([r], 1.0 if r == got else 0.0)
                 yield res
 
         last = figures.last_backup(h, now)

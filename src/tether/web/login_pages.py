@@ -1,5 +1,6 @@
 """The /login HTML pages (the site face): login, forced password change,
-Status > Information, Users, API accounts, Audit log. Each page calls the
+Users, API accounts, Audit log (Status, with the dashboard and Status >
+Information: web/monitoring_pages.py). Each page calls the
 same site action as its /api twin (``tether.site.actions``), which checks
 the permission."""
 

@@ -35,6 +35,13 @@ class AdminAccount:
         row = self._row(username)
         return bool(row and row["must_change_password"])
 
+    def with_default_password(self) -> list[str]:
+        """The /appliance accounts whose password is still the default (the readiness audit, DR-01)."""
+        with self.engine.connect() as c:
+            rows = c.execute(sa.select(admin_account.c.username, admin_account.c.password_hash).where(
+                admin_account.c.must_change_password.is_(True))).all()  # a chosen password is never the default
+        return [r.username for r in rows if verify_password(r.password_hash, DEFAULT_PASSWORD)]
+
     def authenticate(self, username: str, password: str, source_ip: str | None) -> None:
         self.throttle.check(REALM, username, source_ip)
         row = self._row(username)

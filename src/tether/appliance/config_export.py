@@ -3,6 +3,8 @@ format is docs/formats/appliance-config.md."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from typing import Protocol
 
@@ -33,10 +35,8 @@ def file_name(basics: dict, now: float) -> str:
             f"{basics['base_software_version']}-{stamp}.yaml")
 
 
-def export_document(appliance: ConfigHost) -> tuple[str, str]:
-    """(file name, YAML text)."""
-    now = time.time()
-    basics = appliance.status_basics()
+def exported_sections(appliance: ConfigHost) -> dict:
+    """Every settings section as an export holds it (sealed secrets left out)."""
     sections = {}
     for name in SECTIONS:
         data = appliance.settings.public(name)
@@ -44,6 +44,21 @@ def export_document(appliance: ConfigHost) -> tuple[str, str]:
             if sec == name:
                 data[sub][key] = None
         sections[name] = data
+    return sections
+
+
+def digest(appliance: ConfigHost) -> str:
+    """SHA-256 of the configuration an export would hold now: recorded with each export (audit
+    ``config.export``), so the readiness audit (DR-01) sees whether it changed since."""
+    canon = json.dumps(exported_sections(appliance), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canon.encode()).hexdigest()
+
+
+def export_document(appliance: ConfigHost) -> tuple[str, str]:
+    """(file name, YAML text)."""
+    now = time.time()
+    basics = appliance.status_basics()
+    sections = exported_sections(appliance)
     doc = {"format": FORMAT, "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
            "source": {k: basics[k] for k in ("appliance_version", "serial_number", "model", "base_software_version")},
            "sections": sections,

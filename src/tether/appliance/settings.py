@@ -180,7 +180,28 @@ class Support(_Model):
     desk: SupportDesk = SupportDesk()
 
 
-SECTIONS: dict[str, type[_Model]] = {"networking": Networking, "security": Security, "support": Support}
+class Readiness(_Model):
+    """The thresholds of the readiness audit (DR-01)."""
+    backup_max_age_hours: Annotated[int, Field(ge=1, le=24 * 366)] = 24  # the latest site backup
+    snapshot_max_age_days: Annotated[int, Field(ge=1, le=3660)] = 30  # the latest whole-appliance snapshot
+    integration_pull_max_age_hours: Annotated[int, Field(ge=1, le=24 * 366)] = 48  # a backup an API account took
+    sync_lag_max_seconds: Annotated[int, Field(ge=1, le=86400)] = 60  # failover: the backup behind the primary
+    certificate_expiry_days: Annotated[int, Field(ge=1, le=3650)] = 30  # an assigned certificate expiring sooner
+
+
+class Metrics(_Model):
+    """Who may scrape /metrics (OPS-04) without a bearer token: these networks (empty: only a token of an
+    API account holding the ``metrics`` permission)."""
+    allowed_networks: list[Network] = []
+
+
+class Monitoring(_Model):
+    readiness: Readiness = Readiness()
+    metrics: Metrics = Metrics()
+
+
+SECTIONS: dict[str, type[_Model]] = {"networking": Networking, "security": Security, "support": Support,
+                                     "monitoring": Monitoring}
 SEALED_FIELDS = {("security", "smtp", "password"), ("support", "desk", "token")}
 MASK = "********"
 

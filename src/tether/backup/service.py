@@ -54,7 +54,9 @@ class BackupService:
         return self.slot.site
 
     def take(self, *, password: str | None, include_history: bool, actor: str, source_ip: str | None,
-             out_dir: Path | None = None) -> BackupResult:
+             out_dir: Path | None = None, actor_kind: str = "user", kept_here: bool = False) -> BackupResult:
+        """``actor_kind`` (user, api_account, cli) and ``kept_here`` (a backup left in <data>/backups, such as
+        the one before an update) go in the audit entry: the readiness audit (DR-01) reads them back."""
         site = self._site()
         data = self.data
         try:
@@ -69,7 +71,7 @@ class BackupService:
             raise
         site.audit.record(actor, "backup.create", result.path.name, source_ip,
                           {"include_history": include_history, "protected": password is not None,
-                           "size": result.size})
+                           "size": result.size, "actor_kind": actor_kind, "kept_on_appliance": kept_here})
         return result
 
     def verify(self, path: Path, password: str | None) -> dict:

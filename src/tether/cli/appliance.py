@@ -15,7 +15,7 @@ from .remote import CaOpt, PasswordOpt, PinOpt, Remote, UrlOpt, UserOpt
 AgreeOpt = Annotated[bool, typer.Option("--accept-agreement", help="Accept the /appliance login agreement")]
 
 site_pkg = typer.Typer(help="Install site packages.", no_args_is_help=True)
-settings_app = typer.Typer(help="/appliance settings (networking, security).", no_args_is_help=True)
+settings_app = typer.Typer(help="/appliance settings (networking, security, monitoring).", no_args_is_help=True)
 
 
 def admin_remote(url, cacert, pin, user, password, agree) -> Remote:
@@ -95,7 +95,7 @@ def register(app: typer.Typer) -> None:
         emit(result, as_json, f"Site {result['site_name']} {result['version']} ({result['edition']}): "
                               f"{result['action']} done")
 
-    for section in ("networking", "security"):
+    for section in ("networking", "security", "monitoring"):
         _settings_commands(section)
 
 

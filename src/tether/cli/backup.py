@@ -70,7 +70,7 @@ def register(app: typer.Typer) -> None:
             if data is not None:
                 with _offline(data) as a:
                     res = a.backups.take(password=pw, include_history=include_history, actor="cli",
-                                         source_ip="cli", out_dir=out_dir)
+                                         source_ip="cli", out_dir=out_dir, actor_kind="cli")
                     path = res.path.rename(out_file) if out_file else res.path
             else:
                 r = Remote.from_options(url, cacert, pin_cert).site_login(user, password, token)

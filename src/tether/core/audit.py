@@ -48,6 +48,14 @@ class AuditLog:
             self._forward({"realm": self.realm, **event})
         return event
 
+    def latest(self, actions: tuple[str, ...] | list[str], limit: int = 100) -> list[dict]:
+        """The newest entries of these actions, newest first (the readiness audit reads what was done)."""
+        t = self.table
+        with self.engine.connect() as c:
+            rows = c.execute(sa.select(t).where(t.c.action.in_(list(actions))).order_by(t.c.id.desc())
+                             .limit(limit)).mappings()
+            return [dict(r) for r in rows]
+
     def list(self, limit: int = 100, offset: int = 0) -> list[dict]:
         t = self.table
         with self.engine.connect() as c:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import ipaddress
 import time
 from dataclasses import dataclass
@@ -43,6 +44,8 @@ from tether.core.sessions import SessionStore
 from tether.core.syslog import SyslogForwarder, SyslogTarget
 from tether.core.throttle import LoginThrottle
 from tether.failover.service import FailoverService
+from tether.monitoring import figures
+from tether.monitoring.sampler import INTERVAL as SAMPLE_INTERVAL, Sampler
 from tether.site import package as site_package
 
 from .connguard import ConnectionGuard
@@ -100,6 +103,7 @@ class Appliance:
         self.failover = FailoverService(self)  # the pair: peer link, sync, roles, swing (FO-*)
         self.backups = BackupService(self.slot, data, self.audit, self.support.report_failure,
                                      self.failover.pair_peer)
+        self.sampler = Sampler(self._sample)  # the dashboards' last hour (OPS-07), job dashboard-sampler
         self.slot.subscribe(self._site_changed)
         self.role.subscribe(self._role_changed)
         self.slot.open()
@@ -194,7 +198,24 @@ class Appliance:
         info = self.slot.require().info()
         return {"product_version": info.version, "site_name": info.name, "edition": info.edition,
                 "appliance_role": self.role.current, "generation": self.role.generation,
-                "connected_clients": ClientCounts(**self.clients.counts()).public()}
+                "connected_clients": self.client_counts()}
+
+    def client_counts(self) -> dict:
+        return ClientCounts(**self.clients.counts()).public()
+
+    # --- readiness (DR-01), the dashboards (OPS-07) ------------------------------------------------------
+    def readiness(self) -> dict:
+        """The readiness audit: every named check (tether.readiness)."""
+        from tether.readiness import run
+
+        return run(self)
+
+    def dashboard(self) -> dict:
+        return figures.dashboard(self)
+
+    def _sample(self) -> tuple[int, float | None, int | None]:
+        lag_s, lag_n = figures.sync_lag(self)
+        return self.client_counts()["total"], lag_s, lag_n
 
     # --- site packages ---------------------------------------------------------------------------------
     def trusted_vendor_keys(self) -> list[Ed25519PublicKey]:
@@ -206,12 +227,14 @@ class Appliance:
         current = self.slot.site.info() if self.slot.site else None
 
         def before_update():  # BK-10: a fresh backup, kept in <data>/backups, before the site software changes
-            return self.backups.take(password=None, include_history=True, actor=actor, source_ip=source_ip)
+            return self.backups.take(password=None, include_history=True, actor=actor, source_ip=source_ip,
+                                     kept_here=True)
 
         action, pre = self.slot.install(pkg, before_update)
         self.audit.record(actor, f"site.{action}", pkg.site_name, source_ip,
                           {"version": pkg.version, "edition": pkg.edition,
-                           "from_version": current.version if current else None})
+                           "from_version": current.version if current else None,
+                           "sha256": hashlib.sha256(data).hexdigest(), "key_id": pkg.key_id})
         result = {"action": action, "site_name": pkg.site_name, "edition": pkg.edition, "version": pkg.version}
         if action == "update":
             result["pre_update_backup"] = str(pre.path)
@@ -361,6 +384,7 @@ class Appliance:
                    first_delay=CERT_EXPIRY_FIRST_DELAY)
         j.register("client-hub-sweep", SWEEP_SECONDS, self.clients.sweep, first_delay=SWEEP_SECONDS, exact=True)
         j.register("support-outbox", OUTBOX_JOB_SECONDS, self.support.deliver, first_delay=OUTBOX_JOB_SECONDS)
+        j.register("dashboard-sampler", SAMPLE_INTERVAL, self.sampler.sample, exact=True)
 
     def _dispatch_events(self, stop) -> None:
         site = self.slot.site

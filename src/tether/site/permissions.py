@@ -18,8 +18,9 @@ REPORTING = "reporting"
 CONFIG_READ = "config:read"
 CONFIG_WRITE = "config:write"
 USERS_MANAGE = "users:manage"
+METRICS = "metrics"
 
-ALL = (BACKUP, COMMAND, REPORTING, CONFIG_READ, CONFIG_WRITE, USERS_MANAGE)
+ALL = (BACKUP, COMMAND, REPORTING, CONFIG_READ, CONFIG_WRITE, USERS_MANAGE, METRICS)
 DESCRIPTIONS = {
     BACKUP: "download site backups",
     COMMAND: "run commands (health check, failover role)",
@@ -27,6 +28,7 @@ DESCRIPTIONS = {
     CONFIG_READ: "read site configuration",
     CONFIG_WRITE: "change site configuration",
     USERS_MANAGE: "manage users and API accounts",
+    METRICS: "scrape the appliance's Prometheus metrics (/metrics)",
 }
 
 

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
 
 from tether.core.errors import Conflict, Invalid, NotFound, NotPrimary, Unauthorized
-from tether.core.passwords import check_new_password, hash_password, verify_password
+from tether.core.passwords import DEFAULT_PASSWORD, check_new_password, hash_password, verify_password
 from tether.core.throttle import LoginThrottle
 from tether.core.validate import Bool, parse_model
 
@@ -67,6 +67,15 @@ class Users:
     def list(self) -> list[User]:
         with self.engine.connect() as c:
             return [_user(r) for r in c.execute(sa.select(users).order_by(users.c.username)).mappings()]
+
+    def with_default_password(self) -> list[str]:
+        """Enabled local users whose password is still the default (the readiness audit, DR-01). Only
+        users who must change their password at next login are checked: any other has chosen one."""
+        with self.engine.connect() as c:
+            rows = c.execute(sa.select(users.c.username, users.c.password_hash).where(
+                users.c.must_change_password.is_(True), users.c.enabled.is_(True))).all()
+        return [r.username for r in rows if r.password_hash and not r.password_hash.startswith("!")
+                and verify_password(r.password_hash, DEFAULT_PASSWORD)]
 
     def is_local(self, username: str) -> bool:
         """A local user has this name (not a directory user's row)."""

@@ -1,5 +1,5 @@
 """The ASGI app factory: one app per appliance process, composed of the
-/appliance pages and API, the /login pages, the /api site API, the /client channel, /health and
+/appliance pages and API, the /login pages, the /api site API, the /client channel, /health, /metrics and
 static files, behind the security-header and admin-network middleware."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from tether.core import apidocs
 from tether.core.bodylimit import BodyLimit
 from tether.runtime import Appliance
 
-from . import appliance_api, appliance_pages, cert_pages, client_channel, failover_pages, login_pages, peer_api, site_api, site_clients_pages, site_data_pages, software_pages
+from . import appliance_api, appliance_pages, cert_pages, client_channel, failover_pages, login_pages, monitoring_api, monitoring_pages, peer_api, site_api, site_clients_pages, site_data_pages, software_pages
 from .errors import install_page_handlers
 from .uploads import BODY_LIMITS
 
@@ -115,6 +115,7 @@ def create_app(appliance: Appliance) -> ASGIApp:
         sub.state.appliance = appliance
         app.mount(prefix, sub)
     app.include_router(appliance_pages.router)
+    app.include_router(monitoring_pages.router)
     app.include_router(cert_pages.router)
     app.include_router(login_pages.router)
     app.include_router(site_data_pages.router)
@@ -123,6 +124,7 @@ def create_app(appliance: Appliance) -> ASGIApp:
     app.include_router(failover_pages.router)
     app.router.routes.extend(client_channel.routes)
     app.router.routes.extend(peer_api.routes)
+    app.router.routes.extend(monitoring_api.metrics_routes)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
 
     @app.get("/")

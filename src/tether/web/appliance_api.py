@@ -106,6 +106,7 @@ SETTINGS_SECTIONS = {
     "networking": "Networking settings",
     "security": "Security settings (TLS, administration, syslog, agreement, SMTP)",
     "support": "The support desk this appliance reports to (DESK-09: URL, appliance token, when to report)",
+    "monitoring": "Readiness audit thresholds (DR-01) and the networks that may scrape /metrics (OPS-04)",
 }
 
 
@@ -129,6 +130,9 @@ def create() -> FastAPI:
     install_json_handlers(api)
     bodies.install(api)
     api.include_router(cert_api.router)
+    from . import monitoring_api  # it imports this module's Admin
+
+    api.include_router(monitoring_api.appliance_router)
 
     @api.get("/agreement", summary="The prerequisite login agreement (no authentication)")
     def get_agreement(request: Request) -> dict:
@@ -178,7 +182,8 @@ def create() -> FastAPI:
     def get_config_export(request: Request, p: Admin) -> Response:
         app = appliance_of(request)
         name, text = config_export.export_document(app)
-        app.audit.record(p.name, "config.export", name, client_ip(request))
+        app.audit.record(p.name, "config.export", name, client_ip(request),
+                         {"sha256": config_export.digest(app)})  # the readiness audit compares it (DR-01)
         return Response(text, media_type="application/yaml",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
 

@@ -1,5 +1,6 @@
 """The /appliance HTML pages: agreement, login, forced password change,
-Status > Basics, Networking, Security, Site package, Audit. Each page calls
+Networking, Security, Site package, Audit (Status, the dashboard, and Status >
+Readiness: web/monitoring_pages.py). Each page calls
 the same runtime functions as its /appliance/api twin."""
 
 from __future__ import annotations
@@ -99,17 +100,7 @@ STATUS_LABELS = (("model", "Model"), ("serial_number", "Serial number"), ("appli
                  ("system_time", "System time"), ("uptime", "Uptime"))
 
 
-@router.get("/appliance/status")
-async def status_page(request: Request):
-    async def h(p):
-        b = appliance_of(request).status_basics()
-        b["uptime"] = time.strftime("%H:%M:%S", time.gmtime(b["uptime_seconds"]))
-        if b["uptime_seconds"] >= 86400:
-            b["uptime"] = f"{b['uptime_seconds'] // 86400} d {b['uptime']}"
-        items = [(k, label, b[k]) for k, label in STATUS_LABELS]
-        return render(request, FACE, "keyvalue.html", "Status › Basics", csrf_token=p.csrf_token, items=items,
-                      table_id="status-basics")
-    return await _page(request, h)
+# /appliance/status (the dashboard and Status > Basics): web/monitoring_pages.py
 
 
 def _settings_page(section: str, template: str, title: str, from_form, to_form):

@@ -45,7 +45,8 @@ def download_backup(request: Request, p: Principal, password: str | None, no_pas
     password = protection.backup_password(password, no_password=no_password, hint=hint)
     app = appliance_of(request)
     result = app.backups.take(password=password, include_history=include_history, actor=p.name,
-                              source_ip=client_ip(request), out_dir=app.data.backups_dir / ".downloads")
+                              source_ip=client_ip(request), out_dir=app.data.backups_dir / ".downloads",
+                              actor_kind="api_account" if p.realm == "api" else "user")
     return FileResponse(result.path, media_type="application/octet-stream", filename=result.path.name,
                         background=BackgroundTask(os.unlink, result.path))
 

@@ -1,5 +1,6 @@
 """The /login HTML pages (the site face): login, forced password change,
-Status > Information, Users, API accounts, Audit log. Each page calls the
+Users, API accounts, Audit log (Status, with the dashboard and Status >
+Information: web/monitoring_pages.py). Each page calls the
 same site action as its /api twin (``tether.site.actions``), which checks
 the permission."""
 
@@ -106,19 +107,7 @@ add_session_routes(router, FACE, _page, lambda request: site_of(request).session
                    home="/login/status", login="/login")
 
 
-@router.get("/login/status")
-async def status_page(request: Request):
-    async def h(p):
-        i = appliance_of(request).site_information()
-        c = i["connected_clients"]
-        items = [("product_version", "Product version", i["product_version"]), ("site_name", "Site name", i["site_name"]),
-                 ("edition", "Edition", i["edition"]), ("appliance_role", "Appliance role", i["appliance_role"]),
-                 ("clients_representatives", "Connected representatives", c["representatives"]),
-                 ("clients_jump", "Connected jump clients", c["jump_clients"]),
-                 ("clients_jumpoints", "Connected jumpoints", c["jumpoints"])]
-        return render(request, FACE, "keyvalue.html", "Status › Information", csrf_token=p.csrf_token, items=items,
-                      table_id="status-information")
-    return await _page(request, h)
+# /login/status (the dashboard and Status > Information): web/monitoring_pages.py
 
 
 def _users_page(request, p, status=200, **extra):

@@ -20,7 +20,7 @@ from tether.core.validate import Bool, Int, Natural
 from tether.site.actions import accounts, config, history
 from tether.site.config import SiteSettings
 
-from . import backup_api, bodies, failover_api, site_clients_api, site_data_api
+from . import backup_api, bodies, failover_api, monitoring_api, site_clients_api, site_data_api
 from .auth import Principal, appliance_of, client_ip
 from .errors import ERROR_RESPONSES, install_json_handlers
 from .site_deps import Caller, principal_pending, site_change_password, site_login, site_of
@@ -150,4 +150,5 @@ def create() -> FastAPI:
     api.include_router(site_data_api.router)
     api.include_router(site_clients_api.router)
     api.include_router(failover_api.router)
+    api.include_router(monitoring_api.site_router)
     return api

@@ -86,6 +86,8 @@ SITE_PACKAGE = Upload("site package", MAX_PACKAGE_BYTES,
                       hint="a site package is the small signed .tsp file the vendor sends; check the file chosen")
 LOGO = Upload("logo", LOGO_MAX, field="logo")
 P12 = Upload(".p12 file", MAX_P12_BYTES)
+COPIES = Upload("site package", MAX_PACKAGE_BYTES, field="package",  # and the vendor key, within the framing
+                hint="show the .tsp file installed last and the vendor's public key (PEM)")
 
 BODY_LIMITS = BodyLimits(JSON_MAX, [
     Limit("POST", "/appliance/api/site-package", SITE_PACKAGE.limit + FORM_OVERHEAD, SITE_PACKAGE.too_large()),
@@ -93,6 +95,8 @@ BODY_LIMITS = BodyLimits(JSON_MAX, [
     Limit("POST", "/appliance/api/certificates/import", P12.limit + FORM_OVERHEAD, P12.too_large()),
     Limit("POST", "/appliance/certificates/import", P12.limit + FORM_OVERHEAD, P12.too_large()),
     Limit("POST", "/appliance/api/config/import", CONFIG_IMPORT_MAX),
+    Limit("POST", "/appliance/api/readiness/copies", COPIES.limit + FORM_OVERHEAD, COPIES.too_large()),
+    Limit("POST", "/appliance/status/readiness/copies", COPIES.limit + FORM_OVERHEAD, COPIES.too_large()),
     Limit("PUT", "/api/config/branding/logo", LOGO.limit, LOGO.too_large()),
     # streamed to disk: the file store's max_upload_bytes, recordings and backups bounded as they are written
     Limit("PUT", "/api/files/{name}", STREAMED),

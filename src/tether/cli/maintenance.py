@@ -54,7 +54,7 @@ def register(app: typer.Typer) -> None:
         lines += [f"Ignored: {x['section']}: {x['reason']}" for x in report["ignored"]]
         emit(report, as_json, "\n".join(lines))
         if report["refused"]:
-            raise typer.Exit(4)
+            raise typer.Exit(2)  # invalid input: the report names each refused section
 
     @app.command("factory-reset")
     def factory_reset_cmd(yes: YesOpt = False, url: UrlOpt = None, cacert: CaOpt = None, pin_cert: PinOpt = None,

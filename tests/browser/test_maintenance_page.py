@@ -5,6 +5,7 @@ and refuses a factory reset that is not confirmed."""
 
 import pytest
 
+from tests.browser.axe import blocking
 from tests.helpers import NEW_ADMIN_PASSWORD, first_admin_login, first_site_login, run_cli
 
 KIT_PW = "Browser-kit-pass-1"
@@ -22,6 +23,7 @@ def test_maintenance_page_kit_config_and_confirmations(page, make_appliance, tmp
     page.click("#login-submit")
     page.click("a[href='/appliance/maintenance']")
     assert page.url.endswith("/appliance/maintenance")
+    assert blocking(page) == []  # axe-core, as tests/browser/test_accessibility.py checks every menu page
 
     # the recovery kit: two passwords that differ are refused, then the download
     page.fill("#kit-password", KIT_PW)

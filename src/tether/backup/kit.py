@@ -12,7 +12,6 @@ appliance from it is the runtime's (``tether.runtime.recover``)."""
 
 from __future__ import annotations
 
-import json
 import secrets
 import shutil
 import time
@@ -204,10 +203,3 @@ def open_kit(path: Path, password: str | None, into: Path, keep: set[str] | None
     except SinkError as exc:
         raise Invalid(f"the kit could not be unpacked in {into}: {exc.error.strerror or exc.error}") from None
     return Kit(into, res.manifest, names)
-
-
-def summary(m: dict) -> dict:
-    """What ``tether kit export`` and the page report about a written kit."""
-    return {"kit_id": m["kit_id"], "hostname": m["hostname"], "serial_number": m["serial_number"],
-            "certificates": [c["name"] for c in m["certificates"]], "site": m["site"],
-            "members": [x["name"] for x in m["members"]], "manifest": json.loads(json.dumps(m))}

@@ -148,7 +148,7 @@ def test_kit_export_kill_recover_on_another_address_by_the_runbook(make_applianc
             shutil.rmtree(tmp_path / "unpacked", ignore_errors=True)
         unmapped = _without_map(recover_cmd[1:], ELSEWHERE)
         cp = run_cli(*unmapped, env=env)
-        assert cp.returncode != 0 and f"the kit's address {ELSEWHERE} is not on this machine" in cp.stderr
+        assert cp.returncode == 2 and f"the kit's address {ELSEWHERE} is not on this machine" in cp.stderr
         assert f"--map {ELSEWHERE}=" in cp.stderr and not data_b.exists()
 
         # exactly the runbook's steps, in order
@@ -176,9 +176,15 @@ def test_kit_export_kill_recover_on_another_address_by_the_runbook(make_applianc
                 if "--dry-run" in args:
                     assert "Plan:" in cp.stdout and "Dry run: nothing was changed." in cp.stdout
                     assert f"address {A_IP} -> {B_IP}" in cp.stdout and not data_b.exists()
+                    assert "Install site package demo" in cp.stdout  # A kept the package it installed
+                    assert "Import certificate 'site'" in cp.stdout and leaf_fingerprint(leaf) in cp.stdout
             print(f"\nrebuild (recover, serve, swing, client back): {rebuilt:.1f} s; "
                   f"{len(steps)} runbook steps, {sum(1 for _t, x in steps if x)} commands")
 
+            assert not list(tmp_path.glob(".tether-kit-*")), "the kit's unpacked members are removed"
+            # a recovery never writes over an appliance
+            cp = run_cli(*recover_cmd[1:], env=env)
+            assert cp.returncode == 5 and "is not empty" in cp.stderr, cp.stderr
             # the original client (same process, never redeployed), users and settings
             assert jump.proc.poll() is None
             cb = httpx.Client(base_url=f"https://{B_IP}:{port}", verify=_pinned(data_b), timeout=30)

@@ -89,7 +89,7 @@ def export(host: KitHost, out_dir: Path, password: str, actor: str, source_ip: s
         for cert_id in sorted(set(mapping.values())):
             desc = host.certificates.get(cert_id)
             row = host.certificates.store.get(cert_id)
-            stem = f"certificates/{cert_id}-{safe_filename(desc['name'], 'certificate', '')}"[:100]
+            stem = f"certificates/{cert_id}-{safe_filename(desc['name'], 'certificate', '')[:60]}"
             _fname, p12 = host.certificates.export_p12(actor, source_ip, cert_id, password)
             cert_members.append((f"{stem}.p12", p12))
             cert_members.append((f"{stem}.pem", row["cert_pem"]))  # the certificate alone: for pinning

@@ -99,8 +99,10 @@ def register(app: typer.Typer) -> None:
         from tether.core.paths import DataDir
         from tether.runtime import recover
 
-        pw = kit_password(kit_password_file)
         d = DataDir.at(data)
+        with errors():
+            recover.check_new(d)  # before the password is asked and the kit opened
+        pw = kit_password(kit_password_file)
         work = _private_dir(d.root.parent)
         try:
             with errors():

@@ -107,12 +107,17 @@ class Plan:
                 "notes": self.notes}
 
 
-def make_plan(k: kit_mod.Kit, data: DataDir, password: str, maps: dict[str, str],
-              package: Path | None = None) -> Plan:
-    """Check everything and decide what ``run`` will do; nothing is written."""
+def check_new(data: DataDir) -> None:
+    """A recovery makes a new appliance: refuse a data directory that holds anything."""
     if data.root.exists() and (data.initialized or any(data.root.iterdir())):
         raise Conflict(f"{data.root} is not empty: a recovery makes a new appliance",
                        hint="give --data a directory that does not exist yet (or is empty)")
+
+
+def make_plan(k: kit_mod.Kit, data: DataDir, password: str, maps: dict[str, str],
+              package: Path | None = None) -> Plan:
+    """Check everything and decide what ``run`` will do; nothing is written."""
+    check_new(data)
     m = k.manifest
     addresses = k.addresses()
     unknown = sorted(set(maps) - set(addresses))

@@ -14,7 +14,7 @@ _NSB_FILE = re.compile(rf"^files/{_SHA}$")
 _KIT_FIXED = ("runbook.md", "appliance-config.yaml")
 _KIT_MEMBER = re.compile(r"^(site-package\.tsp|site-backup\.nsb|vendor-keys/[0-9]{1,3}\.pem|"
                          r"certificates/[0-9]{1,6}-[A-Za-z0-9._-]{1,80}\.(p12|pem))$")
-_SNAP_MEMBER = re.compile(r"^(appliance\.db|secret\.key|site/site\.db|site/(files|recordings)/[A-Za-z0-9._/-]+)$")
+_SNAP_MEMBER = re.compile(r"^(appliance\.db|secret\.key|site-package\.tsp|site/site\.db|site/(files|recordings)/[A-Za-z0-9._/-]+)$")
 
 
 def _nsb_names(names: list) -> bool:

@@ -112,6 +112,9 @@ def test_kit_export_kill_recover_on_another_address_by_the_runbook(make_applianc
         kit = Path(json.loads(r.stdout)["file"])
         assert kit.suffix == ".tkit" and kit.stat().st_mode & 0o077 == 0
 
+        with httpx.Client(base_url=f"https://{A_IP}:{port}", verify=_pin(leaf_pem), timeout=30) as c:
+            audit = ok(c.get("/appliance/api/audit?limit=20", headers=ah))
+        assert any(e["action"] == "kit.export" and e["target"] == kit.name for e in audit)
         # A dies with its data
         a.stop(signal.SIGKILL)
         shutil.rmtree(a.data)
@@ -173,6 +176,7 @@ def test_kit_export_kill_recover_on_another_address_by_the_runbook(make_applianc
                     assert "'jump_clients': 1" in cp.stdout, cp.stdout
                     continue
                 cp = run_cli(*args[1:], env=env, check=True)
+                assert cp.stdout.index("Plan:") < cp.stdout.index("Dry run" if "--dry-run" in args else "Recovered:")
                 if "--dry-run" in args:
                     assert "Plan:" in cp.stdout and "Dry run: nothing was changed." in cp.stdout
                     assert f"address {A_IP} -> {B_IP}" in cp.stdout and not data_b.exists()
@@ -234,7 +238,10 @@ def _without_map(args: list[str], old: str) -> list[str]:
 
 
 def _pinned(data_b) -> ssl.SSLContext:
-    pem = next((data_b / "recovered").glob("*.pem"))
+    return _pin(next((data_b / "recovered").glob("*.pem")))
+
+
+def _pin(pem: Path) -> ssl.SSLContext:
     ctx = ssl.create_default_context(cafile=str(pem))
     ctx.check_hostname = False
     ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN

@@ -1,5 +1,5 @@
 """OPS-02 with APPL-04 and APPL-06: `tether settings export` / `settings
-import`, `tether factory-reset` and `tether shutdown` on a running appliance,
+import`, a refused `tether kit export`, `tether factory-reset` and `tether shutdown` on a running appliance,
 through the same /appliance/api routes as the Maintenance page; the
 destructive ones do nothing unless the typed confirmation is given."""
 
@@ -28,6 +28,11 @@ def test_settings_export_import_factory_reset_and_shutdown(make_appliance, tmp_p
     with a.client() as c:
         assert ok(c.get("/appliance/api/networking", headers=ah))["hostname"] == "cli-imported.example.test"
         assert ok(c.get("/appliance/api/security", headers=ah))["syslog"]["port"] == 514
+
+    # a recovery kit needs a password of 8 characters at least; nothing is written without one
+    r = run_cli("kit", "export", "--out", str(tmp_path / "kits"), env={**env, "TETHER_KIT_PASSWORD": "short"})
+    assert r.returncode == 2 and "at least 8 characters" in r.stderr, r.stderr
+    assert not list((tmp_path / "kits").glob("*.tkit*"))
 
     # factory reset: not confirmed, nothing happens; confirmed at the prompt, the site is gone
     r = run_cli("factory-reset", env=env, input="no\n")

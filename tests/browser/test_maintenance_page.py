@@ -1,10 +1,14 @@
 """OPS-05 with DR-05, APPL-04 and APPL-06 in headless Chromium: the
 /appliance Maintenance page downloads the recovery kit (opened afterwards by
-`tether kit show` with its password), exports and imports the configuration,
+`tether kit show` with its password, and with tar, age and zstd), exports and imports the configuration,
 and refuses a factory reset that is not confirmed."""
+
+import json
+import subprocess
 
 import pytest
 
+from tests.backup.util import age_decrypt_with_passphrase
 from tests.browser.axe import blocking
 from tests.helpers import NEW_ADMIN_PASSWORD, first_admin_login, first_site_login, run_cli
 
@@ -40,6 +44,20 @@ def test_maintenance_page_kit_config_and_confirmations(page, make_appliance, tmp
     shown = run_cli("kit", "show", str(kit), env={"TETHER_KIT_PASSWORD": KIT_PW}, check=True).stdout
     assert "## Rebuild on new hardware" in shown and "tether recover --kit " + kit.name in shown
     assert "site-backup.nsb" in shown and "`site-package.tsp`" in shown
+    # and with standard tools, as docs/formats/kit.md shows
+    out = tmp_path / "open"
+    out.mkdir()
+    subprocess.run(["tar", "-xf", str(kit), "-C", str(out)], check=True)
+    assert json.loads((out / "kit.json").read_text())["format"] == "tether-kit/1"
+    age_decrypt_with_passphrase(out / "identity.age", out / "identity.txt", KIT_PW)
+    subprocess.run("age -d -i identity.txt payload.tar.zst.age | zstd -d | tar -x", shell=True, check=True, cwd=out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    names = [m["name"] for m in manifest["members"]]
+    assert names[:2] == ["runbook.md", "appliance-config.yaml"] and "site-backup.nsb" in names
+    for m in manifest["members"]:
+        sha = subprocess.run(["sha256sum", m["name"]], cwd=out, capture_output=True, text=True).stdout.split()[0]
+        assert sha == m["sha256"], m["name"]
+    assert (out / "runbook.md").read_text().strip() == shown.strip()
 
     # the configuration: export, change the host name in the file, import it back
     page.goto(f"{a.url}/appliance/maintenance")

@@ -7,6 +7,8 @@ replacement's addresses and ``/var/lib/tether`` for its data directory."""
 
 from __future__ import annotations
 
+from tether.core.netaddr import host_port
+
 DATA = "/var/lib/tether"
 KEEP = {"127.0.0.1", "::1"}  # on every machine: never mapped
 
@@ -17,10 +19,6 @@ def placeholders(addresses: list[str]) -> dict[str, str]:
     if len(moved) == 1:
         return {moved[0]: "NEW_ADDRESS"}
     return {a: f"NEW_ADDRESS_{i}" for i, a in enumerate(moved, 1)}
-
-
-def _hostport(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def kit_addresses(m: dict) -> list[str]:
@@ -45,10 +43,10 @@ def commands(m: dict) -> list[tuple[str, str | None]]:
     kit = m["file_name"]
     maps = " ".join(f"--map {a}={p}" for a, p in ph.items())
     recover = f"tether recover --kit {kit} --data {DATA}" + (f" {maps}" if maps else "")
-    listens = " ".join(f"--listen {_hostport(ph.get(x['host'], x['host']), x['port'])}" for x in m["listen"]) \
+    listens = " ".join(f"--listen {host_port(ph.get(x['host'], x['host']), x['port'])}" for x in m["listen"]) \
         or "--listen NEW_ADDRESS:443"
     first = m["listen"][0] if m["listen"] else {"host": "NEW_ADDRESS", "port": 443}
-    url = f"https://{_hostport(ph.get(first['host'], first['host']), first['port'])}"
+    url = f"https://{host_port(ph.get(first['host'], first['host']), first['port'])}"
     presented = next((c for c in m["certificates"] if first["host"] in c["addresses"]), None)
     pin = f"{DATA}/recovered/{presented['pem'].split('/', 1)[1]}" if presented else f"{DATA}/builtin-cert.pem"
     where = ", ".join(f"{p}" for p in ph.values()) or "the replacement's address"
@@ -72,7 +70,7 @@ def render(m: dict) -> str:
              f"Kit `{m['file_name']}` (kit id {m['kit_id']}), made {m['created_at']} by Tether "
              f"{m['appliance_version']} on a {m['model']}.", "", "## This appliance", "",
              f"- Host name: {m['hostname']}",
-             "- Listened on: " + (", ".join(_hostport(x["host"], x["port"]) for x in m["listen"]) or "-"),
+             "- Listened on: " + (", ".join(host_port(x["host"], x["port"]) for x in m["listen"]) or "-"),
              "- Addresses under Networking: " + (", ".join(m["configured_addresses"]) or "-")]
     for c in m["certificates"]:
         lines.append(f"- Certificate {c['name']!r} on {', '.join(c['addresses'])}: SHA-256 "

@@ -27,6 +27,7 @@ from tether.backup.service import verify_file
 from tether.certs import assign, pkcs12
 from tether.core.errors import Conflict, Invalid
 from tether.core.fsutil import write_atomic
+from tether.core.netaddr import host_port
 from tether.core.paths import DataDir
 from tether.site import package as site_package
 
@@ -68,6 +69,10 @@ class Plan:
     backup: dict | None
     notes: list[str] = field(default_factory=list)
 
+    def listen(self) -> list[str]:
+        """The --listen addresses of ``tether serve`` here: the kit's, mapped."""
+        return [host_port(self.mapping.get(x["host"], x["host"]), x["port"]) for x in self.kit.manifest["listen"]]
+
     def lines(self) -> list[str]:
         m = self.kit.manifest
         out = [f"Recovery kit {m['kit_id']} of {m['hostname']} (appliance {m['serial_number']}, Tether "
@@ -92,7 +97,7 @@ class Plan:
             b = self.backup
             out.append(f"  {next(n)}. Restore site {b['site_name']} from backup {b['backup_id']} of "
                        f"{b['created_at']} ({b['tables'].get('users', 0)} users)")
-        listens = " ".join(f"--listen {self.mapping.get(x['host'], x['host'])}:{x['port']}" for x in m["listen"])
+        listens = " ".join(f"--listen {x}" for x in self.listen())
         out.append(f"Then: tether serve --data {self.data.root} {listens}".rstrip())
         out.append(f"and point {m['hostname']} at {', '.join(sorted(set(self.mapping.values()) - KEEP)) or 'it'}.")
         out += [f"Note: {x}" for x in self.notes]
@@ -103,7 +108,7 @@ class Plan:
                 "data": str(self.data.root), "addresses": self.mapping, "added_addresses": self.added,
                 "site_package": bool(self.package), "certificates": [c["name"] for c in self.kit.manifest["certificates"]],
                 "site_backup": self.backup and {k: self.backup[k] for k in ("site_name", "backup_id", "created_at")},
-                "listen": [f"{self.mapping.get(x['host'], x['host'])}:{x['port']}" for x in self.kit.manifest["listen"]],
+                "listen": self.listen(),
                 "notes": self.notes}
 
 

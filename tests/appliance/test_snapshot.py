@@ -39,6 +39,7 @@ def test_snapshot_of_a_running_appliance_restores_everything(make_appliance, tmp
     assert cp.returncode == 0, cp.stderr
     a.start()
     assert (a.data / "builtin-cert.pem").read_text() == cert  # the same built-in certificate and key
+    assert b'"tether-site-package/1"' in (a.data / "site-package.tsp").read_bytes()  # kept for a recovery kit
     with a.client() as c:  # pinned to the certificate from before the snapshot
         h = {"Authorization": "Bearer " + c.post("/appliance/api/session", json={
             "username": "admin", "password": NEW_ADMIN_PASSWORD}).json()["token"]}

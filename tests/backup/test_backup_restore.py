@@ -3,7 +3,6 @@ backup API, the CLI, and standard tools (tar, zstd, age, sqlite3)."""
 
 import json
 import os
-import pty
 import re
 import sqlite3
 import subprocess
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tether import __version__ as CURRENT
-from tests.backup.util import backup_as_release, logical_dump
+from tests.backup.util import age_decrypt_with_passphrase, backup_as_release, logical_dump
 from tests.helpers import NEW_SITE_PASSWORD, api_token, run_cli, site_token
 
 BACKUP_PW = "Backup-password-1"
@@ -71,29 +70,6 @@ def test_backup_api_download_is_named_protected_and_verifiable(ready_site, tmp_p
     assert r.status_code == 422 and r.json()["field"] == "password"
 
 
-def _age_decrypt_with_passphrase(src, dest, password):
-    """Run the `age` tool on a pseudo-terminal and type the passphrase, as a person would."""
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execvp("age", ["age", "-d", "-o", str(dest), str(src)])
-    out = b""
-    typed = False
-    while True:
-        try:
-            chunk = os.read(fd, 1024)
-        except OSError:
-            break
-        if not chunk:
-            break
-        out += chunk
-        if not typed and b"passphrase" in out.lower():
-            os.write(fd, password.encode() + b"\n")
-            typed = True
-    _, status = os.waitpid(pid, 0)
-    os.close(fd)
-    assert os.waitstatus_to_exitcode(status) == 0, out
-
-
 @pytest.mark.req("DR-04", "BK-02", "BK-03", "BK-04", "SEC-02")
 def test_backup_opens_with_standard_tools(ready_site, tmp_path):
     a, c, ah, sh = ready_site
@@ -102,7 +78,7 @@ def test_backup_opens_with_standard_tools(ready_site, tmp_path):
     out = tmp_path / "open"
     out.mkdir()
     subprocess.run(["tar", "-xf", str(path), "-C", str(out)], check=True)
-    _age_decrypt_with_passphrase(out / "identity.age", out / "identity.txt", BACKUP_PW)
+    age_decrypt_with_passphrase(out / "identity.age", out / "identity.txt", BACKUP_PW)
     subprocess.run("age -d -i identity.txt payload.tar.zst.age | zstd -d | tar -x", shell=True, check=True, cwd=out)
     manifest = json.loads((out / "manifest.json").read_text())
     sha = subprocess.run(["sha256sum", "site.db"], cwd=out, capture_output=True, text=True).stdout.split()[0]

@@ -1,10 +1,12 @@
 """Helpers for the backup tests: a logical dump of a site (database content
-and file blobs) to compare sites by content hash, and backups made as an
-older release would have made them."""
+and file blobs) to compare sites by content hash, backups made as an
+older release would have made them, and the `age` tool typing a passphrase."""
 
 from __future__ import annotations
 
 import hashlib
+import os
+import pty
 import sqlite3
 import time
 from pathlib import Path
@@ -74,3 +76,26 @@ def backup_as_release(tmp: Path, version: str, *, site_name="demo", edition="rem
                           work_dir=work / "tmp", files=files)
     engine.dispose()
     return result.path
+
+
+def age_decrypt_with_passphrase(src, dest, password):
+    """Run the `age` tool on a pseudo-terminal and type the passphrase, as a person would."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execvp("age", ["age", "-d", "-o", str(dest), str(src)])
+    out = b""
+    typed = False
+    while True:
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+        if not typed and b"passphrase" in out.lower():
+            os.write(fd, password.encode() + b"\n")
+            typed = True
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0, out

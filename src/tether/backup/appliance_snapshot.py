@@ -71,6 +71,8 @@ def create(appliance: SnapshotHost, out_dir: Path, password: str) -> Path:
             if appliance.site is not None:
                 _sqlite_copy(data.site_db, work / "site.db")
         sources = [("appliance.db", work / "appliance.db"), ("secret.key", data.secret_key)]
+        if data.site_package.exists():  # the package a recovery kit carries (DR-05)
+            sources.append(("site-package.tsp", data.site_package))
         if appliance.site is not None:
             sources.append(("site/site.db", work / "site.db"))
             for sub in ("files", "recordings"):

@@ -1,6 +1,6 @@
-"""The two archive kinds built on the same container (docs/formats/nsb.md and
-docs/formats/snapshot.md): a site backup (.nsb) and a whole-appliance
-snapshot (.tsnap). They differ in header name, format names, which members
+"""The archive kinds built on the same container (docs/formats/nsb.md,
+docs/formats/snapshot.md and docs/formats/kit.md): a site backup (.nsb), a
+whole-appliance snapshot (.tsnap) and a recovery kit (.tkit). They differ in header name, format names, which members
 they may hold, and whether a password is mandatory."""
 
 from __future__ import annotations
@@ -11,7 +11,10 @@ from typing import Callable
 
 _SHA = r"[0-9a-f]{64}"
 _NSB_FILE = re.compile(rf"^files/{_SHA}$")
-_SNAP_MEMBER = re.compile(r"^(appliance\.db|secret\.key|site/site\.db|site/(files|recordings)/[A-Za-z0-9._/-]+)$")
+_KIT_FIXED = ("runbook.md", "appliance-config.yaml")
+_KIT_MEMBER = re.compile(r"^(site-package\.tsp|site-backup\.nsb|vendor-keys/[0-9]{1,3}\.pem|"
+                         r"certificates/[0-9]{1,6}-[A-Za-z0-9._-]{1,80}\.(p12|pem))$")
+_SNAP_MEMBER = re.compile(r"^(appliance\.db|secret\.key|site-package\.tsp|site/site\.db|site/(files|recordings)/[A-Za-z0-9._/-]+)$")
 
 
 def _nsb_names(names: list) -> bool:
@@ -21,6 +24,11 @@ def _nsb_names(names: list) -> bool:
 def _snapshot_names(names: list) -> bool:
     return len(names) >= 2 and names[0] == "appliance.db" and names[1] == "secret.key" and all(
         isinstance(n, str) and _SNAP_MEMBER.match(n) and ".." not in n.split("/") for n in names)
+
+
+def _kit_names(names: list) -> bool:
+    return len(names) >= 2 and tuple(names[:2]) == _KIT_FIXED and all(
+        isinstance(n, str) and _KIT_MEMBER.match(n) and ".." not in n for n in names[2:])
 
 
 @dataclass(frozen=True)
@@ -45,3 +53,7 @@ SNAPSHOT = ArchiveKind("Tether appliance snapshot (.tsnap)", "snapshot", "snapsh
                        ("appliance_version", "serial_number", "snapshot_id", "created_at"),
                        ("format", "protected", "appliance_version", "serial_number", "snapshot_id", "created_at",
                         "payload"), _snapshot_names, password_required=True)
+KIT = ArchiveKind("Tether recovery kit (.tkit)", "recovery kit", "kit.json", "tether-kit/1", "tether-kit-manifest/1",
+                  ("appliance_version", "serial_number", "hostname", "kit_id", "created_at"),
+                  ("format", "protected", "appliance_version", "serial_number", "hostname", "kit_id", "created_at",
+                   "payload"), _kit_names, password_required=True)

@@ -1,8 +1,12 @@
 """Talking to a running appliance over HTTPS (for every command that takes
-``--url``). TLS trust: ``--cacert FILE`` verifies the chain and host name;
-``--pin-cert FILE`` trusts exactly that certificate (e.g. the appliance's
-built-in one) whatever the address; ``--insecure`` is refused unless named.
-HTTP error bodies are turned back into the same exit codes as local errors."""
+``--url``). TLS trust: ``--cacert FILE`` verifies the chain and the host
+name — the URL's, or the one ``tether --server-name NAME`` (TETHER_SERVER_NAME)
+gives when the URL is an address and the certificate names the host;
+``--pin-cert FILE`` trusts exactly the certificate(s) in FILE whatever the
+address and whatever the chain the appliance sends with it (OpenSSL's partial
+chain: the pinned certificate is the trust anchor, so a site's own CA-signed
+certificate pins as the built-in one does); ``--insecure`` is refused unless
+named. HTTP error bodies are turned back into the same exit codes as local errors."""
 
 from __future__ import annotations
 
@@ -34,12 +38,33 @@ _STATUS_ERRORS = {400: E.IntegrityError, 401: E.Unauthorized, 403: E.Forbidden, 
                   422: E.Invalid, 429: E.Throttled}
 
 
+SERVER_NAME_ENV = "TETHER_SERVER_NAME"
+
+
+def server_name() -> str | None:
+    """The host name to check the certificate against (and send as SNI) instead of the URL's host."""
+    return os.environ.get(SERVER_NAME_ENV) or None
+
+
 def ssl_context(cacert: str | None, pin_cert: str | None) -> ssl.SSLContext:
     if pin_cert:
         ctx = ssl.create_default_context(cafile=pin_cert)
         ctx.check_hostname = False  # the pinned certificate itself is the trust anchor
+        # a pinned leaf is trusted as it is, whatever chain the server sends after it (its CA is not needed)
+        ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
         return ctx
     return ssl.create_default_context(cafile=cacert) if cacert else ssl.create_default_context()
+
+
+def _tls_hint(exc: Exception, url: str) -> str:
+    text = str(exc)
+    host = httpx.URL(url).host
+    if "match" in text or "mismatch" in text or "IP address" in text:
+        return (f"the certificate does not name {host}: give the name it is issued to with "
+                f"`tether --server-name NAME ...` (or {SERVER_NAME_ENV}), or pin it with --pin-cert FILE")
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return "check --cacert (the CA that issued the appliance's certificate) or pin the certificate with --pin-cert"
+    return "check the URL, that the appliance runs, and the certificate options"
 
 
 @dataclass
@@ -61,15 +86,18 @@ class Remote:
             headers["Authorization"] = f"Bearer {self.token}"
         try:
             with httpx.Client(verify=self.verify, timeout=float(os.environ.get("TETHER_TIMEOUT", "60"))) as c:
-                r = c.request(method, self.url + path, headers=headers, **kw)
+                r = c.request(method, self.url + path, headers=headers, extensions=self._sni(), **kw)
         except httpx.ConnectError as exc:
-            fail(f"cannot reach {self.url}: {exc}", EXIT_UNREACHABLE,
-                 "check the URL, that the appliance runs, and the certificate options")
+            fail(f"cannot reach {self.url}: {exc}", EXIT_UNREACHABLE, _tls_hint(exc, self.url))
         except httpx.HTTPError as exc:
             fail(f"request to {self.url} failed: {exc}", EXIT_UNREACHABLE)
         if r.status_code >= 400:
             self._raise(r)
         return r
+
+    def _sni(self) -> dict:
+        name = server_name()
+        return {"sni_hostname": name} if name else {}
 
     def call(self, method: str, path: str, **kw) -> dict | list:
         return self.request(method, path, **kw).json()
@@ -92,7 +120,7 @@ class Remote:
         tmp = None
         try:
             with httpx.Client(verify=self.verify, timeout=None) as c, \
-                    c.stream(method, self.url + path, headers=headers, **kw) as r:
+                    c.stream(method, self.url + path, headers=headers, extensions=self._sni(), **kw) as r:
                 if r.status_code >= 400:
                     r.read()
                     self._raise(r)
@@ -107,7 +135,7 @@ class Remote:
         except httpx.HTTPError as exc:
             if tmp:
                 tmp.unlink(missing_ok=True)
-            fail(f"download from {self.url} failed: {exc}", EXIT_UNREACHABLE)
+            fail(f"download from {self.url} failed: {exc}", EXIT_UNREACHABLE, _tls_hint(exc, self.url))
 
     def appliance_login(self, user: str, password: str | None, accept_agreement: bool = False) -> "Remote":
         if password is None:

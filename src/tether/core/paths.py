@@ -7,6 +7,8 @@
     <data>/site/recordings/  recordings, content-addressed, never in the db
     <data>/backups/          backups the appliance took itself
     <data>/builtin-cert.pem  the built-in certificate (public part), for pinning clients
+    <data>/site-package.tsp  the signed site package installed last (kept for the recovery kit)
+    <data>/recovered/        public certificates `tether recover` put back (for pinning at once)
     <data>/failover/         role.json, pair.json, track, orphans/ (the failover pair)
     <data>/site.staging/     a site being installed
 
@@ -62,6 +64,16 @@ class DataDir:
     @property
     def builtin_cert(self) -> Path:
         return self.root / "builtin-cert.pem"
+
+    @property
+    def site_package(self) -> Path:
+        """The signed site package installed (or updated to) last: a recovery kit carries it."""
+        return self.root / "site-package.tsp"
+
+    @property
+    def recovered_dir(self) -> Path:
+        """Public certificates (PEM) that ``tether recover`` imported, named after the certificate."""
+        return self.root / "recovered"
 
     @property
     def site_staging(self) -> Path:

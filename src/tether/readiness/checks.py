@@ -174,13 +174,15 @@ def certificates_exported(ctx: Context) -> Check:
 
 def config_exported(ctx: Context) -> Check:
     title = "The /appliance configuration exported since it last changed"
-    mend = "export it and keep the file off the appliance: GET /appliance/api/config/export"
-    exports = ctx.latest(ctx.host.audit, "config.export")
+    mend = ("export it and keep the file off the appliance: `tether settings export --out DIR` (or Export on "
+            "/appliance/maintenance), or download a recovery kit (`tether kit export`)")
+    exports = ctx.latest(ctx.host.audit, "config.export", "kit.export")  # a recovery kit holds the export too
     now_digest = config_export.digest(ctx.host)
     if not exports:
         return Check("config_exported", title, FAIL, "the /appliance configuration has never been exported", mend)
     last = exports[0]
-    data = {"exported_at": last["at"], "exported_sha256": (last["details"] or {}).get("sha256"),
+    details = last["details"] or {}
+    data = {"exported_at": last["at"], "exported_sha256": details.get("sha256") or details.get("config_sha256"),
             "current_sha256": now_digest}
     if data["exported_sha256"] != now_digest:
         return Check("config_exported", title, FAIL, "the configuration changed after its last export "
@@ -196,7 +198,8 @@ def copies_kept(ctx: Context) -> Check:
     if ctx.host.site is None or not installs:
         return Check("copies_kept", title, FAIL, "no site package is installed", NO_SITE)
     want = (installs[0]["details"] or {}).get("sha256")
-    seen = [e for e in ctx.latest(ctx.host.audit, "readiness.copies")
+    # shown to the appliance, or carried off it in a recovery kit (the kit holds the vendor keys as well)
+    seen = [e for e in ctx.latest(ctx.host.audit, "readiness.copies", "kit.export")
             if (e["details"] or {}).get("package_sha256") == want and e["at"] >= installs[0]["at"]]
     if not seen:
         return Check("copies_kept", title, FAIL, "no copy of the installed site package and its vendor key has been "

@@ -6,6 +6,7 @@
     role        the role (none, primary, backup) and generation, durable under <data>/failover/, and the gates
     jobs        the one job runner (interval, continuous, one-shot; role-gated)
     listeners   the HTTPS listeners and the TLS context each presents
+    recover     rebuild an appliance from its recovery kit (``tether recover``, DR-05)
 
 Domain packages never import this package; they declare small ports
 (``typing.Protocol``) that the ``Appliance`` satisfies or hands them.

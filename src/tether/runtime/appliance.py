@@ -38,6 +38,7 @@ from tether.clients.hub import SWEEP_SECONDS, ClientHub
 from tether.core.audit import AuditLog
 from tether.core.db import make_engine, sqlite_url
 from tether.core.errors import Conflict, Invalid, NotFound
+from tether.core.fsutil import write_atomic
 from tether.core.paths import DataDir
 from tether.core.secretbox import SecretBox
 from tether.core.sessions import SessionStore
@@ -218,9 +219,11 @@ class Appliance:
         return self.client_counts()["total"], lag_s, lag_n
 
     # --- site packages ---------------------------------------------------------------------------------
+    def trusted_vendor_key_pems(self) -> list[str]:
+        return list(store.get_setting(self.engine, "trusted_vendor_keys", []))
+
     def trusted_vendor_keys(self) -> list[Ed25519PublicKey]:
-        pems = store.get_setting(self.engine, "trusted_vendor_keys", [])
-        return [site_package.load_public_key(p.encode()) for p in pems]
+        return [site_package.load_public_key(p.encode()) for p in self.trusted_vendor_key_pems()]
 
     def install_site_package(self, data: bytes, actor: str, source_ip: str | None) -> dict:
         pkg = site_package.verify(data, self.trusted_vendor_keys())
@@ -231,6 +234,7 @@ class Appliance:
                                      kept_here=True)
 
         action, pre = self.slot.install(pkg, before_update)
+        write_atomic(self.data.site_package, data)  # kept for the recovery kit (DR-05)
         self.audit.record(actor, f"site.{action}", pkg.site_name, source_ip,
                           {"version": pkg.version, "edition": pkg.edition,
                            "from_version": current.version if current else None,

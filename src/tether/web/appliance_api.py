@@ -1,13 +1,16 @@
 """The /appliance JSON API (``/appliance/api``), the twin of the /appliance
 HTML pages: session login with the prerequisite agreement, first-login
 password change, Status > Basics, Networking, Security, the audit log and
-site-package installation, configuration export/import, factory reset and
-shut down. OpenAPI at /appliance/api/openapi.json."""
+site-package installation, configuration export/import, snapshot, the
+recovery kit, factory reset and shut down. OpenAPI at /appliance/api/openapi.json.
+The maintenance actions are functions here that the pages (appliance_pages)
+call too: one check, one audit record each."""
 
 from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request, UploadFile
@@ -17,6 +20,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 
 from tether.appliance import config_export
 from tether.appliance.settings import SECTIONS
+from tether.backup.writer import sha256_file
 from tether.core.errors import Invalid, Unauthorized
 from tether.core.validate import Bool, Int, Natural
 from tether.site.package import MAX_PACKAGE_BYTES
@@ -45,6 +49,10 @@ class SnapshotBody(BaseModel):
 
 class ConfirmBody(BaseModel):
     confirm: str
+
+
+class KitBody(BaseModel):
+    password: str
 
 
 class PasswordBody(BaseModel):
@@ -86,6 +94,72 @@ def change_password(request: Request, p: Principal, current: str, new: str) -> N
     app.admin.change_password(p.name, current, new, client_ip(request))
     app.sessions.delete_user(p.name, keep=p.token)
     app.audit.record(p.name, "password.change", "appliance", client_ip(request))
+
+
+# --- maintenance: what the /appliance/maintenance page and these routes share ------------------------------
+FACTORY_RESET_PHRASE = "factory reset"
+
+
+def export_config(request: Request, p: Principal) -> tuple[str, str]:
+    """(file name, YAML) of the /appliance configuration export (APPL-04), audited."""
+    app = appliance_of(request)
+    name, text = config_export.export_document(app)
+    app.audit.record(p.name, "config.export", name, client_ip(request),
+                     {"sha256": config_export.digest(app)})  # the readiness audit compares it (DR-01)
+    return name, text
+
+
+async def read_config_upload(file: UploadFile | None) -> bytes:
+    data = await file.read(config_export.MAX_BYTES + 1) if file is not None else b""
+    if not data:
+        raise Invalid("upload the configuration export file", field="file")
+    return data
+
+
+def import_config(request: Request, p: Principal, data: bytes) -> dict:
+    return config_export.import_document(appliance_of(request), data, p.name, client_ip(request))
+
+
+def take_snapshot(request: Request, p: Principal, password: str) -> Path:
+    """A whole-appliance snapshot (APPL-07) in the downloads folder; the caller sends and removes it."""
+    from tether.backup import appliance_snapshot
+
+    app = appliance_of(request)
+    path = appliance_snapshot.create(app, app.data.backups_dir / ".downloads", password)
+    app.audit.record(p.name, "snapshot.create", path.name, client_ip(request))
+    return path
+
+
+def make_kit(request: Request, p: Principal, password: str) -> Path:
+    """The recovery kit (DR-05) in the downloads folder; the caller sends and removes it."""
+    from tether.backup import kit
+
+    app = appliance_of(request)
+    path = kit.export(app, app.data.backups_dir / ".downloads", password, p.name, client_ip(request))
+    kept = app.data.site_package
+    # what the kit carries, for the readiness audit (DR-01): the configuration's digest, and the site package
+    # with its vendor key (the certificates' .p12 exports are audited by the certificate service itself)
+    app.audit.record(p.name, "kit.export", path.name, client_ip(request),
+                     {"config_sha256": config_export.digest(app),
+                      "package_sha256": sha256_file(kept) if app.site is not None and kept.exists() else None})
+    return path
+
+
+def download(path: Path) -> FileResponse:
+    return FileResponse(path, media_type="application/octet-stream", filename=path.name,
+                        background=BackgroundTask(os.unlink, path))
+
+
+def factory_reset(request: Request, p: Principal, confirm: str) -> dict:
+    if confirm != FACTORY_RESET_PHRASE:
+        raise Invalid(f"type '{FACTORY_RESET_PHRASE}' to confirm", field="confirm")
+    return appliance_of(request).factory_reset(p.name, client_ip(request))
+
+
+def shutdown(request: Request, p: Principal) -> BackgroundTask:
+    """Audit the shutdown; the task (run after the answer is sent) stops the process (SIGTERM)."""
+    appliance_of(request).audit.record(p.name, "appliance.shutdown", "appliance", client_ip(request))
+    return BackgroundTask(os.kill, os.getpid(), signal.SIGTERM)
 
 
 # the OpenAPI description of the body both faces read through SITE_PACKAGE (a multipart form, field "file")
@@ -180,42 +254,32 @@ def create() -> FastAPI:
                                   "type": "object", "required": ["format", "sections"]}}},
                               "description": "The export document (docs/formats/)"}})
     def get_config_export(request: Request, p: Admin) -> Response:
-        app = appliance_of(request)
-        name, text = config_export.export_document(app)
-        app.audit.record(p.name, "config.export", name, client_ip(request),
-                         {"sha256": config_export.digest(app)})  # the readiness audit compares it (DR-01)
+        name, text = export_config(request, p)
         return Response(text, media_type="application/yaml",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
     @api.post("/config/import", summary="Import an /appliance configuration export; reports each section")
     async def post_config_import(request: Request, p: Admin, file: UploadFile) -> dict:
-        data = await file.read(config_export.MAX_BYTES + 1)
-        if not data:
-            raise Invalid("upload the configuration export file", field="file")
-        return config_export.import_document(appliance_of(request), data, p.name, client_ip(request))
+        return import_config(request, p, await read_config_upload(file))
 
     @api.post("/factory-reset", summary="Wipe everything and return to a fresh appliance (APPL-06)")
     def post_factory_reset(request: Request, body: ConfirmBody, p: Admin) -> dict:
-        if body.confirm != "factory reset":
-            raise Invalid("type 'factory reset' to confirm", field="confirm")
-        return appliance_of(request).factory_reset(p.name, client_ip(request))
+        return factory_reset(request, p, body.confirm)
 
     @api.post("/snapshot", summary="Download a whole-appliance snapshot (APPL-07); password in the body",
               response_class=FileResponse)
     def post_snapshot(request: Request, body: SnapshotBody, p: Admin):
-        from tether.backup import appliance_snapshot
+        return download(take_snapshot(request, p, body.password))
 
-        app = appliance_of(request)
-        path = appliance_snapshot.create(app, app.data.backups_dir / ".downloads", body.password)
-        app.audit.record(p.name, "snapshot.create", path.name, client_ip(request))
-        return FileResponse(path, media_type="application/octet-stream", filename=path.name,
-                            background=BackgroundTask(os.unlink, path))
+    @api.post("/kit", summary="Download the recovery kit (DR-05): configuration, certificates (.p12), a fresh "
+              "site backup, the site package, vendor keys and a runbook, under one password",
+              response_class=FileResponse)
+    def post_kit(request: Request, body: KitBody, p: Admin):
+        return download(make_kit(request, p, body.password))
 
     @api.post("/shutdown", summary="Shut the appliance down cleanly (APPL-06)")
     def post_shutdown(request: Request, p: Admin) -> Response:
-        appliance_of(request).audit.record(p.name, "appliance.shutdown", "appliance", client_ip(request))
-        return JSONResponse({"ok": True, "message": "shutting down"},
-                            background=BackgroundTask(os.kill, os.getpid(), signal.SIGTERM))
+        return JSONResponse({"ok": True, "message": "shutting down"}, background=shutdown(request, p))
 
     @api.get("/support/pending", summary="Support incidents waiting for the desk (sent again until it takes them)")
     def get_support_pending(request: Request, _p: Admin) -> list[dict]:

@@ -19,7 +19,8 @@ from .pages import Face, add_session_routes, error_page, page_runner, redirect, 
 
 FACE = Face("/appliance", "/appliance", auth.APPLIANCE_COOKIE, (
     ("/appliance/status", "Status"), ("/appliance/networking", "Networking"), ("/appliance/security", "Security"),
-    ("/appliance/certificates", "Certificates"), ("/appliance/site", "Site"), ("/appliance/audit", "Audit log")))
+    ("/appliance/certificates", "Certificates"), ("/appliance/site", "Site"), ("/appliance/maintenance", "Maintenance"),
+    ("/appliance/audit", "Audit log")))
 AGREEMENT_COOKIE = "tether_agreement"
 
 router = APIRouter()

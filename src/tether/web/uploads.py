@@ -97,6 +97,7 @@ BODY_LIMITS = BodyLimits(JSON_MAX, [
     Limit("POST", "/appliance/api/config/import", CONFIG_IMPORT_MAX),
     Limit("POST", "/appliance/api/readiness/copies", COPIES.limit + FORM_OVERHEAD, COPIES.too_large()),
     Limit("POST", "/appliance/status/readiness/copies", COPIES.limit + FORM_OVERHEAD, COPIES.too_large()),
+    Limit("POST", "/appliance/maintenance/config-import", CONFIG_IMPORT_MAX),
     Limit("PUT", "/api/config/branding/logo", LOGO.limit, LOGO.too_large()),
     # streamed to disk: the file store's max_upload_bytes, recordings and backups bounded as they are written
     Limit("PUT", "/api/files/{name}", STREAMED),

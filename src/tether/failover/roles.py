@@ -123,8 +123,13 @@ class RoleManager:
         site = self.host.site
         if site is not None:
             head = sink.position(site.engine)[0]
-        return {"role": st.role, "generation": st.generation, "fork_seq": st.fork_seq, "head": head,
-                "serving": self.host.role.serves_clients(), "promoting": self.promoting}
+        out = {"role": st.role, "generation": st.generation, "fork_seq": st.fork_seq, "head": head,
+               "serving": self.host.role.serves_clients(), "promoting": self.promoting}
+        if st.role == "primary":  # what a drill on the peer reads of this term (dr/failover_drill.py)
+            out["term"] = {"since": st.changed_at, "swung_at": (self.last_swing or {}).get("at"),
+                           "first_client_at": self.host.first_client_since(st.changed_at),
+                           "clients": self.host.client_total()}
+        return out
 
     def compare(self, theirs: dict) -> None:
         """React to the peer's state: a newer primary wins; a newer generation is adopted."""

@@ -21,7 +21,7 @@ from tether.core.errors import Invalid, Unauthorized
 from tether.core.validate import Bool, Int, Natural
 from tether.site.package import MAX_PACKAGE_BYTES
 
-from . import auth, bodies, cert_api
+from . import auth, bodies, cert_api, drill_api
 from .auth import Principal, appliance_of, client_ip
 from .errors import ERROR_RESPONSES, install_json_handlers
 from .uploads import FORM_OVERHEAD, SITE_PACKAGE
@@ -129,6 +129,7 @@ def create() -> FastAPI:
     install_json_handlers(api)
     bodies.install(api)
     api.include_router(cert_api.router)
+    api.include_router(drill_api.router)
 
     @api.get("/agreement", summary="The prerequisite login agreement (no authentication)")
     def get_agreement(request: Request) -> dict:

@@ -56,6 +56,7 @@ def test_planned_failover_drill_measures_rto_and_rpo_and_restores_the_roles(make
         gen = status(pc, psh)["generation"]
 
         rc, r = drill(p)
+        print(json.dumps(r, indent=1))  # the figures quoted in the closing note
         assert rc == 0 and r["result"] == "pass", json.dumps(r, indent=1)
         assert r["restore"]["result"] == "pass"
         fo = r["failover"]
@@ -72,6 +73,12 @@ def test_planned_failover_drill_measures_rto_and_rpo_and_restores_the_roles(make
         assert fo["back"]["rto_seconds"] is not None and fo["back"]["offsets"]["clients_back"] > 0
         assert fo["roles_restored"] is True and fo["generation_after"] >= gen + 2
 
+        # the report page draws the timeline from the same figures (server-rendered SVG)
+        html = pc.get(f"/appliance/drills/{r['id']}", headers=pah).text
+        for step in ("fault", "detection", "promotion", "traffic_swing", "clients_back"):
+            assert f'data-step="{step}" data-seconds="{o[step]:.3f}"' in html, step
+        assert html.count("<svg") == 2  # over and back
+
         # the pair is back as it was, the client on the original primary, and the probe setting gone
         assert status(pc, psh)["role"] == "primary" and status(bc, bsh)["role"] == "backup"
         assert pc.get("/health").status_code == 200 and bc.get("/health").status_code == 503
@@ -85,8 +92,8 @@ def test_planned_failover_drill_measures_rto_and_rpo_and_restores_the_roles(make
         # with the peer down the failover part fails before anything changes
         b.stop()
         wait_for(lambda: (status(pc, psh).get("peer_contact_age_seconds") or 0) > 3, 20, what="the peer silent")
-        rc, r = drill(p)
-        assert rc == 9 and r["result"] == "fail" and r["restore"]["result"] == "pass"
+        rc, r = drill(p, "--backup", "latest")  # (no backup kept either: both parts fail, each with its reason)
+        assert rc == 9 and r["result"] == "fail" and "no site backup is kept" in r["restore"]["error"]
         assert r["failover"]["result"] == "fail" and "unreachable" in r["failover"]["error"]
         assert "nothing was changed" in r["failover"]["error"] and r["failover"]["role_now"] == "primary"
         assert status(pc, psh)["role"] == "primary"

@@ -8,7 +8,9 @@ back, run on its primary, measured.
   refused, never as lost).
 - **Over.** ``set_failover_role(backup, data_sync_first)`` (IC-04): this
   primary asks its peer to promote; the peer catches up and takes the role.
-- **Measured.** The peer's heartbeat answers carry its term (promoted at,
+- **Measured.** Detection: the first probe write the fence refused (the
+  old primary has stepped down). The peer's heartbeat answers carry its
+  term (promoted at,
   traffic swung at, first client welcomed in this term: its client hub's
   view). RTO is from the fault (the step-down asked) to the first client
   back on the new primary; when no client was connected before the fault,
@@ -33,7 +35,7 @@ from typing import Any, Callable
 
 import sqlalchemy as sa
 
-from tether.core.errors import TetherError
+from tether.core.errors import NotPrimary, TetherError
 from tether.site.tables import site_settings
 
 from .inventory import PROBE_KEY
@@ -53,6 +55,7 @@ class Probe:
         self.n = 0
         self.acked = 0
         self.refused = 0
+        self.fenced_at: float | None = None  # the first write the fence refused
         self.stop = threading.Event()
         self.done = threading.Event()
 
@@ -69,8 +72,10 @@ class Probe:
                 n = self.n + 1
                 try:
                     self.write(n)
-                except (TetherError, sa.exc.SQLAlchemyError):
+                except (TetherError, sa.exc.SQLAlchemyError) as exc:
                     self.refused += 1  # the fence (a backup takes no writes): not acknowledged, never lost
+                    if isinstance(exc, NotPrimary) and self.fenced_at is None:
+                        self.fenced_at = time.time()  # the old primary has stepped down
                     continue
                 self.n = self.acked = n
         finally:
@@ -131,14 +136,14 @@ def planned(svc, host, caller, source_ip: str | None, drill_id: str, submit: Cal
         progress("failover: asking the peer to take over (data sync first)")
         fault = time.time()
         svc.set_failover_role(caller, source_ip, "backup", data_sync_first=True)
-        stepped_down = role.state.changed_at
         term = _wait(lambda: _term(roles.peer_state, fault))
         if not term:
             raise RehearsalFailed(f"the peer did not report itself primary within {WAIT:.0f} s")
         if clients_before:
             progress("failover: waiting for the first client on the new primary")
             term = _wait(lambda: (t := _term(roles.peer_state, fault)) and t.get("first_client_at") and t) or term
-        out["over"] = _figures(fault, stepped_down, term, clients_before)
+        _wait(lambda: probe.fenced_at, 2)
+        out["over"] = _figures(fault, probe.fenced_at, term, clients_before)
         # RPO: once this appliance, now backup, holds the new primary's whole log
         progress("failover: checking the acknowledged writes on the new primary")
         probe.stop.set()

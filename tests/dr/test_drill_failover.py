@@ -9,6 +9,7 @@ in its original roles. With the peer down the drill fails, changing nothing."""
 from __future__ import annotations
 
 import json
+import socket
 
 import pytest
 
@@ -21,7 +22,7 @@ P_IP, B_IP = "127.0.33.1", "127.0.33.2"
 
 
 @pytest.mark.req("DR-02")
-def test_planned_failover_drill_measures_rto_and_rpo_and_restores_the_roles(make_appliance, tmp_path):
+def test_failover_drills_measure_rto_and_rpo_and_restore_the_roles(make_appliance, tmp_path):
     port = free_port(P_IP)
     p = make_appliance(site=True, listen=["127.0.0.1:0", f"{P_IP}:{port}"])
     b = make_appliance(site=True, listen=["127.0.0.1:0", f"{B_IP}:{port}"])
@@ -88,6 +89,33 @@ def test_planned_failover_drill_measures_rto_and_rpo_and_restores_the_roles(make
 
         with sqlite3.connect(f"file:{p.data / 'site' / 'site.db'}?mode=ro", uri=True) as db:
             assert db.execute("select count(*) from site_settings where key='drill_probe'").fetchone()[0] == 0
+
+        # unplanned: the primary's serving stopped (silent to its peer, no clients, no writes), the backup takes
+        # over by itself after its primary timeout, the old primary yields, and the drill takes the role back
+        probe = socket.socket()  # the backup's connectivity test address
+        probe.bind(("127.0.33.4", 0))
+        probe.listen(16)
+        fs = {**ok(bc.get("/api/config/settings/failover", headers=bsh)), "automatic_failover": True,
+              "primary_timeout_seconds": 3, "connectivity_test_ips": ["127.0.33.4"],
+              "connectivity_test_method": "tcp", "connectivity_test_port": probe.getsockname()[1]}
+        fs.pop("dns_tsig_secret_set", None)
+        ok(bc.put("/api/config/settings/failover", headers=bsh, json=fs))
+        wait_for(lambda: in_sync(pc, psh, bc, bsh), 15, what="the backup in sync")
+        rc, u = drill(p, "--unplanned")
+        print(json.dumps(u, indent=1))
+        probe.close()
+        assert rc == 0 and u["result"] in ("pass", "warn"), json.dumps(u, indent=1)
+        fo = u["failover"]
+        assert fo["mode"] == "unplanned" and fo["roles_restored"] is True
+        o = fo["over"]["offsets"]
+        assert o["fault"] == 0 < 2 <= o["detection"] <= o["promotion"] <= o["traffic_swing"] <= o["clients_back"]
+        assert fo["rto_seconds"] == o["clients_back"] < 60
+        rpo = fo["rpo"]
+        assert rpo["acknowledged"] >= 5 and rpo["lost"] == rpo["acknowledged"] - rpo["on_new_primary"] >= 0
+        assert (fo["result"] == "warn") == bool(rpo["lost"] or rpo["orphan_files"])
+        assert status(pc, psh)["role"] == "primary" and status(bc, bsh)["role"] == "backup"
+        assert pc.get("/health").status_code == 200
+        wait_for(lambda: online(pc, psh, "jump", "db-01"), 30, what="db-01 back on the original primary")
 
         # with the peer down the failover part fails before anything changes
         b.stop()

@@ -47,7 +47,8 @@ def describe(r: dict) -> str:
             lines.append(f"  error: {rs['error']}")
     fo = r.get("failover") or {}
     if fo:
-        lines.append(f"Failover: {fo.get('result')}" + (f" ({fo['reason']})" if fo.get("reason") else ""))
+        lines.append(f"Failover ({fo.get('mode', '-')}): {fo.get('result')}"
+                     + (f" ({fo['reason']})" if fo.get("reason") else ""))
         if fo.get("over"):
             o = fo["over"]["offsets"]
             lines.append(f"  RTO {_s(fo.get('rto_seconds'))} ({fo['over']['rto_to']}); promotion "
@@ -71,6 +72,9 @@ def run(ctx: typer.Context,
                                             "on the appliance) or a .nsb FILE to upload")] = "fresh",
         password_file: PwFileOpt = None,
         no_failover: Annotated[bool, typer.Option("--no-failover", help="Only the restore rehearsal")] = False,
+        unplanned: Annotated[bool, typer.Option("--unplanned", help="Stop the primary's serving and let the peer "
+                                                "take over by itself (automatic failover), instead of a planned "
+                                                "handover")] = False,
         timeout: Annotated[float, typer.Option(help="Seconds to wait for the report")] = 900,
         url: UrlOpt = None, cacert: CaOpt = None, pin_cert: PinOpt = None, user: AdminOpt = "admin",
         password: PasswordOpt = None, as_json: JsonOpt = False):
@@ -80,7 +84,8 @@ def run(ctx: typer.Context,
     with errors():
         r = _remote(url, cacert, pin_cert, user, password)
         if backup in ("fresh", "latest"):
-            report = r.call("POST", "/appliance/api/drills", json={"backup": backup, "failover": not no_failover})
+            report = r.call("POST", "/appliance/api/drills", json={"backup": backup, "failover": not no_failover,
+                                                                     "unplanned": unplanned})
         else:
             f = Path(backup)
             if not f.is_file():
@@ -88,7 +93,8 @@ def run(ctx: typer.Context,
             pw = backup_password(password_file)
             with f.open("rb") as fh:
                 report = r.call("POST", "/appliance/api/drills/upload", files={"file": (f.name, fh)},
-                                data={"password": pw or "", "failover": "false" if no_failover else "true"})
+                                data={"password": pw or "", "failover": "false" if no_failover else "true",
+                                      "unplanned": "true" if unplanned else "false"})
         deadline = time.monotonic() + timeout
         while report["state"] == "running":
             if time.monotonic() > deadline:

@@ -1,5 +1,6 @@
 """The failover part of a drill (DR-02): a planned failover of a pair and
-back, run on its primary, measured.
+back, or (``unplanned``) a controlled stop of the primary's serving and the
+peer's automatic takeover, and back; run on the primary, measured.
 
 - **Probe workload.** While the drill runs, a one-shot job writes a counter
   to the site setting ``drill_probe`` every ``PROBE_EVERY`` seconds, through
@@ -19,6 +20,18 @@ back, run on its primary, measured.
   primary's whole log, the counter in its copy is the new primary's: the
   acknowledged writes it lacks are lost (a planned failover must lose none).
   An orphan file written meanwhile also counts as loss.
+- **Unplanned.** Instead of asking, this primary stops serving: it
+  suspends itself (no clients, no writes: the fence refuses them) and goes
+  silent to its peer (``RoleManager.drill_hold``: no heartbeats, every peer
+  route refused, its change stream ended), which is what the peer sees of a
+  dead primary. Its data and process stay as they are. The peer, with
+  automatic failover on and a connectivity test address it reaches, takes
+  over after the primary timeout T; this appliance watches the peer's
+  ``/health`` through the pinned peer link (not counted as contact) and then
+  listens again, learns of the newer primary and yields, keeping what the
+  peer lacks in an orphan file (RPO counts it). Detection is the peer's own
+  (T seen passed). Bounded: if the peer has not taken over within T + 20 s
+  this appliance serves again and the drill fails.
 - **Back.** ``become_primary(data_sync_first)`` here, timed the same way on
   this appliance's own hub, then the probe setting is removed.
 
@@ -44,6 +57,8 @@ from .scratch import RehearsalFailed
 PROBE_EVERY = 0.02
 WAIT = 30.0  # s: each bounded wait (peer promoted, clients back, in sync)
 CONTACT_MAX = 3.0  # s: the peer must have been heard this recently to start
+UNPLANNED_MARGIN = 20.0  # s: beyond the primary timeout, for the peer's automatic takeover
+SUSPENDED = "a drill rehearses an unplanned failover: this primary stopped serving"
 
 
 class Probe:
@@ -119,6 +134,30 @@ def precheck(svc) -> dict:
 def planned(svc, host, caller, source_ip: str | None, drill_id: str, submit: Callable[[str, Callable], Any],
             progress: Callable[[str], None]) -> dict:
     """Over to the peer and back; the figures (docs/formats/drill.md ``failover``)."""
+    return _drill(svc, host, caller, source_ip, drill_id, submit, progress, unplanned=False)
+
+
+def unplanned(svc, host, caller, source_ip: str | None, drill_id: str, submit: Callable[[str, Callable], Any],
+              progress: Callable[[str], None]) -> dict:
+    """A controlled stop of this primary's serving, the peer's automatic takeover, and back."""
+    return _drill(svc, host, caller, source_ip, drill_id, submit, progress, unplanned=True)
+
+
+def _peer_serves(svc) -> bool:
+    """The peer's /health answers 200 (it serves as primary); asked through the pinned peer link, which the
+    peer does not count as contact."""
+    client = svc.client_to_peer(timeout=1.0)
+    if client is None:
+        return False
+    try:
+        with client:
+            client.get("/health")
+        return True
+    except TetherError:
+        return False
+
+
+def _drill(svc, host, caller, source_ip: str | None, drill_id: str, submit, progress, *, unplanned: bool) -> dict:
     from tether.failover import orphans
 
     before = precheck(svc)
@@ -127,23 +166,44 @@ def planned(svc, host, caller, source_ip: str | None, drill_id: str, submit: Cal
     roles = svc.roles
     orphans_before = len(orphans.list_files(host.data.orphans_dir))
     clients_before = host.client_total()
-    out: dict = {"mode": "planned", "peer": before["peer"]["peer_address"], "generation_before": before["generation"],
-                 "clients_before": clients_before}
+    out: dict = {"mode": "unplanned" if unplanned else "planned", "peer": before["peer"]["peer_address"],
+                 "generation_before": before["generation"], "clients_before": clients_before}
     probe = Probe(site.engine, drill_id)
     submit("drill-probe", probe.run)
     try:
         _wait(lambda: probe.acked >= 5, 5)
-        progress("failover: asking the peer to take over (data sync first)")
-        fault = time.time()
-        svc.set_failover_role(caller, source_ip, "backup", data_sync_first=True)
+        if unplanned:
+            bound = float(svc.settings().primary_timeout_seconds) + UNPLANNED_MARGIN
+            progress("failover: stopping this primary's serving (silent to its peer, no clients, no writes)")
+            fault = time.time()
+            roles.drill_hold = "silent"
+            role.suspend(SUSPENDED)
+            if not _wait(lambda: _peer_serves(svc), bound, every=0.1):
+                raise RehearsalFailed(f"the backup did not take over within {bound:.0f} s (is automatic failover on "
+                                      f"at the backup, with a connectivity test address it reaches?); this "
+                                      f"appliance serves again")
+            progress("failover: the backup took over; this appliance listens to it again")
+            roles.drill_hold = "listening"
+            if not _wait(lambda: role.current == "backup", 15):
+                raise RehearsalFailed("this appliance did not step down for the new primary within 15 s")
+            roles.drill_hold = None
+            role.resume()
+        else:
+            progress("failover: asking the peer to take over (data sync first)")
+            fault = time.time()
+            svc.set_failover_role(caller, source_ip, "backup", data_sync_first=True)
         term = _wait(lambda: _term(roles.peer_state, fault))
         if not term:
             raise RehearsalFailed(f"the peer did not report itself primary within {WAIT:.0f} s")
         if clients_before:
             progress("failover: waiting for the first client on the new primary")
             term = _wait(lambda: (t := _term(roles.peer_state, fault)) and t.get("first_client_at") and t) or term
-        _wait(lambda: probe.fenced_at, 2)
-        out["over"] = _figures(fault, probe.fenced_at, term, clients_before)
+        if unplanned:
+            detected = term.get("detected_at")
+        else:
+            _wait(lambda: probe.fenced_at, 2)
+            detected = probe.fenced_at
+        out["over"] = _figures(fault, detected, term, clients_before)
         # RPO: once this appliance, now backup, holds the new primary's whole log
         progress("failover: checking the acknowledged writes on the new primary")
         probe.stop.set()
@@ -174,6 +234,10 @@ def planned(svc, host, caller, source_ip: str | None, drill_id: str, submit: Cal
     finally:
         probe.stop.set()
         probe.done.wait(5)
+        if roles.drill_hold is not None:  # stopped half-way: this appliance hears its peer and serves again
+            roles.drill_hold = None
+        if host.role.suspended == SUSPENDED:
+            host.role.resume()
         if host.role.current == "primary" and host.site is not None:
             try:
                 Probe(host.site.engine, drill_id).remove()

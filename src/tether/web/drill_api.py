@@ -30,20 +30,24 @@ class DrillBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     backup: Literal["fresh", "latest"] = "fresh"
     failover: Bool = True
+    unplanned: Bool = False  # a controlled stop of the primary's serving instead of a planned handover
 
 
 @router.post("/drills", status_code=202, summary="Start a drill (restore rehearsal; failover of the pair and back)")
 def post_drill(request: Request, body: DrillBody, p: Admin) -> dict:
-    return appliance_of(request).drills.start(p, client_ip(request), backup=body.backup, failover=body.failover)
+    return appliance_of(request).drills.start(p, client_ip(request), backup=body.backup, failover=body.failover,
+                                              unplanned=body.unplanned)
 
 
 @router.post("/drills/upload", status_code=202, summary="Start a drill rehearsing an uploaded backup")
 async def post_drill_upload(request: Request, p: Admin, file: UploadFile, password: Annotated[str, Form()] = "",
-                            failover: Annotated[bool, Form()] = True) -> dict:
+                            failover: Annotated[bool, Form()] = True,
+                            unplanned: Annotated[bool, Form()] = False) -> dict:
     path = await save_upload(request, file)
     try:
         return appliance_of(request).drills.start(p, client_ip(request), backup="upload", upload=path,
-                                                  password=password or None, failover=failover)
+                                                  password=password or None, failover=failover,
+                                                  unplanned=unplanned)
     except Exception:
         path.unlink(missing_ok=True)
         raise

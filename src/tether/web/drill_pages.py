@@ -45,7 +45,8 @@ async def drills_start(request: Request):
         form = await request.form()
         try:
             r = appliance_of(request).drills.start(p, client_ip(request), backup=str(form.get("backup") or "fresh"),
-                                                   failover=form.get("failover") == "on")
+                                                   failover=form.get("failover") == "on",
+                                                   unplanned=form.get("unplanned") == "on")
         except TetherError as exc:
             return _list(request, p, error=exc.message + (f" — {exc.hint}" if exc.hint else ""), failure=exc)
         return redirect(f"/appliance/drills/{r['id']}")

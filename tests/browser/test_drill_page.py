@@ -25,6 +25,7 @@ def test_a_drill_started_from_the_page_shows_its_progress_and_figures(page, read
     page.locator("#state", has_text="done").wait_for(timeout=120000)
     r = ok(c.get(f"/appliance/api/drills/{drill_id}", headers=ah))
     assert r["state"] == "done" and r["result"] == "pass", r
+    assert r["restore"]["backup"]["source"] == "fresh" and r["restore"]["comparison"]["matches"] is True
     assert page.text_content("#result") == "pass"
     t = r["restore"]["timings"]
     assert page.text_content("#restore_seconds") == str(t["restore_seconds"])

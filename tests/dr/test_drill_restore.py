@@ -47,7 +47,7 @@ def test_restore_rehearsal_compares_a_real_scratch_copy_reports_changes_and_fail
     assert rc == 0, r  # differences are a warning, not a failure
     assert r["state"] == "done" and r["result"] == "warn" and r["failover"]["result"] == "skipped"
     rs = r["restore"]
-    assert rs["result"] == "warn" and rs["backup"]["source"] == "upload"
+    assert rs["result"] == "warn" and rs["backup"]["source"] == "upload" and rs["backup"]["file"] == "site.nsb"
     cmp = rs["comparison"]
     assert cmp["users"]["only_live"] == ["late"] and cmp["users"]["only_restored"] == []
     assert cmp["users"]["live"] == cmp["users"]["restored"] + 1 >= 3  # admin, alice (and late, live only)

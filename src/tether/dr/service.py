@@ -81,7 +81,8 @@ class DrillService:
 
     # --- the faces ------------------------------------------------------------------------------------
     def start(self, caller: Caller, source_ip: str | None, *, backup: str = "fresh", upload: Path | None = None,
-              password: str | None = None, failover: bool = True, unplanned: bool = False) -> dict:
+              password: str | None = None, failover: bool = True, unplanned: bool = False,
+              upload_name: str | None = None) -> dict:
         """Start a drill (returns its report, state ``running``); one at a time."""
         caller.require(P.COMMAND)
         caller.require(P.BACKUP)
@@ -97,9 +98,10 @@ class DrillService:
                 raise Conflict(f"drill {self._running} is still running", hint=f"tether drill show {self._running}")
             report = {"version": FORMAT_VERSION, "id": new_id(), "state": "running", "result": None,
                       "started_at": time.time(), "finished_at": None, "by": caller.name,
-                      "options": {"backup": backup, "failover": failover,
-                                                          "unplanned": bool(failover and unplanned)}, "progress": [], "errors": [],
-                      "restore": None, "failover": None}
+                      "options": {"backup": backup, "failover": failover, "unplanned": bool(failover and unplanned)},
+                      "progress": [], "errors": [], "restore": None, "failover": None}
+            if upload is not None and upload_name:
+                report["options"]["upload_name"] = upload_name[:200]
             self._running = report["id"]
         self.store.save(report)
         self.host.audit.record(caller.name, "drill.start", report["id"], source_ip, report["options"])
@@ -175,7 +177,7 @@ class DrillService:
             else:
                 path = upload
                 out["backup"]["why"] = "the backup file given to the drill"
-            out["backup"]["file"] = path.name
+            out["backup"]["file"] = report["options"].get("upload_name") or path.name
             out["backup"]["size"] = path.stat().st_size
             rehearsal = scratch.rehearse(self.host.site.engine, path, password, work / "scratch",
                                          progress=progress)

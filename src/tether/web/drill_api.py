@@ -47,7 +47,7 @@ async def post_drill_upload(request: Request, p: Admin, file: UploadFile, passwo
     try:
         return appliance_of(request).drills.start(p, client_ip(request), backup="upload", upload=path,
                                                   password=password or None, failover=failover,
-                                                  unplanned=unplanned)
+                                                  unplanned=unplanned, upload_name=file.filename)
     except Exception:
         path.unlink(missing_ok=True)
         raise

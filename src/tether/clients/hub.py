@@ -15,6 +15,7 @@ appliance process; it lives on the server's event loop."""
 from __future__ import annotations
 
 import asyncio
+import bisect
 import collections
 import ipaddress
 import json
@@ -153,7 +154,9 @@ class ClientHub:
 
     def first_admitted_since(self, since: float) -> float | None:
         """The wall time of the first client welcomed at or after ``since`` (the drill's "clients back")."""
-        return next((t for t in self.admitted if t >= since), None)
+        seen = tuple(self.admitted)  # a copy: the loop appends while a failover thread asks (ascending times)
+        i = bisect.bisect_left(seen, since)
+        return seen[i] if i < len(seen) else None
 
     def online(self, kind: str, name: str) -> bool:
         return (kind, name) in self.agents

@@ -22,6 +22,8 @@ def test_a_drill_started_from_the_page_shows_its_progress_and_figures(page, read
     drill_id = page.url.rsplit("/", 1)[1]
     # the page refreshes itself while the job runs
     assert page.text_content("#state") == "running"
+    busy = c.post("/appliance/api/drills", headers=ah, json={"failover": False})  # one drill at a time
+    assert busy.status_code == 409 and drill_id in busy.json()["message"]
     page.locator("#state", has_text="done").wait_for(timeout=120000)
     r = ok(c.get(f"/appliance/api/drills/{drill_id}", headers=ah))
     assert r["state"] == "done" and r["result"] == "pass", r

@@ -55,7 +55,7 @@ class BackupService:
 
     def take(self, *, password: str | None, include_history: bool, actor: str, source_ip: str | None,
              out_dir: Path | None = None, actor_kind: str = "user", kept_here: bool = False) -> BackupResult:
-        """``actor_kind`` (user, api_account, cli) and ``kept_here`` (a backup left in <data>/backups, such as
+        """``actor_kind`` (user, api_account, cli, drill) and ``kept_here`` (a backup left in <data>/backups, such as
         the one before an update) go in the audit entry: the readiness audit (DR-01) reads them back."""
         site = self._site()
         data = self.data

@@ -72,6 +72,9 @@ def register(app: typer.Typer) -> None:
                   listen: Annotated[list[str], typer.Option("--listen", help="HOST:PORT, repeatable (port 0: any)")],
                   trust_vendor_key: TrustOpt = None,
                   ready_file: Annotated[Path | None, typer.Option(help="Write the listening addresses here as JSON")] = None,
+                  isolated: Annotated[bool, typer.Option(
+                      "--isolated", help="A drill's scratch copy: no syslog, outbound events or mail, reminders, "
+                      "support desk or failover peer (refused on a data directory in a failover pair)")] = False,
                   as_json: JsonOpt = False):
         """Run the appliance in the foreground (HTTPS on every --listen address) until SIGTERM."""
         from tether.runtime import Appliance
@@ -93,7 +96,10 @@ def register(app: typer.Typer) -> None:
             hold = locked(d)
             hold.__enter__()  # held for the life of the process, initialisation included
             init_data(data, trust_vendor_key)
-            appliance = Appliance(d)
+            if isolated and d.pair_file.exists():
+                fail(f"{d.root} is in a failover pair: an isolated copy must not be", 2,
+                     "use a scratch data directory restored from a backup (tether drill does)")
+            appliance = Appliance(d, isolated=isolated)
             cert_path = d.builtin_cert
             cert_pem = appliance.publish_builtin_cert()
 

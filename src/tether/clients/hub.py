@@ -15,6 +15,8 @@ appliance process; it lives on the server's event loop."""
 from __future__ import annotations
 
 import asyncio
+import bisect
+import collections
 import ipaddress
 import json
 import logging
@@ -143,11 +145,18 @@ class ClientHub:
         self._seen: dict[tuple[str, str], tuple] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self.hello_timeout = hello_timeout()
+        self.admitted: collections.deque[float] = collections.deque(maxlen=4096)  # wall times of the last welcomes
 
     # --- status ------------------------------------------------------------------------------
     def counts(self) -> dict:
         jump = sum(1 for k in self.agents if k[0] == "jump")
         return {"representatives": len(self.reps), "jump_clients": jump, "jumpoints": len(self.agents) - jump}
+
+    def first_admitted_since(self, since: float) -> float | None:
+        """The wall time of the first client welcomed at or after ``since`` (the drill's "clients back")."""
+        seen = tuple(self.admitted)  # a copy: the loop appends while a failover thread asks (ascending times)
+        i = bisect.bisect_left(seen, since)
+        return seen[i] if i < len(seen) else None
 
     def online(self, kind: str, name: str) -> bool:
         return (kind, name) in self.agents
@@ -277,6 +286,7 @@ class ClientHub:
             self.reps.add(peer)
             await asyncio.to_thread(site.audit.record, user.username, "rep.login", user.username, ip,
                                     {"agent": str(hello.get("agent", ""))[:64], "provider": login.provider})
+        self.admitted.append(time.time())
         await peer.send({"type": "welcome", "v": P.VERSION, "site": site.info().name, "role": role,
                          "name": peer.name, "heartbeat": heartbeat, "server": f"tether/{__version__}"})
         return peer

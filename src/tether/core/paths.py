@@ -11,6 +11,7 @@
     <data>/recovered/        public certificates `tether recover` put back (for pinning at once)
     <data>/failover/         role.json, pair.json, track, orphans/ (the failover pair)
     <data>/site.staging/     a site being installed
+    <data>/drills/           DR drill reports (drill-*.json); .scratch-*/ a drill's scratch appliance
 
 Nothing else in the code builds these paths by hand.
 """
@@ -56,6 +57,10 @@ class DataDir:
     @property
     def backups_dir(self) -> Path:
         return self.root / "backups"
+
+    @property
+    def drills_dir(self) -> Path:
+        return self.root / "drills"
 
     @property
     def failover_dir(self) -> Path:

@@ -105,6 +105,10 @@ class RoleManager:
         self.answered_at: float | None = None  # monotonic: when the last heartbeat the peer answered was sent
         self._lock = threading.Lock()
         self.witness = WitnessKeeper(service, self._lock)
+        # an unplanned-failover drill (dr/failover_drill.py): "silent" (this primary sends nothing to its peer and
+        # its peer routes refuse: to the peer it is gone), then "listening" (heartbeats again, so it learns of the
+        # new primary and yields, but it does not resume serving by itself); None otherwise
+        self.drill_hold: str | None = None
 
     # --- contact and state --------------------------------------------------------------------------
     def heard(self) -> None:
@@ -123,8 +127,15 @@ class RoleManager:
         site = self.host.site
         if site is not None:
             head = sink.position(site.engine)[0]
-        return {"role": st.role, "generation": st.generation, "fork_seq": st.fork_seq, "head": head,
-                "serving": self.host.role.serves_clients(), "promoting": self.promoting}
+        out = {"role": st.role, "generation": st.generation, "fork_seq": st.fork_seq, "head": head,
+               "serving": self.host.role.serves_clients(), "promoting": self.promoting}
+        if st.role == "primary":  # what a drill on the peer reads of this term (dr/failover_drill.py)
+            took = self.last_takeover or {}
+            out["term"] = {"since": st.changed_at, "swung_at": (self.last_swing or {}).get("at"),
+                           "detected_at": took.get("detected_at") if took.get("generation") == st.generation else None,
+                           "first_client_at": self.host.first_client_since(st.changed_at),
+                           "clients": self.host.client_total()}
+        return out
 
     def compare(self, theirs: dict) -> None:
         """React to the peer's state: a newer primary wins; a newer generation is adopted."""
@@ -163,6 +174,10 @@ class RoleManager:
             with client:
                 last = time.monotonic()
                 while not stop.is_set():
+                    if self.drill_hold == "silent":
+                        stop.wait(HEARTBEAT_SECONDS)
+                        last = time.monotonic()
+                        continue
                     started = time.monotonic()
                     if started - last > STALL:
                         self.held_up(f"the failover monitor did not run for {started - last:.1f} s")
@@ -204,7 +219,7 @@ class RoleManager:
     def evaluate(self) -> None:
         """Automatic failover on a backup; stepping aside on an isolated primary."""
         site = self.host.site
-        if site is None or self.s.pairs.load() is None:
+        if site is None or self.s.pairs.load() is None or self.drill_hold is not None:
             return
         fs = self.s.settings()
         role = self.host.role

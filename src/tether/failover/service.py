@@ -72,6 +72,8 @@ class FailoverHost(Protocol):
     def health(self) -> tuple[bool, str]: ...
     def report_incident(self, summary: str, details: str, key: str | None = None) -> None: ...
     def listen_hosts(self) -> list[str]: ...
+    def first_client_since(self, since: float) -> float | None: ...
+    def client_total(self) -> int: ...
 
 
 def _address(text: str) -> str:
@@ -375,6 +377,8 @@ class FailoverService:
 
     # --- the answering side of the peer protocol --------------------------------------------------------------
     def authenticate(self, method: str, path_qs: str, body: bytes, headers, source_ip: str | None) -> str:
+        if self.roles.drill_hold == "silent":
+            raise Conflict("this appliance is silent for an unplanned-failover drill", hint="tether drill show")
         try:
             return self.verifier.verify(method, path_qs, body, headers, source_ip)
         except Exception as exc:
@@ -525,7 +529,7 @@ class FailoverService:
         self.acked["streaming"] += 1
         beat = 0.0
         try:
-            while self.host.site is site:
+            while self.host.site is site and self.roles.drill_hold != "silent":
                 seen = self.signal.count()
                 batch, head = await asyncio.to_thread(source.read_batch_and_head, engine, after)
                 if batch:

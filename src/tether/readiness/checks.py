@@ -100,7 +100,9 @@ BACKUP_MEND = "take a site backup and keep it off the appliance: `tether backup 
 
 def _backups(ctx: Context) -> list[dict]:
     """Site backups that left the appliance (the one kept in <data>/backups before an update is not one)."""
-    return [e for e in ctx.latest(ctx.site_log, "backup.create") if not (e["details"] or {}).get("kept_on_appliance")]
+    # a backup counts when it left the appliance: not one kept in <data>/backups, not a drill's scratch copy
+    return [e for e in ctx.latest(ctx.site_log, "backup.create")
+            if not (e["details"] or {}).get("kept_on_appliance") and (e["details"] or {}).get("actor_kind") != "drill"]
 
 
 def site_backup_recent(ctx: Context) -> Check:

@@ -43,6 +43,7 @@ from tether.core.paths import DataDir
 from tether.core.secretbox import SecretBox
 from tether.core.sessions import SessionStore
 from tether.core.syslog import SyslogForwarder, SyslogTarget
+from tether.dr.service import DrillService
 from tether.core.throttle import LoginThrottle
 from tether.failover.service import FailoverService
 from tether.monitoring import figures
@@ -83,11 +84,14 @@ def _desk_opener(*args, **kwargs) -> dict:
 
 
 class Appliance:
-    def __init__(self, data: DataDir):
+    def __init__(self, data: DataDir, *, isolated: bool = False):
+        """``isolated``: a drill's scratch appliance (``tether serve --isolated``, dr/scratch.py): no job that
+        talks to anything outside (syslog, outbound events and mail, reminders, the support desk, the peer)."""
         if not data.initialized:
             raise NotFound(f"{data.root} is not an initialised appliance data directory",
                            hint="run `tether init --data DIR` or `tether serve --data DIR` first")
         self.data = data
+        self.isolated = isolated
         self.started_at = time.time()
         self.throttle = LoginThrottle()
         self.role = RoleStore(data.role_file)
@@ -105,6 +109,7 @@ class Appliance:
         self.backups = BackupService(self.slot, data, self.audit, self.support.report_failure,
                                      self.failover.pair_peer)
         self.sampler = Sampler(self._sample)  # the dashboards' last hour (OPS-07), job dashboard-sampler
+        self.drills = DrillService(self, self.jobs.submit)  # DR-02: restore rehearsal and failover drill
         self.slot.subscribe(self._site_changed)
         self.role.subscribe(self._role_changed)
         self.slot.open()
@@ -373,10 +378,20 @@ class Appliance:
         return [lst.host for lst in self.listeners]
 
     def report_incident(self, summary: str, details: str, key: str | None = None) -> None:
-        self.support.report_event(summary, details, key)
+        if not self.isolated:
+            self.support.report_event(summary, details, key)
+
+    def first_client_since(self, since: float) -> float | None:
+        return self.clients.first_admitted_since(since)
+
+    def client_total(self) -> int:
+        return ClientCounts(**self.clients.counts()).public()["total"]
 
     def _register_jobs(self) -> None:
         j = self.jobs
+        if self.isolated:  # a drill's scratch copy: answers on its own loopback port and reaches out to nothing
+            j.register("client-hub-sweep", SWEEP_SECONDS, self.clients.sweep, first_delay=SWEEP_SECONDS, exact=True)
+            return
         j.continuous("failover-sync", self.failover.worker.follow, roles={"backup"})
         j.continuous("failover-blobs", self.failover.worker.fetch_blobs, roles={"backup"})
         j.continuous("failover-acks", self.failover.worker.acks, roles={"backup"})

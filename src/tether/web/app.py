@@ -16,7 +16,7 @@ from tether.core import apidocs
 from tether.core.bodylimit import BodyLimit
 from tether.runtime import Appliance
 
-from . import appliance_api, appliance_pages, cert_pages, client_channel, failover_pages, login_pages, maintenance_pages, monitoring_api, monitoring_pages, peer_api, site_api, site_clients_pages, site_data_pages, software_pages
+from . import appliance_api, appliance_pages, cert_pages, client_channel, drill_pages, failover_pages, login_pages, maintenance_pages, monitoring_api, monitoring_pages, peer_api, site_api, site_clients_pages, site_data_pages, software_pages
 from .errors import install_page_handlers
 from .uploads import BODY_LIMITS
 
@@ -118,6 +118,7 @@ def create_app(appliance: Appliance) -> ASGIApp:
     app.include_router(monitoring_pages.router)
     app.include_router(cert_pages.router)
     app.include_router(maintenance_pages.router)
+    app.include_router(drill_pages.router)
     app.include_router(login_pages.router)
     app.include_router(site_data_pages.router)
     app.include_router(site_clients_pages.router)

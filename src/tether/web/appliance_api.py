@@ -25,7 +25,7 @@ from tether.core.errors import Invalid, Unauthorized
 from tether.core.validate import Bool, Int, Natural
 from tether.site.package import MAX_PACKAGE_BYTES
 
-from . import auth, bodies, cert_api
+from . import auth, bodies, cert_api, drill_api
 from .auth import Principal, appliance_of, client_ip
 from .errors import ERROR_RESPONSES, install_json_handlers
 from .uploads import FORM_OVERHEAD, SITE_PACKAGE
@@ -204,6 +204,7 @@ def create() -> FastAPI:
     install_json_handlers(api)
     bodies.install(api)
     api.include_router(cert_api.router)
+    api.include_router(drill_api.router)
     from . import monitoring_api  # it imports this module's Admin
 
     api.include_router(monitoring_api.appliance_router)

@@ -18,9 +18,9 @@ from .auth import appliance_of, client_ip
 from .pages import Face, add_session_routes, error_page, page_runner, redirect, render
 
 FACE = Face("/appliance", "/appliance", auth.APPLIANCE_COOKIE, (
-    ("/appliance/status", "Status"), ("/appliance/networking", "Networking"), ("/appliance/security", "Security"),
-    ("/appliance/certificates", "Certificates"), ("/appliance/site", "Site"), ("/appliance/maintenance", "Maintenance"),
-    ("/appliance/audit", "Audit log")))
+    ("/appliance/status", "Status"), ("/appliance/drills", "Drills"), ("/appliance/networking", "Networking"),
+    ("/appliance/security", "Security"), ("/appliance/certificates", "Certificates"), ("/appliance/site", "Site"),
+    ("/appliance/maintenance", "Maintenance"), ("/appliance/audit", "Audit log")))
 AGREEMENT_COOKIE = "tether_agreement"
 
 router = APIRouter()

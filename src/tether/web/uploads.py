@@ -106,4 +106,5 @@ BODY_LIMITS = BodyLimits(JSON_MAX, [
     Limit("POST", "/api/backup/verify", STREAMED),
     Limit("POST", "/api/restore", STREAMED),
     Limit("POST", "/login/software/restore", STREAMED),
+    Limit("POST", "/appliance/api/drills/upload", STREAMED),
 ])

@@ -84,7 +84,14 @@ class BackupService:
                            hint="break failover, restore, set a new pre-shared key on both, establish again "
                                 "(docs/operations.md, FO-09); or confirm the restore in the pair explicitly "
                                 "(--confirm-failover, confirm_failover=true)")
-        result = self.slot.restore(path, password, force=force)  # every client reconnects (the slot tells the hub)
+        try:
+            result = self.slot.restore(path, password, force=force)  # every client reconnects (the slot tells the hub)
+        except TetherError as exc:  # nothing changed; the attempt and its reason are on record
+            details = {"error": exc.message, "forced": force, "in_failover_pair": peer}
+            self.audit.record(actor, "site.restore.failed", path.name, source_ip, details)
+            if self.slot.site is not None:
+                self.slot.site.audit.record(actor, "site.restore.failed", path.name, source_ip, details)
+            raise
         details = {"backup_version": result.backup_version, "action": result.action, "forced": force,
                    "in_failover_pair": peer}
         self.audit.record(actor, "site.restore", result.site_name, source_ip, details)

@@ -86,11 +86,10 @@ class BackupService:
                                 "(--confirm-failover, confirm_failover=true)")
         try:
             result = self.slot.restore(path, password, force=force)  # every client reconnects (the slot tells the hub)
-        except TetherError as exc:  # nothing changed; the attempt and its reason are on record
-            details = {"error": exc.message, "forced": force, "in_failover_pair": peer}
-            self.audit.record(actor, "site.restore.failed", path.name, source_ip, details)
-            if self.slot.site is not None:
-                self.slot.site.audit.record(actor, "site.restore.failed", path.name, source_ip, details)
+        except TetherError as exc:  # the attempt and its reason go on record in the /appliance audit log only:
+            # the site itself stays exactly as it was (not one row written), as a refused restore promises
+            self.audit.record(actor, "site.restore.failed", path.name, source_ip,
+                              {"error": exc.message, "forced": force, "in_failover_pair": peer})
             raise
         details = {"backup_version": result.backup_version, "action": result.action, "forced": force,
                    "in_failover_pair": peer}

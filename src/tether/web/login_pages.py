@@ -165,7 +165,7 @@ def _accounts_page(request, p, status=200, **extra):
     listed = accounts.list_api_accounts(site_of(request), p)
     rows = [(a["name"], a["client_id"], ", ".join(a["permissions"]), a["token_ttl"], a["created_by"]) for a in listed]
     return render(request, FACE, "site/api_accounts.html", "API accounts", status=status, csrf_token=p.csrf_token,
-                  rows=rows, headers=("Name", "Client id", "Permissions", "Token lifetime (s)", "Created by"),
+                  rows=rows, headers=("Name", "Client ID", "Permissions", "Token lifetime (s)", "Created by"),
                   table_id="api-accounts", permissions=PERMS, accounts=listed, **extra)
 
 

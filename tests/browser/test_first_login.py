@@ -133,12 +133,19 @@ def test_backup_download_and_restore_in_a_browser(page, make_appliance, tmp_path
     page.goto(f"{url}/login/software")
     page.set_input_files("#restore_file", str(saved))
     page.fill("#restore_password", "Wrong-password-1")
+    page.check("#confirm_replace")  # the restore asks for confirmation: it replaces every user
     page.click("#restore")
     assert "wrong password" in page.inner_text("#error")
     page.set_input_files("#restore_file", str(saved))
     page.fill("#restore_password", "Browser-backup-1")
     page.click("#restore")
+    assert page.input_value("#restore_password") == "Browser-backup-1"  # not sent: the box is unticked
+    page.check("#confirm_replace")
+    page.click("#restore")
     assert "Restored site demo" in page.inner_text("#restore-result")
+    assert "you are logged out" in page.inner_text("#logged-out")
+    page.goto(f"{url}/login/software")
+    assert page.url.endswith("/login")  # the cookie went with the session
     with a.client() as c:
         from tests.helpers import site_token
         h = {"Authorization": "Bearer " + site_token(c)}

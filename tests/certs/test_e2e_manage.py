@@ -239,10 +239,11 @@ def test_listing_classifies_and_warns(make_appliance, live):
     assert "Issued By: Live Intermediate CA" in cp.stdout
     html = _html_listing(a)
     section = html.split('data-name="no-intermediate"', 1)[1].split("</section>", 1)[0]
-    assert "Private key: yes" in section and "Issued To" in section and "support.example.com" in section
+    assert '<th>Private key</th><td class="private-key">yes</td>' in section and "Private key: " not in section
+    assert "Issued To" in section and "support.example.com" in section
     assert 'data-code="chain_missing_intermediate"' in section
     root_section = html.split('data-name="root"', 1)[1].split("</section>", 1)[0]
-    assert "Private key: no" in root_section and "(root," in root_section
+    assert '<td class="private-key">no</td>' in root_section and "(root," in root_section
 
 
 def _html_listing(a) -> str:

@@ -24,6 +24,7 @@ class ConfigHost(Protocol):
 
     def status_basics(self) -> dict: ...
     def update_settings(self, section: str, data: dict, actor: str, source_ip: str | None) -> dict: ...
+    def listen_hosts(self) -> list[str]: ...
 
 FORMAT = "tether-appliance-config/1"
 MAX_BYTES = 1 << 20
@@ -80,9 +81,30 @@ def parse(data: bytes) -> dict:
     return doc
 
 
+def address_warnings(doc: dict, listening: list[str]) -> list[str]:
+    """A warning when the export's interface addresses are not where this appliance listens (an export
+    from another machine: its networking would not match this one's)."""
+    net = doc["sections"].get("networking")
+    if not isinstance(net, dict) or not isinstance(net.get("interfaces"), list):
+        return []
+    exported = sorted({str(a.get("address")) for i in net["interfaces"] if isinstance(i, dict)
+                       for a in (i.get("addresses") or []) if isinstance(a, dict) and a.get("address")})
+    here = sorted({h for h in listening if h not in ("0.0.0.0", "::", "")})
+    if not exported or not here or set(exported) & set(here):
+        return []
+    return [f"the export's interface addresses ({', '.join(exported)}) differ from where this appliance "
+            f"listens ({', '.join(here)}): check Networking before relying on them (an export from another "
+            "machine keeps that machine's addresses)"]
+
+
 def import_document(appliance: ConfigHost, data: bytes, actor: str, source_ip: str | None) -> dict:
-    doc = parse(data)
-    report: dict = {"applied": [], "refused": [], "ignored": []}
+    try:
+        doc = parse(data)
+    except TetherError as exc:  # nothing applied; the attempt and its reason are on record
+        appliance.audit.record(actor, "config.import.failed", "-", source_ip, {"error": exc.message})
+        raise
+    report: dict = {"applied": [], "refused": [], "ignored": [],
+                    "warnings": address_warnings(doc, appliance.listen_hosts())}
     for name, body in doc["sections"].items():
         if name not in SECTIONS:
             report["ignored"].append({"section": name, "reason": "unknown section"})
@@ -100,5 +122,7 @@ def import_document(appliance: ConfigHost, data: bytes, actor: str, source_ip: s
         except TetherError as exc:
             report["refused"].append({"section": name, "field": exc.field, "message": exc.message})
     appliance.audit.record(actor, "config.import", ",".join(report["applied"]) or "-", source_ip,
-                           {"refused": [r["section"] for r in report["refused"]]})
+                           {"refused": [r["section"] for r in report["refused"]],
+                            "reasons": [f"{r['section']}: {r['message']}" for r in report["refused"]],
+                            "warnings": report["warnings"]})
     return report

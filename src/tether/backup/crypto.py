@@ -50,7 +50,9 @@ def open_identity(sealed: bytes, password: str):
     except Exception:
         if age_scrypt.unwraps(sealed, password) is False:
             raise IntegrityError("wrong password for this backup",
-                                 hint="a lost backup password cannot be recovered; use another backup") from None
+                                 hint="check the password (the backup's, not a login password: --password-file FILE or "
+                                      "TETHER_BACKUP_PASSWORD; on the page, the password field); a lost backup "
+                                      "password cannot be recovered: then use another backup") from None
         raise IntegrityError("this backup is damaged or was altered: its identity.age is damaged "
                              "(the password is right)", hint="use another copy of the backup") from None
     try:

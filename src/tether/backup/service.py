@@ -86,7 +86,13 @@ class BackupService:
                            hint="break failover, restore, set a new pre-shared key on both, establish again "
                                 "(docs/operations.md, FO-09); or confirm the restore in the pair explicitly "
                                 "(--confirm-failover, confirm_failover=true)")
-        result = self.slot.restore(path, password, force=force)  # every client reconnects (the slot tells the hub)
+        try:
+            result = self.slot.restore(path, password, force=force)  # every client reconnects (the slot tells the hub)
+        except TetherError as exc:  # the attempt and its reason go on record in the /appliance audit log only:
+            # the site itself stays exactly as it was (not one row written), as a refused restore promises
+            self.audit.record(actor, "site.restore.failed", path.name, source_ip,
+                              {"error": exc.message, "forced": force, "in_failover_pair": peer})
+            raise
         details = {"backup_version": result.backup_version, "action": result.action, "forced": force,
                    "in_failover_pair": peer}
         self.audit.record(actor, "site.restore", result.site_name, source_ip, details)

@@ -9,7 +9,8 @@ from typing import Annotated
 
 import typer
 
-from .output import JsonOpt, emit, errors, fail
+from . import credentials
+from .output import JsonOpt, emit, errors, fail, iso
 from .remote import CaOpt, PasswordOpt, PinOpt, Remote, UrlOpt, UserOpt
 
 AgreeOpt = Annotated[bool, typer.Option("--accept-agreement", help="Accept the /appliance login agreement")]
@@ -45,17 +46,20 @@ def register(app: typer.Typer) -> None:
             fail("--face must be appliance or site", 2)
         with errors():
             r = Remote.from_options(url, cacert, pin_cert)
+            password = credentials.login_password(face, password)
             if password is None:
                 password = typer.prompt("Current password", hide_input=True)
             if new_password is None:
                 new_password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
             body = {"current_password": password, "new_password": new_password}
+            credentials.forget(face, r.url, user)  # the session kept for the old password goes with it
             if face == "appliance":
                 r.appliance_login(user, password, accept_agreement)
                 r.call("POST", "/appliance/api/password", json=body)
             else:
                 r.site_login(user, password, None)
                 r.call("POST", "/api/session/password", json=body)
+            credentials.forget(face, r.url, user)
         emit({"ok": True, "face": face, "user": user}, as_json, f"Password of {user} on {face} changed.")
 
     @app.command("audit")
@@ -72,8 +76,8 @@ def register(app: typer.Typer) -> None:
                     "GET", f"/appliance/api/audit?limit={limit}")
             else:
                 rows = r.site_login(user, password, token).call("GET", f"/api/reporting/audit?limit={limit}")
-        emit(rows, as_json, "\n".join(f"{e['at']:.0f} {e['actor']} {e['action']} {e['target'] or ''} "
-                                      f"{e['source_ip'] or ''}" for e in rows))
+        emit(rows, as_json, "\n".join(f"{iso(e['at'])} {e['actor']} {e['action']} {e['target'] or ''} "
+                                      f"{e['source_ip'] or ''}".rstrip() for e in rows) or "(no entries)")
 
     @site_pkg.command("install")
     def install(file: Path, data: Annotated[Path | None, typer.Option(
@@ -92,8 +96,8 @@ def register(app: typer.Typer) -> None:
                 r = admin_remote(url, cacert, pin_cert, user, password, accept_agreement)
                 with file.open("rb") as f:
                     result = r.call("POST", "/appliance/api/site-package", files={"file": (file.name, f)})
-        emit(result, as_json, f"Site {result['site_name']} {result['version']} ({result['edition']}): "
-                              f"{result['action']} done")
+        emit(result, as_json, result.get("message") or f"Site {result['site_name']} {result['version']} "
+                              f"({result['edition']}): {result['action']} done")
 
     for section in ("networking", "security", "monitoring"):
         _settings_commands(section)

@@ -11,13 +11,36 @@ from typing import Annotated
 
 import typer
 
-from .output import JsonOpt, emit, errors, fail, out_target
+from .output import JsonOpt, emit, errors, fail, out_target, progress
 from .remote import CaOpt, PasswordOpt, PinOpt, Remote, TokenOpt, UrlOpt
 
 DataOpt = Annotated[Path | None, typer.Option("--data", help="Act offline on this stopped appliance's data directory")]
-PwFileOpt = Annotated[Path | None, typer.Option("--password-file", help="File holding the backup password")]
-SiteUserOpt = Annotated[str | None, typer.Option("--user", envvar="TETHER_USER", help="Site user name")]
-CLI_HINT = "tether backup --password-file FILE (or TETHER_BACKUP_PASSWORD), or --no-password for an unprotected backup"
+PwFileOpt = Annotated[Path | None, typer.Option(
+    "--backup-password-file", "--password-file",
+    help="File holding the BACKUP's password (first line); else the TETHER_BACKUP_PASSWORD variable. Not the "
+         "login password (--login-password, TETHER_SITE_PASSWORD)")]
+SiteUserOpt = Annotated[str | None, typer.Option("--user", envvar="TETHER_USER", help="Site user name (to log in)")]
+LoginPwOpt = Annotated[str | None, typer.Option(
+    "--login-password", "--password",
+    help="The site user's LOGIN password, not the backup's (prefer TETHER_SITE_PASSWORD, or TETHER_PASSWORD)")]
+CLI_HINT = ("tether backup --backup-password-file FILE (or TETHER_BACKUP_PASSWORD), or --no-password for an "
+            "unprotected backup")
+
+
+class _Reading:
+    """A file read for an upload, reporting how much of it has been read (the progress of a restore)."""
+
+    def __init__(self, f, advance):
+        self.f, self.advance, self.done = f, advance, 0
+
+    def read(self, n: int = -1) -> bytes:
+        chunk = self.f.read(n)
+        self.done += len(chunk)
+        self.advance(self.done)
+        return chunk
+
+    def __getattr__(self, name):  # fileno, seek, tell ...: the file's own (httpx sizes the upload with them)
+        return getattr(self.f, name)
 
 def backup_password(path: Path | None, required: bool = False) -> str | None:
     if path is not None:
@@ -27,7 +50,7 @@ def backup_password(path: Path | None, required: bool = False) -> str | None:
             fail(f"cannot read {path}: {exc.strerror}", 2)
     pw = os.environ.get("TETHER_BACKUP_PASSWORD")
     if required and not pw:
-        fail("give the backup password with --password-file or TETHER_BACKUP_PASSWORD", 2)
+        fail("give the backup password with --backup-password-file or TETHER_BACKUP_PASSWORD", 2)
     return pw or None
 
 def _offline(data: Path):
@@ -58,9 +81,10 @@ def register(app: typer.Typer) -> None:
                password_file: PwFileOpt = None,
                no_password: Annotated[bool, typer.Option("--no-password", help="Write an unprotected backup")] = False,
                data: DataOpt = None, url: UrlOpt = None, cacert: CaOpt = None, pin_cert: PinOpt = None,
-               user: SiteUserOpt = None, password: PasswordOpt = None, token: TokenOpt = None,
+               user: SiteUserOpt = None, password: LoginPwOpt = None, token: TokenOpt = None,
                as_json: JsonOpt = False):
-        """Take a site backup (.nsb), protected by a password unless --no-password."""
+        """Take a site backup (.nsb), protected by a password (--backup-password-file FILE or the
+        TETHER_BACKUP_PASSWORD variable) unless --no-password."""
         from tether.backup import protection
 
         given = None if no_password else backup_password(password_file)
@@ -68,14 +92,16 @@ def register(app: typer.Typer) -> None:
             pw = protection.backup_password(given, no_password=no_password, hint=CLI_HINT)
             out_dir, out_file = out_target(out, ".nsb")
             if data is not None:
-                with _offline(data) as a:
+                with _offline(data) as a, progress("Backing up the site"):
                     res = a.backups.take(password=pw, include_history=include_history, actor="cli",
                                          source_ip="cli", out_dir=out_dir, actor_kind="cli")
                     path = res.path.rename(out_file) if out_file else res.path
             else:
                 r = Remote.from_options(url, cacert, pin_cert).site_login(user, password, token)
-                path = r.download("POST", "/api/backup", out_file or out_dir,
-                                  json={"password": pw, "no_password": no_password, "include_history": include_history})
+                with progress("Backing up the site"):
+                        path = r.download("POST", "/api/backup", out_file or out_dir,
+                                      json={"password": pw, "no_password": no_password,
+                                            "include_history": include_history})
         emit({"file": str(path), "size": path.stat().st_size}, as_json, f"Backup written to {path}")
 
     @app.command("verify")
@@ -83,7 +109,7 @@ def register(app: typer.Typer) -> None:
         """Check a backup's integrity, password and version compatibility without restoring it."""
         from tether.backup.service import verify_file
 
-        with errors():
+        with errors(), progress(f"Verifying {file.name}"):
             report = verify_file(file, backup_password(password_file))
         emit(report, as_json, _summary(report))
         if not report["restorable_here"]:
@@ -97,19 +123,20 @@ def register(app: typer.Typer) -> None:
                     "--confirm-failover", help="Restore although this appliance is in a failover pair (FO-09: "
                     "the supported path is to break failover first)")] = False,
                 data: DataOpt = None, url: UrlOpt = None, cacert: CaOpt = None, pin_cert: PinOpt = None,
-                user: SiteUserOpt = None, password: PasswordOpt = None, token: TokenOpt = None,
+                user: SiteUserOpt = None, password: LoginPwOpt = None, token: TokenOpt = None,
                 as_json: JsonOpt = False):
-        """Restore a site backup; the site is replaced only if everything checks out."""
+        """Restore a site backup; the site is replaced only if everything checks out. The backup's password:
+        --backup-password-file FILE or TETHER_BACKUP_PASSWORD."""
         pw = backup_password(password_file)
         with errors():
             if data is not None:
-                with _offline(data) as a:
+                with _offline(data) as a, progress(f"Restoring {file.name}"):
                     res = a.backups.restore(file, pw, force=force, actor="cli", source_ip="cli",
                                             confirm_failover=confirm_failover)
             else:
                 r = Remote.from_options(url, cacert, pin_cert).site_login(user, password, token)
-                with file.open("rb") as f:
-                    res = r.call("POST", "/api/restore", files={"file": (file.name, f)},
+                with file.open("rb") as f, progress(f"Restoring {file.name}", file.stat().st_size, "bytes") as step:
+                    res = r.call("POST", "/api/restore", files={"file": (file.name, _Reading(f, step))},
                                  data={"password": pw or "", "force": "true" if force else "false",
                                        "confirm_failover": "true" if confirm_failover else "false"})
         text = f"Restored site {res['site_name']} from a {res['backup_version']} backup ({res['action']})"

@@ -68,9 +68,9 @@ def _agent_app(kind: str, label: str, default_state: str) -> typer.Typer:
             fail(f"the site refused the token: {e}", 3, "create a new deployment in /login")
         except (UntrustedCertificate, ssl.SSLError, OSError) as e:
             fail(describe(e), 1, "check --site, and that the token is from this site")
-        run = f"tether-{'jump' if kind == 'jump' else 'jumpoint'} run --state {state}"
+        run = f"tether-{'jump' if kind == 'jump' else 'jumpoint'} run --state {state}"  # the rest is in the state
         emit({"site": ident.site, "kind": kind, "name": ident.name, "identity": str(state / "identity.json"),
-              "run": run}, as_json,
+              "hosts_file": ident.hosts_file, "run": run}, as_json,
              f"registered with {ident.site} as {kind} {ident.name!r}; identity in {state}/identity.json\n"
              f"start it with: {run}")
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from .output import JsonOpt, emit, errors
+from .output import JsonOpt, emit, errors, progress
 from .remote import CaOpt, PasswordOpt, PinOpt, Remote, TokenOpt, UrlOpt
 
 failover_app = typer.Typer(help="The failover pair (FO-*): establish, status, break, sync now.", no_args_is_help=True)
@@ -91,7 +91,9 @@ def sync_now(url: UrlOpt = None, cacert: CaOpt = None, pin_cert: PinOpt = None, 
              password: PasswordOpt = None, token: TokenOpt = None, as_json: JsonOpt = False):
     """On the backup: reconnect to the primary at once and recheck every blob."""
     with errors():
-        s = _remote(url, cacert, pin_cert, user, password, token).call("POST", "/api/failover/sync-now")
+        r = _remote(url, cacert, pin_cert, user, password, token)
+        with progress("Synchronising with the primary"):
+            s = r.call("POST", "/api/failover/sync-now")
     emit(s, as_json, describe(s))
 
 

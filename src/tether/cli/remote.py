@@ -23,6 +23,7 @@ import typer
 from tether.core import errors as E
 from tether.core.fsutil import open_private
 
+from . import credentials
 from .output import EXIT_UNREACHABLE, fail
 
 UrlOpt = Annotated[str | None, typer.Option("--url", envvar="TETHER_URL", help="Appliance base URL, https://HOST:PORT")]
@@ -30,8 +31,9 @@ CaOpt = Annotated[str | None, typer.Option("--cacert", envvar="TETHER_CACERT", h
 PinOpt = Annotated[str | None, typer.Option("--pin-cert", envvar="TETHER_PIN_CERT",
                                             help="Trust exactly this certificate (PEM), e.g. the built-in one")]
 UserOpt = Annotated[str, typer.Option("--user", envvar="TETHER_USER", help="User name")]
-PasswordOpt = Annotated[str | None, typer.Option("--password", envvar="TETHER_PASSWORD",
-                                                 help="Password (prefer the TETHER_PASSWORD variable)")]
+PasswordOpt = Annotated[str | None, typer.Option(
+    "--password", help="Login password (prefer a variable: TETHER_APPLIANCE_PASSWORD for the /appliance admin, "
+                       "TETHER_SITE_PASSWORD for a /login user, or TETHER_PASSWORD for either; also *_FILE)")]
 TokenOpt = Annotated[str | None, typer.Option("--token", envvar="TETHER_TOKEN", help="API bearer token")]
 
 _STATUS_ERRORS = {400: E.IntegrityError, 401: E.Unauthorized, 403: E.Forbidden, 404: E.NotFound, 409: E.Conflict,
@@ -138,20 +140,43 @@ class Remote:
             fail(f"download from {self.url} failed: {exc}", EXIT_UNREACHABLE, _tls_hint(exc, self.url))
 
     def appliance_login(self, user: str, password: str | None, accept_agreement: bool = False) -> "Remote":
+        """Log in as the /appliance admin (password: cli/credentials.py), reusing the cached session."""
+        password = credentials.login_password("appliance", password)
         if password is None:
             password = typer.prompt(f"/appliance password for {user}", hide_input=True)
-        res = self.call("POST", "/appliance/api/session",
-                        json={"username": user, "password": password, "accept_agreement": accept_agreement})
-        self.token = res["token"]
+        self.token = credentials.cached_login(
+            "appliance", self.url, user, password,
+            lambda: self.call("POST", "/appliance/api/session",
+                              json={"username": user, "password": password, "accept_agreement": accept_agreement}),
+            lambda t: self._accepts(t, "/appliance/api/status"))
         return self
 
     def site_login(self, user: str | None, password: str | None, token: str | None) -> "Remote":
+        """Log in as a /login user (or use an API token), reusing the cached session."""
         if token:
             self.token = token
             return self
         if not user:
             fail("give --token, or --user and a password", 2)
+        password = credentials.login_password("site", password)
         if password is None:
             password = typer.prompt(f"/login password for {user}", hide_input=True)
-        self.token = self.call("POST", "/api/session", json={"username": user, "password": password})["token"]
+        self.token = credentials.cached_login(
+            "site", self.url, user, password,
+            lambda: self.call("POST", "/api/session", json={"username": user, "password": password}),
+            lambda t: self._accepts(t, "/api/site/information"))
         return self
+
+    def _accepts(self, token: str, path: str) -> bool:
+        """Whether the appliance still takes this session token (any answer but 401: a missing permission
+        or a pending password change is still a live session)."""
+        saved, self.token = self.token, token
+        try:
+            self.request("GET", path)
+        except E.Unauthorized:
+            raise
+        except E.TetherError:
+            pass
+        finally:
+            self.token = saved
+        return True

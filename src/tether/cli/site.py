@@ -71,6 +71,69 @@ def register(app: typer.Typer) -> None:
                 "PUT", f"/api/users/{username}/password", json={"password": new_password})
         emit({"ok": True, "username": username}, as_json, f"Password of {username} reset")
 
+    def _edit(username: str, changes: dict, remote: Remote) -> dict:
+        """A user's current document with ``changes`` applied, sent back (PUT /api/users/NAME)."""
+        from tether.site.users import UserUpdate
+
+        cur = remote.call("GET", f"/api/users/{username}")
+        body = {k: cur.get(k) for k in UserUpdate.model_fields if k in cur}
+        body.update({k: v for k, v in changes.items() if v is not None})
+        if body.get("is_admin"):
+            body["permissions"] = []
+        return remote.call("PUT", f"/api/users/{username}", json=body)
+
+    @users_app.command("show")
+    def users_show(username: str, url: UrlOpt = None, cacert: CaOpt = None, pin_cert: PinOpt = None,
+                   user: SiteUserOpt = None, password: PasswordOpt = None, token: TokenOpt = None,
+                   as_json: JsonOpt = False):
+        """A user's details: permissions, teams, enabled, last login."""
+        with errors():
+            res = _remote(url, cacert, pin_cert, user, password, token).call("GET", f"/api/users/{username}")
+        emit(res, as_json)
+
+    @users_app.command("edit")
+    def users_edit(username: str,
+                   display_name: Annotated[str | None, typer.Option("--display-name")] = None,
+                   email: Annotated[str | None, typer.Option("--email")] = None,
+                   admin: Annotated[bool | None, typer.Option("--admin/--no-admin", help="Every permission")] = None,
+                   permission: Annotated[list[str] | None, typer.Option(
+                       "--permission", help="Repeatable; replaces the user's permissions")] = None,
+                   team: Annotated[list[str] | None, typer.Option("--team", help="Repeatable; replaces the teams")]
+                   = None,
+                   enabled: Annotated[bool | None, typer.Option("--enable/--disable",
+                                                                help="Allow or stop the user's logins")] = None,
+                   url: UrlOpt = None, cacert: CaOpt = None, pin_cert: PinOpt = None, user: SiteUserOpt = None,
+                   password: PasswordOpt = None, token: TokenOpt = None, as_json: JsonOpt = False):
+        """Edit a user (only what is given changes): name, e-mail, administrator, permissions, teams, enabled."""
+        with errors():
+            res = _edit(username, {"display_name": display_name, "email": email, "is_admin": admin,
+                                   "permissions": permission, "teams": team, "enabled": enabled},
+                        _remote(url, cacert, pin_cert, user, password, token))
+        emit(res, as_json, f"User {username} saved ({'enabled' if res['enabled'] else 'disabled'})")
+
+    def _toggle(verb: str, flag: bool, doc: str) -> None:
+        def toggle(username: str, url: UrlOpt = None, cacert: CaOpt = None, pin_cert: PinOpt = None,
+                   user: SiteUserOpt = None, password: PasswordOpt = None, token: TokenOpt = None,
+                   as_json: JsonOpt = False):
+            with errors():
+                res = _edit(username, {"enabled": flag}, _remote(url, cacert, pin_cert, user, password, token))
+            emit(res, as_json, f"User {username} {verb}d")
+
+        toggle.__doc__ = doc
+        users_app.command(verb)(toggle)
+
+    _toggle("disable", False, "Stop a user's logins (the account and its history stay; its sessions end).")
+    _toggle("enable", True, "Let a disabled user log in again.")
+
+    @users_app.command("delete")
+    def users_delete(username: str, url: UrlOpt = None, cacert: CaOpt = None, pin_cert: PinOpt = None,
+                     user: SiteUserOpt = None, password: PasswordOpt = None, token: TokenOpt = None,
+                     as_json: JsonOpt = False):
+        """Delete a user (not yourself, not one still referenced); their sessions end."""
+        with errors():
+            res = _remote(url, cacert, pin_cert, user, password, token).call("DELETE", f"/api/users/{username}")
+        emit(res, as_json, f"User {username} deleted")
+
     @api_app.command("create-account")
     def create_account(name: str, permission: Annotated[list[str], typer.Option("--permission", help="Repeatable")],
                        token_ttl: int = 900, url: UrlOpt = None, cacert: CaOpt = None, pin_cert: PinOpt = None,

@@ -17,7 +17,7 @@ import typer
 
 from tether.site.filestore import check_name
 
-from .output import JsonOpt, emit, errors, fail
+from .output import JsonOpt, emit, errors, fail, progress
 from .remote import CaOpt, PasswordOpt, PinOpt, TokenOpt, UrlOpt
 from .site import SiteUserOpt, _remote, site_app
 
@@ -33,6 +33,28 @@ def _doc(file: Path) -> dict:
         return json.loads(text)
     except ValueError as exc:
         fail(f"{file}: not JSON ({exc})", 2)
+
+
+def kind_names() -> list[str]:
+    """Every name ``config`` takes: the configuration kinds and ``settings/SECTION``."""
+    from tether.site.resources import KINDS
+    from tether.site.sections import SECTIONS
+
+    return [*KINDS, *(f"settings/{s}" for s in SECTIONS)]
+
+
+def check_kind(kind: str) -> None:
+    """An unknown kind is refused before connecting, with the closest real name (difflib)."""
+    import difflib
+
+    names = kind_names()
+    if kind in names:
+        return
+    close = difflib.get_close_matches(kind.replace("_", "-"), names, n=1, cutoff=0.6) or \
+        difflib.get_close_matches(kind, names, n=1, cutoff=0.5)
+    fail(f"no configuration kind {kind!r}", 2,
+         f"did you mean {close[0]}? (tether config list {close[0]})" if close
+         else "one of: " + ", ".join(names))
 
 
 def _segment(name: str) -> str:
@@ -61,22 +83,17 @@ def register(app: typer.Typer) -> None:
 
         plan = SeedPlan(users, teams, jump_clients, sessions, events_per_session, files, max_file_mb, recordings,
                         recording_mb, seed=seed)
-        tty = sys.stderr.isatty()
-
-        def progress(stage, done, total):
-            if tty or done == total:
-                sys.stderr.write(f"\r{stage}: {done}/{total}" + ("\n" if done == total else ""))
-
-        with errors():
+        with errors(), progress("Seeding") as step:
             with open_offline(DataDir.at(data)) as a:
                 if a.site is None:
                     fail("this appliance has no site", 4, "install a site package first")
                 t0 = time.monotonic()
-                stats = run_seed(a.site, plan, progress)
+                stats = run_seed(a.site, plan, lambda stage, done, total: step(done, total, stage))
                 stats["seconds"] = round(time.monotonic() - t0, 2)
         emit(stats, as_json)
 
     def _kind_path(kind: str) -> str:
+        check_kind(kind)
         return f"/api/config/settings/{kind.removeprefix('settings/')}" if kind.startswith("settings/") \
             else f"/api/config/{kind}"
 

@@ -44,6 +44,7 @@ class Identity:
     secret: str
     name: str
     trust: dict
+    hosts_file: str | None = None  # the --hosts-file given at install, used again by run (unless run names one)
 
     @classmethod
     def load(cls, state: Path) -> "Identity":
@@ -71,7 +72,8 @@ class Identity:
         return path
 
     def site_for(self, hosts_file: Path | None) -> Site:
-        return Site(self.site, self.port, self.trust, hosts_file)
+        kept = Path(self.hosts_file) if self.hosts_file else None
+        return Site(self.site, self.port, self.trust, hosts_file or kept)
 
 
 def parse_token(token: str) -> dict:
@@ -94,7 +96,8 @@ def install(kind: str, site_arg: str, token: str, state: Path, cacert: str | Non
         raise ValueError("this token carries no pinned key: give the site's CA certificate with --cacert")
     site = Site(host, port, trust, hosts_file)
     answer = site.register(token, kind, hostname or socket.gethostname(), platform.system().lower())
-    ident = Identity(host, port, kind, answer["client_id"], answer["secret"], answer["name"], trust)
+    ident = Identity(host, port, kind, answer["client_id"], answer["secret"], answer["name"], trust,
+                     str(Path(hosts_file).resolve()) if hosts_file else None)
     ident.save(state)
     return ident
 

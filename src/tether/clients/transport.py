@@ -77,7 +77,10 @@ async def resolve(hostname: str, port: int, hosts_file: Path | None = None) -> s
     server = os.environ.get(DNS_SERVER_ENV)
     if server:
         return await resolve_with(server, hostname)
-    infos = await asyncio.get_running_loop().getaddrinfo(hostname, port, type=socket.SOCK_STREAM)
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(hostname, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:  # the resolver's own text never names the host
+        raise OSError(f"cannot resolve the site's host name {hostname}: {exc.strerror or exc}") from None
     return infos[0][4][0]
 
 

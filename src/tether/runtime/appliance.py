@@ -240,6 +240,10 @@ class Appliance:
 
         action, pre = self.slot.install(pkg, before_update)
         write_atomic(self.data.site_package, data)  # kept for the recovery kit (DR-05)
+        if action == "none":
+            return {"action": "none", "site_name": pkg.site_name, "edition": pkg.edition, "version": pkg.version,
+                    "message": f"site {pkg.site_name} {pkg.version} ({pkg.edition}) is already installed (a restore "
+                               "puts the site in place with its version): nothing more to do"}
         self.audit.record(actor, f"site.{action}", pkg.site_name, source_ip,
                           {"version": pkg.version, "edition": pkg.edition,
                            "from_version": current.version if current else None,

@@ -71,10 +71,13 @@ class SiteSlot:
     # --- changes ------------------------------------------------------------------------------------
     def install(self, pkg: SitePackage, before_update: Callable[[], object]) -> tuple[str, object]:
         """Install ``pkg`` on a fresh appliance, or update the site to it (``before_update`` runs
-        first: the BK-10 backup). Returns the action and what ``before_update`` returned."""
+        first: the BK-10 backup). Returns the action ("none": this very version is installed already, e.g.
+        by a restore; nothing changes) and what ``before_update`` returned."""
         with self.lock:
             current = self.site.info() if self.site else None
             action = site_install.check_installable(pkg, current)
+            if action == "none":
+                return action, None
             if action == "install":
                 site_install.install_new(self.data, pkg, self.db_url())
                 self.site = self._open()

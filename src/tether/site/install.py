@@ -74,7 +74,7 @@ def check_installable(pkg: SitePackage, current: SiteInfo | None) -> str:
         raise Conflict(f"the site is {current.edition}; the package is {pkg.edition}")
     cur, new = Version.parse(current.version), Version.parse(pkg.version)
     if new == cur:
-        raise Conflict(f"site version {pkg.version} is already installed")
+        return "none"  # already in place (e.g. put there by a restore): nothing more to do
     if new < cur:
         raise Conflict(f"site version {current.version} is newer than the package's {pkg.version}; "
                        "downgrades are not supported")

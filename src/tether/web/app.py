@@ -129,6 +129,10 @@ def create_app(appliance: Appliance) -> ASGIApp:
     app.router.routes.extend(monitoring_api.metrics_routes)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon():  # what a browser asks for when a page names no icon (the pages name /static/favicon.svg)
+        return RedirectResponse("/static/favicon.svg", status_code=301)
+
     @app.get("/")
     async def root():
         return RedirectResponse("/login", status_code=303)

@@ -77,7 +77,8 @@ def login(request: Request, username: str, password: str, accepted: bool) -> tup
     agreement = app.settings.get("security").login_agreement
     if agreement.enabled and not accepted:
         raise Invalid("accept the login agreement first", field="accept_agreement",
-                      hint="GET /appliance/api/agreement shows its text")
+                      hint="read it (GET /appliance/api/agreement, or /appliance in a browser), then accept it: "
+                           "tether ... --accept-agreement, or accept_agreement=true in the API")
     ip = client_ip(request)
     try:
         app.admin.authenticate(username, password, ip)

@@ -156,8 +156,8 @@ async def site_install(request: Request):
             return render(request, FACE, "appliance/site.html", "Site", status=exc.status, csrf_token=p.csrf_token,
                           site=app.site.info() if app.site else None, error=exc.message)
         return render(request, FACE, "appliance/site.html", "Site", csrf_token=p.csrf_token, site=app.site.info(),
-                      notice=f"Site {result['site_name']} {result['version']}: {result['action']} done. "
-                             "Log in to /login as admin / password and set a new password.")
+                      notice=result.get("message") or f"Site {result['site_name']} {result['version']}: "
+                             f"{result['action']} done. Log in to /login as admin / password and set a new password.")
     return await _page(request, h)
 
 

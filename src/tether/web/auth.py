@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tether.core.errors import Forbidden, PasswordChangeRequired, Unauthorized
+from tether.core.errors import Forbidden, NotFound, PasswordChangeRequired, Unauthorized
 from tether.runtime import Appliance
 from tether.site import permissions as P
 
@@ -85,8 +85,18 @@ async def appliance_principal(request: Request, *, allow_pending_password: bool 
     pending = app.admin.must_change_password(session.username)
     if pending and not allow_pending_password:
         raise PasswordChangeRequired("change the default password before doing anything else",
-                                     hint="POST /appliance/api/password or open /appliance/password")
+                                     hint="tether password --face appliance (or open /appliance/password, "
+                                          "or POST /appliance/api/password)")
     return Principal("appliance", session.username, frozenset(P.ALL), pending, session.csrf_token, token, via)
+
+
+def no_site() -> NotFound:
+    """No site is installed here: nobody can log in to /login or /api, and a restore needs one (or the
+    offline path). Not found (exit 4), not an authentication failure: no password would help."""
+    return NotFound("no site is installed on this appliance",
+                    hint="install the site package first: tether site-package install FILE.tsp --url URL "
+                         "(or /appliance > Site), then restore; or restore offline onto the stopped appliance: "
+                         "tether restore FILE.nsb --data DIR")
 
 
 async def site_principal(request: Request, *, allow_pending_password: bool = False,
@@ -94,7 +104,7 @@ async def site_principal(request: Request, *, allow_pending_password: bool = Fal
     app = appliance_of(request)
     site = app.site
     if site is None:
-        raise Unauthorized("no site is installed on this appliance")
+        raise no_site()
     token, via = _token(request, SITE_COOKIE) if cookie else (_bearer(request), "bearer")
     if not token:
         raise Unauthorized("authentication required", hint="send Authorization: Bearer <token>")
@@ -115,7 +125,8 @@ async def site_principal(request: Request, *, allow_pending_password: bool = Fal
         raise Unauthorized("this user is disabled")
     if user.must_change_password and not allow_pending_password:
         raise PasswordChangeRequired("change the default password before doing anything else",
-                                     hint="POST /api/session/password or open /login/password")
+                                     hint="tether password --face site (or open /login/password, "
+                                          "or POST /api/session/password)")
     return Principal("site", user.username, user.granted, user.must_change_password, session.csrf_token, token, via)
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
+from markupsafe import Markup
 
 from tether.core.errors import TetherError
 from tether.site.external import Challenge
@@ -25,7 +27,10 @@ from .site_deps import site_change_password, site_login, site_negotiate, site_of
 FACE = Face("/login", "/login", auth.SITE_COOKIE, (
     ("/login/status", "Status"), ("/login/users", "Users"), ("/login/api-accounts", "API accounts"),
     ("/login/audit", "Audit log"), ("/login/config", "Configuration"), ("/login/clients", "Jump clients"), ("/login/history/sessions", "History"),
-    ("/login/software", "Software"), ("/login/failover", "Failover")))
+    ("/login/software", "Software"), ("/login/failover", "Failover")),
+    needs=(("/login/users", P.USERS_MANAGE), ("/login/api-accounts", P.USERS_MANAGE), ("/login/audit", P.REPORTING),
+           ("/login/config", P.CONFIG_READ), ("/login/clients", P.CONFIG_READ), ("/login/history/sessions", P.REPORTING),
+           ("/login/software", P.BACKUP), ("/login/failover", P.CONFIG_READ)))
 
 router = APIRouter()
 PERMS = [(p, P.DESCRIPTIONS[p]) for p in P.ALL]
@@ -111,7 +116,8 @@ add_session_routes(router, FACE, _page, lambda request: site_of(request).session
 
 
 def _users_page(request, p, status=200, **extra):
-    rows = [(u.username, u.display_name, "yes" if u.is_admin else "no", ", ".join(sorted(u.granted)),
+    rows = [(Markup('<a href="/login/users/{}">{}</a>').format(quote(u.username, safe=""), u.username), u.display_name,
+             "yes" if u.is_admin else "no", ", ".join(sorted(u.granted)),
              "yes" if u.enabled else "no", "yes" if u.must_change_password else "no")
             for u in accounts.list_users(site_of(request), p)]
     return render(request, FACE, "site/users.html", "Users", status=status, csrf_token=p.csrf_token, rows=rows,
@@ -122,7 +128,8 @@ def _users_page(request, p, status=200, **extra):
 @router.get("/login/users")
 async def users_page(request: Request):
     async def h(p):
-        return _users_page(request, p)
+        gone = request.query_params.get("deleted")
+        return _users_page(request, p, notice=f"User {gone} deleted." if gone else None)
     return await _page(request, h)
 
 
@@ -147,7 +154,7 @@ def _accounts_page(request, p, status=200, **extra):
     listed = accounts.list_api_accounts(site_of(request), p)
     rows = [(a["name"], a["client_id"], ", ".join(a["permissions"]), a["token_ttl"], a["created_by"]) for a in listed]
     return render(request, FACE, "site/api_accounts.html", "API accounts", status=status, csrf_token=p.csrf_token,
-                  rows=rows, headers=("Name", "Client id", "Permissions", "Token lifetime (s)", "Created by"),
+                  rows=rows, headers=("Name", "Client ID", "Permissions", "Token lifetime (s)", "Created by"),
                   table_id="api-accounts", permissions=PERMS, accounts=listed, **extra)
 
 

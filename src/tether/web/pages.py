@@ -25,6 +25,14 @@ class Face:
     prefix: str  # "/appliance" or "/login"
     cookie: str
     nav: tuple[tuple[str, str], ...]
+    needs: tuple[tuple[str, str], ...] = ()  # (menu href, the permission its page checks): hidden without it
+
+    def menu(self, granted: frozenset[str] | None) -> tuple[tuple[str, str], ...]:
+        """The menu entries the signed-in user may open (all of them before anyone is known)."""
+        if granted is None:
+            return self.nav
+        needs = dict(self.needs)
+        return tuple((href, text) for href, text in self.nav if needs.get(href) in (None, *granted))
 
     @property
     def login_url(self) -> str:
@@ -46,7 +54,8 @@ def render(request: Request, face: Face, template: str, title: str, *, status: i
     if failure is not None:
         status = failure.status
     return templates.TemplateResponse(request, template, {
-        "title": title, "face": face.name, "nav": face.nav if nav else None, "active": request.url.path,
+        "title": title, "face": face.name, "nav": face.menu(getattr(request.state, "granted", None)) if nav else None,
+        "active": request.url.path,
         "logout_url": face.logout_url, "csrf_token": csrf_token, **ctx}, status_code=status,
         headers=error_headers(failure, bearer=False) if failure is not None else None)
 
@@ -76,6 +85,7 @@ def page_runner(face: Face, principal):
     async def run(request: Request, handler, *, pending_ok: bool = False) -> Response:
         try:
             p = await principal(request, allow_pending_password=pending_ok)
+            request.state.granted = p.granted  # the menu shows what this user may open
             return await handler(p)
         except TetherError as exc:
             return auth_redirect(face, exc) or error_page(request, face, exc)

@@ -13,12 +13,14 @@ from fastapi import APIRouter, Path, Request
 from tether.clients import admin
 from tether.core import netaddr
 from tether.clients.admin import Kind, NewDeployment
+from tether.appliance.settings import Networking
 from tether.clients.trust import pin_of_pem
 
 from .auth import Principal, client_ip
 from .site_deps import Caller, site_of
 
 router = APIRouter()
+DEFAULT_HOSTNAME = Networking.model_fields["hostname"].default  # "tether.local": not configured
 
 
 def presented_pin(request: Request) -> str:
@@ -36,14 +38,36 @@ def overview(request: Request, p: Principal) -> dict:
     return admin.overview(site_of(request), request.app.state.appliance.clients, p, presented_pin(request))
 
 
-def create_deployment(request: Request, p: Principal, body: NewDeployment) -> dict:
-    """The deployment, with the install command naming the address this request came in on."""
-    dep = admin.create_deployment(site_of(request), p, client_ip(request), body, presented_pin(request))
-    host = request.url.hostname or "SITE"
+def install_site(request: Request) -> dict:
+    """What an install command names as the site: the appliance's configured host name (/appliance >
+    Networking > Hostname), on the port this request came in on, so that clients find the site by name
+    after a move, a restore onto new hardware or a failover (CL-03); the address in the browser only while
+    no host name is configured (a bare machine name, as ``tether init`` sets it, or the fallback
+    tether.local: not a name clients resolve), and the answer says so and what to configure."""
+    hostname = request.app.state.appliance.hostname()
     port = request.url.port
+    configured = bool(hostname) and "." in hostname and hostname != DEFAULT_HOSTNAME  # a name clients resolve
+    host = hostname if configured else (request.url.hostname or "SITE")
     site_arg = netaddr.host_port(host, port) if port and port != 443 else netaddr.url_host(host)
+    if configured:
+        note = (f"The command names the site by its host name {hostname} (/appliance > Networking > Hostname), "
+                "not by an address: clients find the site again after it moves, as long as that name resolves "
+                "to the appliance serving it.")
+    else:
+        note = (f"No host name is configured (/appliance > Networking > Hostname is {hostname or 'empty'}, "
+                "not a fully qualified name clients resolve), "
+                f"so the command names the address you are using ({site_arg}), which ties the client to that "
+                "address. Set the host name clients resolve to this appliance (and its DNS record) first, then "
+                "create the deployment again.")
+    return {"site": site_arg, "site_source": "hostname" if configured else "address", "site_note": note}
+
+
+def create_deployment(request: Request, p: Principal, body: NewDeployment) -> dict:
+    """The deployment, with the install command naming the site as ``install_site`` says."""
+    dep = admin.create_deployment(site_of(request), p, client_ip(request), body, presented_pin(request))
+    dep.update(install_site(request))
     program = "tether-jump" if body.kind == "jump" else "tether-jumpoint"
-    dep["command"] = f"{program} install --site {site_arg} --token {dep['token']}"
+    dep["command"] = f"{program} install --site {dep['site']} --token {dep['token']}"
     return dep
 
 

@@ -23,6 +23,8 @@ CHILD_HELP = {
     "exit-surveys.questions": "one per line: KIND | QUESTION | CHOICE, CHOICE | required  (KIND: text, choice, rating)",
 }
 
+from . import labels
+
 
 @dataclass
 class Widget:
@@ -49,7 +51,7 @@ def widgets(model: type[BaseModel], slug: str, secrets: tuple[str, ...] = (), bi
         if name in skip:
             continue
         ann, optional = _unwrap(f.annotation)
-        label = name.replace("_", " ").capitalize()
+        label = labels.label(name)
         origin, args = typing.get_origin(ann), typing.get_args(ann)
         req = f.is_required()
         if name in binary:

@@ -27,6 +27,7 @@ from tether.site.actions import config as C
 from tether.site.filestore import check_name
 from tether.site.resources import RS
 
+from . import labels
 from . import site_data_forms as F
 from .auth import client_ip
 from .login_pages import FACE, _page
@@ -84,7 +85,7 @@ def _list_page(request, p, slug: str, status=200, values=None, **extra):
     k = C.kind(site, p, slug)
     rows = [(r[k.key], [_fmt(r.get(col)) for col in k.columns]) for r in C.list_entries(site, p, slug)]
     return render(request, FACE, "site/config_list.html", k.title, status=status, csrf_token=p.csrf_token,
-                  rows=rows, headers=[c.replace("_", " ").capitalize() for c in k.columns], table_id=slug,
+                  rows=rows, headers=[labels.label(c) for c in k.columns], table_id=slug,
                   base=f"/login/config/{slug}", widgets=_kind_widgets(k, False), values=values or {}, **extra)
 
 
@@ -225,6 +226,7 @@ def _user_page(request, p, username: str, status=200, **extra):
     values["permissions"] = [] if u["is_admin"] else u["permissions"]
     return render(request, FACE, "site/config_edit.html", f"Users › {username}", status=status,
                   csrf_token=p.csrf_token, widgets=_USER_WIDGETS, values=values, back="/login/users",
+                  manage_user=username,
                   notice=extra.pop("notice", None) or f"Last login: {_fmt(u['last_login_at']) or 'never'}", **extra)
 
 
@@ -246,6 +248,44 @@ async def user_save(request: Request, username: str):
             return _user_page(request, p, username, status=exc.status, error=exc.message)
         return _user_page(request, p, username, notice="Saved.")
     return await _page(request, h)
+
+
+@router.post("/login/users/{username}/password")
+async def user_reset_password(request: Request, username: str):
+    async def h(p):
+        accounts.require(p)
+        form = await request.form()
+        try:  # as PUT /api/users/{username}/password
+            accounts.reset_password(site_of(request), p, client_ip(request), username,
+                                    str(form.get("new_password") or ""))
+        except TetherError as exc:
+            if exc.status in (401, 403, 404):
+                raise
+            return _user_page(request, p, username, status=exc.status, error=exc.message)
+        return _user_page(request, p, username, notice=f"Password of {username} reset: they must change it at "
+                                                       "their next login.")
+    return await _page(request, h)
+
+
+@router.post("/login/users/{username}/delete")
+async def user_delete(request: Request, username: str):
+    async def h(p):
+        accounts.require(p)
+        await request.form()  # the CSRF token is checked by the principal; nothing else is read
+        try:  # as DELETE /api/users/{username}
+            accounts.delete_user(site_of(request), p, client_ip(request), username)
+        except TetherError as exc:
+            if exc.status in (401, 403, 404):
+                raise
+            return _user_page(request, p, username, status=exc.status, error=exc.message)
+        return redirect_to_users(username)
+    return await _page(request, h)
+
+
+def redirect_to_users(username: str):
+    from .pages import redirect
+
+    return redirect(f"/login/users?deleted={quote(username)}")
 
 
 async def _async(v):
@@ -341,7 +381,7 @@ async def history_page(request: Request, slug: str):
         ed = site_of(request).edition
         kinds = [(f"/login/history/{s}", x.title) for s, x in H.KINDS.items() if _visible(ed, x.edition)]
         return render(request, FACE, "site/history.html", f"History › {k.title}", status=status, error=err,
-                      csrf_token=p.csrf_token, rows=rows, headers=[c.replace("_", " ") for c in cols],
+                      csrf_token=p.csrf_token, rows=rows, headers=[labels.label(c) for c in cols],
                       table_id=f"history-{slug}", f=f, has_user=k.user_col is not None, next_url=nxt, kinds=kinds,
                       link="/login/history/session" if slug == "sessions" else None)
     return await _page(request, h)

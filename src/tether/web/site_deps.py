@@ -32,7 +32,7 @@ Caller = Annotated[Principal, Depends(principal)]
 def site_of(request: Request):
     site = appliance_of(request).site
     if site is None:
-        raise Unauthorized("no site is installed on this appliance")
+        raise auth.no_site()
     return site
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from tether.core.errors import Invalid, TetherError
 from tether.site import permissions as P
 
-from . import forms
+from . import auth, forms
 from .backup_api import download_backup, restore_upload, save_upload
 from .login_pages import FACE, _page
 from .pages import render
@@ -52,10 +52,17 @@ async def software_restore(request: Request):
         try:
             if not hasattr(upload, "read"):
                 raise Invalid("choose a backup file", field="file")
+            if not forms.checkbox(form, "confirm_replace"):
+                raise Invalid("confirm that the restore replaces every user, setting and datum of this site",
+                              field="confirm_replace")
             path = await save_upload(request, upload)
             result = restore_upload(request, p, path, str(form.get("password") or ""), forms.checkbox(form, "force"),
                                     forms.checkbox(form, "confirm_failover"))
         except TetherError as exc:
             return _render(request, p, status=exc.status, error=exc.message)
-        return _render(request, p, restored=result, notice="Restore done.")
+        # every session ended with the restore: this browser's cookie is gone too, and the page says why
+        resp = render(request, FACE, "site/restored.html", "Management › Software", nav=False, restored=result,
+                      notice="Restore done: you are logged out.")
+        resp.delete_cookie(auth.SITE_COOKIE, path="/login")
+        return resp
     return await _page(request, h)

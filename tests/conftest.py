@@ -19,6 +19,20 @@ from tests.helpers import (VENDOR, ApplianceProc, ClockFile, SmtpSink, first_adm
 _counter = itertools.count()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cli_session_cache(tmp_path_factory):
+    """The CLI's session cache (cli/credentials.py) in this run's temporary directory, not in ~/.cache: the
+    commands of one run share it, as one administrator's would, and nothing outlives the run."""
+    path = tmp_path_factory.mktemp("cli-cache") / "sessions.json"
+    old = os.environ.get("TETHER_SESSION_CACHE")
+    os.environ["TETHER_SESSION_CACHE"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("TETHER_SESSION_CACHE", None)
+    else:
+        os.environ["TETHER_SESSION_CACHE"] = old
+
+
 @pytest.fixture(scope="session")
 def vendor(tmp_path_factory) -> dict:
     d = tmp_path_factory.mktemp("vendor")

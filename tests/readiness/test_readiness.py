@@ -146,7 +146,7 @@ def test_configuration_export_follows_changes(env):
     ok(c.put("/appliance/api/security", headers=h, json=sec))
     got = audit(env)["config_exported"]
     assert got["status"] == "fail" and "changed after its last export" in got["detail"]
-    assert "/appliance/api/config/export" in got["mend"]
+    assert "tether settings export" in got["mend"] and "tether kit export" in got["mend"]
     assert c.get("/appliance/api/config/export", headers=h).status_code == 200
     assert audit(env)["config_exported"]["status"] == "pass"
 

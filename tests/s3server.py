@@ -27,6 +27,7 @@ class MotoServer:
     def __init__(self, host: str = HOST, port: int | None = None, log: Path | None = None):
         self.host, self.port, self.log = host, port or free_port(host), log
         self.proc: subprocess.Popen | None = None
+        self._out = None
 
     @property
     def endpoint_url(self) -> str:
@@ -41,8 +42,8 @@ class MotoServer:
         exe = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or shutil.which("moto_server")
         cmd = [exe, "-H", self.host, "-p", str(self.port)] if exe else \
             [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)]
-        out = open(self.log, "ab") if self.log else subprocess.DEVNULL
-        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        self._out = open(self.log, "ab") if self.log else None
+        self.proc = subprocess.Popen(cmd, stdout=self._out or subprocess.DEVNULL, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
@@ -59,6 +60,9 @@ class MotoServer:
     def stop(self) -> None:
         stop_process(self.proc)
         self.proc = None
+        if self._out is not None:
+            self._out.close()
+            self._out = None
 
     def client(self):
         import boto3

@@ -8,6 +8,7 @@ caught up."""
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 
@@ -104,3 +105,40 @@ def test_an_appliance_gone_away_is_recorded_then_caught_up(site_env, tmp_path):
     assert sum(s["lsid"] in f for f in files(out)) == 1
     st = json.loads(integration("--config", str(cfg), "status", "--json").stdout)
     assert st["kinds"]["sessions"]["last_error"] is None
+
+
+@pytest.mark.req("IC-03")
+def test_retention_over_a_simulated_month_of_daily_backups(site_env, tmp_path):
+    """A month of daily passes (the clock injected: each pass's ``now`` is 02:00 UTC of the next day), the
+    retention applied after each backup, then ``prune --dry-run`` and ``prune`` with other flags."""
+    from tether.integration import config as C
+    from tether.integration.cli import one_pass
+    from tether.integration.progress import Reporter
+
+    out = tmp_path / "archive"
+    cfg_path = site_env.config(tmp_path / "integration.toml", dest=f'path = "{out}"', state=tmp_path / "state",
+                               extra="")
+    # unprotected backups (asked for explicitly): a password's scrypt costs seconds a backup, 31 times over
+    text = cfg_path.read_text().replace(f'password_file = "{site_env.password_file}"', "no_password = true").replace(
+        'every = "24h"', 'every = "24h"\nkeep_last = 1\nkeep_daily = 3\nkeep_weekly = 4\nkeep_monthly = 2')
+    cfg_path.write_text(text)
+    cfg = C.load(cfg_path, {})
+    first = datetime.datetime(2026, 11, 5, 2, 0, tzinfo=datetime.timezone.utc)
+    for day in range(31):
+        t = (first + datetime.timedelta(days=day)).timestamp()
+        assert one_pass(cfg, ["backups"], Reporter(tty=False), now=lambda t=t: t) == []
+    days = sorted(f.split("-")[-1][:8] for f in files(out) if f.startswith("backups/"))
+    # last 1: Dec 5; daily 3: Dec 3-5; weekly 4 (ISO weeks 49, 48, 47, 46): Dec 5, Sun Nov 29, Nov 22, Nov 15;
+    # monthly 2: Dec 5, Nov 30
+    assert days == ["20261115", "20261122", "20261129", "20261130", "20261203", "20261204", "20261205"]
+    r = integration("--config", str(cfg_path), "prune", "--keep-last", "2", "--keep-monthly", "2", "--dry-run",
+                    "--keep-daily", "0", "--keep-weekly", "0")
+    assert r.returncode == 0, r.stderr
+    would = [line.split()[-1] for line in r.stdout.splitlines() if line.startswith("would remove")]
+    assert sorted(w.split("-")[-1][:8] for w in would) == ["20261115", "20261122", "20261129", "20261203"]
+    assert sorted(f.split("-")[-1][:8] for f in files(out) if f.startswith("backups/")) == days  # nothing went
+    r = integration("--config", str(cfg_path), "prune", "--keep-last", "2", "--keep-monthly", "2",
+                    "--keep-daily", "0", "--keep-weekly", "0", "--json")
+    assert json.loads(r.stdout)["remove"] == sorted(would, reverse=True)
+    assert sorted(f.split("-")[-1][:8] for f in files(out) if f.startswith("backups/")) == \
+        ["20261130", "20261204", "20261205"]

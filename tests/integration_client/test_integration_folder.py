@@ -142,3 +142,56 @@ def test_retention_over_a_simulated_month_of_daily_backups(site_env, tmp_path):
     assert json.loads(r.stdout)["remove"] == sorted(would, reverse=True)
     assert sorted(f.split("-")[-1][:8] for f in files(out) if f.startswith("backups/")) == \
         ["20261130", "20261204", "20261205"]
+
+
+@pytest.mark.req("IC-03")
+def test_run_follows_the_schedules_and_shows_bars_on_a_terminal(site_env, tmp_path):
+    import os
+    import pty
+    import signal
+    import subprocess
+    import threading
+
+    from tests.helpers import wait_for
+    from tests.integration_client.conftest import INTEGRATION
+
+    out = tmp_path / "archive"
+    cfg = site_env.config(tmp_path / "integration.toml", dest=f'path = "{out}"', state=tmp_path / "state")
+    cfg.write_text(cfg.read_text().replace('every = "24h"', 'every = "off"').replace('every = "1h"', 'every = "1s"'))
+    s1 = site_env.session(customer_name="run 1")
+    rec, _ = site_env.recording(s1["lsid"], "session", 1 << 20)
+    site_env.end(s1["lsid"])
+    master, slave = pty.openpty()  # stderr a terminal: Rich progress bars
+    p = subprocess.Popen([INTEGRATION, "--config", str(cfg), "run"], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    seen = bytearray()
+
+    def drain() -> None:  # read the terminal as it goes, so that a full pty buffer never blocks the program
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            seen.extend(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: any(s1["lsid"] in f for f in files(out)), timeout=60, what="the first session pulled")
+        s2 = site_env.session(customer_name="run 2")
+        site_env.end(s2["lsid"])
+        wait_for(lambda: any(s2["lsid"] in f for f in files(out)), timeout=60, what="the next pass, on schedule")
+        assert any(f.endswith(f"recording-{rec['id']}-session.bin") for f in files(out))
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(30) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(5)
+        reader.join(10)
+        os.close(master)
+    text = bytes(seen).decode(errors="replace")
+    assert "━" in text and "following the schedules" in text and "stopped" in text, text[-2000:]

@@ -8,6 +8,7 @@ the ``s3_server`` fixture shares one per test module."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -24,8 +25,12 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing
 
 
 class MotoServer:
-    def __init__(self, host: str = HOST, port: int | None = None, log: Path | None = None):
-        self.host, self.port, self.log = host, port or free_port(host), log
+    def __init__(self, host: str = HOST, port: int | None = None, log: Path | None = None,
+                 auth_after: int | None = None):
+        """``auth_after``: moto's IAM authentication and authorization start after that many requests
+        (``INITIAL_NO_AUTH_ACTION_COUNT``): the setup made before then (buckets, IAM users and their
+        policies, access keys) is free, what follows is checked against those policies."""
+        self.host, self.port, self.log, self.auth_after = host, port or free_port(host), log, auth_after
         self.proc: subprocess.Popen | None = None
         self._out = None
 
@@ -43,7 +48,8 @@ class MotoServer:
         cmd = [exe, "-H", self.host, "-p", str(self.port)] if exe else \
             [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)]
         self._out = open(self.log, "ab") if self.log else None
-        self.proc = subprocess.Popen(cmd, stdout=self._out or subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        env = {**os.environ, **({"INITIAL_NO_AUTH_ACTION_COUNT": str(self.auth_after)} if self.auth_after else {})}
+        self.proc = subprocess.Popen(cmd, stdout=self._out or subprocess.DEVNULL, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
@@ -64,11 +70,11 @@ class MotoServer:
             self._out.close()
             self._out = None
 
-    def client(self):
+    def client(self, service: str = "s3", key_id: str = "testing", secret: str = "testing"):
         import boto3
 
-        return boto3.client("s3", endpoint_url=self.endpoint_url, region_name="us-east-1",
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
+        return boto3.client(service, endpoint_url=self.endpoint_url, region_name="us-east-1",
+                            aws_access_key_id=key_id, aws_secret_access_key=secret)
 
     def __enter__(self) -> "MotoServer":
         return self.start()

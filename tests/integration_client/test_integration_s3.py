@@ -14,6 +14,7 @@ import subprocess
 import pytest
 
 from tests.integration_client.conftest import files, integration
+from tests.s3server import MotoServer
 
 
 def _dest(s3, bucket: str) -> str:
@@ -61,6 +62,34 @@ def test_a_bucket_that_does_not_exist_is_refused_and_recorded(site_env, s3_serve
     assert "bucket 'no-such-bucket' does not exist" in r.stderr and "Try:" in r.stderr
     st = json.loads(integration("--config", str(cfg), "status", "--json").stdout)
     assert "does not exist" in st["kinds"]["sessions"]["last_error"]["message"]
+
+
+@pytest.mark.req("IC-03")
+def test_a_bucket_whose_policy_refuses_writes_is_refused_and_nothing_is_left(site_env, tmp_path):
+    with MotoServer(host="127.0.34.3", auth_after=4) as server:  # IAM checked from the 5th request on
+        server.client().create_bucket(Bucket="read-only-archive")
+        iam = server.client("iam")
+        iam.create_user(UserName="reader")
+        iam.put_user_policy(UserName="reader", PolicyName="read-only", PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*", "Action": [
+                "s3:ListBucket", "s3:GetObject", "s3:ListBucketMultipartUploads"]}]}))
+        key = iam.create_access_key(UserName="reader")["AccessKey"]
+        creds = {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+        cfg = site_env.config(tmp_path / "integration.toml", dest=_dest(server, "read-only-archive"),
+                              state=tmp_path / "st")
+        s = site_env.session(customer_name="refused by the bucket")
+        site_env.recording(s["lsid"], "session", 100_000)
+        site_env.end(s["lsid"])
+        r = integration("--config", str(cfg), "sync", "--once", "--kind", "sessions", "--kind", "recordings",
+                        env=creds)
+        assert r.returncode == 9, r.stderr
+        assert "the bucket 'read-only-archive' refused it (AccessDenied" in r.stderr and "Try:" in r.stderr
+        reader = server.client(key_id=key["AccessKeyId"], secret=key["SecretAccessKey"])
+        assert reader.list_objects_v2(Bucket="read-only-archive").get("KeyCount", 0) == 0
+        assert reader.list_multipart_uploads(Bucket="read-only-archive").get("Uploads", []) == []
+    st = json.loads(integration("--config", str(cfg), "status", "--json").stdout)
+    assert "AccessDenied" in st["kinds"]["sessions"]["last_error"]["message"]
+    assert "AccessDenied" in st["kinds"]["recordings"]["last_error"]["message"]
 
 
 @pytest.mark.req("IC-03")

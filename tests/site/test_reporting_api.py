@@ -42,6 +42,7 @@ def reporting_only(rs_site):
     return {"Authorization": f"Bearer {api_token(rs_site.c, acct['client_id'], acct['client_secret'])}"}
 
 
+@pytest.mark.pg
 @pytest.mark.req("IC-02")
 def test_filters_and_a_cursor_that_never_misses_or_repeats(rs_site, reporting_only):
     c, h = rs_site.c, rs_site.sh

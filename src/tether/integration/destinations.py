@@ -56,7 +56,7 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _disk_error(exc: OSError, where: str) -> DestinationError:
+def disk_error(exc: OSError, where: str) -> DestinationError:
     if exc.errno == errno.ENOSPC:
         return DestinationError(f"{where}: no space left on the device", hint="free space or move the destination")
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
@@ -104,7 +104,7 @@ class Folder:
             fsync_dir(final.parent)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
-            raise _disk_error(exc, f"writing {final}") from None
+            raise disk_error(exc, f"writing {final}") from None
 
     def put_file(self, key: str, src: Path, sha256: str, progress: Progress, uploads: dict) -> None:
         total = src.stat().st_size
@@ -129,7 +129,7 @@ class Folder:
         try:
             self._path(key).unlink(missing_ok=True)
         except OSError as exc:
-            raise _disk_error(exc, f"deleting {key}") from None
+            raise disk_error(exc, f"deleting {key}") from None
 
 
 class Bucket:

@@ -29,7 +29,7 @@ from tether.core.errors import Gone, TetherError
 
 from . import retention
 from .config import Config
-from .destinations import Destination
+from .destinations import Destination, disk_error
 from .progress import Reporter
 from .siteapi import Site, file_sha256
 from .state import State
@@ -95,6 +95,11 @@ class Pass:
                 st.failed(kind, self.now(), exc.message)
                 failures.append({"kind": kind, "message": exc.message, "exit_code": exc.exit_code})
                 self.out.line(f"{kind}: failed: {exc.message}")
+            except OSError as exc:  # the state directory itself (partial downloads): full, read-only ...
+                err = disk_error(exc, f"the state directory {st.root}")
+                st.failed(kind, self.now(), err.message)
+                failures.append({"kind": kind, "message": err.message, "exit_code": 1})
+                self.out.line(f"{kind}: failed: {err.message}")
             else:
                 k["last_success"], k["last_error"] = self.now(), None
             st.save()

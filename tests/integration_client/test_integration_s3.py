@@ -17,6 +17,23 @@ from tests.integration_client.conftest import files, integration
 from tests.s3server import MotoServer
 
 
+def _self_signed() -> bytes:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "not the appliance")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
 def _dest(s3, bucket: str) -> str:
     return f'type = "s3"\nbucket = "{bucket}"\nprefix = "site1"\nendpoint_url = "{s3.endpoint_url}"\npart_size_mib = 5'
 
@@ -103,6 +120,15 @@ def test_wrong_credentials_and_an_unsupported_site_version_are_refused(site_env,
     assert f"the site refused API client {site_env.client_id!r}" in r.stderr and "Try:" in r.stderr
     assert files(out) == [] if out.exists() else True
     cfg = site_env.config(tmp_path / "good.toml", dest=f'path = "{out}"')
+    # a pinned certificate that is not the appliance's: refused before any credential is sent
+    other = tmp_path / "other.pem"
+    other.write_bytes(_self_signed())
+    r = integration("--config", str(cfg), "--pinned-cert", str(other), "sync", "--once")
+    assert r.returncode == 8 and "the site's certificate is not trusted" in r.stderr, r.stderr
+    # the secret from an environment variable (a flag over the file's client_secret_file)
+    r = integration("--config", str(cfg), "--client-secret-env", "WRONG_SECRET", "sync", "--once",
+                    env={"WRONG_SECRET": "also-not-it"})
+    assert r.returncode == 3, r.stderr
     # this program built for reporting API 2 only (its compatibility table, through the test seam),
     # against the real site, which speaks API 1
     r = integration("--config", str(cfg), "sync", "--once", env={"TETHER_INTEGRATION_REPORTING_API": "2"})

@@ -18,6 +18,8 @@ from tether.core.errors import Invalid
 KINDS = ("backups", "sessions", "recordings")
 _EVERY = re.compile(r"^(\d+)\s*([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_PAIRS = [("client_secret_file", "client_secret_env"), ("pinned_cert", "ca_file"), ("password_file", "password_env")]
+_EITHER = {a: b for a, b in _PAIRS} | {b: a for a, b in _PAIRS}
 
 
 @dataclass
@@ -124,6 +126,9 @@ def load(path: Path | None, flags: dict) -> Config:
             continue
         section, key = dotted.split(".", 1)
         doc.setdefault(section, {})[key] = value
+        other = _EITHER.get(key)
+        if other:  # a flag replaces the file's choice of the pair (a secret's file or variable, the trust)
+            doc[section].pop(other, None)
     site, dest, state = doc.get("site", {}), doc.get("destination", {}), doc.get("state", {})
     cfg = Config()
     cfg.site_url = str(site.get("url", "")).rstrip("/")

@@ -88,6 +88,7 @@ def get_session(request: Request, lsid: Lsid, p: Caller) -> dict:
     return history.session(site_of(request), p, lsid)
 
 
+_RECORDING_TYPES = {"application/octet-stream": {}, "application/x-asciicast": {}}
 _RANGE_HEADERS = {
     "X-Content-SHA256": {"description": "SHA-256 (hex) of the whole recording, whatever range was asked",
                          "schema": {"type": "string"}},
@@ -104,12 +105,12 @@ _RANGE_HEADERS = {
                         "recording's bytes are not on this appliance (recordings are not in site backups).",
             response_class=FileResponse,
             responses={200: {"description": "the whole recording", "headers": _RANGE_HEADERS,
-                             "content": {"application/octet-stream": {}}},
+                             "content": _RECORDING_TYPES},
                        206: {"description": "the range asked for (example: `Range: bytes=1048576-`)",
                              "headers": {**_RANGE_HEADERS, "Content-Range": {
                                  "description": "example: `bytes 1048576-5242879/5242880`",
                                  "schema": {"type": "string"}}},
-                             "content": {"application/octet-stream": {}}},
+                             "content": _RECORDING_TYPES},
                        410: {"description": "the index names a recording whose bytes are not here"},
                        416: {"description": "the range starts past the end; `Content-Range: bytes */SIZE`"}})
 def get_recording(request: Request, rec_id: Id, p: Caller) -> FileResponse:

@@ -69,6 +69,14 @@ class Config:
     timeout: float = 60.0
 
 
+def default_state_dir() -> Path:
+    """Outside the destination (nothing of ours in the archive): %LOCALAPPDATA% on Windows, else
+    $XDG_STATE_HOME or ~/.local/state."""
+    if os.name == "nt" and os.environ.get("LOCALAPPDATA"):
+        return Path(os.environ["LOCALAPPDATA"]) / "tether-integration"
+    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "tether-integration"
+
+
 def parse_every(value, name: str) -> float | None:
     if value in (None, False, "off", "never", ""):
         return None
@@ -169,7 +177,7 @@ def load(path: Path | None, flags: dict) -> Config:
         d.part_size = mib << 20
     else:
         raise Invalid(f"destination.type: folder or s3, not {d.type!r}", field="type")
-    cfg.state_dir = Path(state.get("dir") or (d.path / ".tether-integration" if d.path else ".")).expanduser()
+    cfg.state_dir = Path(state.get("dir") or default_state_dir()).expanduser()
     for kind in KINDS:
         cfg.schedules[kind] = KindSchedule(parse_every(doc.get(kind, {}).get("every"), f"{kind}.every"))
     b = doc.get("backups", {})

@@ -105,6 +105,9 @@ class Folder:
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             raise disk_error(exc, f"writing {final}") from None
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     def put_file(self, key: str, src: Path, sha256: str, progress: Progress, uploads: dict) -> None:
         total = src.stat().st_size

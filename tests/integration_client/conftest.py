@@ -106,3 +106,76 @@ def integration(*args: str, env: dict | None = None, timeout: float = 120) -> su
 def files(root: Path) -> list[str]:
     """Every file in the destination folder (the state directory the tests keep beside it excluded)."""
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+class CuttingProxy:
+    """A TCP forwarder on loopback in front of the appliance that cuts every connection (both sides
+    closed, as a network cut) once ``cut_after`` bytes have gone towards the client in all; ``cut_after =
+    None`` forwards everything. TLS passes through untouched (the client still pins the appliance)."""
+
+    def __init__(self, upstream: tuple[str, int], host: str = "127.0.34.4"):
+        import socket
+        import threading
+
+        self.upstream, self.cut_after, self.sent = upstream, None, 0
+        self.sock = socket.create_server((host, 0))
+        self.host, self.port = host, self.sock.getsockname()[1]
+        self._lock = threading.Lock()
+        self._conns: list = []
+        self._stop = False
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.host}:{self.port}"
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while not self._stop:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.upstream)
+            with self._lock:
+                self._conns += [client, server]
+            threading.Thread(target=self._pump, args=(client, server, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, True), daemon=True).start()
+
+    def _pump(self, src, dst, downstream: bool) -> None:
+        try:
+            while data := src.recv(65536):
+                if downstream:
+                    with self._lock:
+                        if self.cut_after is not None and self.sent + len(data) > self.cut_after:
+                            data = data[:max(0, self.cut_after - self.sent)]
+                            cut = True
+                        else:
+                            cut = False
+                        self.sent += len(data)
+                    if data:
+                        dst.sendall(data)
+                    if cut:
+                        break
+                else:
+                    dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self._stop = True
+        self.sock.close()
+        with self._lock:
+            for s in self._conns:
+                try:
+                    s.close()
+                except OSError:
+                    pass

@@ -195,3 +195,37 @@ def test_run_follows_the_schedules_and_shows_bars_on_a_terminal(site_env, tmp_pa
         os.close(master)
     text = bytes(seen).decode(errors="replace")
     assert "━" in text and "following the schedules" in text and "stopped" in text, text[-2000:]
+
+
+@pytest.mark.req("IC-03")
+def test_a_network_cut_mid_download_resumes_by_range(site_env, tmp_path):
+    from urllib.parse import urlsplit
+
+    from tests.integration_client.conftest import CuttingProxy
+
+    out = tmp_path / "archive"
+    u = urlsplit(site_env.proc.url)
+    proxy = CuttingProxy((u.hostname, u.port))
+    try:
+        cfg = site_env.config(tmp_path / "integration.toml", dest=f'path = "{out}"', state=tmp_path / "state")
+        cfg.write_text(cfg.read_text().replace(site_env.proc.url, proxy.url))
+        # start after everything already recorded, so that this pass downloads only the new recording
+        assert integration("--config", str(cfg), "sync", "--once", "--kind", "recordings").returncode == 0
+        s = site_env.session(customer_name="cut")
+        rec, sha = site_env.recording(s["lsid"], "session", 3 << 20)
+        proxy.sent, proxy.cut_after = 0, 1 << 20  # the connection dies about 1 MiB into the download
+        r = integration("--config", str(cfg), "sync", "--once", "--kind", "recordings")
+        assert r.returncode == 8, r.stderr
+        assert "the connection broke after" in r.stderr and "the next pass resumes from there" in r.stderr
+        part = tmp_path / "state" / "partial" / f"recording-{rec['id']}.part"
+        got = part.stat().st_size
+        assert 0 < got < rec["size"]
+        assert not any(str(rec["id"]) in f for f in files(out))
+        proxy.cut_after = None
+        r = integration("--config", str(cfg), "sync", "--once", "--kind", "recordings")
+        assert r.returncode == 0, r.stderr
+        assert f"resuming from byte {got}" in r.stderr
+        [path] = [out / f for f in files(out) if f.endswith(f"recording-{rec['id']}-session.bin")]
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == sha
+    finally:
+        proxy.close()

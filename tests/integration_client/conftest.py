@@ -26,6 +26,7 @@ HOST = "127.0.34.2"
 class Env:
     proc: ApplianceProc
     c: object
+    ah: dict
     sh: dict
     client_id: str
     secret_file: Path
@@ -83,7 +84,7 @@ def site_env(tmp_path_factory, vendor):
     proc = ApplianceProc(data, [f"{HOST}:{free_port(HOST)}"]).start()
     c = proc.client()
     try:
-        first_admin_login(c)
+        ah = first_admin_login(c)
         sh = first_site_login(c)
         acct = ok(c.post("/api/api-accounts", headers=sh, json={"name": "integration",
                                                                  "permissions": ["backup", "reporting"]}), 201)
@@ -91,7 +92,7 @@ def site_env(tmp_path_factory, vendor):
         secret.write_text(acct["client_secret"] + "\n")
         pw = d / "backup-password"
         pw.write_text("Backup-pass-1\n")
-        yield Env(proc, c, sh, acct["client_id"], secret, pw)
+        yield Env(proc, c, ah, sh, acct["client_id"], secret, pw)
     finally:
         c.close()
         proc.stop()

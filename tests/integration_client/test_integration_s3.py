@@ -165,3 +165,33 @@ def test_a_full_local_disk_is_refused_and_leaves_no_partial_file(site_env, small
     assert not any(".tether-integration-tmp" in f for f in files(small_disk))
     st = json.loads(integration("--config", str(cfg), "status", "--json").stdout)
     assert "no space left" in st["kinds"]["recordings"]["last_error"]["message"]
+
+
+@pytest.mark.req("IC-03")
+def test_trusting_a_ca_checks_the_name_the_site_presents(site_env, tmp_path):
+    """Last in the module: the appliance's address presents a CA-issued certificate from here on."""
+    import datetime as dt
+
+    from tests.certs.conftest import Pki
+    from tests.certs.e2e import by_name, p12, upload
+    from tests.integration_client.conftest import HOST
+
+    pki = Pki(start=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1))
+    root = pki.root("Integration Root CA")
+    c, ah = site_env.c, site_env.ah
+    assert upload(c, ah, p12(pki.leaf(root, ips=(HOST,)), [root]), "ca-issued").status_code == 201
+    r = c.put(f"/appliance/api/certificate-assignments/{HOST}", headers=ah, json={"id": by_name(c, ah, "ca-issued")["id"]})
+    assert r.status_code == 200, r.text
+    ca = tmp_path / "root.pem"
+    ca.write_text(root.pem)
+    out = tmp_path / "archive"
+    cfg = site_env.config(tmp_path / "integration.toml", dest=f'path = "{out}"', state=tmp_path / "st")
+    r = integration("--config", str(cfg), "--ca-file", str(ca), "sync", "--once", "--kind", "sessions")
+    assert r.returncode == 0, r.stderr  # the CA-issued certificate names this address
+    other = pki.root("Some Other CA")
+    (tmp_path / "other.pem").write_text(other.pem)
+    r = integration("--config", str(cfg), "--ca-file", str(tmp_path / "other.pem"), "sync", "--once",
+                    "--kind", "sessions")
+    assert r.returncode == 8 and "not trusted" in r.stderr, r.stderr
+    r = integration("--config", str(cfg), "sync", "--once", "--kind", "sessions")  # the old pin no longer matches
+    assert r.returncode == 8, r.stderr

@@ -54,3 +54,23 @@ def test_a_bad_configuration_is_refused_naming_the_setting(tmp_path):
     assert r.returncode == 8 and "Error: cannot reach https://127.0.0.1:1" in r.stderr, r.stderr
     r = integration("--state-dir", str(tmp_path / "st"), "status", "--json")
     assert "cannot reach" in json.loads(r.stdout)["kinds"]["sessions"]["last_error"]["message"]
+
+
+@pytest.mark.req("IC-03")
+def test_run_retries_a_failed_kind_after_five_minutes_at_most(tmp_path):
+    from tether.integration import config as C
+    from tether.integration.cli import _due
+    from tether.integration.state import State
+
+    cfg = C.Config()
+    cfg.schedules = {"backups": C.KindSchedule(86400.0), "sessions": C.KindSchedule(3600.0),
+                     "recordings": C.KindSchedule(None)}
+    st = State(tmp_path)
+    t0 = 1_767_225_600.0
+    assert _due(cfg, st, t0)[0] == ["backups", "sessions"]  # never pulled: due at once
+    for kind in ("backups", "sessions"):
+        st.kind(kind).update(last_attempt=t0, last_success=t0)
+    assert _due(cfg, st, t0 + 60) == ([], t0 + 3600)
+    st.kind("sessions").update(last_attempt=t0 + 3600, last_error={"at": t0 + 3600, "message": "down"})
+    assert _due(cfg, st, t0 + 3601) == ([], t0 + 3900)  # not hammering a site that is down
+    assert _due(cfg, st, t0 + 3900)[0] == ["sessions"]

@@ -126,8 +126,8 @@ def _due(cfg: C.Config, state: State, now: float) -> tuple[list[str], float]:
         k = state.doc["kinds"].get(kind, {})
         last_ok, last_try = k.get("last_success"), k.get("last_attempt")
         at = (last_ok + every) if last_ok else now
-        if k.get("last_error") and last_try:
-            at = min(at, last_try + min(every, RETRY_AFTER_FAILURE))
+        if k.get("last_error") and last_try:  # the last attempt failed: again after min(every, 5 min)
+            at = last_try + min(every, RETRY_AFTER_FAILURE)
         if at <= now:
             due.append(kind)
         else:

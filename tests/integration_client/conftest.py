@@ -92,7 +92,9 @@ def site_env(tmp_path_factory, vendor):
         secret.write_text(acct["client_secret"] + "\n")
         pw = d / "backup-password"
         pw.write_text("Backup-pass-1\n")
-        yield Env(proc, c, ah, sh, acct["client_id"], secret, pw)
+        env = Env(proc, c, ah, sh, acct["client_id"], secret, pw)
+        yield env
+        c = env.c  # a test that restarted the appliance made a new client
     finally:
         c.close()
         proc.stop()

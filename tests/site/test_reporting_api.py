@@ -14,6 +14,7 @@ import uuid
 import pytest
 
 from tests.helpers import api_token, ok
+from tests.site.conftest import _start as start_site
 
 KINDS = ("sessions", "presentation-logs", "license-usage", "team-activity", "exit-survey-answers", "recordings")
 
@@ -32,6 +33,15 @@ def _pull(c, h, cursor=None, **params) -> tuple[list[dict], str | None]:
             return seen, page["next_cursor"]
         seen += page["items"]
         cursor = page["next_cursor"]
+
+
+@pytest.fixture(scope="module")
+def rs_site(tmp_path_factory, vendor, site_db):
+    """This module's own Remote Support site: its recordings and jump sessions would change what the
+    shared one's listings show other modules."""
+    env = start_site(tmp_path_factory, vendor, site_db, "remote-support")
+    yield env
+    env.close()
 
 
 @pytest.fixture(scope="module")

@@ -111,6 +111,16 @@ def files(root: Path) -> list[str]:
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
 
 
+def _hang_up(sock) -> None:
+    import socket
+
+    for step in (lambda: sock.shutdown(socket.SHUT_RDWR), sock.close):
+        try:
+            step()
+        except OSError:
+            pass
+
+
 class CuttingProxy:
     """A TCP forwarder on loopback in front of the appliance that cuts every connection (both sides
     closed, as a network cut) once ``cut_after`` bytes have gone towards the client in all; ``cut_after =
@@ -167,18 +177,12 @@ class CuttingProxy:
                     dst.sendall(data)
         except OSError:
             pass
-        for s in (src, dst):
-            try:
-                s.close()
-            except OSError:
-                pass
+        for s in (src, dst):  # shutdown first: it wakes the other pump blocked in recv and sends the FIN now
+            _hang_up(s)
 
     def close(self) -> None:
         self._stop = True
         self.sock.close()
         with self._lock:
             for s in self._conns:
-                try:
-                    s.close()
-                except OSError:
-                    pass
+                _hang_up(s)

@@ -209,8 +209,10 @@ def test_a_network_cut_mid_download_resumes_by_range(site_env, tmp_path):
     try:
         cfg = site_env.config(tmp_path / "integration.toml", dest=f'path = "{out}"', state=tmp_path / "state")
         cfg.write_text(cfg.read_text().replace(site_env.proc.url, proxy.url))
-        # start after everything already recorded, so that this pass downloads only the new recording
-        assert integration("--config", str(cfg), "sync", "--once", "--kind", "recordings").returncode == 0
+        # start after everything already recorded (pulled directly, not through the forwarder), so that the
+        # passes below download only the new recording
+        assert integration("--config", str(cfg), "--site-url", site_env.proc.url, "sync", "--once",
+                           "--kind", "recordings").returncode == 0
         s = site_env.session(customer_name="cut")
         rec, sha = site_env.recording(s["lsid"], "session", 3 << 20)
         proxy.sent, proxy.cut_after = 0, 1 << 20  # the connection dies about 1 MiB into the download

@@ -71,6 +71,27 @@ def test_upload_killed_mid_multipart_resumes_and_completes_after_the_hash(site_e
 
 
 @pytest.mark.req("IC-03")
+def test_a_backup_whose_upload_was_killed_is_finished_not_taken_again(site_env, s3_server, tmp_path):
+    s3 = s3_server.client()
+    s3.create_bucket(Bucket="backups-archive")
+    cfg = site_env.config(tmp_path / "integration.toml", dest=_dest(s3_server, "backups-archive"),
+                          state=tmp_path / "st")
+    env = {**s3_server.env, "TETHER_CRASH_AT": "1", "TETHER_CRASH_ONLY": "integration.upload.part"}
+    r = integration("--config", str(cfg), "sync", "--once", "--kind", "backups", env=env)
+    assert r.returncode == -9 and "site backup ..." in r.stderr, r.stderr
+    [upload] = s3.list_multipart_uploads(Bucket="backups-archive")["Uploads"]
+    assert s3.list_objects_v2(Bucket="backups-archive").get("KeyCount", 0) == 0
+    r = integration("--config", str(cfg), "sync", "--once", "--kind", "backups", env=s3_server.env)
+    assert r.returncode == 0, r.stderr
+    assert "site backup ..." not in r.stderr  # no new backup was taken: the staged one was finished
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="backups-archive")["Contents"]]
+    assert keys == [upload["Key"]] and keys[0].endswith(".nsb")
+    obj = s3.get_object(Bucket="backups-archive", Key=keys[0])
+    assert hashlib.sha256(obj["Body"].read()).hexdigest() == obj["Metadata"]["sha256"]
+    assert s3.list_multipart_uploads(Bucket="backups-archive").get("Uploads", []) == []
+
+
+@pytest.mark.req("IC-03")
 def test_a_bucket_that_does_not_exist_is_refused_and_recorded(site_env, s3_server, tmp_path):
     cfg = site_env.config(tmp_path / "integration.toml", dest=_dest(s3_server, "no-such-bucket"),
                           state=tmp_path / "st")

@@ -30,6 +30,7 @@ class Download:
     path: Path
     filename: str
     media_type: str
+    sha256: str | None = None  # the content's SHA-256 (hex) where the store knows it
 
 
 class _Writer:

@@ -28,7 +28,10 @@ from .resources import RS, check_edition
 
 MAX_PAGE = 500
 SESSION_KINDS = ("support", "jump", "shell", "tunnel", "show_my_screen")
-RECORDING_KINDS = ("session", "command_shell", "presentation", "show_my_screen")
+RECORDING_KINDS = ("session", "command_shell", "tunnel", "presentation", "show_my_screen")
+ORDERS = ("newest", "oldest")
+# the reporting API's contract version (GET /api/reporting/info); raised on an incompatible change
+REPORTING_API = 1
 # how a recording is saved, by kind: (extension, media type); command shells are asciicast v2
 # (playable with `asciinema play`), the other kinds opaque bytes as their clients upload them
 RECORDING_FORMATS = {"command_shell": ("cast", "application/x-asciicast")}
@@ -44,10 +47,12 @@ class HistoryKind:
     user_col: str | None
     type_col: str | None
     edition: str | None = None
+    client_cols: tuple[str, ...] = ()
 
 
 KINDS: dict[str, HistoryKind] = {k.slug: k for k in (
-    HistoryKind("sessions", "Sessions", H.session_records, "started_at", "rep", "kind"),
+    HistoryKind("sessions", "Sessions", H.session_records, "started_at", "rep", "kind",
+                client_cols=("jump_client", "customer_name", "customer_host")),
     HistoryKind("presentation-logs", "Presentation logs", H.presentation_logs, "started_at", "presenter",
                 "presentation", edition=RS),
     HistoryKind("license-usage", "License usage", H.license_usage, "at", "username", "type"),
@@ -104,6 +109,20 @@ def _uncursor(c: str) -> tuple[float, int]:
         raise Invalid("cursor: not a cursor this server returned", field="cursor") from None
 
 
+def _after_cursor(i: int) -> str:
+    return base64.urlsafe_b64encode(f"after:{i}".encode()).decode()
+
+
+def _unafter(c: str) -> int:
+    try:
+        tag, i = base64.urlsafe_b64decode(c.encode()).decode().split(":")
+        if tag != "after":
+            raise ValueError(tag)
+        return int(i)
+    except (ValueError, UnicodeDecodeError):
+        raise Invalid("cursor: not a cursor this server returned for order=oldest", field="cursor") from None
+
+
 class SessionStart(BaseModel):
     model_config = ConfigDict(extra="forbid")
     rep: Annotated[str, Field(min_length=1, max_length=64)]
@@ -130,11 +149,22 @@ class History:
 
     # --- listing ------------------------------------------------------------------------------
     def list(self, k: HistoryKind, *, since=None, until=None, user: str | None = None, type: str | None = None,
-             limit: int = 50, cursor: str | None = None) -> dict:
+             client: str | None = None, limit: int = 50, cursor: str | None = None,
+             order: str = "newest") -> dict:
+        """A page of ``k``. ``order="newest"`` (by time, then id, descending) is for people browsing;
+        ``order="oldest"`` walks the records in the order they were written (ascending id) and its
+        cursor names the last record returned, so a puller that keeps the last ``next_cursor`` and comes
+        back later sees every record written since exactly once: site writers are serialised (SQLite's
+        write lock; the change log's advisory lock on PostgreSQL), so ids become visible in increasing
+        order and a record never appears behind a cursor already handed out. In that order
+        ``next_cursor`` is always set when the page is not empty (the place to resume from), and the
+        end is an empty page."""
         t = k.table
         tc, idc = t.c[k.time_col], t.c.id
         if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
             raise Invalid(f"limit: between 1 and {MAX_PAGE}", field="limit")
+        if order not in ORDERS:
+            raise Invalid(f"order: one of {', '.join(ORDERS)}", field="order")
         q = sa.select(t)
         lo, hi = parse_time(since, "since"), parse_time(until, "until")
         if lo is not None:
@@ -147,6 +177,18 @@ class History:
             q = q.where(t.c[k.user_col] == user)
         if type:
             q = q.where(t.c[k.type_col] == type)
+        if client:
+            if not k.client_cols:
+                raise Invalid(f"client: {k.title.lower()} are not filtered by client", field="client")
+            q = q.where(sa.or_(*(t.c[col] == client for col in k.client_cols)))
+        if order == "oldest":
+            after = _unafter(cursor) if cursor else None
+            if after is not None:
+                q = q.where(idc > after)
+            q = q.order_by(idc.asc()).limit(limit)
+            with self.engine.connect() as c:
+                rows = [dict(r) for r in c.execute(q).mappings()]
+            return {"items": rows, "next_cursor": _after_cursor(rows[-1]["id"]) if rows else cursor}
         if cursor:
             ct, ci = _uncursor(cursor)
             q = q.where(sa.or_(tc < ct, sa.and_(tc == ct, idc < ci)))

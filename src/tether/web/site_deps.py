@@ -5,6 +5,7 @@ steps. Its own module so that the routers import it, never each other."""
 
 from __future__ import annotations
 
+import base64
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -37,8 +38,15 @@ def site_of(request: Request):
 
 
 def send(d: Download) -> FileResponse:
-    """A site download (file store, recordings) as the pages and the API send it."""
-    return FileResponse(d.path, media_type=d.media_type, filename=d.filename)
+    """A site download (file store, recordings) as the pages and the API send it. Starlette's
+    FileResponse answers ``Range`` requests (206 with ``Content-Range``, 416 for a range past the end,
+    ``If-Range`` against its ETag), so a broken download resumes; where the content's SHA-256 is known it
+    goes in ``X-Content-SHA256`` (hex) and ``Repr-Digest`` (RFC 9530) of the whole representation."""
+    headers = {}
+    if d.sha256:
+        headers = {"X-Content-SHA256": d.sha256,
+                   "Repr-Digest": f"sha-256=:{base64.b64encode(bytes.fromhex(d.sha256)).decode()}:"}
+    return FileResponse(d.path, media_type=d.media_type, filename=d.filename, headers=headers)
 
 
 def site_login(request: Request, username: str, password: str, challenge: str | None = None):

@@ -38,7 +38,8 @@ def history_kind(site: Site, actor: Actor, slug: str) -> H.HistoryKind:
 
 
 def list_history(site: Site, actor: Actor, slug: str, **filters) -> dict:
-    """A page of one kind of history, newest first (filters: since, until, user, type, limit, cursor)."""
+    """A page of one kind of history (filters: since, until, user, type, client, limit, cursor, order;
+    ``History.list``)."""
     return site.history.list(history_kind(site, actor, slug), **filters)
 
 
@@ -58,7 +59,18 @@ def recording_download(site: Site, actor: Actor, rec_id: int) -> Download:
         raise Gone(f"the content of recording {rec_id} is not on this appliance (recordings are not in "
                    "site backups)", hint="recordings stay on the appliance that made them")
     filename, media_type = H.recording_file(rec)
-    return Download(path, filename, media_type)
+    return Download(path, filename, media_type, sha256=rec["sha256"])
+
+
+def reporting_info(site: Site, actor: Actor, software_version: str) -> dict:
+    """What a reporting client checks before it pulls: the appliance software, the site's package and the
+    reporting API's contract version, and which kinds of history this site's edition records."""
+    P.require(actor.granted, P.REPORTING)
+    info = site.info()
+    return {"software_version": software_version, "reporting_api": H.REPORTING_API,
+            "site": {"name": info.name, "edition": info.edition, "version": info.version},
+            "kinds": [slug for slug, k in H.KINDS.items() if k.edition in (None, site.edition)],
+            "recording_kinds": list(H.RECORDING_KINDS)}
 
 
 # --- recording sessions ------------------------------------------------------------------------------

@@ -95,7 +95,7 @@ def register(app: typer.Typer) -> None:
         emit(result, as_json, f"Site {result['site_name']} {result['version']} ({result['edition']}): "
                               f"{result['action']} done")
 
-    for section in ("networking", "security"):
+    for section in ("networking", "security", "storage"):
         _settings_commands(section)
 
 

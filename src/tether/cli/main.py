@@ -7,7 +7,7 @@ import typer
 from tether import __version__
 
 from .output import JsonOpt, emit
-from . import appliance, backup, certs, failover, serve, site, site_data
+from . import appliance, backup, certs, failover, serve, site, site_data, storage
 
 app = typer.Typer(help=f"Tether {__version__}: the remote-support appliance built for disaster recovery.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -26,3 +26,4 @@ site.register(app)
 site_data.register(app)
 backup.register(app)
 failover.register(app)
+storage.register(app)

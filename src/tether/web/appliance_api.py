@@ -106,6 +106,7 @@ SETTINGS_SECTIONS = {
     "networking": "Networking settings",
     "security": "Security settings (TLS, administration, syslog, agreement, SMTP)",
     "support": "The support desk this appliance reports to (DESK-09: URL, appliance token, when to report)",
+    "storage": "Where the site's file store and recordings live: local disk or an S3-compatible bucket (OPS-06)",
 }
 
 

@@ -14,6 +14,7 @@ import time
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 from markupsafe import Markup
 
 from tether.core.errors import Invalid, TetherError
@@ -281,7 +282,7 @@ async def files_upload(request: Request):
             def chunks():
                 while chunk := up.file.read(1 << 20):
                     yield chunk
-            sha, size = store.blobs.put_stream(chunks(), limit)
+            sha, size = await run_in_threadpool(store.blobs.put_stream, chunks(), limit)  # S3: network
             files.add_file(site, p, client_ip(request), name, sha, size, up.content_type or "",
                            str(form.get("description") or ""))
         except TetherError as exc:

@@ -8,7 +8,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
-from starlette.responses import FileResponse
+from urllib.parse import quote
+
+from starlette.responses import FileResponse, Response, StreamingResponse
 
 from tether.core.errors import Invalid, Unauthorized
 from tether.site.blobs import Download
@@ -36,9 +38,16 @@ def site_of(request: Request):
     return site
 
 
-def send(d: Download) -> FileResponse:
-    """A site download (file store, recordings) as the pages and the API send it."""
-    return FileResponse(d.path, media_type=d.media_type, filename=d.filename)
+def send(d: Download) -> Response:
+    """A site download (file store, recordings) as the pages and the API send it: the file from local
+    disk, or the object streamed from the bucket (its first GET made before the answer starts, so a
+    store that fails gives a 503, not a broken 200)."""
+    if d.path is not None:
+        return FileResponse(d.path, media_type=d.media_type, filename=d.filename)
+    q = quote(d.filename)
+    disposition = f"attachment; filename*=utf-8''{q}" if q != d.filename else f'attachment; filename="{d.filename}"'
+    return StreamingResponse(d.chunks(), media_type=d.media_type,
+                             headers={"content-length": str(d.size), "content-disposition": disposition})
 
 
 def site_login(request: Request, username: str, password: str, challenge: str | None = None):

@@ -64,6 +64,21 @@ def env(tmp_path_factory, vendor, moto_server, relay):
     _stop(e)
 
 
+def appliance_page(env):
+    """An httpx client logged in to the /appliance pages."""
+    c = env.proc.client(follow_redirects=False)
+    pre = csrf(c, "/appliance/login")
+    r = c.post("/appliance/login", data={"username": "admin", "password": NEW_ADMIN_PASSWORD, "csrf_token": pre})
+    assert r.status_code == 303, r.text
+    return c
+
+
+def form_of(d: dict) -> dict:
+    s3 = d["s3"]
+    return {"backend": d["backend"], "endpoint_url": s3["endpoint_url"], "bucket": s3["bucket"], "region": s3["region"],
+            "prefix": s3["prefix"], "access_key": s3["access_key"], "secret_key": s3["secret_key"], "verify_tls": "on"}
+
+
 def doc(moto, endpoint: str, who: str = "writer", backend: str = "s3", prefix: str = "") -> dict:
     key, secret = moto.keys[who]
     return {"backend": backend, "s3": {"endpoint_url": endpoint, "bucket": moto.bucket, "region": "us-east-1",
@@ -93,13 +108,28 @@ def test_a_bucket_that_fails_its_check_is_refused_and_nothing_is_saved(env, tmp_
     res = run_cli("settings", "set-storage", str(f), env={**env.proc.cli_env(), "TETHER_PASSWORD": NEW_ADMIN_PASSWORD})
     assert res.returncode == 8 and "refused" in res.stderr, (res.returncode, res.stderr)
     assert ok(env.c.get("/appliance/api/storage", headers=env.ah)) == before
+    # the page: the same refusal, shown on the form
+    page = appliance_page(env)
+    try:
+        r = page.post("/appliance/storage", data={"csrf_token": csrf(page, "/appliance/storage"), **form_of(bad)})
+        assert r.status_code == 503 and "refused the request" in r.text and "not-the-secret" not in r.text
+    finally:
+        page.close()
+    assert ok(env.c.get("/appliance/api/storage", headers=env.ah)) == before
     assert "not-the-secret" not in env.proc.log_path.read_text()
 
 
 def test_files_and_recordings_live_in_the_bucket(env):
     c, sh, moto = env.c, env.sh, env.moto
     good = doc(moto, env.relay.url)
-    saved = ok(c.put("/appliance/api/storage", headers=env.ah, json=good))
+    page = appliance_page(env)  # saved through the page (its API twin refused above)
+    try:
+        r = page.post("/appliance/storage", data={"csrf_token": csrf(page, "/appliance/storage"), **form_of(good)})
+        assert r.status_code == 200 and "Saved." in r.text, r.text
+        assert good["s3"]["secret_key"] not in r.text and "(set; leave empty to keep)" in r.text
+    finally:
+        page.close()
+    saved = ok(c.get("/appliance/api/storage", headers=env.ah))
     assert saved["backend"] == "s3" and saved["s3"]["secret_key"] == "********"
     assert moto.keys["writer"][1] not in json.dumps(ok(c.get("/appliance/api/storage", headers=env.ah)))
     # a large upload goes up as a multipart upload, a small one in one PUT; both under their hash

@@ -172,14 +172,3 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
         raise ValueError(f"range starts at {start}, the blob has {size} bytes")
     return start, end
 
-
-def read_range(path: Path, start: int, end: int):
-    with open(path, "rb") as f:
-        f.seek(start)
-        left = end - start + 1
-        while left > 0:
-            chunk = f.read(min(CHUNK, left))
-            if not chunk:
-                return
-            left -= len(chunk)
-            yield chunk

@@ -18,7 +18,6 @@ import asyncio
 import json
 import logging
 import time
-from pathlib import Path
 from typing import Any, AsyncIterator, Iterator, Protocol
 
 import sqlalchemy as sa

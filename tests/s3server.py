@@ -29,15 +29,18 @@ _READ_ONLY = ('{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":[
 
 class MotoServer:
     def __init__(self, host: str = "127.0.0.1", port: int | None = None, *, bucket: str = "tether-test",
-                 auth: bool = False, log: Path | None = None):
-        self.host, self.port, self.bucket, self.auth, self.log = host, port, bucket, auth, log
+                 auth: bool = False, log: Path | None = None, tls: tuple[Path, Path] | None = None,
+                 ca: Path | None = None):
+        """``tls``: (certificate, key) files to serve HTTPS with; ``ca``: what this side's clients trust."""
+        self.host, self.port, self.bucket, self.auth, self.log, self.tls = host, port, bucket, auth, log, tls
+        self.ca = ca
         self.proc: subprocess.Popen | None = None
         self._out = None
         self.keys: dict[str, tuple[str, str]] = {"writer": ("testing", "testing")}
 
     @property
     def endpoint_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     def client(self, who: str = "writer"):
         import boto3
@@ -45,7 +48,8 @@ class MotoServer:
 
         key, secret = self.keys[who]
         return boto3.client("s3", endpoint_url=self.endpoint_url, region_name="us-east-1", aws_access_key_id=key,
-                            aws_secret_access_key=secret, config=Config(s3={"addressing_style": "path"}))
+                            aws_secret_access_key=secret, config=Config(s3={"addressing_style": "path"}),
+                            verify=str(self.ca) if self.ca else None)
 
     def start(self, timeout: float = 30) -> "MotoServer":
         self.port = self.port or free_port(self.host)
@@ -53,14 +57,15 @@ class MotoServer:
         if self.auth:
             env["INITIAL_NO_AUTH_ACTION_COUNT"] = str(SETUP_ACTIONS)
         self._out = open(self.log, "ab") if self.log else None
-        self.proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)],
+        tls = ["-c", str(self.tls[0]), "-k", str(self.tls[1])] if self.tls else []
+        self.proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port), *tls],
                                      stdout=self._out or subprocess.DEVNULL, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"moto server exited with {self.proc.returncode}")
             try:
-                if httpx.get(f"{self.endpoint_url}/moto-api/", timeout=1).status_code < 500:
+                if httpx.get(f"{self.endpoint_url}/moto-api/", timeout=1, verify=False).status_code < 500:
                     break
             except httpx.HTTPError:
                 pass
@@ -68,7 +73,11 @@ class MotoServer:
                 self.stop()
                 raise TimeoutError("moto server did not start")
             time.sleep(0.1)
-        self._setup()
+        try:
+            self._setup()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def _setup(self) -> None:
@@ -79,7 +88,8 @@ class MotoServer:
         import boto3
 
         iam = boto3.client("iam", endpoint_url=self.endpoint_url, region_name="us-east-1",
-                           aws_access_key_id="testing", aws_secret_access_key="testing")
+                           aws_access_key_id="testing", aws_secret_access_key="testing",
+                           verify=str(self.ca) if self.ca else None)
         for who, policy in (("writer", _WRITE_ALL), ("reader", _READ_ONLY)):
             iam.create_user(UserName=who)
             k = iam.create_access_key(UserName=who)["AccessKey"]

@@ -16,7 +16,8 @@ import pytest
 
 from tests.helpers import (NEW_ADMIN_PASSWORD, ApplianceProc, admin_token, first_admin_login, first_site_login, ok,
                            run_cli, site_token)
-from tests.s3server import moto_server  # noqa: F401  (the module's S3 server)
+from tests.authn.pki import make_ca, make_server_cert
+from tests.s3server import MotoServer, moto_server  # noqa: F401  (the module's S3 server)
 from tests.site.test_site_data_pages import csrf, html_login
 from tests.storage.relay import TcpRelay
 
@@ -119,6 +120,20 @@ def test_a_bucket_that_fails_its_check_is_refused_and_nothing_is_saved(env, tmp_
     assert "not-the-secret" not in env.proc.log_path.read_text()
 
 
+def test_the_endpoint_certificate_is_verified_against_the_ca_given(env, tmp_path):
+    ca, ca_key, ca_cert = make_ca(tmp_path, "Object store CA")
+    cert, key = make_server_cert(tmp_path, ca_key, ca_cert, "127.0.0.1", "s3.tether.test")
+    with MotoServer(tls=(cert, key), ca=ca, bucket="tls-bucket") as tls:
+        d = doc(tls, tls.endpoint_url, backend="local")
+        r = env.c.put("/appliance/api/storage", headers=env.ah, json=d)  # the system CAs do not know it
+        assert r.status_code == 503 and "could not be verified" in r.json()["message"], r.text
+        assert not (env.data / "storage-ca.pem").exists()
+        d["s3"]["ca_pem"] = ca.read_text()
+        saved = ok(env.c.put("/appliance/api/storage", headers=env.ah, json=d))
+        assert saved["s3"]["ca_pem"] == ca.read_text() and saved["backend"] == "local"
+        assert (env.data / "storage-ca.pem").read_text() == ca.read_text()
+
+
 def test_files_and_recordings_live_in_the_bucket(env):
     c, sh, moto = env.c, env.sh, env.moto
     good = doc(moto, env.relay.url)
@@ -131,6 +146,7 @@ def test_files_and_recordings_live_in_the_bucket(env):
         page.close()
     saved = ok(c.get("/appliance/api/storage", headers=env.ah))
     assert saved["backend"] == "s3" and saved["s3"]["secret_key"] == "********"
+    assert not (env.data / "storage-ca.pem").exists()  # this endpoint has none
     assert moto.keys["writer"][1] not in json.dumps(ok(c.get("/appliance/api/storage", headers=env.ah)))
     # a large upload goes up as a multipart upload, a small one in one PUT; both under their hash
     big = os.urandom(3 << 20) * 7  # 21 MiB: three parts

@@ -91,7 +91,7 @@ def post_session_end(request: Request, lsid: Lsid, p: Caller,
 
 
 @router.put("/command/sessions/{lsid}/recordings/{kind}", status_code=201,
-            summary="Upload a recording of a session (raw body, streamed to <data>/site/recordings)")
+            summary="Upload a recording of a session (raw body, streamed to the recordings store: disk or bucket)")
 async def put_recording(request: Request, lsid: Lsid, kind: Annotated[str, Path(pattern=r"^[a-z_]{1,32}$")],
                         p: Caller, duration_seconds: Annotated[float, Query(ge=0)] = 0.0,
                         started_at: Annotated[float | None, Query()] = None) -> dict:

@@ -44,7 +44,7 @@ def test_export_then_import_onto_a_replacement(make_appliance):
         bad["sections"]["networking"]["dns_servers"] = ["300.1.1.1"]
         r = c.post("/appliance/api/config/import", headers=h, files={"file": (name, yaml.safe_dump(bad).encode())})
         assert r.status_code == 200
-        assert r.json()["applied"] == ["security", "support", "storage"] and r.json()["refused"][0]["field"] == "dns_servers.0"
+        assert r.json()["applied"] == ["security", "storage", "support"] and r.json()["refused"][0]["field"] == "dns_servers.0"
         assert c.get("/appliance/api/networking", headers=h).json() == before
         r = c.post("/appliance/api/config/import", headers=h, files={"file": (name, doc_text.encode())})
         assert r.status_code == 200 and r.json()["applied"] == ["networking", "security", "support", "storage"], r.text

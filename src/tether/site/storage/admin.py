@@ -19,10 +19,10 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from tether.core.errors import Conflict, IntegrityError, NotFound
+from tether.core.errors import Conflict, IntegrityError
 from tether.core.paths import DataDir
 
-from . import KINDS, Stores, local_stores
+from . import KINDS, Stores
 
 
 def _ca_file(data: DataDir, pem: str | None):
@@ -163,10 +163,3 @@ def site_objects(engine) -> dict[str, dict[str, int]]:
             out["recordings"] = {r.sha256: r.size for r in c.execute(sa.select(recordings.c.sha256, recordings.c.size))}
     return out
 
-
-def require_site(site) -> None:
-    if site is None:
-        raise NotFound("no site is installed on this appliance", hint="install a site package first")
-
-
-__all__ = ["check_change", "connect_checked", "migrate", "site_objects", "write_ca", "local_stores", "MigrateReport"]

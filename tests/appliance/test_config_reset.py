@@ -44,10 +44,10 @@ def test_export_then_import_onto_a_replacement(make_appliance):
         bad["sections"]["networking"]["dns_servers"] = ["300.1.1.1"]
         r = c.post("/appliance/api/config/import", headers=h, files={"file": (name, yaml.safe_dump(bad).encode())})
         assert r.status_code == 200
-        assert r.json()["applied"] == ["monitoring", "security", "support"] and r.json()["refused"][0]["field"] == "dns_servers.0"
+        assert r.json()["applied"] == ["monitoring", "security", "storage", "support"] and r.json()["refused"][0]["field"] == "dns_servers.0"
         assert c.get("/appliance/api/networking", headers=h).json() == before
         r = c.post("/appliance/api/config/import", headers=h, files={"file": (name, doc_text.encode())})
-        assert r.status_code == 200 and r.json()["applied"] == ["networking", "security", "support", "monitoring"], r.text
+        assert r.status_code == 200 and r.json()["applied"] == ["networking", "security", "support", "storage", "monitoring"], r.text
         assert c.get("/appliance/api/networking", headers=h).json()["dns_servers"] == NETWORKING["dns_servers"]
         got = c.get("/appliance/api/security", headers=h).json()
         assert got["syslog"]["host"] == "192.0.2.77" and got["login_agreement"]["text"] == "Authorised staff only."

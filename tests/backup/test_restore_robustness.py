@@ -3,6 +3,7 @@ any point leaves the old or the new site, never a mixture; mutated backups
 are refused cleanly; a full or read-only disk gives a clear error and loses
 nothing."""
 
+import functools
 import hashlib
 import io
 import os
@@ -63,7 +64,7 @@ def _blobs(d: Path, n: int, size: int, tag: str) -> list[FileEntry]:
         data = f"{tag}-{i}-".encode() * (size // 8)
         sha = hashlib.sha256(data).hexdigest()
         (d / sha).write_bytes(data)
-        out.append(FileEntry(f"{tag}{i}.txt", sha, len(data), d / sha))
+        out.append(FileEntry(f"{tag}{i}.txt", sha, len(data), functools.partial(open, d / sha, "rb")))
     return out
 
 

@@ -200,9 +200,59 @@ class Monitoring(_Model):
     metrics: Metrics = Metrics()
 
 
+def _endpoint(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    if not re.match(r"^https?://[A-Za-z0-9.\-\[\]:]+/?$", value):
+        raise ValueError(f"{value!r} is not an http(s) URL of an S3 endpoint (scheme, host, optional port)")
+    return value.rstrip("/")
+
+
+def _prefix(value: str) -> str:
+    if value and (not re.match(r"^[A-Za-z0-9._\-/]{1,200}$", value) or value.startswith("/") or "//" in value):
+        raise ValueError("prefix: letters, digits, . _ - and inner slashes, at most 200 characters")
+    return value if not value or value.endswith("/") else value + "/"
+
+
+def _pem(value: str | None) -> str | None:
+    if not value:
+        return None
+    from cryptography import x509
+
+    try:
+        x509.load_pem_x509_certificates(value.encode())
+    except ValueError:
+        raise ValueError("ca_pem: not a PEM certificate (-----BEGIN CERTIFICATE-----)") from None
+    return value
+
+
+class S3Bucket(_Model):
+    """The S3-compatible bucket the site's objects can live in (OPS-06); the secret key is sealed."""
+    endpoint_url: Annotated[str | None, AfterValidator(_endpoint)] = None
+    bucket: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")] | None = None
+    region: Annotated[str, Field(pattern=r"^[a-z0-9\-]{1,40}$")] = "us-east-1"
+    prefix: Annotated[str, AfterValidator(_prefix)] = ""
+    access_key: Annotated[str, Field(max_length=256)] | None = None
+    secret_key: Annotated[str, Field(max_length=1024)] | None = None  # write-only; stored sealed
+    verify_tls: v.Bool = True
+    ca_pem: Annotated[str, AfterValidator(_pem), Field(max_length=200000)] | None = None
+
+
+class Storage(_Model):
+    """Where the site's file store and recordings live: ``local`` disk or the ``s3`` bucket (OPS-06)."""
+    backend: Literal["local", "s3"] = "local"
+    s3: S3Bucket = S3Bucket()
+
+    @model_validator(mode="after")
+    def _complete(self):
+        if self.backend == "s3" and not (self.s3.endpoint_url and self.s3.bucket and self.s3.access_key):
+            raise ValueError("s3: endpoint_url, bucket and access_key are required when the backend is s3")
+        return self
+
+
 SECTIONS: dict[str, type[_Model]] = {"networking": Networking, "security": Security, "support": Support,
-                                     "monitoring": Monitoring}
-SEALED_FIELDS = {("security", "smtp", "password"), ("support", "desk", "token")}
+                                     "storage": Storage, "monitoring": Monitoring}
+SEALED_FIELDS = {("security", "smtp", "password"), ("support", "desk", "token"), ("storage", "s3", "secret_key")}
 MASK = "********"
 
 

@@ -6,7 +6,7 @@ site has no file store."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+from typing import BinaryIO, Callable
 
 from .policy import FILE_LIMIT_BYTES, FILE_LIMIT_COUNT
 
@@ -16,7 +16,7 @@ class FileEntry:
     name: str  # the name users see
     sha256: str  # content address
     size: int
-    path: Path  # where the content is on disk
+    open: Callable[[], BinaryIO]  # a reader of the content, from disk or from the bucket (site.storage)
 
 
 def choose_files(files: list[FileEntry], edition: str) -> tuple[list[FileEntry], list[dict]]:

@@ -109,6 +109,18 @@ class _StagedFile:
             self.path.unlink(missing_ok=True)
 
 
+def _publish(files: Path, store) -> None:
+    """Put the staged file-store blobs into ``store`` (a bucket) and drop the staged copies."""
+    for p in sorted(files.rglob("*")):
+        if p.is_file() and len(p.name) == 64:
+            with open(p, "rb") as f:
+                sha, _ = store.put_stream(iter(lambda: f.read(1 << 20), b""), None, "file")
+            if sha != p.name:
+                raise TetherError(f"the restored file {p.name} read back with SHA-256 {sha}; the site was left as it was")
+            p.unlink()
+            checkpoint("published")
+
+
 def _carry_over(old: Path, new: Path) -> None:
     """Hard-link blobs a backup never holds (recordings, oversize files) into the new site."""
     for sub in ("recordings", "files"):
@@ -156,7 +168,10 @@ def _keep_settings(old_engine, new_engine) -> None:
 
 
 def restore(data: DataDir, path: Path, password: str | None, *, force: bool = False,
-            running_version: str | None = None) -> RestoreResult:
+            running_version: str | None = None, stores=None) -> RestoreResult:
+    """``stores``: where the appliance keeps the site's objects (site.storage); when that is a bucket,
+    the backup's files are put there (content-addressed, so harmless if the restore then fails) before
+    the swap, and the new site's local file directory stays empty."""
     from tether import __version__
 
     running = running_version or __version__
@@ -206,6 +221,8 @@ def restore(data: DataDir, path: Path, password: str | None, *, force: bool = Fa
             warnings.append(FAILOVER_WARNING)
         if current is not None and link.exists():
             _carry_over(link.resolve(), staging)
+        if stores is not None and stores.backend != "local":
+            _publish(staging / "files", stores.files)
         fsync_dir(staging / "files")
         fsync_dir(staging)
         checkpoint("staged")

@@ -4,6 +4,7 @@ audit records. The site swap itself is the runtime's site slot's (a port)."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -28,7 +29,8 @@ def site_file_entries(site) -> list[FileEntry]:
         if not sa.inspect(c).has_table(t.name):  # a site still on an older schema (before its update)
             return []
         rows = c.execute(sa.select(t.c.name, t.c.sha256, t.c.size).order_by(t.c.uploaded_at, t.c.name)).all()
-    return [FileEntry(r.name, r.sha256, r.size, site.files.blobs.path(r.sha256)) for r in rows]
+    blobs = site.files.blobs
+    return [FileEntry(r.name, r.sha256, r.size, functools.partial(blobs.open, r.sha256)) for r in rows]
 
 
 class SiteSlotPort(Protocol):

@@ -9,6 +9,7 @@ stays flat whatever the site's size; a failure leaves no partial file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -19,6 +20,7 @@ import tarfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 import zstandard
 
@@ -106,7 +108,7 @@ def write_backup(site, out_dir: Path, *, password: str | None, include_history: 
         header = {"format": FORMAT, "protected": password is not None, "product_version": info.version,
                   "site_name": info.name, "edition": info.edition, "created_at": _iso(now),
                   "backup_id": backup_id, "payload": "payload.tar.zst" + (".age" if password else "")}
-        sources = [("site.db", db_path)] + [(f"files/{e.sha256}", e.path) for e in entries]
+        sources = [("site.db", db_path)] + [(f"files/{e.sha256}", e.open) for e in entries]
         write_archive(NSB, final, header, manifest, sources, password)
         return BackupResult(final, manifest)
     finally:
@@ -114,7 +116,7 @@ def write_backup(site, out_dir: Path, *, password: str | None, include_history: 
 
 
 def write_archive(kind: ArchiveKind, final: Path, header: dict, manifest: dict,
-                  sources: list[tuple[str, Path]], password: str | None) -> None:
+                  sources: list[tuple[str, Path | Callable[[], BinaryIO]]], password: str | None) -> None:
     """Write header, (identity,) and the streamed payload to ``<final>.partial``, fsync, rename."""
     partial = final.with_name(final.name + ".partial")
     try:
@@ -149,15 +151,15 @@ def site_tables():
     return metadata
 
 
-def _write_payload(out, manifest: dict, sources: list[tuple[str, Path]]) -> None:
+def _write_payload(out, manifest: dict, sources: list[tuple[str, Path | Callable[[], BinaryIO]]]) -> None:
     sizes = {m["name"]: m["size"] for m in manifest["members"]}
     cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=-1, write_checksum=True)
     with cctx.stream_writer(out, closefd=False) as zw:
         with tarfile.open(fileobj=zw, mode="w|", format=tarfile.PAX_FORMAT, bufsize=CHUNK, copybufsize=CHUNK) as tar:
             data = json.dumps(manifest, indent=1).encode()
             _add(tar, "manifest.json", len(data), _BytesReader(data))
-            for name, path in sources:
-                with open(path, "rb") as f:
+            for name, source in sources:  # a path, or an opener (a file-store object, maybe in a bucket)
+                with contextlib.closing(open(source, "rb") if isinstance(source, Path) else source()) as f:
                     _add(tar, name, sizes[name], f)
 
 

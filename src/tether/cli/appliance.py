@@ -99,7 +99,7 @@ def register(app: typer.Typer) -> None:
         emit(result, as_json, result.get("message") or f"Site {result['site_name']} {result['version']} "
                               f"({result['edition']}): {result['action']} done")
 
-    for section in ("networking", "security", "monitoring"):
+    for section in ("networking", "security", "storage", "monitoring"):
         _settings_commands(section)
 
 

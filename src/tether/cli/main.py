@@ -11,7 +11,7 @@ from tether import __version__
 
 from .output import JsonOpt, emit
 from .remote import SERVER_NAME_ENV
-from . import appliance, backup, certs, drill, failover, kit, maintenance, readiness, serve, site, site_data
+from . import appliance, backup, certs, drill, failover, kit, maintenance, readiness, serve, site, site_data, storage
 
 app = typer.Typer(help=f"Tether {__version__}: the remote-support appliance built for disaster recovery.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -44,3 +44,4 @@ readiness.register(app)
 kit.register(app)
 maintenance.register(app)
 drill.register(app)
+storage.register(app)

@@ -111,6 +111,8 @@ class Remote:
         except ValueError:
             body = {"message": r.text.strip() or r.reason_phrase}
         cls = _STATUS_ERRORS.get(r.status_code, E.TetherError)
+        if r.status_code == 503 and isinstance(body, dict) and body.get("error") == "unavailable":
+            cls = E.Unavailable  # the object store behind the appliance is down or refuses (exit 8)
         err = cls.__new__(cls)
         E.TetherError.__init__(err, body.get("message", "request failed"), hint=body.get("hint"),
                                field=body.get("field"))

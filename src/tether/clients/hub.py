@@ -25,7 +25,7 @@ import time
 from typing import Callable, Protocol
 
 from tether import __version__
-from tether.core.errors import Conflict, NotFound, Throttled, Unauthorized
+from tether.core.errors import Conflict, NotFound, TetherError, Throttled, Unauthorized
 from tether.site import sections
 from tether.site.external import Challenge
 
@@ -530,8 +530,12 @@ class ClientHub:
     def _finish_session(site, ch: Channel, reason: str, actor: str) -> None:
         if ch.recorder is not None:
             rec, ch.recorder = ch.recorder, None
-            sha, size, duration = rec.finish()
-            site.history.add_recording(ch.lsid, "command_shell", sha, size, rec.started, duration)
+            try:
+                sha, size, duration = rec.finish()
+            except TetherError as exc:  # the object store is down: the session still ends, its record says why
+                log.error("the recording of session %s could not be stored: %s", ch.lsid, exc.message)
+            else:
+                site.history.add_recording(ch.lsid, "command_shell", sha, size, rec.started, duration)
         site.history.end_session(ch.lsid, reason, actor, {"bytes_to_client": ch.to_agent, "bytes_to_rep": ch.to_rep})
         site.audit.record(actor, "history.session.end", ch.lsid, None, {"reason": reason})  # as the API's end does
 

@@ -1,22 +1,26 @@
 """Command-shell recordings as asciicast v2 (one JSON header line, then one
 ``[seconds, "o"|"i", text]`` line per chunk), streamed to a temporary file
 in the site's recordings store and kept content-addressed when the session
-ends (SITE-03)."""
+ends (SITE-03). When the store is a bucket (OPS-06) the lines are spooled to
+an unnamed temporary file instead, so the relay never waits on the network,
+and go up (streamed) when the session ends, on the hub's worker thread."""
 
 from __future__ import annotations
 
 import codecs
 import json
+import tempfile
 import time
 
-from tether.site.blobs import BlobStore
 
 
 class AsciicastRecorder:
-    def __init__(self, store: BlobStore, cols: int, rows: int, title: str):
+    def __init__(self, store, cols: int, rows: int, title: str):
         self.started = time.time()
         self._t0 = time.monotonic()
-        self._w = store.writer(field="recording")
+        self._store = store
+        self._spool = tempfile.SpooledTemporaryFile(max_size=1 << 20) if store.blocking else None
+        self._w = self._spool or store.writer(field="recording")
         self._dec = {"o": codecs.getincrementaldecoder("utf-8")("replace"),
                      "i": codecs.getincrementaldecoder("utf-8")("replace")}
         header = {"version": 2, "width": cols, "height": rows, "timestamp": int(self.started), "title": title,
@@ -37,8 +41,20 @@ class AsciicastRecorder:
     def finish(self) -> tuple[str, int, float]:
         """(sha256, size, duration seconds) of the stored recording."""
         duration = time.monotonic() - self._t0
-        sha, size = self._w.finish()
+        if self._spool is None:
+            sha, size = self._w.finish()
+            return sha, size, duration
+        spool, self._spool = self._spool, None
+        try:
+            spool.seek(0)
+            sha, size = self._store.put_stream(iter(lambda: spool.read(1 << 20), b""), None, "recording")
+        finally:
+            spool.close()
         return sha, size, duration
 
     def abort(self) -> None:
-        self._w.abort()
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
+        else:
+            self._w.abort()

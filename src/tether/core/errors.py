@@ -12,7 +12,8 @@
     ├── Forbidden          authenticated but not allowed             (HTTP 403, exit 3)
     ├── PasswordChangeRequired  first login: change the password     (HTTP 403, exit 3)
     ├── Throttled          too many failed attempts; retry later     (HTTP 429, exit 6)
-    └── IntegrityError     a file or package failed verification     (HTTP 400, exit 7)
+    ├── IntegrityError     a file or package failed verification     (HTTP 400, exit 7)
+    └── Unavailable        a service it depends on (the object store) cannot be used now (HTTP 503, exit 8)
 
 The web layer maps these to status codes and the CLI to exit codes (documented
 in docs/cli.md); domain code raises them and never formats HTTP responses.
@@ -95,3 +96,9 @@ class Throttled(TetherError):
 
 class IntegrityError(TetherError):
     status, exit_code, code = 400, 7, "integrity"
+
+
+class Unavailable(TetherError):
+    """A service the action depends on (the S3-compatible object store) is down or refuses: nothing changed."""
+
+    status, exit_code, code = 503, 8, "unavailable"

@@ -55,6 +55,16 @@ class DataDir:
         return self.site_dir / "recordings"
 
     @property
+    def storage_spool(self) -> Path:
+        """Local room for blobs on their way into a bucket (failover sync's resumable parts, OPS-06)."""
+        return self.site_dir / "spool"
+
+    @property
+    def storage_ca(self) -> Path:
+        """The CA certificate(s) the object store's endpoint is verified with, when the admin gave one (OPS-06)."""
+        return self.root / "storage-ca.pem"
+
+    @property
     def backups_dir(self) -> Path:
         return self.root / "backups"
 

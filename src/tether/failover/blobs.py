@@ -56,8 +56,13 @@ class Fetched:
 
 
 def part_path(store: BlobStore, sha: str) -> Path:
-    store.path(sha)  # validates the digest
+    """Where a blob being received is kept: the local store's ``.tmp``, or a bucket store's spool."""
+    store.key(sha) if hasattr(store, "key") else store.path(sha)  # validates the digest
     return store.root / ".tmp" / f"sync-{sha}.part"
+
+
+def kind_of(store) -> str:
+    return getattr(store, "kind", "file")
 
 
 def pending_bytes(store: BlobStore, sha: str, size: int) -> int:
@@ -69,8 +74,8 @@ def fetch(store: BlobStore, sha: str, size: int, open_range: Callable[[int], obj
           throttle: Callable[[int], None] = lambda n: None) -> Fetched:
     """Fetch blob ``sha`` into ``store``. ``open_range(offset)`` returns a context manager yielding
     an object with ``status_code`` and ``iter_bytes()`` (the peer's answer from ``offset``)."""
-    if store.exists(sha):
-        return Fetched(sha, store.path(sha).stat().st_size, 0)
+    if store.exists(sha):  # a pair sharing one bucket: already there
+        return Fetched(sha, store.size(sha) or 0, 0)
     part = part_path(store, sha)
     with _storing(sha, part):
         part.parent.mkdir(parents=True, exist_ok=True)
@@ -90,9 +95,14 @@ def fetch(store: BlobStore, sha: str, size: int, open_range: Callable[[int], obj
             raise IntegrityError(f"blob {sha} arrived with another SHA-256 ({h.hexdigest()}); it will be fetched "
                                  f"again")
         checkpoint("sync: blob verified")
-        dest = store.path(sha)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(part, dest)
+        dest = store.local_path(sha)
+        if dest is None:  # a bucket (OPS-06): the verified part goes up, then the part goes
+            with open(part, "rb") as f:
+                store.put_stream(iter(lambda: f.read(CHUNK), b""), None, kind_of(store))
+            part.unlink()
+        else:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(part, dest)
     checkpoint("sync: blob stored")
     return Fetched(sha, offset, resumed_from)
 
@@ -162,14 +172,3 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
         raise ValueError(f"range starts at {start}, the blob has {size} bytes")
     return start, end
 
-
-def read_range(path: Path, start: int, end: int):
-    with open(path, "rb") as f:
-        f.seek(start)
-        left = end - start + 1
-        while left > 0:
-            chunk = f.read(min(CHUNK, left))
-            if not chunk:
-                return
-            left -= len(chunk)
-            yield chunk

@@ -6,7 +6,7 @@ one permission check each), and as the peer routes see it:
     status()             role, generation, peer, sync position, lag, blobs pending (FO-02)
     sync_now()           the backup reconnects and rechecks every blob at once
 
-    peer_pair / peer_unpair / peer_ack / changes / snapshot / blob_path
+    peer_pair / peer_unpair / peer_ack / changes / snapshot / blob_source
                          the answering side of docs/formats/peer-protocol.md
 
 Declares what it needs of the running appliance as ``FailoverHost``.
@@ -18,7 +18,6 @@ import asyncio
 import json
 import logging
 import time
-from pathlib import Path
 from typing import Any, AsyncIterator, Iterator, Protocol
 
 import sqlalchemy as sa
@@ -552,14 +551,15 @@ class FailoverService:
         site = self._primary_site(sender)
         return source.snapshot_lines(site.engine, self.host.role.generation)
 
-    def blob_path(self, sender: str, kind: str, sha: str) -> Path:
+    def blob_source(self, sender: str, kind: str, sha: str):
+        """(the store holding blob ``sha``, its size): on local disk or in the bucket (OPS-06)."""
         blobs.check_kind(kind)
         site = self._primary_site(sender)
         store = site.files.blobs if kind == "files" else site.recordings
-        path = store.path(sha)
-        if not path.exists():
+        size = store.size(sha)
+        if size is None:
             raise NotFound(f"blob {sha} is not in this appliance's {kind}")
-        return path
+        return store, size
 
 
 class _Peer:

@@ -28,7 +28,7 @@ from tether import __version__
 from tether.appliance import store
 from tether.appliance.admin import AdminAccount
 from tether.appliance.identity import BASE_SOFTWARE_VERSION, ensure_identity
-from tether.appliance.settings import ApplianceSettings, Security
+from tether.appliance.settings import MASK, ApplianceSettings, Security
 from tether.appliance.support import OUTBOX_JOB_SECONDS, DeskRefused, Support
 from tether.backup.service import BackupService
 from tether.certs.pending import PendingRequests
@@ -49,6 +49,8 @@ from tether.failover.service import FailoverService
 from tether.monitoring import figures
 from tether.monitoring.sampler import INTERVAL as SAMPLE_INTERVAL, Sampler
 from tether.site import package as site_package
+from tether.site import storage as storage_mod
+from tether.site.storage import admin as storage_admin
 
 from .connguard import ConnectionGuard
 from .jobs import JobRunner
@@ -102,7 +104,8 @@ class Appliance:
         self.listeners = Listeners(data, self.engine, self.settings, self.certs)
         self.connections = ConnectionGuard()  # configured from the settings by the server, and when they change
         self.connections.configure_from(self.settings.get("security").connections)
-        self.slot = SiteSlot(data, self.throttle, self.syslog.forward, self.site_db_url, self._write_fence)
+        self.slot = SiteSlot(data, self.throttle, self.syslog.forward, self.site_db_url, self._write_fence,
+                             self.site_stores)
         self.clients = ClientHub(lambda: self.slot.site, self._client_refusal)  # the /client channel (CL-01)
         self.support = Support(self, _desk_opener, self.jobs.submit)
         self.failover = FailoverService(self)  # the pair: peer link, sync, roles, swing (FO-*)
@@ -269,15 +272,59 @@ class Appliance:
         with self.engine.begin() as c:
             store.put_setting(c, "site_db_url", self.box.seal(url, "site_db_url"))
 
+    # --- where the site's objects live (OPS-06) --------------------------------------------------------
+    def site_stores(self):
+        """The file store's and recordings' object stores the storage settings name."""
+        storage = self.settings.get("storage")
+        if storage.backend == "local":
+            return storage_mod.local_stores(self.data)
+        return storage_mod.open_stores(self.data, storage, self.settings.reveal("storage", "s3", "secret_key"))
+
+    def _storage_secret(self, data: dict) -> str | None:
+        given = (data.get("s3") or {}).get("secret_key")
+        return given if given and given != MASK else self.settings.reveal("storage", "s3", "secret_key")
+
+    def migrate_storage(self, to: str, *, dry_run: bool, actor: str, progress=lambda kind, sha, size: None) -> dict:
+        """``tether storage migrate``: copy the site's objects to ``to`` (local or s3), verified, then switch."""
+        site = self.slot.require()
+        storage = self.settings.get("storage")
+        if to == "s3":
+            if not storage.s3.endpoint_url:
+                raise Invalid("no bucket is configured", field="to",
+                              hint="save the bucket first: tether settings set-storage (backend local, s3 filled)")
+            target = storage_admin.connect_checked(self.data, storage, self._storage_secret({}))
+        else:
+            target = storage_mod.local_stores(self.data)
+        if to == storage.backend:
+            raise Conflict(f"the site's objects already live on {target.files.describe()}")
+        rep = storage_admin.migrate(site.stores, target, storage_admin.site_objects(site.engine), dry_run=dry_run,
+                                    progress=progress)
+        if not dry_run:
+            doc = self.settings.public("storage")
+            doc["backend"] = to
+            self.settings.put("storage", doc)  # the masked secret stays as it is
+            site.use_stores(target)
+            rep.switched = True
+            self.audit.record(actor, "storage.migrate", to, None, {"copied": rep.copied, "present": rep.present})
+        return rep.public()
+
     # --- settings ----------------------------------------------------------------------------------------
     def update_settings(self, section: str, data: dict, actor: str, source_ip: str | None) -> dict:
         model = self.settings.validate(section, data)
         if section == "security":
             self._check_not_locked_out(model, source_ip)
+        if section == "storage":  # the bucket proved reachable and writable, no objects left behind
+            site = self.slot.site
+            storage_admin.check_change(self.data, self.settings.get("storage"), model, self._storage_secret(data),
+                                       site.stores if site is not None else None)
         self.settings.put(section, data)
         if section == "security":
             self.refresh_tls()
             self.connections.configure_from(self.settings.get("security").connections)
+        if section == "storage":
+            storage_admin.write_ca(self.data, model)
+            if self.slot.site is not None:
+                self.slot.site.use_stores(self.site_stores())
         self.audit.record(actor, f"settings.{section}.update", section, source_ip)
         return self.settings.public(section)
 

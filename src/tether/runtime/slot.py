@@ -32,8 +32,10 @@ log = logging.getLogger("tether.runtime")
 
 class SiteSlot:
     def __init__(self, data: DataDir, throttle: LoginThrottle, forward: Callable[[dict], None],
-                 db_url: Callable[[], str | None], fence: Callable[[], tuple[int, int | None]]):
+                 db_url: Callable[[], str | None], fence: Callable[[], tuple[int, int | None]],
+                 stores: Callable[[], object] | None = None):
         self.data = data
+        self.stores = stores  # where the site's objects live (site.storage, OPS-06)
         self.throttle = throttle
         self.forward = forward
         self.db_url = db_url
@@ -53,7 +55,8 @@ class SiteSlot:
                 log.exception("site slot subscriber failed on %r", what)
 
     def _open(self) -> Site:
-        return Site(self.data, self.throttle, self.forward, url=self.db_url(), fence=self.fence)
+        return Site(self.data, self.throttle, self.forward, url=self.db_url(), fence=self.fence,
+                    stores=self.stores() if self.stores else None)
 
     def open(self) -> None:
         """At start: finish or undo a restore a crash interrupted, then open the site if there is one."""
@@ -94,7 +97,8 @@ class SiteSlot:
         if self.db_url():
             raise Conflict("restoring a site hosted on an external database (PostgreSQL) is not supported yet",
                            hint="restore onto an appliance that uses the embedded SQLite site database")
-        return self._replace(lambda: restore_mod.restore(self.data, path, password, force=force))
+        stores = self.stores() if self.stores else None
+        return self._replace(lambda: restore_mod.restore(self.data, path, password, force=force, stores=stores))
 
     def _replace(self, change: Callable[[], object]):
         """Run ``change`` (which swaps the site's files) with the site closed, then reopen it."""

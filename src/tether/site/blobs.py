@@ -5,8 +5,10 @@ store, ``<data>/site/recordings`` for recordings): a blob lives at
 Writes are streamed: chunks are hashed and written to ``<root>/.tmp/``,
 fsynced, then renamed into place (write aside, fsync, rename), so a blob is
 never held whole in memory and a reader never sees a partial one. A size
-limit is enforced while streaming (``TooLarge``, HTTP 413). A ``Download``
-is a blob as a face sends it: its path, the name to save it under and its
+limit is enforced while streaming (``TooLarge``, HTTP 413). This is the
+local backend of ``site.storage.ObjectStore`` (the S3 one: storage/s3.py).
+A ``Download`` is an object as a face sends it: its store and hash (and its
+path when it is on local disk), its size, the name to save it under and its
 media type."""
 
 from __future__ import annotations
@@ -27,10 +29,28 @@ _SHA = re.compile(r"^[0-9a-f]{64}$")
 
 @dataclass(frozen=True)
 class Download:
-    path: Path
+    path: Path | None  # on local disk; None when the object is in a bucket (read it through ``chunks``)
     filename: str
     media_type: str
-    sha256: str | None = None  # the content's SHA-256 (hex) where the store knows it
+    store: object = None  # the ObjectStore holding it
+    sha256: str | None = None
+    size: int | None = None
+
+    def chunks(self, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """The bytes (``start`` to ``end`` inclusive when given), streamed from wherever they are."""
+        if start == 0 and end is None:
+            return self.store.read(self.sha256)
+        return self.store.read_range(self.sha256, start, self.size - 1 if end is None else end)
+
+
+def download_of(store, sha: str, filename: str, media_type: str, gone: str, hint: str) -> Download:
+    """The ``Download`` of object ``sha``, or ``Gone`` (410) with ``gone`` when the store lacks it."""
+    from tether.core.errors import Gone
+
+    size = store.size(sha)
+    if size is None:
+        raise Gone(gone, hint=hint)
+    return Download(store.local_path(sha), filename, media_type, store, sha, size)
 
 
 class _Writer:
@@ -70,8 +90,45 @@ class _Writer:
 
 
 class BlobStore:
-    def __init__(self, root: Path):
+    blocking = False
+
+    def __init__(self, root: Path, kind: str = "files"):
         self.root = root
+        self.kind = kind
+
+    def describe(self) -> str:
+        return f"local disk ({self.root})"
+
+    def local_path(self, sha: str) -> Path:
+        return self.path(sha)
+
+    def size(self, sha: str) -> int | None:
+        try:
+            return self.path(sha).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def read_range(self, sha: str, start: int, end: int) -> Iterator[bytes]:
+        """Bytes ``start`` to ``end`` inclusive."""
+        p = self.path(sha)
+        if not p.exists():
+            raise NotFound(f"blob {sha} is missing from {self.root}")
+        with open(p, "rb") as f:
+            f.seek(start)
+            left = end - start + 1
+            while left > 0 and (chunk := f.read(min(CHUNK, left))):
+                left -= len(chunk)
+                yield chunk
+
+    def open(self, sha: str):
+        return open(self.path(sha), "rb")
+
+    def shas(self) -> Iterator[str]:
+        if not self.root.is_dir():
+            return
+        for p in self.root.glob("??/??/*"):  # lazily: a switch check stops at the first few
+            if _SHA.match(p.name) and p.is_file():
+                yield p.name
 
     def path(self, sha: str) -> Path:
         if not _SHA.match(sha):

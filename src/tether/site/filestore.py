@@ -1,5 +1,6 @@
 """The Remote Support file store (SITE-02): named files of any size whose
-bytes live content-addressed under ``<data>/site/files`` and whose index
+bytes live content-addressed under ``<data>/site/files`` (or in the site's
+bucket: ``site.storage``) and whose index
 (name, sha256, size, type, uploader) lives in ``store_files``; and the
 client branding logo (a small image kept in the database). A blob is
 removed when the last index row naming it goes."""
@@ -7,17 +8,19 @@ removed when the last index row naming it goes."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 import unicodedata
 
 import sqlalchemy as sa
 
-from tether.core.errors import Invalid, NotFound, Conflict
+from tether.core.errors import Conflict, Invalid, NotFound, TetherError
 
 from . import sections
 from .blobs import BlobStore, TooLarge
 from .config_tables import branding_assets, presentations, store_files
 
+log = logging.getLogger(__name__)
 NAME_MAX = 255
 # control, format (zero-width, bidi overrides), surrogate, private-use, unassigned, line/paragraph separators
 _REFUSED = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
@@ -97,7 +100,10 @@ class FileStore:
     def _collect(self, sha: str) -> None:
         with self.engine.connect() as c:
             if c.execute(sa.select(store_files.c.name).where(store_files.c.sha256 == sha).limit(1)).first() is None:
-                self.blobs.remove(sha)
+                try:
+                    self.blobs.remove(sha)
+                except TetherError as exc:  # the bucket is down: the change stands, the object is left over
+                    log.warning("file-store object %s could not be removed: %s", sha, exc.message)
 
     # --- branding logo --------------------------------------------------------------------
     def put_logo(self, data: bytes) -> dict:

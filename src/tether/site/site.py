@@ -18,19 +18,20 @@ from tether.core.throttle import LoginThrottle
 from . import changelog
 from .api_accounts import ApiAccounts
 from .authn import Authenticator
-from .blobs import BlobStore
 from .events import Events
 from .filestore import FileStore
 from .history import History
 from .install import SiteInfo, read_info
 from .resources import ConfigStore
+from .storage import Stores, local_stores
 from .tables import audit_log, sessions
 from .users import UserAdmin, Users
 
 
 class Site:
     def __init__(self, data: DataDir, throttle: LoginThrottle, forward: Callable[[dict], None] | None = None,
-                 url: str | None = None, fence: Callable[[], tuple[int, int | None]] | None = None):
+                 url: str | None = None, fence: Callable[[], tuple[int, int | None]] | None = None,
+                 stores: Stores | None = None):
         self.data = data
         self.engine: sa.Engine = make_engine(url or sqlite_url(data.site_db))
         changelog.install(self.engine, fence)
@@ -43,9 +44,15 @@ class Site:
         self.audit = AuditLog(self.engine, audit_log, "site", self._on_audit)
         self.authn = Authenticator(self.engine, self.users, self.audit, data.runtime_dir)  # every login's chain
         self.config = ConfigStore(self.engine)
-        self.files = FileStore(self.engine, BlobStore(data.files_dir))
-        self.recordings = BlobStore(data.recordings_dir)
+        self.files = FileStore(self.engine, None)
+        self.use_stores(stores or local_stores(data))
         self.history = History(self.engine, self.events.emit)
+
+    def use_stores(self, stores: Stores) -> None:
+        """Where the file store's and the recordings' bytes are (local disk or a bucket, OPS-06)."""
+        self.stores = stores
+        self.files.blobs = stores.files
+        self.recordings = stores.recordings
 
     def _on_audit(self, event: dict) -> None:
         if self._forward:

@@ -182,6 +182,7 @@ SETTINGS_SECTIONS = {
     "security": "Security settings (TLS, administration, syslog, agreement, SMTP)",
     "support": "The support desk this appliance reports to (DESK-09: URL, appliance token, when to report)",
     "monitoring": "Readiness audit thresholds (DR-01) and the networks that may scrape /metrics (OPS-04)",
+    "storage": "Where the site's file store and recordings live: local disk or an S3-compatible bucket (OPS-06)",
 }
 
 

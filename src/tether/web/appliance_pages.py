@@ -1,5 +1,5 @@
 """The /appliance HTML pages: agreement, login, forced password change,
-Networking, Security, Site package, Audit (Status, the dashboard, and Status >
+Networking, Security, Storage, Site package, Audit (Status, the dashboard, and Status >
 Readiness: web/monitoring_pages.py). Each page calls
 the same runtime functions as its /appliance/api twin."""
 
@@ -9,6 +9,7 @@ import hashlib
 import time
 
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 
 from tether.core.errors import Invalid, TetherError
 
@@ -19,8 +20,8 @@ from .pages import Face, add_session_routes, error_page, page_runner, redirect, 
 
 FACE = Face("/appliance", "/appliance", auth.APPLIANCE_COOKIE, (
     ("/appliance/status", "Status"), ("/appliance/drills", "Drills"), ("/appliance/networking", "Networking"),
-    ("/appliance/security", "Security"), ("/appliance/certificates", "Certificates"), ("/appliance/site", "Site"),
-    ("/appliance/maintenance", "Maintenance"), ("/appliance/audit", "Audit log")))
+    ("/appliance/security", "Security"), ("/appliance/storage", "Storage"), ("/appliance/certificates", "Certificates"),
+    ("/appliance/site", "Site"), ("/appliance/maintenance", "Maintenance"), ("/appliance/audit", "Audit log")))
 AGREEMENT_COOKIE = "tether_agreement"
 
 router = APIRouter()
@@ -116,7 +117,8 @@ def _settings_page(section: str, template: str, title: str, from_form, to_form):
             form = await request.form()
             app = appliance_of(request)
             try:
-                app.update_settings(section, from_form(form), p.name, client_ip(request))
+                data = from_form(form)  # the storage check waits on the bucket: off the event loop
+                await run_in_threadpool(app.update_settings, section, data, p.name, client_ip(request))
             except TetherError as exc:
                 submitted = {k: form.get(k) for k in form.keys()}
                 f = {**to_form(app.settings.public(section)), **submitted}
@@ -133,6 +135,7 @@ def _settings_page(section: str, template: str, title: str, from_form, to_form):
 _settings_page("networking", "appliance/networking.html", "Networking", forms.networking_from_form,
                forms.networking_to_form)
 _settings_page("security", "appliance/security.html", "Security", forms.security_from_form, forms.security_to_form)
+_settings_page("storage", "appliance/storage.html", "Storage", forms.storage_from_form, forms.storage_to_form)
 
 
 @router.get("/appliance/site")

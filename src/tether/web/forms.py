@@ -103,3 +103,21 @@ def security_to_form(s: dict) -> dict:
         "smtp_username": s["smtp"]["username"] or "", "smtp_sender": s["smtp"]["sender"],
         "smtp_admin_email": s["smtp"]["admin_email"] or "", "smtp_password_set": bool(s["smtp"]["password"]),
     }
+
+
+def storage_from_form(form) -> dict:
+    def text(name: str) -> str | None:
+        return (form.get(name) or "").strip() or None
+
+    return {"backend": form.get("backend") or "local",
+            "s3": {"endpoint_url": text("endpoint_url"), "bucket": text("bucket"), "region": text("region") or "us-east-1",
+                   "prefix": text("prefix") or "", "access_key": text("access_key"),
+                   "secret_key": form.get("secret_key") or "********", "verify_tls": checkbox(form, "verify_tls"),
+                   "ca_pem": text("ca_pem")}}
+
+
+def storage_to_form(s: dict) -> dict:
+    b = s["s3"]
+    return {"backend": s["backend"], "endpoint_url": b["endpoint_url"] or "", "bucket": b["bucket"] or "",
+            "region": b["region"], "prefix": b["prefix"], "access_key": b["access_key"] or "",
+            "secret_key_set": bool(b["secret_key"]), "verify_tls": b["verify_tls"], "ca_pem": b["ca_pem"] or ""}

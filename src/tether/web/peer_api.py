@@ -118,8 +118,7 @@ async def snapshot(request, service, sender, body):
 
 async def blob(request, service, sender, body):
     kind, sha = request.path_params["kind"], request.path_params["sha"]
-    path = service.blob_path(sender, kind, sha)
-    size = path.stat().st_size
+    store, size = await asyncio.to_thread(service.blob_source, sender, kind, sha)
     try:
         rng = blobs.parse_range(request.headers.get("range"), size)
     except ValueError as exc:
@@ -129,7 +128,7 @@ async def blob(request, service, sender, body):
     headers = {"Accept-Ranges": "bytes", "Content-Length": str(max(0, end - start + 1)), "X-Tether-Sha256": sha}
     if rng:
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-    return StreamingResponse(blobs.read_range(path, start, end) if size else iter(()), status_code=206 if rng else 200,
+    return StreamingResponse(store.read_range(sha, start, end) if size else iter(()), status_code=206 if rng else 200,
                              media_type="application/octet-stream", headers=headers)
 
 

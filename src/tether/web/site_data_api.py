@@ -124,7 +124,7 @@ def list_files(request: Request, p: Caller, limit: Annotated[int, Query(ge=1, le
     return files.list_files(site_of(request), p, limit, offset)
 
 
-@router.put("/files/{name}", summary="Upload a file (raw body, streamed to disk; replaces a file of that name)")
+@router.put("/files/{name}", summary="Upload a file (raw body, streamed to the file store: disk or bucket; replaces a file of that name)")
 async def put_file(request: Request, name: FileParam, p: Caller,
                    description: Annotated[str, Query(max_length=512)] = "") -> dict:
     site = site_of(request)
@@ -139,7 +139,7 @@ async def put_file(request: Request, name: FileParam, p: Caller,
 
 @router.get("/files/{name}", summary="Download a file from the store", response_class=FileResponse)
 def get_file(request: Request, name: FileParam, p: Caller) -> FileResponse:
-    return send(files.download(site_of(request), p, name))
+    return send(files.download(site_of(request), p, name), request)
 
 
 @router.delete("/files/{name}", summary="Delete a file from the store")

@@ -14,6 +14,7 @@ import time
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 from markupsafe import Markup
 
 from tether.core.errors import Invalid, TetherError
@@ -321,7 +322,7 @@ async def files_upload(request: Request):
             def chunks():
                 while chunk := up.file.read(1 << 20):
                     yield chunk
-            sha, size = store.blobs.put_stream(chunks(), limit)
+            sha, size = await run_in_threadpool(store.blobs.put_stream, chunks(), limit)  # S3: network
             files.add_file(site, p, client_ip(request), name, sha, size, up.content_type or "",
                            str(form.get("description") or ""))
         except TetherError as exc:
@@ -335,7 +336,7 @@ async def files_upload(request: Request):
 @router.get("/login/files/{name}/download")
 async def files_download(request: Request, name: str):
     async def h(p):
-        return send(files.download(site_of(request), p, name))
+        return send(files.download(site_of(request), p, name), request)
     return await _page(request, h)
 
 
@@ -405,5 +406,5 @@ async def session_page(request: Request, lsid: str):
 async def recording_download(request: Request, rec_id: Id):
     """A recording as stored (command shells: asciicast v2, playable with `asciinema play`)."""
     async def h(p):
-        return send(history.recording_download(site_of(request), p, rec_id))
+        return send(history.recording_download(site_of(request), p, rec_id), request)
     return await _page(request, h)

@@ -9,7 +9,9 @@ import base64
 from typing import Annotated
 
 from fastapi import Depends, Request
-from starlette.responses import FileResponse
+from urllib.parse import quote
+
+from starlette.responses import FileResponse, Response, StreamingResponse
 
 from tether.core.errors import Invalid, Unauthorized
 from tether.site.blobs import Download
@@ -37,16 +39,55 @@ def site_of(request: Request):
     return site
 
 
-def send(d: Download) -> FileResponse:
-    """A site download (file store, recordings) as the pages and the API send it. Starlette's
-    FileResponse answers ``Range`` requests (206 with ``Content-Range``, 416 for a range past the end,
-    ``If-Range`` against its ETag), so a broken download resumes; where the content's SHA-256 is known it
-    goes in ``X-Content-SHA256`` (hex) and ``Repr-Digest`` (RFC 9530) of the whole representation."""
+def send(d: Download, request: Request | None = None) -> Response:
+    """A site download (file store, recordings) as the pages and the API send it, from local disk or
+    streamed from the bucket (its first GET made before the answer starts, so a store that fails gives a
+    503, not a broken 200). Either way a ``Range`` request is answered (206 with ``Content-Range``, 416
+    for a range past the end), so a broken download resumes: Starlette's FileResponse for a file, a
+    ranged GET for an object. Where the content's SHA-256 is known it goes in ``X-Content-SHA256`` (hex)
+    and ``Repr-Digest`` (RFC 9530) of the whole representation."""
     headers = {}
     if d.sha256:
         headers = {"X-Content-SHA256": d.sha256,
                    "Repr-Digest": f"sha-256=:{base64.b64encode(bytes.fromhex(d.sha256)).decode()}:"}
-    return FileResponse(d.path, media_type=d.media_type, filename=d.filename, headers=headers)
+    if d.path is not None:
+        return FileResponse(d.path, media_type=d.media_type, filename=d.filename, headers=headers)
+    q = quote(d.filename)
+    headers["content-disposition"] = (f"attachment; filename*=utf-8''{q}" if q != d.filename
+                                      else f'attachment; filename="{d.filename}"')
+    headers["accept-ranges"] = "bytes"
+    wanted = byte_range(request.headers.get("range") if request is not None else None, d.size)
+    if wanted == "unsatisfiable":
+        return Response(status_code=416, headers={"content-range": f"bytes */{d.size}"})
+    if wanted is None:
+        return StreamingResponse(d.chunks(), media_type=d.media_type,
+                                 headers={**headers, "content-length": str(d.size)})
+    start, end = wanted
+    return StreamingResponse(d.chunks(start, end), status_code=206, media_type=d.media_type,
+                             headers={**headers, "content-length": str(end - start + 1),
+                                      "content-range": f"bytes {start}-{end}/{d.size}"})
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | str | None:
+    """The one byte range of a ``Range: bytes=...`` header as (start, end) inclusive; None to send the whole
+    (no header, another unit, several ranges, or a malformed one: RFC 9110 lets a server ignore those);
+    "unsatisfiable" for a range that starts past the end."""
+    if not header or not header.startswith("bytes=") or "," in header:
+        return None
+    first, _, last = header[6:].strip().partition("-")
+    try:
+        if not first:  # the last N bytes
+            n = int(last)
+            return (max(0, size - n), size - 1) if n > 0 and size else "unsatisfiable"
+        start = int(first)
+        end = int(last) if last else size - 1
+    except ValueError:
+        return None
+    if start < 0 or end < start:
+        return None
+    if start >= size:
+        return "unsatisfiable"
+    return start, min(end, size - 1)
 
 
 def site_login(request: Request, username: str, password: str, challenge: str | None = None):

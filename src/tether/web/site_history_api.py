@@ -114,7 +114,7 @@ _RANGE_HEADERS = {
                        410: {"description": "the index names a recording whose bytes are not here"},
                        416: {"description": "the range starts past the end; `Content-Range: bytes */SIZE`"}})
 def get_recording(request: Request, rec_id: Id, p: Caller) -> FileResponse:
-    return send(history.recording_download(site_of(request), p, rec_id))
+    return send(history.recording_download(site_of(request), p, rec_id), request)
 
 
 @router.get("/reporting/event-deliveries", summary="Outbound event deliveries (webhooks, e-mail), newest first")
@@ -153,7 +153,7 @@ def post_session_end(request: Request, lsid: Lsid, p: Caller,
 
 
 @router.put("/command/sessions/{lsid}/recordings/{kind}", status_code=201,
-            summary="Upload a recording of a session (raw body, streamed to <data>/site/recordings)")
+            summary="Upload a recording of a session (raw body, streamed to the recordings store: disk or bucket)")
 async def put_recording(request: Request, lsid: Lsid, kind: Annotated[str, Path(pattern=r"^[a-z_]{1,32}$")],
                         p: Caller, duration_seconds: Annotated[float, Query(ge=0)] = 0.0,
                         started_at: Annotated[float | None, Query()] = None) -> dict:

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tether.core.errors import Gone, Invalid, NotFound
+from tether.core.errors import Invalid, NotFound
 
 from .. import permissions as P
-from ..blobs import Download
+from ..blobs import Download, download_of
 from ..filestore import FileStore, check_name
 from ..permissions import Actor
 from ..resources import RS, check_edition
@@ -56,11 +56,9 @@ def delete_file(site: Site, actor: Actor, source_ip: str | None, name: str) -> d
 def download(site: Site, actor: Actor, name: str) -> Download:
     files = store(site, actor)
     row = files.get(_existing(files, name))
-    path = files.blobs.path(row["sha256"])
-    if not path.exists():
-        raise Gone(f"the content of {name!r} is not on this appliance (it was left out of the backup the "
-                   "site was restored from)", hint="upload the file again")
-    return Download(path, name, row["content_type"])
+    return download_of(files.blobs, row["sha256"], name, row["content_type"],
+                       f"the content of {name!r} is not on this appliance (it was left out of the backup the "
+                       "site was restored from)", "upload the file again")
 
 
 def _existing(files: FileStore, name: str) -> str:

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence
 
-from tether.core.errors import Gone, Invalid
+from tether.core.errors import Invalid
 
 from .. import history as H
 from .. import permissions as P
-from ..blobs import Download
+from ..blobs import Download, download_of
 from ..permissions import Actor
 
 if TYPE_CHECKING:
@@ -54,12 +54,10 @@ def recording_download(site: Site, actor: Actor, rec_id: int) -> Download:
     backups, so after a restore the index can name one whose bytes are not here (410)."""
     P.require(actor.granted, P.REPORTING)
     rec = site.history.recording(rec_id)
-    path = site.recordings.path(rec["sha256"])
-    if not path.exists():
-        raise Gone(f"the content of recording {rec_id} is not on this appliance (recordings are not in "
-                   "site backups)", hint="recordings stay on the appliance that made them")
     filename, media_type = H.recording_file(rec)
-    return Download(path, filename, media_type, sha256=rec["sha256"])
+    return download_of(site.recordings, rec["sha256"], filename, media_type,
+                       f"the content of recording {rec_id} is not on this appliance (recordings are not in "
+                       "site backups)", "recordings stay on the appliance that made them")
 
 
 def reporting_info(site: Site, actor: Actor, software_version: str) -> dict:

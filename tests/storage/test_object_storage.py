@@ -161,6 +161,12 @@ def test_files_and_recordings_live_in_the_bucket(env):
     assert not [p for p in (env.data / "site" / "files").rglob("*") if p.is_file()]  # nothing on the local disk
     got = c.get("/api/files/big.bin", headers=sh)
     assert got.status_code == 200 and got.content == big and got.headers["content-length"] == str(len(big))
+    assert got.headers["x-content-sha256"] == hashlib.sha256(big).hexdigest()
+    # a broken download resumes from the bucket too: a ranged GET behind a 206, 416 past the end
+    part = c.get("/api/files/big.bin", headers={**sh, "Range": f"bytes={len(big) - 5000}-"})
+    assert part.status_code == 206 and part.content == big[-5000:], part.status_code
+    assert part.headers["content-range"] == f"bytes {len(big) - 5000}-{len(big) - 1}/{len(big)}"
+    assert c.get("/api/files/big.bin", headers={**sh, "Range": f"bytes={len(big)}-"}).status_code == 416
     # the page: upload through the form, download through its link
     page = html_login(env)
     try:

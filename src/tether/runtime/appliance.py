@@ -233,6 +233,64 @@ class Appliance:
         with self.engine.begin() as c:
             store.put_setting(c, "site_db_url", self.box.seal(url, "site_db_url"))
 
+    def _store_site_db_url(self, url: str | None) -> None:
+        with self.engine.begin() as c:
+            if url is None:
+                c.execute(store.settings.delete().where(store.settings.c.key == "site_db_url"))
+            else:
+                store.put_setting(c, "site_db_url", self.box.seal(url, "site_db_url"))
+
+    def move_site_database(self, to: str, *, dry_run: bool, actor: str, source_ip: str | None) -> dict:
+        """OPS-03: move the site, whole, from SQLite to the PostgreSQL database at ``to``, or back
+        (``to`` = "sqlite"); ``dry_run`` checks everything and reports what would move, changing
+        nothing. A PostgreSQL-to-PostgreSQL move goes through SQLite (two moves)."""
+        import sqlalchemy as sa
+
+        from tether.core.errors import TetherError
+        from tether.site import install as site_install
+        from tether.site import location
+
+        db = self.slot.database()
+        if db is None:
+            raise NotFound("no site is installed on this appliance", hint="install a site package first")
+        if to == "sqlite":
+            to_url = None
+            if not db.external:
+                raise Conflict("the site is already on the embedded SQLite database")
+        else:
+            if not to.startswith(("postgresql+psycopg://", "postgresql://")):
+                raise Invalid("--to: write sqlite, or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE",
+                              field="to")
+            to_url = to.replace("postgresql://", "postgresql+psycopg://", 1) if to.startswith("postgresql://") else to
+            if db.external:
+                raise Conflict("the site is already on PostgreSQL; to change servers, move it to SQLite first",
+                               hint="tether site-db move --to sqlite, then tether site-db move --to URL")
+            try:
+                site_install.check_empty(to_url)
+            except sa.exc.OperationalError as exc:
+                raise TetherError(f"cannot reach the PostgreSQL database: {str(exc.orig).strip()}",
+                                  hint="check the URL, the server and its pg_hba.conf") from None
+        site = self.slot.require()
+        with site.engine.connect() as c:
+            names = set(sa.inspect(c).get_table_names())
+            from tether.site.tables import metadata as site_md
+
+            rows = {t.name: c.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
+                    for t in site_md.sorted_tables if t.name in names}
+        blobs = {sub: sum(1 for p in (self.data.site_dir / sub).rglob("*") if p.is_file())
+                 for sub in ("files", "recordings")}
+        target = (location.SiteDatabase(location.POSTGRESQL, to_url, location.SCHEMA_PREFIX + "<new>")
+                  if to_url else location.SiteDatabase(location.SQLITE, "", None))
+        plan = {"dry_run": dry_run, "from": db.describe(), "to": target.describe(), "rows": rows, "blobs": blobs}
+        if dry_run:
+            return plan
+        res = self.slot.move(to_url, before=lambda: to_url and self._store_site_db_url(to_url))
+        if to_url is None:
+            self._store_site_db_url(None)  # the site no longer names the server
+        self.audit.record(actor, "site.database_move", "site", source_ip,
+                          {"from": res["from"]["backend"], "to": res["to"]["backend"]})
+        return {**plan, "to": res["to"]}
+
     # --- settings ----------------------------------------------------------------------------------------
     def update_settings(self, section: str, data: dict, actor: str, source_ip: str | None) -> dict:
         model = self.settings.validate(section, data)

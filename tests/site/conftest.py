@@ -25,12 +25,19 @@ PG_DIRS = ("tests/site/", "tests/backup/")  # the directories whose `pg` tests m
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "pg: also run against PostgreSQL (TETHER_TEST_DB=postgresql)")
+    config.addinivalue_line("markers", "pg_only: needs PostgreSQL whatever the backend: run in the PostgreSQL "
+                                       "pass only (tests/backup/test_pg_sites.py)")
 
 
 def pytest_collection_modifyitems(config, items):
-    if BACKEND != "postgresql":
-        return
     keep, drop = [], []
+    if BACKEND != "postgresql":
+        for item in items:
+            (drop if item.get_closest_marker("pg_only") else keep).append(item)
+        if drop:
+            config.hook.pytest_deselected(items=drop)
+            items[:] = keep
+        return
     for item in items:
         in_pass = any(d in item.nodeid.replace("\\", "/") for d in PG_DIRS)
         (keep if not in_pass or item.get_closest_marker("pg") else drop).append(item)

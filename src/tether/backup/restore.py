@@ -237,16 +237,16 @@ def restore(data: DataDir, path: Path, password: str | None, *, force: bool = Fa
             checkpoint("kept settings")
         finally:
             engine.dispose()
-        new_db = location.target(target_url, staging)
-        if new_db.external:
-            pgcopy.load(staging / "site.db", new_db)
-            (staging / "site.db").unlink()
-        location.write_pointer(staging, new_db)
         warnings = [verdict.message] if verdict.action == "forced" else []
         if in_failover:
             warnings.append(FAILOVER_WARNING)
         if current is not None and link.exists():
             _carry_over(link.resolve(), staging)
+        new_db = location.target(target_url, staging)
+        if new_db.external:  # last: the schema exists only while everything else is staged
+            pgcopy.load(staging / "site.db", new_db)
+            (staging / "site.db").unlink()
+        location.write_pointer(staging, new_db)
         fsync_dir(staging / "files")
         fsync_dir(staging)
         checkpoint("staged")

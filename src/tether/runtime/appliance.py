@@ -218,6 +218,10 @@ class Appliance:
         return result
 
     # --- where the site database lives (OPS-03) ----------------------------------------------------------
+    def site_database(self):
+        """Where the site's database is (site/location.py), None without a site."""
+        return self.slot.database()
+
     def site_db_url(self) -> str | None:
         """None: SQLite in <data>/site/site.db; else a SQLAlchemy URL (sealed at rest: it may hold a password)."""
         sealed = store.get_setting(self.engine, "site_db_url")
@@ -353,6 +357,7 @@ class Appliance:
             keys = store.get_setting(self.engine, "trusted_vendor_keys", [])
             identity = {k: self.identity[k] for k in ("model", "serial", "appliance_id", "created_at")}
             self.slot.close()
+            external = self._drop_external_site()
             self.engine.dispose()
             wiped = reset.wipe(self.data)
             initialize(self.data, [k.encode() for k in keys], identity=identity)
@@ -363,7 +368,33 @@ class Appliance:
             self.connections.configure_from(self.settings.get("security").connections)
             self.publish_builtin_cert()
             self.slot.removed()
-        return {"ok": True, "files_wiped": wiped, "serial_number": identity["serial"]}
+        result = {"ok": True, "files_wiped": wiped, "serial_number": identity["serial"]}
+        if external:
+            result["external_database"] = external
+        return result
+
+    def _drop_external_site(self) -> dict | None:
+        """Factory reset of a site on PostgreSQL: drop what the appliance made there (the site's schema),
+        and say what stays on the server (the database and its user are the administrator's)."""
+        import sqlalchemy as sa
+
+        from tether.site import location
+
+        url = self.site_db_url()
+        if not url:
+            return None
+        where = location.SiteDatabase(location.POSTGRESQL, url, None).describe()
+        where.pop("schema", None)
+        left = (f"the database {where['database']} on {where['host']}:{where['port']} and its user "
+                f"{where['user']} belong to the server's administrator: the reset leaves them (drop the database "
+                "on the server when it is no longer needed)")
+        try:
+            dropped = self.slot.drop_database()
+            return {**where, "dropped": dropped, "left": left}
+        except sa.exc.SQLAlchemyError as exc:
+            return {**where, "dropped": [], "left": left, "error": f"the site's schema could not be dropped "
+                    f"({str(getattr(exc, 'orig', exc)).strip()}); drop the schemas named {location.SCHEMA_PREFIX}* "
+                    "in that database yourself"}
 
     # --- TLS listeners ---------------------------------------------------------------------------------------
     def add_listener(self, host: str, port: int) -> Listener:

@@ -2,7 +2,7 @@
 """PERF-05 and PERF-06: backup and restore of a large site, against the shell
 pipeline an administrator would write for the same data, in the same run.
 
-    .venv/bin/python bench/backup_restore.py [--target-mb 1100] [--workdir DIR]
+    .venv/bin/python bench/backup_restore.py [--target-mb 1100] [--workdir DIR] [--db postgresql [--pg-url URL]]
 
 Seeds a site (``tether site seed``) until its database plus file store reach
 the target size, then times:
@@ -12,6 +12,12 @@ the target size, then times:
 and prints each time, the ratios (backup/baseline, target <= 1.0;
 restore/backup, target <= 1.5) and the peak RSS of the Tether processes
 (target <= 256 MB). Nothing here is part of the test suite.
+
+``--db postgresql``: the site is seeded on SQLite, then moved to PostgreSQL
+(``tether site move-db``; a throw-away server from Debian's package as the
+tests start it, or ``--pg-url`` for an empty database of your own); the
+baseline is then what an administrator would run there:
+``pg_dump -Fc -n SCHEMA | age`` and ``tar files | zstd | age``.
 """
 
 from __future__ import annotations
@@ -49,6 +55,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--target-mb", type=float, default=1100)
     ap.add_argument("--workdir", type=Path)
+    ap.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    ap.add_argument("--pg-url", help="an empty PostgreSQL database (postgresql+psycopg://...); default: start one")
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="tether-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -69,29 +77,79 @@ def main() -> None:
     site = data / "site"
     t0 = time.perf_counter()
     rounds = 0
-    while du_mb(site) < args.target_mb:
+    per_round = "400000" if args.target_mb >= 400 else "60000"
+    while (site / "site.db").exists() and du_mb(site) < args.target_mb:
         rounds += 1
-        subprocess.run([tether, "site", "seed", "--data", str(data), "--sessions", "400000", "--files",
+        subprocess.run([tether, "site", "seed", "--data", str(data), "--sessions", per_round, "--files",
                         "50" if not (site / "files").is_dir() or not any((site / "files").iterdir()) else "0", "--max-file-mb", "0.19", "--recordings", "0",
                         "--users", "20", "--jump-clients", "100", "--seed", str(int(time.time()) % 100000 + rounds)], check=True,
                        capture_output=True)
         print(f"seeded round {rounds}: site is {du_mb(site):.0f} MB", flush=True)
     seed_s = time.perf_counter() - t0
-    db_mb = (site / "site.db").stat().st_size / 1e6
-    print(f"site: {du_mb(site):.0f} MB (database {db_mb:.0f} MB), seeding took {seed_s:.0f} s")
+    server = None
+    if args.db == "postgresql" and (site / "site.db").exists():
+        url = args.pg_url
+        if url is None:
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+            from tests.site.pg import PgServer
 
-    # baseline: what an administrator would script for the same data
+            server = PgServer.start()
+            url = server.new_database()
+        t1 = time.perf_counter()
+        subprocess.run([tether, "site", "move-db", "--data", str(data), "--to", url], check=True, capture_output=True)
+        print(f"moved the site to PostgreSQL in {time.perf_counter() - t1:.0f} s", flush=True)
+    try:
+        _measure(args, work, tether, data, site, seed_s)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _pg(data: Path):
+    """The site's PostgreSQL database (site/location.py), as the appliance reads it."""
+    from tether.appliance.store import get_setting
+    from tether.core.db import make_engine, sqlite_url
+    from tether.core.secretbox import SecretBox
+    from tether.site import location
+
+    eng = make_engine(sqlite_url(data / "appliance.db"))
+    sealed = get_setting(eng, "site_db_url")
+    eng.dispose()
+    url = SecretBox.load(data / "secret.key").unseal(sealed, "site_db_url").decode() if sealed else None
+    return location.of(data / "site", url)
+
+
+def _measure(args, work: Path, tether: str, data: Path, site: Path, seed_s: float) -> None:
     import pyrage
+    import sqlalchemy as sa
 
     recipient = str(pyrage.x25519.Identity.generate().to_public())
     base = work / "baseline"
     shutil.rmtree(base, ignore_errors=True)
     base.mkdir()
+    db = _pg(data)
+    if db.external:
+        eng = db.engine()
+        with eng.connect() as c:
+            db_mb = float(c.execute(sa.text("SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n "
+                                      "ON n.oid = c.relnamespace WHERE n.nspname = :s AND c.relkind = 'r'"),
+                              {"s": db.schema}).scalar_one()) / 1e6
+        eng.dispose()
+        u = sa.engine.make_url(db.url)
+        conn = f"postgresql://{u.username}@{u.host}:{u.port}/{u.database}"
+        label = "pg_dump -Fc | age; tar files | zstd | age"
+        pipeline = (f"pg_dump -Fc -n {db.schema} '{conn}' | age -r {recipient} > {base}/site.dump.age && "
+                    f"tar -cf - -C {site} files | zstd -q -3 | age -r {recipient} > {base}/files.tar.zst.age")
+    else:
+        db_mb = (site / "site.db").stat().st_size / 1e6
+        label = "sqlite3 .backup | tar | zstd | age"
+        pipeline = (f"sqlite3 {site}/site.db '.backup {base}/site.db' && "
+                    f"tar -cf - -C {base} site.db -C {site} files | zstd -q -3 | age -r {recipient} > {base}/site.tar.zst.age")
+    files_mb = du_mb(site / "files") if (site / "files").is_dir() else 0
+    print(f"site: {db_mb + files_mb:.0f} MB on {db.backend} (database {db_mb:.0f} MB), seeding took {seed_s:.0f} s")
     os.sync()
-    pipeline = (f"sqlite3 {site}/site.db '.backup {base}/site.db' && "
-                f"tar -cf - -C {base} site.db -C {site} files | zstd -q -3 | age -r {recipient} > {base}/site.tar.zst.age")
     t_base, _ = run_measured(["bash", "-c", pipeline])
-    base_size = (base / "site.tar.zst.age").stat().st_size / 1e6
+    base_size = sum(p.stat().st_size for p in base.iterdir()) / 1e6
 
     out = work / "out"
     shutil.rmtree(out, ignore_errors=True)
@@ -105,7 +163,7 @@ def main() -> None:
     os.sync()
     t_restore, rss_restore = run_measured([tether, "restore", str(nsb), "--data", str(data),
                                            "--password-file", str(pw)])
-    print(f"baseline pipeline (sqlite3 .backup | tar | zstd | age): {t_base:.1f} s, {base_size:.0f} MB")
+    print(f"baseline pipeline ({label}): {t_base:.1f} s, {base_size:.0f} MB")
     print(f"tether backup:  {t_backup:.1f} s, {nsb.stat().st_size / 1e6:.0f} MB, peak RSS {rss_backup} MB")
     print(f"tether restore: {t_restore:.1f} s, peak RSS {rss_restore} MB")
     print(f"PERF-05 ratio backup/baseline = {t_backup / t_base:.2f} (target <= 1.00); "

@@ -1,5 +1,8 @@
 """BK-01..09, IC-01, DR-03, DR-04, SEC-02 through the real interfaces: the
-backup API, the CLI, and standard tools (tar, zstd, age, sqlite3)."""
+backup API, the CLI, and standard tools (tar, zstd, age, sqlite3). Every test
+runs on the run's site database backend (TETHER_TEST_DB; the PostgreSQL pass of
+scripts/test runs them against a real server, OPS-03): the backup is the same
+SQLite payload whichever database the site lives on."""
 
 import json
 import os
@@ -12,11 +15,25 @@ from pathlib import Path
 import pytest
 
 from tether import __version__ as CURRENT
-from tests.backup.util import age_decrypt_with_passphrase, backup_as_release, logical_dump
+from tests.backup.util import age_decrypt_with_passphrase, backup_as_release, logical_dump, site_engine
 from tests.helpers import NEW_SITE_PASSWORD, api_token, run_cli, site_token
 
 BACKUP_PW = "Backup-password-1"
 EPHEMERAL = frozenset({"sessions", "api_tokens", "audit_log", "change_log"})
+pytestmark = pytest.mark.pg
+
+
+def _query(data: Path, sql: str, params: dict | None = None, write: bool = False) -> list[tuple]:
+    """Rows of ``sql`` on the site database of the appliance at ``data`` (SQLite or PostgreSQL)."""
+    import sqlalchemy as sa
+
+    eng = site_engine(data)
+    try:
+        with (eng.begin() if write else eng.connect()) as c:
+            res = c.execute(sa.text(sql), params or {})
+            return [tuple(r) for r in res] if res.returns_rows else []
+    finally:
+        eng.dispose()
 
 
 def _backup_account(c, sh, perms=("backup",)):
@@ -153,11 +170,9 @@ def test_version_rules(make_appliance, tmp_path):
     assert cp.returncode == 0, cp.stderr
     res = json.loads(cp.stdout)
     assert res["action"] == "migrate" and res["backup_version"] == "1.1.0" and res["version"] == CURRENT
-    con = sqlite3.connect(a.data / "site" / "site.db")
-    assert [r[0] for r in con.execute("SELECT username FROM users ORDER BY 1")] == ["admin", "olivia"]
+    assert [r[0] for r in _query(a.data, "SELECT username FROM users ORDER BY 1")] == ["admin", "olivia"]
     from tether.site import schema
-    assert con.execute("SELECT version_num FROM alembic_version").fetchone()[0] == schema.head_revision()
-    con.close()
+    assert _query(a.data, "SELECT version_num FROM alembic_version")[0][0] == schema.head_revision()
     state = logical_dump(a.data / "site")
     # an unsupported older release (0.9 beta) is refused unless forced, and the refusal names the risk
     beta = backup_as_release(tmp_path, "0.9.0", users=("bert",))
@@ -240,11 +255,8 @@ def test_restore_replaces_failover_settings_and_psk_but_keeps_cluster_config(rea
     assert c.put("/api/config/settings/failover", headers=sh, json=failover_now).status_code == 200
     assert c.put("/api/config/settings/inter-appliance-psk", headers=sh, json={"psk": psk_now}).status_code == 200
     # the cluster (Atlas) configuration has no page yet: it is stored as the site setting 'cluster'
-    con = sqlite3.connect(a.data / "site" / "site.db")
-    con.execute("INSERT INTO site_settings (key, value, updated_at) VALUES ('cluster', ?, 0)",
-                (json.dumps({"role": "master", "peers": ["10.9.9.9"]}),))
-    con.commit()
-    con.close()
+    _query(a.data, "INSERT INTO site_settings (key, value, updated_at) VALUES ('cluster', :v, 0)",
+           {"v": json.dumps({"role": "master", "peers": ["10.9.9.9"]})}, write=True)
     r = c.post("/api/restore", headers=sh, files={"file": (path.name, path.read_bytes())},
                data={"password": BACKUP_PW})
     assert r.status_code == 200, r.text
@@ -252,10 +264,11 @@ def test_restore_replaces_failover_settings_and_psk_but_keeps_cluster_config(rea
     sh = {"Authorization": "Bearer " + site_token(c)}
     f = c.get("/api/config/settings/failover", headers=sh).json()
     assert f["enabled"] is False and f["peer_host"] == "backup-then.example.com"
-    con = sqlite3.connect(a.data / "site" / "site.db")
-    psk = json.loads(con.execute("SELECT value FROM site_settings WHERE key='inter_appliance_psk'").fetchone()[0])
-    cluster = json.loads(con.execute("SELECT value FROM site_settings WHERE key='cluster'").fetchone()[0])
-    con.close()
+    def setting(key):
+        v = _query(a.data, "SELECT value FROM site_settings WHERE key = :k", {"k": key})[0][0]
+        return json.loads(v) if isinstance(v, str) else v
+
+    psk, cluster = setting("inter_appliance_psk"), setting("cluster")
     assert psk["psk"] == psk_then
     assert cluster == {"role": "master", "peers": ["10.9.9.9"]}
 

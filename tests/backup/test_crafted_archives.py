@@ -240,6 +240,7 @@ def test_backups_and_snapshots_are_written_0600_whatever_the_umask(tmp_path, ven
         assert stat.S_IMODE(p.stat().st_mode) == 0o600, (p.name, oct(p.stat().st_mode))
 
 
+@pytest.mark.pg
 @pytest.mark.req("ROB-02", "BK-09")
 def test_crafted_backups_get_400_from_verify_and_restore_apis(ready_site, backups, tmp_path):
     _, c, _ah, sh = ready_site

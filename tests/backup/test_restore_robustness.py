@@ -1,11 +1,14 @@
 """ROB-01 (restore), ROB-02 (.nsb reader), ROB-04, BK-09: a restore killed at
 any point leaves the old or the new site, never a mixture; mutated backups
 are refused cleanly; a full or read-only disk gives a clear error and loses
-nothing."""
+nothing. The tests marked ``pg`` run on the run's site database backend
+(TETHER_TEST_DB, tests/backup/conftest.py): on PostgreSQL the old and the new
+site are schemas on a real server (OPS-03)."""
 
 import functools
 import hashlib
 import io
+import json
 import os
 import shutil
 import signal
@@ -28,27 +31,39 @@ from tether.core.db import make_engine, sqlite_url
 from tether.core.errors import IntegrityError, Invalid, TetherError
 from tether.core.paths import DataDir
 from tether.site.install import read_info
-from tests.backup.util import FakeSite, logical_dump
+from tests.backup.util import FakeSite, logical_dump, site_database, site_engine, site_url
 from tests.helpers import run_cli
 
 
-def _make_site(tmp_path: Path, vendor) -> Path:
+def _make_site(tmp_path: Path, vendor, db_url: str | None = None) -> Path:
     data = tmp_path / "appliance"
-    run_cli("init", "--data", str(data), "--trust-vendor-key", str(vendor["pub"]), check=True)
+    extra = ("--site-db-url", db_url) if db_url else ()
+    run_cli("init", "--data", str(data), "--trust-vendor-key", str(vendor["pub"]), *extra, check=True)
     run_cli("site-package", "install", str(vendor["package"]()), "--data", str(data), check=True)
     return data
 
 
-def _add_user(site_db: Path, name: str) -> None:
-    con = sqlite3.connect(site_db)
-    con.execute("INSERT INTO users (username, display_name, password_hash, must_change_password, is_admin, "
-                "permissions, enabled, created_at) VALUES (?, ?, 'x', 0, 0, '[]', 1, 0)", (name, name))
-    con.commit()
-    con.close()
+def _users(data: Path, add: str | None = None, remove: str | None = None) -> None:
+    import sqlalchemy as sa
+
+    from tether.site.tables import users
+
+    engine = site_engine(data)
+    try:
+        with engine.begin() as c:
+            if add:
+                c.execute(users.insert().values(username=add, display_name=add, password_hash="x",
+                                                must_change_password=False, is_admin=False, permissions=[],
+                                                enabled=True, created_at=0))
+            if remove:
+                c.execute(sa.delete(users).where(users.c.username == remove))
+    finally:
+        engine.dispose()
 
 
 def _backup_of(site_dir: Path, work: Path, *, files: list[FileEntry] = (), password=None) -> Path:
-    engine = make_engine(sqlite_url(site_dir / "site.db"))
+    engine = site_engine(site_dir.parent) if (site_dir / "database.json").exists() else \
+        make_engine(sqlite_url(site_dir / "site.db"))
     try:
         res = write_backup(FakeSite(engine, read_info(engine)), work / "out", password=password,
                            include_history=True, work_dir=work / "tmp", files=list(files))
@@ -69,57 +84,102 @@ def _blobs(d: Path, n: int, size: int, tag: str) -> list[FileEntry]:
 
 
 @pytest.fixture
-def two_sites(tmp_path, vendor):
-    """An appliance whose site is OLD, and a backup of a NEW site state (more users, 50 files)."""
-    data = _make_site(tmp_path, vendor)
+def two_sites(tmp_path, vendor, site_db):
+    """An appliance whose site is OLD, and a backup of a NEW site state (more users, 50 files), on the
+    run's site database backend. Returns (data dir, backup, PostgreSQL server or None)."""
+    data = _make_site(tmp_path, vendor, site_db.new_database() if site_db else None)
     site = data / "site"
-    new_dir = tmp_path / "new-state"
-    shutil.copytree(site.resolve(), new_dir)
-    _add_user(new_dir / "site.db", "nina")
+    _users(data, add="nina")
     files = _blobs(tmp_path / "blobs", 50, 4096, "file")
-    backup = _backup_of(new_dir, tmp_path / "w", files=files)
-    _add_user(site / "site.db", "oscar")  # only in the old site
+    backup = _backup_of(site, tmp_path / "w", files=files)
+    _users(data, add="oscar", remove="nina")  # oscar only in the old site, nina only in the backup
     _blobs(site / "recordings", 150, 1024, "rec")  # recordings are never in backups: carried over
-    return data, backup
+    return data, backup, site_db
 
 
-@pytest.mark.req("ROB-01", "BK-09")
+class _Copies:
+    """A fresh copy of the OLD appliance for each trial: its data directory, and on PostgreSQL a
+    database whose old schema is untouched. A crashed restore never changes the old schema before
+    the swap (and recover() drops the new one), so a trial reuses the database of the one before
+    unless that one's old schema is gone; then a new database is made from the old one
+    (CREATE DATABASE ... TEMPLATE)."""
+
+    def __init__(self, data: Path, server, tmp: Path):
+        self.data, self.server, self.tmp = data, server, tmp
+        self.url = site_url(data)
+        self.base = self.url.rsplit("/", 1)[1] if self.url else None
+        self.old_schema = json.loads((data / "site" / "database.json").read_text()).get("schema")
+        self.current: str | None = None
+        self.n = 0
+
+    def _sql(self, stmt: str) -> None:
+        import psycopg
+
+        with psycopg.connect(f"host=127.0.0.1 port={self.server.port} user=postgres dbname=postgres",
+                             autocommit=True) as conn:
+            conn.execute(stmt)
+
+    def make(self, name: str) -> tuple[Path, str | None]:
+        d = self.tmp / name
+        shutil.rmtree(d, ignore_errors=True)
+        shutil.copytree(self.data, d, symlinks=True)
+        if self.server is None:
+            return d, None
+        if self.current is None or self.old_schema not in _schemas(self.server.url(self.current)):
+            if self.current is not None:
+                self._sql(f'DROP DATABASE "{self.current}" WITH (FORCE)')
+            self.n += 1
+            self.current = f"{self.base}_t{self.n}"
+            self._sql(f'CREATE DATABASE "{self.current}" TEMPLATE "{self.base}" STRATEGY FILE_COPY')
+        return d, self.server.url(self.current)
+
+
+def _schemas(url: str | None) -> list[str]:
+    from tether.site import location
+
+    return location.our_schemas(url) if url else []
+
+
+@pytest.mark.pg
+@pytest.mark.req("ROB-01", "BK-09", "OPS-03")
 @pytest.mark.timeout(900)
 def test_restore_killed_at_every_point_leaves_old_or_new(two_sites, tmp_path):
-    data, backup = two_sites
+    data, backup, server = two_sites
+    copies = _Copies(data, server, tmp_path)
     old_hash = logical_dump(data / "site")
     # one full restore on a copy: the new state, and how many crash points it passes
-    ref = tmp_path / "ref"
-    shutil.copytree(data, ref, symlinks=True)
+    ref, ref_url = copies.make("ref")
     crashpoints.arm(None)
     before = crashpoints.count()
-    restore_mod.restore(DataDir.at(ref), backup, None)
+    restore_mod.restore(DataDir.at(ref), backup, None, db_url=ref_url)
     points = crashpoints.count() - before
-    new_hash = logical_dump(ref / "site")
+    new_hash = logical_dump(ref / "site", url=ref_url)
     assert new_hash != old_hash
     assert points >= 200, points
+    assert len(_schemas(ref_url)) == (1 if server else 0)  # the old schema was dropped after the swap
     outcomes = {"old": 0, "new": 0}
     for n in range(1, points + 1):
-        trial = tmp_path / "trial"
-        shutil.rmtree(trial, ignore_errors=True)
-        shutil.copytree(data, trial, symlinks=True)
+        trial, url = copies.make("trial")
         pid = os.fork()
         if pid == 0:  # the restoring process, killed by SIGKILL at crash point n
             try:
                 crashpoints.arm(n)
-                restore_mod.restore(DataDir.at(trial), backup, None)
+                restore_mod.restore(DataDir.at(trial), backup, None, db_url=url)
             finally:
                 os._exit(0)
         _, status = os.waitpid(pid, 0)
         assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, (n, status)
-        restore_mod.recover(DataDir.at(trial))  # what the next start does
-        h = logical_dump(trial / "site")
+        restore_mod.recover(DataDir.at(trial), url)  # what the next start does
+        h = logical_dump(trial / "site", url=url)
         assert h in (old_hash, new_hash), f"mixture after a crash at point {n}"
         outcomes["old" if h == old_hash else "new"] += 1
         leftovers = [p.name for p in trial.iterdir() if p.name.startswith("site") and p.name != "site"]
         assert len(leftovers) == 1 and leftovers[0].startswith("site-"), (n, leftovers)
+        if server:  # exactly one copy of the site on the server: the one the site directory names
+            assert _schemas(url) == [json.loads((trial / "site" / "database.json").read_text())["schema"]], n
     assert outcomes["old"] > 0 and outcomes["new"] > 0, outcomes
-    print(f"\ncrash points: {points}; left old: {outcomes['old']}, left new: {outcomes['new']}")
+    print(f"\ncrash points: {points}; left old: {outcomes['old']}, left new: {outcomes['new']}; "
+          f"databases copied: {copies.n}")
 
 
 @pytest.fixture(scope="module")
@@ -222,26 +282,34 @@ def _umount(path: Path) -> None:
         time.sleep(0.1)
 
 
-@pytest.mark.req("ROB-04", "BK-09")
-def test_disk_full_and_read_only_during_restore_and_backup(tmp_path, vendor):
+@pytest.mark.pg
+@pytest.mark.req("ROB-04", "BK-09", "OPS-03")
+def test_disk_full_and_read_only_during_restore_and_backup(tmp_path, vendor, site_db):
     mnt = tmp_path / "small"
     _mount_tmpfs(mnt, "24m")
     try:
-        data = _make_site(mnt, vendor)
+        url = site_db.new_database() if site_db else None
+        data = _make_site(mnt, vendor, url)
+        # a backup bigger than the free space (made on SQLite: backups move between databases)
+        src = _make_site(tmp_path / "src", vendor)
         big = tmp_path / "big-state"
-        shutil.copytree((data / "site").resolve(), big)
+        shutil.copytree((src / "site").resolve(), big)
         files = _blobs(tmp_path / "blobs", 50, 200 * 1024, "big")  # 10 MB of file store
         con = sqlite3.connect(big / "site.db")
         con.execute("CREATE TABLE padding (x BLOB)")  # a site bigger than the free space
         con.executemany("INSERT INTO padding VALUES (randomblob(1048576))", [()] * 20)
         con.commit()
         con.close()
+        (big / "database.json").unlink()
         backup = _backup_of(big, tmp_path / "w", files=files)
         state = logical_dump(data / "site")
+        schemas = _schemas(url)
+        db = site_database(data)  # read before the disk fills up
         with pytest.raises(TetherError, match="disk is full"):
-            restore_mod.restore(DataDir.at(data), backup, None)
+            restore_mod.restore(DataDir.at(data), backup, None, db_url=url)
         assert logical_dump(data / "site") == state
         assert not (data / "site.restore").exists()
+        assert _schemas(url) == schemas  # nothing left on the server either
         # a backup onto a full disk: a clear error, no partial file left behind
         filler = mnt / "filler"
         with open(filler, "wb") as f:
@@ -250,7 +318,7 @@ def test_disk_full_and_read_only_during_restore_and_backup(tmp_path, vendor):
                     f.write(b"\0" * (1 << 20))
             except OSError:
                 pass
-        engine = make_engine(sqlite_url(data / "site" / "site.db"))
+        engine = db.engine()
         try:
             with pytest.raises(TetherError, match="could not be written"):
                 write_backup(FakeSite(engine, read_info(engine)), mnt / "backups", password=None,
@@ -263,8 +331,9 @@ def test_disk_full_and_read_only_during_restore_and_backup(tmp_path, vendor):
         # read-only: refused clearly, nothing changed
         subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
         with pytest.raises(TetherError, match="read-only"):
-            restore_mod.restore(DataDir.at(data), backup, None)
+            restore_mod.restore(DataDir.at(data), backup, None, db_url=url)
         subprocess.run(["mount", "-o", "remount,rw", str(mnt)], check=True)
         assert logical_dump(data / "site") == state
+        assert _schemas(url) == schemas
     finally:
         _umount(mnt)

@@ -20,19 +20,57 @@ from tether.site import schema
 from tether.site.install import SiteInfo
 
 
-def logical_dump(site_dir: Path, exclude: frozenset[str] = frozenset()) -> str:
-    """SHA-256 over every table's rows (sorted) and every blob under files/ and recordings/."""
-    h = hashlib.sha256()
-    con = sqlite3.connect(f"file:{site_dir / 'site.db'}?mode=ro", uri=True)
+def site_url(data: Path) -> str | None:
+    """The appliance's site database URL (sealed in its appliance.db), read as the appliance reads it."""
+    from tether.appliance.store import get_setting
+    from tether.core.secretbox import SecretBox
+
+    eng = make_engine(sqlite_url(Path(data) / "appliance.db"))
     try:
-        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table' "
-                                            "AND name NOT IN ('sqlite_sequence') ORDER BY name")]
-        for t in (t for t in tables if t not in exclude):
-            h.update(f"\x00table {t}\x00".encode())
-            for row in sorted(con.execute(f'SELECT * FROM "{t}"').fetchall(), key=repr):
-                h.update(repr(row).encode())
+        sealed = get_setting(eng, "site_db_url")
     finally:
-        con.close()
+        eng.dispose()
+    return SecretBox.load(Path(data) / "secret.key").unseal(sealed, "site_db_url").decode() if sealed else None
+
+
+def site_database(data: Path, url: str | None = None):
+    """Where the appliance at ``data`` keeps its site's database (site/location.py)."""
+    from tether.site import location
+
+    return location.of(Path(data) / "site", url or site_url(data))
+
+
+def site_engine(data: Path, url: str | None = None) -> sa.Engine:
+    """An engine on the site database of the appliance at ``data``, SQLite or PostgreSQL."""
+    return site_database(data, url).engine()
+
+
+def logical_dump(site_dir: Path, exclude: frozenset[str] = frozenset(), url: str | None = None) -> str:
+    """SHA-256 over every table's rows (sorted) and every blob under files/ and recordings/; the
+    database is the site's, SQLite or PostgreSQL (``url``: the server, if not the appliance's own)."""
+    h = hashlib.sha256()
+    db = site_database(Path(site_dir).parent, url) if (Path(site_dir) / "database.json").exists() else None
+    if db is not None and db.external:
+        eng = db.engine()
+        try:
+            with eng.connect() as c:
+                for t in sorted(set(sa.inspect(c).get_table_names()) - exclude):
+                    h.update(f"\x00table {t}\x00".encode())
+                    for row in sorted((tuple(r) for r in c.execute(sa.text(f'SELECT * FROM "{t}"'))), key=repr):
+                        h.update(repr(row).encode())
+        finally:
+            eng.dispose()
+    else:
+        con = sqlite3.connect(f"file:{site_dir / 'site.db'}?mode=ro", uri=True)
+        try:
+            tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table' "
+                                                "AND name NOT IN ('sqlite_sequence') ORDER BY name")]
+            for t in (t for t in tables if t not in exclude):
+                h.update(f"\x00table {t}\x00".encode())
+                for row in sorted(con.execute(f'SELECT * FROM "{t}"').fetchall(), key=repr):
+                    h.update(repr(row).encode())
+        finally:
+            con.close()
     for sub in ("files", "recordings"):
         for p in sorted((site_dir / sub).rglob("*")):
             if p.is_file():

@@ -5,7 +5,8 @@ appliance per session and edition (starting one costs seconds; tests use distinc
 Privileged Remote Access, with both first logins done.
 
 With ``TETHER_TEST_DB=postgresql`` only tests marked ``pg`` run (a small
-subset, so CI stays fast); they run unchanged against both backends."""
+subset, so CI stays fast), here and in tests/backup (which shares these
+fixtures); they run unchanged against both backends."""
 
 from __future__ import annotations
 
@@ -19,19 +20,27 @@ from tests.site.pg import PgServer
 
 BACKEND = os.environ.get("TETHER_TEST_DB", "sqlite")
 _counter = itertools.count()
+PG_DIRS = ("tests/site/", "tests/backup/")  # the directories whose `pg` tests make the PostgreSQL pass
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "pg: also run against PostgreSQL (TETHER_TEST_DB=postgresql)")
+    config.addinivalue_line("markers", "pg_only: needs PostgreSQL whatever the backend: run in the PostgreSQL "
+                                       "pass only (tests/backup/test_pg_sites.py)")
 
 
 def pytest_collection_modifyitems(config, items):
-    if BACKEND != "postgresql":
-        return
     keep, drop = [], []
+    if BACKEND != "postgresql":
+        for item in items:
+            (drop if item.get_closest_marker("pg_only") else keep).append(item)
+        if drop:
+            config.hook.pytest_deselected(items=drop)
+            items[:] = keep
+        return
     for item in items:
-        in_site = "tests/site/" in item.nodeid.replace("\\", "/")
-        (keep if not in_site or item.get_closest_marker("pg") else drop).append(item)
+        in_pass = any(d in item.nodeid.replace("\\", "/") for d in PG_DIRS)
+        (keep if not in_pass or item.get_closest_marker("pg") else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep

@@ -4,6 +4,8 @@ the PostgreSQL database (no site.db file), served from it, and survives a
 restart. (The whole ``pg``-marked subset also runs against PostgreSQL with
 TETHER_TEST_DB=postgresql.)"""
 
+import json
+
 import psycopg
 import pytest
 
@@ -32,7 +34,13 @@ def test_site_database_on_postgresql(tmp_path, vendor, pg_server):
     finally:
         a.stop()
     dsn = url.replace("postgresql+psycopg://", "postgresql://")
+    # the site lives in a schema of its own, which its directory names (docs/formats/site-database.md)
+    where = json.loads((data / "site" / "database.json").read_text())
+    assert where["backend"] == "postgresql" and where["schema"].startswith("tether_site_")
     with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+                            ).fetchall() == []
+        conn.execute(f'SET search_path TO "{where["schema"]}"')
         assert conn.execute("SELECT name FROM teams").fetchall() == [("On PG",)]
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == (releases.current().schema_revision,)
         assert conn.execute("SELECT count(*) FROM change_log WHERE tbl = 'teams'").fetchone()[0] == 1

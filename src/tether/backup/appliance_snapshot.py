@@ -3,7 +3,14 @@
 secret key) and /login (the site database, file store, recordings) — taken
 consistently and restored as a whole, the equivalent of a VM snapshot.
 Format: docs/formats/snapshot.md (the .nsb container, kind ``tether-snapshot/1``,
-always password-protected because it holds the appliance's secret key)."""
+always password-protected because it holds the appliance's secret key).
+
+A site hosted on PostgreSQL is in the snapshot too: a logical copy taken in
+one REPEATABLE READ transaction (backup/pgcopy.py) while the appliance's lock
+holds every swap off, as ``site/site.db``; the manifest's ``site_database``
+says where it came from. Restoring loads it into a new schema of the server
+the snapshot's configuration names (the schema the appliance used before is
+dropped at its next start, as any schema its site no longer names)."""
 
 from __future__ import annotations
 
@@ -18,7 +25,9 @@ from typing import Any, Protocol
 from tether.core.errors import Conflict, Invalid, TetherError
 from tether.core.paths import DataDir
 
-from . import crypto
+from tether.site import location
+
+from . import crypto, pgcopy
 from .kinds import SNAPSHOT
 from .reader import SinkError, read_archive
 from .writer import sha256_file, write_archive
@@ -48,6 +57,7 @@ class SnapshotHost(Protocol):
     @property
     def site_lock(self) -> Any: ...  # held while both databases are copied: one consistent moment
     def site_db_url(self) -> str | None: ...
+    def site_database(self) -> location.SiteDatabase | None: ...
     def status_basics(self) -> dict: ...
 
 
@@ -55,9 +65,6 @@ def create(appliance: SnapshotHost, out_dir: Path, password: str) -> Path:
     if not password:
         raise Invalid("a snapshot holds the appliance's secret key: give a password", field="password")
     crypto.check_password(password)
-    if appliance.site_db_url():
-        raise Conflict("snapshots of an appliance whose site lives on an external database are not supported",
-                       hint="back up the external database with its own tools, and the site with `tether backup`")
     data: DataDir = appliance.data
     now = time.time()
     basics = appliance.status_basics()
@@ -66,9 +73,12 @@ def create(appliance: SnapshotHost, out_dir: Path, password: str) -> Path:
     work.mkdir(parents=True, mode=0o700)
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
+        site_db = appliance.site_database() if appliance.site is not None else None
         with appliance.site_lock:  # one consistent moment for both databases
             _sqlite_copy(data.appliance_db, work / "appliance.db")
-            if appliance.site is not None:
+            if site_db is not None and site_db.external:
+                pgcopy.dump(appliance.site.engine, work / "site.db")  # the whole site, one snapshot
+            elif site_db is not None:
                 _sqlite_copy(data.site_db, work / "site.db")
         sources = [("appliance.db", work / "appliance.db"), ("secret.key", data.secret_key)]
         if data.site_package.exists():  # the package a recovery kit carries (DR-05)
@@ -86,6 +96,8 @@ def create(appliance: SnapshotHost, out_dir: Path, password: str) -> Path:
                     "appliance_version": basics["appliance_version"], "serial_number": basics["serial_number"],
                     "model": basics["model"], "created_at": iso, "has_site": appliance.site is not None,
                     "members": members}
+        if site_db is not None:
+            manifest["site_database"] = site_db.describe()
         header = {"format": SNAPSHOT.format, "protected": True, "appliance_version": basics["appliance_version"],
                   "serial_number": basics["serial_number"], "snapshot_id": snap_id, "created_at": iso,
                   "payload": "payload.tar.zst.age"}
@@ -121,6 +133,46 @@ class _Sink:
         return _StagedFile(path)
 
 
+def _sealed_site_url(staging: Path) -> str | None:
+    """The site database URL in the staged appliance.db, unsealed with the staged secret key."""
+    from tether.appliance.store import get_setting
+    from tether.core.db import make_engine, sqlite_url
+    from tether.core.secretbox import SecretBox
+
+    eng = make_engine(sqlite_url(staging / "appliance.db"))
+    try:
+        sealed = get_setting(eng, "site_db_url")
+    finally:
+        eng.dispose()
+    return SecretBox.load(staging / "secret.key").unseal(sealed, "site_db_url").decode() if sealed else None
+
+
+def _load_site(staging: Path, site_dir: Path, m: dict) -> location.SiteDatabase | None:
+    """Put the snapshot's site database where its configuration says: a new schema on PostgreSQL
+    (returned, so a failure can drop it), or site.db as it is."""
+    import sqlalchemy as sa
+
+    where = m.get("site_database") or {"backend": location.SQLITE}
+    url = _sealed_site_url(staging) if where["backend"] == location.POSTGRESQL else None
+    if url is None:
+        location.write_pointer(site_dir, location.SiteDatabase(location.SQLITE, "", None))
+        return None
+    db = location.target(url, site_dir)
+    try:
+        pgcopy.load(site_dir / "site.db", db)
+    except sa.exc.OperationalError as exc:
+        try:
+            location.drop(db)
+        except sa.exc.SQLAlchemyError:  # the server is down: a schema left there goes at the next start
+            pass
+        raise TetherError(f"the snapshot's site database server cannot take the site: {str(exc.orig).strip()}; "
+                          "nothing was changed", hint=f"start the PostgreSQL server at {where.get('host')}:"
+                          f"{where.get('port')} (database {where.get('database')}), then restore again") from None
+    (site_dir / "site.db").unlink()
+    location.write_pointer(site_dir, db)
+    return db
+
+
 def restore(data: DataDir, path: Path, password: str | None) -> dict:
     """Replace the whole (stopped) appliance's state with the snapshot's."""
     from tether import __version__
@@ -129,6 +181,7 @@ def restore(data: DataDir, path: Path, password: str | None) -> dict:
     recover(root)
     staging = root.with_name(root.name + ".snapshot-restore")
     site_dir_name = f"site-{secrets.token_hex(6)}"
+    loaded: location.SiteDatabase | None = None
 
     def check(m: dict) -> None:
         if m["appliance_version"] != __version__:
@@ -146,11 +199,15 @@ def restore(data: DataDir, path: Path, password: str | None) -> dict:
                 (staging / site_dir_name / sub).mkdir(parents=True, exist_ok=True)
             os.symlink(site_dir_name, staging / "site")
         os.chmod(staging / "secret.key", 0o600)
+        if m["has_site"]:
+            loaded = _load_site(staging, staging / site_dir_name, m)
     except SinkError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise TetherError(f"the snapshot could not be staged: {exc.error.strerror or exc.error}") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        if loaded is not None:
+            location.drop(loaded)
         raise
     ready = root.with_name(root.name + ".snapshot-ready")
     old = root.with_name(root.name + ".snapshot-old")
@@ -159,4 +216,5 @@ def restore(data: DataDir, path: Path, password: str | None) -> dict:
     os.rename(ready, root)
     shutil.rmtree(old, ignore_errors=True)
     return {"serial_number": m["serial_number"], "appliance_version": m["appliance_version"],
-            "created_at": m["created_at"], "has_site": m["has_site"], "members": len(m["members"])}
+            "created_at": m["created_at"], "has_site": m["has_site"], "members": len(m["members"]),
+            "site_database": loaded.describe() if loaded else m.get("site_database")}

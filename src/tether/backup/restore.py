@@ -10,14 +10,23 @@ renamed over ``<data>/site`` — one atomic rename. A crash before that rename
 leaves the old site; after it, the new one. ``recover()`` (run at every
 start) removes what a crash left behind. Any error before the swap removes
 the staging directory and leaves the site exactly as it was.
+
+A site hosted on PostgreSQL (site/location.py) is staged the same way, then
+loaded into a new schema on the server (backup/pgcopy.py) that the staged
+directory names in its ``database.json``: the same rename switches the
+database, the file store and the recordings at once. The old schema is
+dropped after the swap; ``recover()`` drops every schema of ours that the
+current site does not name (docs/formats/site-database.md).
 """
 
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import secrets
 import shutil
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,8 +37,10 @@ from tether.core.db import make_engine, sqlite_url
 from tether.core.errors import Conflict, TetherError
 from tether.core.paths import DataDir
 from tether.site import schema
+from tether.site import location
 from tether.site.install import read_info
 
+from . import pgcopy
 from .reader import SinkError, read_backup
 from .rules import judge
 from tether.core.fsutil import fsync_dir
@@ -38,6 +49,8 @@ from tether.site.locality import KEPT_BY_RESTORE
 STAGING = "site.restore"
 NEW_LINK = "site.new"
 LEGACY = "site-legacy"
+_SAME = object()
+log = logging.getLogger("tether.backup")
 
 
 @dataclass
@@ -56,8 +69,9 @@ class RestoreResult:
                 "left_out": self.manifest.get("left_out", []), "tables": self.manifest.get("tables", {})}
 
 
-def recover(data: DataDir) -> None:
-    """Finish or undo whatever a crash interrupted; leaves exactly one site (or none)."""
+def recover(data: DataDir, db_url: str | None = None) -> None:
+    """Finish or undo whatever a crash interrupted; leaves exactly one site (or none). ``db_url``: the
+    appliance's site database URL, whose schemas the current site does not name are dropped."""
     root = data.root
     shutil.rmtree(root / STAGING, ignore_errors=True)
     new_link = root / NEW_LINK
@@ -70,6 +84,22 @@ def recover(data: DataDir) -> None:
     for d in root.glob("site-*"):
         if d.is_dir() and d.name != target:
             shutil.rmtree(d, ignore_errors=True)
+    if db_url:
+        _recover_database(link, db_url)
+
+
+def _recover_database(link: Path, db_url: str) -> None:
+    current = location.of(link, db_url) if link.exists() else None
+    try:
+        keep = current.schema if current is not None and current.external else None
+        dropped = location.drop_orphans(db_url, keep)
+        if current is not None and location.read_pointer(link) is not None:  # the site is not on the default path:
+            dropped += location.drop(location.SiteDatabase(location.POSTGRESQL, db_url, None))  # an older site's
+        if dropped:
+            log.warning("dropped what an interrupted restore left on the site database server: %s",
+                        ", ".join(dropped))
+    except sa.exc.OperationalError as exc:  # the server is down: its leftovers go at the next start
+        log.warning("could not clean the site database server up after a restore: %s", exc.orig)
 
 
 class _StagingSink:
@@ -168,18 +198,24 @@ def _keep_settings(old_engine, new_engine) -> None:
 
 
 def restore(data: DataDir, path: Path, password: str | None, *, force: bool = False,
-            running_version: str | None = None, stores=None) -> RestoreResult:
+            running_version: str | None = None, stores=None, db_url: str | None = None,
+            target_url: str | None | object = _SAME) -> RestoreResult:
     """``stores``: where the appliance keeps the site's objects (site.storage); when that is a bucket,
     the backup's files are put there (content-addressed, so harmless if the restore then fails) before
-    the swap, and the new site's local file directory stays empty."""
+    the swap, and the new site's local file directory stays empty. ``db_url``: the appliance's site
+    database URL (where the current site may live); ``target_url``: where the restored site goes (a new
+    schema there; None: SQLite), by default the same server."""
     from tether import __version__
 
     running = running_version or __version__
+    target_url = db_url if target_url is _SAME else target_url
     root = data.root
-    recover(data)
+    recover(data, db_url)
     link = data.site_dir
     current = None
-    old_engine = make_engine(sqlite_url(link / "site.db")) if link.exists() else None
+    old_db = location.of(link, db_url) if link.exists() else None
+    old_engine = old_db.engine() if old_db is not None else None
+    new_db = None
     in_failover = False
     if old_engine is not None:
         current = read_info(old_engine)
@@ -223,26 +259,105 @@ def restore(data: DataDir, path: Path, password: str | None, *, force: bool = Fa
             _carry_over(link.resolve(), staging)
         if stores is not None and stores.backend != "local":
             _publish(staging / "files", stores.files)
+        new_db = location.target(target_url, staging)
+        if new_db.external:  # last: the schema exists only while everything else is staged
+            pgcopy.load(staging / "site.db", new_db)
+            (staging / "site.db").unlink()
+        location.write_pointer(staging, new_db)
         fsync_dir(staging / "files")
         fsync_dir(staging)
         checkpoint("staged")
     except OSError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
+        _abandon(staging, new_db)
         raise _disk_error(exc) from None
     except sa.exc.OperationalError as exc:  # SQLite: "database or disk is full", "readonly database"
-        shutil.rmtree(staging, ignore_errors=True)
+        _abandon(staging, new_db)
         text = str(exc.orig)
-        code = errno.ENOSPC if "full" in text else errno.EROFS if "readonly" in text else errno.EIO
+        code = (errno.ENOSPC if "full" in text or "No space left" in text else
+                errno.EROFS if "readonly" in text else errno.EIO)
+        if new_db is not None and new_db.external and code == errno.EIO:
+            raise TetherError(f"the site database server failed during the restore: {text.strip()}; the site was "
+                              "left as it was", hint="check the PostgreSQL server, then restore again") from None
         raise _disk_error(OSError(code, text)) from None
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        _abandon(staging, new_db)
         raise
     finally:
         if old_engine is not None:
             old_engine.dispose()
     _swap(root, staging)
+    if old_db is not None and old_db.external and old_db.schema != new_db.schema:
+        location.drop(old_db)
+        checkpoint("old database dropped")
     m = result.manifest
     return RestoreResult(m["site_name"], m["edition"], running, m["product_version"], verdict.action, warnings, m)
+
+
+def move(data: DataDir, db_url: str | None, target_url: str | None) -> dict:
+    """Move the site, whole (sessions, audit, logs and every blob included), from its database to
+    ``target_url`` (a new schema there; None: SQLite in the site directory), staged and swapped as a
+    restore is: the old or the moved site after a crash at any moment."""
+    root = data.root
+    recover(data, db_url)
+    link = data.site_dir
+    if not link.exists():
+        raise Conflict("no site is installed on this appliance", hint="install a site package first")
+    old_db = location.of(link, db_url)
+    staging = root / STAGING
+    new_db = None
+    try:
+        staging.mkdir(mode=0o700)
+        (staging / "files").mkdir()
+        (staging / "recordings").mkdir()
+        old_engine = old_db.engine()
+        try:
+            if old_db.external:
+                pgcopy.dump(old_engine, staging / "site.db")
+            else:
+                s_, d_ = sqlite3.connect(old_engine.url.database), sqlite3.connect(staging / "site.db")
+                try:
+                    s_.backup(d_)
+                    d_.execute("PRAGMA journal_mode=DELETE")
+                finally:
+                    s_.close()
+                    d_.close()
+            checkpoint("move: copied")
+            if schema.current_revision(old_engine) != schema.head_revision():
+                raise Conflict("the site's database is not at this software's schema revision",
+                               hint="update the site package first, then move it")
+        finally:
+            old_engine.dispose()
+        new_db = location.target(target_url, staging)
+        counts = {}
+        if new_db.external:
+            counts = pgcopy.load(staging / "site.db", new_db)
+            (staging / "site.db").unlink()
+        location.write_pointer(staging, new_db)
+        _carry_over(link.resolve(), staging)
+        fsync_dir(staging / "files")
+        fsync_dir(staging)
+        checkpoint("staged")
+    except OSError as exc:
+        _abandon(staging, new_db)
+        raise _disk_error(exc) from None
+    except BaseException:
+        _abandon(staging, new_db)
+        raise
+    _swap(root, staging)
+    if old_db.external:
+        location.drop(old_db)
+        checkpoint("old database dropped")
+    return {"from": old_db.describe(), "to": new_db.describe(), "rows": counts}
+
+
+def _abandon(staging: Path, new_db: location.SiteDatabase | None) -> None:
+    """A restore that failed before the swap: remove what it staged (the site is as it was)."""
+    shutil.rmtree(staging, ignore_errors=True)
+    if new_db is not None and new_db.external:
+        try:
+            location.drop(new_db)
+        except sa.exc.SQLAlchemyError:  # the server is gone: recover() drops it at the next start
+            pass
 
 
 def _swap(root: Path, staging: Path) -> None:

@@ -2,9 +2,9 @@
 backup. SQLite sites: a page copy (the online-backup API, consistent under
 WAL) whose excluded rows are then deleted with secure_delete, so their pages
 are zeroed (the live database also runs with secure_delete, so free pages
-never carry deleted data into a backup). Other backends: a logical copy through
-SQLAlchemy, then the excluded rows are deleted with secure_delete and the file
-is vacuumed."""
+never carry deleted data into a backup). PostgreSQL sites: a logical copy
+(backup/pgcopy.py: one REPEATABLE READ read-only transaction, streamed) that
+leaves the excluded tables empty."""
 
 from __future__ import annotations
 
@@ -15,24 +15,8 @@ import sqlalchemy as sa
 
 from tether.site.tables import metadata
 
+from . import pgcopy
 from .policy import excluded_tables
-
-
-def _copy_logical(engine: sa.Engine, dest: Path) -> None:
-    """Any backend -> SQLite: same schema (Alembic head), rows streamed in batches."""
-    from tether.core.db import make_engine, sqlite_url
-    from tether.site import schema
-
-    out = make_engine(sqlite_url(dest))
-    try:
-        schema.upgrade(out, "head")
-        with engine.connect() as src, out.begin() as dst:
-            for table in metadata.sorted_tables:
-                result = src.execution_options(stream_results=True, yield_per=5000).execute(sa.select(table))
-                for rows in result.mappings().partitions(5000):
-                    dst.execute(table.insert(), [dict(r) for r in rows])
-    finally:
-        out.dispose()
 
 
 def take(engine: sa.Engine, dest: Path, include_history: bool) -> dict[str, int]:
@@ -56,15 +40,8 @@ def take(engine: sa.Engine, dest: Path, include_history: bool) -> dict[str, int]
                 dst.execute(f'DELETE FROM "{name}"')
         dst.commit()
     else:
-        _copy_logical(engine, dest)
+        pgcopy.dump(engine, dest, skip=excluded)  # one REPEATABLE READ snapshot, streamed
         dst = sqlite3.connect(dest)
-        names = {r[0] for r in dst.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        dst.execute("PRAGMA secure_delete=ON")
-        for name in excluded:
-            if name in names:
-                dst.execute(f'DELETE FROM "{name}"')
-        dst.commit()
-        dst.execute("VACUUM")
     try:
         dst.execute("PRAGMA journal_mode=DELETE")
         names = {r[0] for r in dst.execute("SELECT name FROM sqlite_master WHERE type='table'")}

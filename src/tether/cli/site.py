@@ -4,6 +4,7 @@ token (--token)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -33,6 +34,30 @@ def register(app: typer.Typer) -> None:
         """Status > Information: version, site name, edition, role, connected clients."""
         with errors():
             emit(_remote(url, cacert, pin_cert, user, password, token).call("GET", "/api/site/information"), as_json)
+
+    @site_app.command("move-db")
+    def move_db(to: Annotated[str, typer.Option(
+                    "--to", envvar="TETHER_SITE_DB_URL",
+                    help="sqlite, or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE (an empty database)")],
+                data: Annotated[Path, typer.Option("--data", help="The stopped appliance's data directory")],
+                dry_run: Annotated[bool, typer.Option("--dry-run", help="Check and report; change nothing")] = False,
+                as_json: JsonOpt = False):
+        """Move the site's database from SQLite to PostgreSQL or back (OPS-03), on a stopped appliance:
+        copied whole and switched in one step (the old or the moved site after a crash)."""
+        from tether.core.paths import DataDir
+        from tether.runtime import open_offline
+
+        with errors():
+            with open_offline(DataDir.at(data)) as a:
+                res = a.move_site_database(to, dry_run=dry_run, actor="cli", source_ip="cli")
+        dest = res["to"]
+        where = "SQLite" if dest["backend"] == "sqlite" else \
+            f"PostgreSQL {dest['host']}:{dest['port']}/{dest['database']} schema {dest['schema']}"
+        total = sum(res["rows"].values())
+        text = (f"{'Would move' if dry_run else 'Moved'} the site to {where}: {total} rows in "
+                f"{len(res['rows'])} tables, {res['blobs']['files']} files and {res['blobs']['recordings']} "
+                "recordings stay in the data directory")
+        emit(res, as_json, text)
 
     @users_app.command("list")
     def users_list(url: UrlOpt = None, cacert: CaOpt = None, pin_cert: PinOpt = None, user: SiteUserOpt = None,

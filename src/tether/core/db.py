@@ -14,8 +14,10 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
-def make_engine(url: str) -> sa.Engine:
-    """An engine; SQLite gets WAL, foreign keys and a busy timeout."""
+def make_engine(url: str, schema: str | None = None) -> sa.Engine:
+    """An engine; SQLite gets WAL, foreign keys and a busy timeout. PostgreSQL: ``schema`` (a name
+    of our own making, ``[a-z0-9_]``) is the only schema on the search path, so unqualified names
+    (the site's tables, Alembic's version table, sequences) all live there."""
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
@@ -29,6 +31,10 @@ def make_engine(url: str) -> sa.Engine:
             cur.close()
 
         return engine
+    if schema is not None:
+        if not schema.replace("_", "").isalnum() or not schema.isascii():
+            raise ValueError(f"not a schema name of ours: {schema!r}")
+        return sa.create_engine(url, pool_pre_ping=True, connect_args={"options": f"-c search_path={schema}"})
     return sa.create_engine(url, pool_pre_ping=True)
 
 

@@ -257,6 +257,10 @@ class Appliance:
         return result
 
     # --- where the site database lives (OPS-03) ----------------------------------------------------------
+    def site_database(self):
+        """Where the site's database is (site/location.py), None without a site."""
+        return self.slot.database()
+
     def site_db_url(self) -> str | None:
         """None: SQLite in <data>/site/site.db; else a SQLAlchemy URL (sealed at rest: it may hold a password)."""
         sealed = store.get_setting(self.engine, "site_db_url")
@@ -307,6 +311,63 @@ class Appliance:
             rep.switched = True
             self.audit.record(actor, "storage.migrate", to, None, {"copied": rep.copied, "present": rep.present})
         return rep.public()
+    def _store_site_db_url(self, url: str | None) -> None:
+        with self.engine.begin() as c:
+            if url is None:
+                c.execute(store.settings.delete().where(store.settings.c.key == "site_db_url"))
+            else:
+                store.put_setting(c, "site_db_url", self.box.seal(url, "site_db_url"))
+
+    def move_site_database(self, to: str, *, dry_run: bool, actor: str, source_ip: str | None) -> dict:
+        """OPS-03: move the site, whole, from SQLite to the PostgreSQL database at ``to``, or back
+        (``to`` = "sqlite"); ``dry_run`` checks everything and reports what would move, changing
+        nothing. A PostgreSQL-to-PostgreSQL move goes through SQLite (two moves)."""
+        import sqlalchemy as sa
+
+        from tether.core.errors import TetherError
+        from tether.site import install as site_install
+        from tether.site import location
+
+        db = self.slot.database()
+        if db is None:
+            raise NotFound("no site is installed on this appliance", hint="install a site package first")
+        if to == "sqlite":
+            to_url = None
+            if not db.external:
+                raise Conflict("the site is already on the embedded SQLite database")
+        else:
+            if not to.startswith(("postgresql+psycopg://", "postgresql://")):
+                raise Invalid("--to: write sqlite, or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE",
+                              field="to")
+            to_url = to.replace("postgresql://", "postgresql+psycopg://", 1) if to.startswith("postgresql://") else to
+            if db.external:
+                raise Conflict("the site is already on PostgreSQL; to change servers, move it to SQLite first",
+                               hint="tether site-db move --to sqlite, then tether site-db move --to URL")
+            try:
+                site_install.check_empty(to_url)
+            except sa.exc.OperationalError as exc:
+                raise TetherError(f"cannot reach the PostgreSQL database: {str(exc.orig).strip()}",
+                                  hint="check the URL, the server and its pg_hba.conf") from None
+        site = self.slot.require()
+        with site.engine.connect() as c:
+            names = set(sa.inspect(c).get_table_names())
+            from tether.site.tables import metadata as site_md
+
+            rows = {t.name: c.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
+                    for t in site_md.sorted_tables if t.name in names}
+        blobs = {sub: sum(1 for p in (self.data.site_dir / sub).rglob("*") if p.is_file())
+                 for sub in ("files", "recordings")}
+        target = (location.SiteDatabase(location.POSTGRESQL, to_url, location.SCHEMA_PREFIX + "<new>")
+                  if to_url else location.SiteDatabase(location.SQLITE, "", None))
+        plan = {"dry_run": dry_run, "from": db.describe(), "to": target.describe(), "rows": rows, "blobs": blobs}
+        if dry_run:
+            return plan
+        res = self.slot.move(to_url, before=lambda: to_url and self._store_site_db_url(to_url))
+        if to_url is None:
+            self._store_site_db_url(None)  # the site no longer names the server
+        self.audit.record(actor, "site.database_move", "site", source_ip,
+                          {"from": res["from"]["backend"], "to": res["to"]["backend"]})
+        return {**plan, "to": res["to"]}
 
     # --- settings ----------------------------------------------------------------------------------------
     def update_settings(self, section: str, data: dict, actor: str, source_ip: str | None) -> dict:
@@ -378,6 +439,7 @@ class Appliance:
             keys = store.get_setting(self.engine, "trusted_vendor_keys", [])
             identity = {k: self.identity[k] for k in ("model", "serial", "appliance_id", "created_at")}
             self.slot.close()
+            external = self._drop_external_site()
             self.engine.dispose()
             wiped = reset.wipe(self.data)
             initialize(self.data, [k.encode() for k in keys], identity=identity)
@@ -388,7 +450,33 @@ class Appliance:
             self.connections.configure_from(self.settings.get("security").connections)
             self.publish_builtin_cert()
             self.slot.removed()
-        return {"ok": True, "files_wiped": wiped, "serial_number": identity["serial"]}
+        result = {"ok": True, "files_wiped": wiped, "serial_number": identity["serial"]}
+        if external:
+            result["external_database"] = external
+        return result
+
+    def _drop_external_site(self) -> dict | None:
+        """Factory reset of a site on PostgreSQL: drop what the appliance made there (the site's schema),
+        and say what stays on the server (the database and its user are the administrator's)."""
+        import sqlalchemy as sa
+
+        from tether.site import location
+
+        url = self.site_db_url()
+        if not url:
+            return None
+        where = location.SiteDatabase(location.POSTGRESQL, url, None).describe()
+        where.pop("schema", None)
+        left = (f"the database {where['database']} on {where['host']}:{where['port']} and its user "
+                f"{where['user']} belong to the server's administrator: the reset leaves them (drop the database "
+                "on the server when it is no longer needed)")
+        try:
+            dropped = self.slot.drop_database()
+            return {**where, "dropped": dropped, "left": left}
+        except sa.exc.SQLAlchemyError as exc:
+            return {**where, "dropped": [], "left": left, "error": f"the site's schema could not be dropped "
+                    f"({str(getattr(exc, 'orig', exc)).strip()}); drop the schemas named {location.SCHEMA_PREFIX}* "
+                    "in that database yourself"}
 
     # --- TLS listeners ---------------------------------------------------------------------------------------
     def add_listener(self, host: str, port: int) -> Listener:

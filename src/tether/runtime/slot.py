@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Callable
 
 from tether.backup import restore as restore_mod
-from tether.core.errors import Conflict, NotFound
+from tether.core.errors import NotFound
 from tether.core.paths import DataDir
 from tether.core.throttle import LoginThrottle
 from tether.site import install as site_install
+from tether.site import location
 from tether.site.package import SitePackage
 from tether.site.site import Site
 
@@ -54,14 +55,21 @@ class SiteSlot:
             except Exception:  # noqa: BLE001 - one subscriber must not keep the others from hearing
                 log.exception("site slot subscriber failed on %r", what)
 
+    def database(self) -> location.SiteDatabase | None:
+        """Where the current site's database is (None: no site)."""
+        if not site_install.site_exists(self.data):
+            return None
+        return location.of(self.data.site_dir, self.db_url())
+
     def _open(self) -> Site:
-        return Site(self.data, self.throttle, self.forward, url=self.db_url(), fence=self.fence,
+        db = self.database()
+        return Site(self.data, self.throttle, self.forward, url=db.url, fence=self.fence, schema=db.schema,
                     stores=self.stores() if self.stores else None)
 
     def open(self) -> None:
         """At start: finish or undo a restore a crash interrupted, then open the site if there is one."""
         with self.lock:
-            restore_mod.recover(self.data)
+            restore_mod.recover(self.data, self.db_url())
             if site_install.site_exists(self.data):
                 self.site = self._open()
 
@@ -93,12 +101,36 @@ class SiteSlot:
 
     def restore(self, path: Path, password: str | None, *, force: bool) -> restore_mod.RestoreResult:
         """Restore a site backup in place of the current site (BK-06..09); the old or the new site after
-        a crash at any moment (backup/restore.py)."""
-        if self.db_url():
-            raise Conflict("restoring a site hosted on an external database (PostgreSQL) is not supported yet",
-                           hint="restore onto an appliance that uses the embedded SQLite site database")
+        a crash at any moment (backup/restore.py), on SQLite and on PostgreSQL alike."""
+        url = self.db_url()
         stores = self.stores() if self.stores else None
-        return self._replace(lambda: restore_mod.restore(self.data, path, password, force=force, stores=stores))
+        return self._replace(lambda: restore_mod.restore(self.data, path, password, force=force, stores=stores,
+                                                         db_url=url, target_url=url))
+
+    def move(self, target_url: str | None, before: Callable[[], None]) -> dict:
+        """Move the site to another database (OPS-03; backup/restore.py ``move``). The current site
+        directory first names its database (so ``before``, which may change the appliance's site
+        database URL, cannot change what the current site is), then the site is copied and swapped."""
+        with self.lock:
+            db = self.database()
+            if db is None:
+                raise NotFound("no site is installed on this appliance", hint="install a site package first")
+            if location.read_pointer(self.data.site_dir) is None:
+                location.write_pointer(self.data.site_dir, db)
+            before()
+            url = self.db_url()
+            return self._replace(lambda: restore_mod.move(self.data, url, target_url))
+
+    def drop_database(self) -> list[str]:
+        """Factory reset: drop what the site has on an external database server (its schema and any
+        leftovers of ours). Returns what was dropped."""
+        with self.lock:
+            url = self.db_url()
+            if not url:
+                return []
+            db = self.database()
+            dropped = location.drop(db) if db is not None and db.external else []
+            return dropped + location.drop_orphans(url, None)
 
     def _replace(self, change: Callable[[], object]):
         """Run ``change`` (which swaps the site's files) with the site closed, then reopen it."""

@@ -82,19 +82,25 @@ def check_installable(pkg: SitePackage, current: SiteInfo | None) -> str:
 
 
 def install_new(data: DataDir, pkg: SitePackage, url: str | None = None) -> None:
-    """Create the site: SQLite in <data>/site/site.db, or the (empty) database at ``url``
-    (OPS-03). Schema and first rows are written in one transaction (PostgreSQL DDL is
-    transactional), then the staged site directory is renamed into place."""
+    """Create the site: SQLite in <data>/site/site.db, or a new schema of the (empty) database at
+    ``url`` (OPS-03; site/location.py). Schema and first rows are written in one transaction
+    (PostgreSQL DDL is transactional), then the staged site directory, which names its database,
+    is renamed into place."""
+    from . import location
+
     staging = data.site_staging
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(mode=0o700)
+    db = location.target(url, staging)
+    created = False
     try:
-        engine = make_engine(url or sqlite_url(staging / "site.db"))
+        if db.external:
+            check_empty(url)
+            location.create_schema(db)
+            created = True
+        engine = db.engine()
         try:
-            if url and sa.inspect(engine).get_table_names():
-                raise Conflict("the site database named by the appliance's site database URL is not empty",
-                               hint="give an empty database (CREATE DATABASE ...) to host the site")
             now = time.time()
             with engine.begin() as c:
                 schema.upgrade_conn(c, "head")
@@ -108,13 +114,34 @@ def install_new(data: DataDir, pkg: SitePackage, url: str | None = None) -> None
             engine.dispose()
         for sub in ("files", "recordings"):
             (staging / sub).mkdir()
+        location.write_pointer(staging, db)
         # <data>/site is a symlink to site-<id>/, so a restore can swap sites atomically
         final = data.root / f"site-{secrets.token_hex(6)}"
         staging.rename(final)
         os.symlink(final.name, data.site_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        if created:
+            location.drop(db)
         raise
+
+
+def check_empty(url: str) -> None:
+    """A database that is to receive a site holds no site already (neither tables on its default
+    search path nor a schema of ours)."""
+    from . import location
+
+    engine = make_engine(url)
+    try:
+        if sa.inspect(engine).get_table_names():
+            raise Conflict("the site database named by the appliance's site database URL is not empty",
+                           hint="give an empty database (CREATE DATABASE ...) to host the site")
+    finally:
+        engine.dispose()
+    held = location.our_schemas(url)
+    if held:
+        raise Conflict(f"the site database named by the appliance's site database URL already holds a site "
+                       f"(schema {held[0]})", hint="give an empty database (CREATE DATABASE ...) to host the site")
 
 
 def update(engine: sa.Engine, pkg: SitePackage) -> None:

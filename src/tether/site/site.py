@@ -31,9 +31,9 @@ from .users import UserAdmin, Users
 class Site:
     def __init__(self, data: DataDir, throttle: LoginThrottle, forward: Callable[[dict], None] | None = None,
                  url: str | None = None, fence: Callable[[], tuple[int, int | None]] | None = None,
-                 stores: Stores | None = None):
+                 stores: Stores | None = None, schema: str | None = None):
         self.data = data
-        self.engine: sa.Engine = make_engine(url or sqlite_url(data.site_db))
+        self.engine: sa.Engine = make_engine(url or sqlite_url(data.site_db), schema)
         changelog.install(self.engine, fence)
         self._forward = forward
         self.users = Users(self.engine, throttle)

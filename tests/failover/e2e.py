@@ -21,7 +21,6 @@ SEC-04) with real appliance processes, on top of pairs.py:
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import http.server
 import json
@@ -45,6 +44,7 @@ from tether.failover.errors import PeerAuthError
 from tether.site import changelog
 from tether.site.locality import NOT_SYNCED_SETTINGS
 from tests.failover.pairs import PSK, _site, cli, peer_addr, set_psk, status
+from tests.tcpproxy import Proxy  # noqa: F401  (re-exported: the failover tests import it from here)
 from tests.helpers import ApplianceProc, wait_for
 
 __all__ = ["PSK", "FakePrimary", "Pair", "Proxy", "SiteState", "blob_problems", "cli", "converged", "db_state",
@@ -205,116 +205,7 @@ def visible_blobs(site_dir: Path, sub: str = "files") -> set[str]:
         if root.exists() else set()
 
 
-# --- a TCP proxy that can be cut ---------------------------------------------------------------------------
-class _Conn:
-    def __init__(self, down: asyncio.StreamWriter, up: asyncio.StreamWriter):
-        self.writers = (down, up)
-        self.received = 0  # bytes from the upstream to the client
-        self.closed = False
-
-    def abort(self) -> None:
-        self.closed = True
-        for w in self.writers:
-            w.transport.abort()
-
-
-class Proxy:
-    """Forwards TCP connections from ``host:port`` (port chosen) to ``upstream`` (host, port).
-
-    ``cut()`` resets every open connection and every new one until ``heal()``; ``stall()`` stops
-    forwarding (connections stay open, bytes wait, as on a network that drops packets) until ``heal()``;
-    ``rate`` (bytes/s from the upstream) slows each connection; ``upstream`` may be changed at any time
-    (new connections go there). ``connections`` lists every connection, with the bytes it carried."""
-
-    def __init__(self, upstream: tuple[str, int], host: str = "127.0.0.1"):
-        self.upstream = upstream
-        self.host = host
-        self.mode = "up"
-        self.rate: float | None = None
-        self.connections: list[_Conn] = []
-        self._loop = asyncio.new_event_loop()
-        self._tasks: set[asyncio.Task] = set()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="test-proxy", daemon=True)
-        self._thread.start()
-        self._server = self._call(asyncio.start_server(self._accept, host, 0))
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    @property
-    def address(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    def _call(self, coro):
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._tasks.add(asyncio.current_task())
-        try:
-            if self.mode == "down":
-                writer.transport.abort()
-                return
-            try:
-                ur, uw = await asyncio.open_connection(*self.upstream)
-            except OSError:
-                writer.transport.abort()
-                return
-            conn = _Conn(writer, uw)
-            self.connections.append(conn)
-            await asyncio.gather(self._pump(reader, uw, conn, False), self._pump(ur, writer, conn, True))
-            conn.abort()
-        finally:
-            self._tasks.discard(asyncio.current_task())
-
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, conn: _Conn,
-                    from_upstream: bool) -> None:
-        try:
-            while not conn.closed:
-                data = await reader.read(1 << 16)
-                while self.mode == "stall" and not conn.closed:
-                    await asyncio.sleep(0.02)
-                if not data or conn.closed:
-                    break
-                if from_upstream:
-                    conn.received += len(data)
-                    if self.rate:
-                        await asyncio.sleep(len(data) / self.rate)
-                writer.write(data)
-                await writer.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            conn.abort()
-
-    def _abort_all(self) -> None:
-        for c in self.connections:
-            c.abort()
-
-    def cut(self) -> None:
-        """Reset every connection now and refuse new ones (until ``heal``)."""
-        self.mode = "down"
-        self._loop.call_soon_threadsafe(self._abort_all)
-
-    def stall(self) -> None:
-        self.mode = "stall"
-
-    def heal(self) -> None:
-        self.mode = "up"
-
-    def close(self) -> None:
-        async def shutdown():
-            self._server.close()
-            self._abort_all()
-            for t in list(self._tasks):
-                t.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-            await self._server.wait_closed()
-
-        try:
-            self._call(shutdown())
-        finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-            self._loop.close()
-
+# the TCP proxy that can be cut: tests/tcpproxy.py (Proxy, re-exported here for the failover tests)
 
 
 # --- a fake primary: the peer authentication right, the stream what the test says -------------------------

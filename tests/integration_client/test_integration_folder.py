@@ -201,21 +201,21 @@ def test_run_follows_the_schedules_and_shows_bars_on_a_terminal(site_env, tmp_pa
 def test_a_network_cut_mid_download_resumes_by_range(site_env, tmp_path):
     from urllib.parse import urlsplit
 
-    from tests.integration_client.conftest import CuttingProxy
+    from tests.tcpproxy import Proxy
 
     out = tmp_path / "archive"
     u = urlsplit(site_env.proc.url)
-    proxy = CuttingProxy((u.hostname, u.port))
+    proxy = Proxy((u.hostname, u.port), host="127.0.34.4")
     try:
         cfg = site_env.config(tmp_path / "integration.toml", dest=f'path = "{out}"', state=tmp_path / "state")
-        cfg.write_text(cfg.read_text().replace(site_env.proc.url, proxy.url))
+        cfg.write_text(cfg.read_text().replace(site_env.proc.url, proxy.url()))
         # start after everything already recorded (pulled directly, not through the forwarder), so that the
         # passes below download only the new recording
         assert integration("--config", str(cfg), "--site-url", site_env.proc.url, "sync", "--once",
                            "--kind", "recordings").returncode == 0
         s = site_env.session(customer_name="cut")
         rec, sha = site_env.recording(s["lsid"], "session", 3 << 20)
-        proxy.sent, proxy.cut_after = 0, 1 << 20  # the connection dies about 1 MiB into the download
+        proxy.cut_after(1 << 20)  # the connection dies about 1 MiB into the download
         r = integration("--config", str(cfg), "sync", "--once", "--kind", "recordings")
         assert r.returncode == 8, r.stderr
         assert "the connection broke after" in r.stderr and "the next pass resumes from there" in r.stderr
@@ -223,7 +223,7 @@ def test_a_network_cut_mid_download_resumes_by_range(site_env, tmp_path):
         got = part.stat().st_size
         assert 0 < got < rec["size"]
         assert not any(str(rec["id"]) in f for f in files(out))
-        proxy.cut_after = None
+        proxy.heal()
         r = integration("--config", str(cfg), "sync", "--once", "--kind", "recordings")
         assert r.returncode == 0, r.stderr
         assert f"resuming from byte {got}" in r.stderr

@@ -19,7 +19,7 @@ from tests.helpers import (NEW_ADMIN_PASSWORD, ApplianceProc, admin_token, first
 from tests.authn.pki import make_ca, make_server_cert
 from tests.s3server import MotoServer, moto_server  # noqa: F401  (the module's S3 server)
 from tests.site.test_site_data_pages import csrf, html_login
-from tests.storage.relay import TcpRelay
+from tests.tcpproxy import Proxy
 
 pytestmark = pytest.mark.req("OPS-06")
 BACKUP_PW = "Backup-secret-1"
@@ -52,7 +52,9 @@ def _stop(env) -> None:
 
 @pytest.fixture(scope="module")
 def relay(moto_server):
-    r = TcpRelay(("127.0.0.1", moto_server.port))
+    """The appliance reaches the S3 server through this proxy, so a test can cut the endpoint mid-upload."""
+    r = Proxy(("127.0.0.1", moto_server.port))
+    r.http = r.url("http")
     yield r
     r.close()
 
@@ -90,14 +92,14 @@ def doc(moto, endpoint: str, who: str = "writer", backend: str = "s3", prefix: s
 def test_a_bucket_that_fails_its_check_is_refused_and_nothing_is_saved(env, tmp_path):
     before = ok(env.c.get("/appliance/api/storage", headers=env.ah))
     assert before["backend"] == "local" and before["s3"]["endpoint_url"] is None
-    bad = doc(env.moto, env.relay.url)
+    bad = doc(env.moto, env.relay.http)
     bad["s3"].update(access_key="AKIAWRONGWRONGWRONG", secret_key="not-the-secret")
     r = env.c.put("/appliance/api/storage", headers=env.ah, json=bad)
     assert r.status_code == 503, r.text
     assert r.json()["error"] == "unavailable" and "refused" in r.json()["message"], r.json()
     assert "access key" in r.json()["hint"]
     # a key that may read but not write: the probe write is refused
-    r = env.c.put("/appliance/api/storage", headers=env.ah, json=doc(env.moto, env.relay.url, "reader"))
+    r = env.c.put("/appliance/api/storage", headers=env.ah, json=doc(env.moto, env.relay.http, "reader"))
     assert r.status_code == 503 and "writing a test object" in r.json()["message"], r.text
     # an endpoint nobody answers on
     r = env.c.put("/appliance/api/storage", headers=env.ah, json=doc(env.moto, "http://127.0.0.1:9"))
@@ -136,7 +138,7 @@ def test_the_endpoint_certificate_is_verified_against_the_ca_given(env, tmp_path
 
 def test_files_and_recordings_live_in_the_bucket(env):
     c, sh, moto = env.c, env.sh, env.moto
-    good = doc(moto, env.relay.url)
+    good = doc(moto, env.relay.http)
     page = appliance_page(env)  # saved through the page (its API twin refused above)
     try:
         r = page.post("/appliance/storage", data={"csrf_token": csrf(page, "/appliance/storage"), **form_of(good)})
@@ -189,11 +191,11 @@ def test_the_endpoint_going_down_mid_upload_fails_the_upload_cleanly(env):
     c, sh, moto = env.c, env.sh, env.moto
     body = os.urandom(1 << 20) * 30  # 30 MiB
     sha = hashlib.sha256(body).hexdigest()
-    env.relay.cut_after(12 << 20)  # after the first part, in the second
+    env.relay.cut_after(12 << 20, "up")  # after the first part, in the second
     try:
         r = c.put("/api/files/cut.bin", headers=sh, content=body)
     finally:
-        env.relay.come_up()
+        env.relay.heal()
     assert r.status_code == 503, (r.status_code, r.text[:300])
     assert r.json()["error"] == "unavailable" and "cannot be reached" in r.json()["message"], r.json()
     assert "cut.bin" not in [f["name"] for f in ok(c.get("/api/files", headers=sh))]
@@ -244,10 +246,10 @@ def test_migrate_from_disk_to_the_bucket_and_back(tmp_path_factory, vendor, moto
         cast = b'{"version": 2}\n[0.1, "o", "x"]\n'
         rec = ok(e.c.put(f"/api/command/sessions/{lsid}/recordings/command_shell", headers=e.sh, content=cast), 201)
         # switching the backend by saving would leave the objects behind: refused, with the command to use
-        r = e.c.put("/appliance/api/storage", headers=e.ah, json=doc(moto_server, relay.url, prefix=prefix))
+        r = e.c.put("/appliance/api/storage", headers=e.ah, json=doc(moto_server, relay.http, prefix=prefix))
         assert r.status_code == 409 and "tether storage migrate --to s3" in r.json()["hint"], r.text
         ok(e.c.put("/appliance/api/storage", headers=e.ah,
-                   json=doc(moto_server, relay.url, backend="local", prefix=prefix)))  # the bucket, not in use yet
+                   json=doc(moto_server, relay.http, backend="local", prefix=prefix)))  # the bucket, not in use yet
         # migrating while the appliance runs is refused
         res = run_cli("storage", "migrate", "--to", "s3", "--data", str(e.data))
         assert res.returncode != 0 and res.stderr.startswith("Error:"), res.stderr

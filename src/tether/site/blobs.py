@@ -89,6 +89,18 @@ class _Writer:
         self.tmp.unlink(missing_ok=True)
 
 
+def write_all(w, chunks: Iterable[bytes]) -> tuple[str, int]:
+    """Every chunk through the store writer ``w``, then ``finish`` (-> sha256, size); on any failure
+    ``abort``, so that nothing is left (both backends' ``put_stream``)."""
+    try:
+        for chunk in chunks:
+            w.write(chunk)
+        return w.finish()
+    except BaseException:
+        w.abort()
+        raise
+
+
 class BlobStore:
     blocking = False
 
@@ -143,14 +155,7 @@ class BlobStore:
         return _Writer(self, max_bytes, field)
 
     def put_stream(self, chunks: Iterable[bytes], max_bytes: int | None = None, field: str = "file") -> tuple[str, int]:
-        w = _Writer(self, max_bytes, field)
-        try:
-            for chunk in chunks:
-                w.write(chunk)
-            return w.finish()
-        except BaseException:
-            w.abort()
-            raise
+        return write_all(self.writer(max_bytes, field), chunks)
 
     async def put_async(self, chunks: AsyncIterable[bytes], max_bytes: int | None = None,
                         field: str = "file") -> tuple[str, int]:

@@ -23,6 +23,7 @@ import secrets
 from typing import AsyncIterable, Iterable, Iterator
 
 from tether.core.errors import Invalid, NotFound, TooLarge, Unavailable
+from tether.site.blobs import write_all
 
 CHUNK = 1 << 20
 PART = 8 << 20  # S3's minimum part is 5 MiB (but the last)
@@ -231,14 +232,7 @@ class S3Store:
         return _Writer(self, max_bytes, field)
 
     def put_stream(self, chunks: Iterable[bytes], max_bytes: int | None = None, field: str = "file") -> tuple[str, int]:
-        w = _Writer(self, max_bytes, field)
-        try:
-            for chunk in chunks:
-                w.write(chunk)
-            return w.finish()
-        except BaseException:
-            w.abort()
-            raise
+        return write_all(self.writer(max_bytes, field), chunks)
 
     async def put_async(self, chunks: AsyncIterable[bytes], max_bytes: int | None = None,
                         field: str = "file") -> tuple[str, int]:

@@ -173,7 +173,8 @@ def test_restore_killed_at_every_point_leaves_old_or_new(two_sites, tmp_path):
         h = logical_dump(trial / "site", url=url)
         assert h in (old_hash, new_hash), f"mixture after a crash at point {n}"
         outcomes["old" if h == old_hash else "new"] += 1
-        leftovers = [p.name for p in trial.iterdir() if p.name.startswith("site") and p.name != "site"]
+        leftovers = [p.name for p in trial.iterdir()  # site directories (not <data>/site-package.tsp)
+                     if p.name.startswith("site-") and p.is_dir() and not p.is_symlink()]
         assert len(leftovers) == 1 and leftovers[0].startswith("site-"), (n, leftovers)
         if server:  # exactly one copy of the site on the server: the one the site directory names
             assert _schemas(url) == [json.loads((trial / "site" / "database.json").read_text())["schema"]], n

@@ -62,7 +62,7 @@ def test_import_then_assign_in_the_browser(make_appliance, browser, tmp_path):
         assert "Certificate 'site' imported" in page.inner_text("#notice")
         card = page.locator('section.certificate[data-name="site"]')
         text = card.inner_text()
-        assert "Private key: yes" in text and "support.example.com" in text and "Live Intermediate CA" in text
+        assert "Private key\tyes" in text and "support.example.com" in text and "Live Intermediate CA" in text
         assert card.locator(".warning").count() == 0
 
         page.select_option("#assign-id", label="site (ca-signed)")

@@ -18,7 +18,7 @@ def _deep(n: int) -> str:
 
 
 @pytest.mark.req("ROB-02")
-def test_deep_json_bad_versions_and_unopened_channels_are_refused(ready_site, clients: Clients):
+def test_deep_json_bad_versions_and_unopened_channels_are_refused(ready_site, clients: Clients, ws_loop):
     a, c, _ah, h = ready_site
     # /client/register, without any credential: a clear 400, nothing registered
     for body in (_deep(100_000), '{"token": ' + _deep(5_000) + "}", '{"token": "x", "os": {"a": ' * 40 + "1" +
@@ -33,7 +33,7 @@ def test_deep_json_bad_versions_and_unopened_channels_are_refused(ready_site, cl
     ident = ok(c.post("/client/register", json={"token": dep["token"], "kind": "jump", "hostname": "raw",
                                                 "os": "linux"}), 201)
     good = hello(role="jump", client_id=ident["client_id"], secret=ident["secret"])
-    raw = Raw(a)
+    raw = Raw(a, ws_loop)
 
     def refused(frames, close, code, text):
         got, closed = raw.exchange(*frames)

@@ -18,7 +18,7 @@ app = typer.Typer(help=f"Tether {__version__}: the remote-support appliance buil
 
 
 @app.callback()
-def main(server_name: Annotated[str | None, typer.Option(
+def _root(server_name: Annotated[str | None, typer.Option(
         "--server-name", envvar=SERVER_NAME_ENV,
         help="With --url https://ADDRESS: check the appliance's certificate against this host name (and send it "
              "as SNI), e.g. when --cacert is given and the certificate names the host, not the address")] = None):

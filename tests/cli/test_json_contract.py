@@ -35,7 +35,10 @@ def test_every_command_of_every_entry_point_accepts_json():
     seen, missing = [], []
     for prog, target in scripts.items():
         module, attr = target.split(":")
-        for path, cmd in _leaves(typer.main.get_command(getattr(import_module(module), attr)), [prog]):
+        entry = getattr(import_module(module), attr)
+        if not isinstance(entry, typer.Typer):  # a main() that sets up the process, then calls the module's app
+            entry = import_module(module).app
+        for path, cmd in _leaves(typer.main.get_command(entry), [prog]):
             seen.append(path)
             if "--json" not in [o for p in cmd.params for o in getattr(p, "opts", [])]:
                 missing.append(path)

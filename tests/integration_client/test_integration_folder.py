@@ -40,9 +40,12 @@ def test_pull_killed_mid_download_resumes_without_duplicates(site_env, tmp_path)
     assert 0 < part.stat().st_size < big["size"]
     assert not any(f.startswith("recordings/") for f in files(out)), files(out)  # nothing partial is visible
 
-    r = integration("--config", str(cfg), "sync", "--once")
+    r = integration("--config", str(cfg), "sync", "--once", "--json")
     assert r.returncode == 0, r.stderr
     assert f"recording {big['id']} (session, resuming from byte " in r.stderr, r.stderr
+    doc = json.loads(r.stdout)  # progress on stderr, the status after the pass on stdout
+    assert doc["pass_failures"] == [] and doc["kinds"]["recordings"]["pulled"] == 2, doc
+    assert doc["kinds"]["backups"]["last_success"] is not None, doc
     got = files(out)
     recs = [f for f in got if f.startswith("recordings/")]
     assert sorted(f.rsplit("/", 1)[1] for f in recs) == sorted(

@@ -19,7 +19,7 @@ from typing import Annotated, Optional
 import typer
 
 from tether import __version__
-from tether.cli.output import errors, fail
+from tether.cli.output import JsonOpt, emit, errors, fail
 from tether.core import clock
 from tether.core.errors import Invalid
 
@@ -101,8 +101,12 @@ def one_pass(cfg: C.Config, kinds: list[str], out: Reporter, now=clock.now) -> l
 def sync(once: Annotated[bool, typer.Option("--once", help="One pass, then exit (for cron or a scheduled task).")] = False,
          kind: Annotated[Optional[list[str]], typer.Option(help="Only this kind (backups, sessions, recordings); "
                                                                 "repeatable.")] = None,
-         keep_last: Keep = None, keep_daily: Keep = None, keep_weekly: Keep = None, keep_monthly: Keep = None) -> None:
-    """Pull every scheduled kind once (or the --kind ones), then apply the backups' retention."""
+         keep_last: Keep = None, keep_daily: Keep = None, keep_weekly: Keep = None, keep_monthly: Keep = None,
+         as_json: JsonOpt = False) -> None:
+    """Pull every scheduled kind once (or the --kind ones), then apply the backups' retention.
+
+    With --json, stdout gets the status document after the pass (as ``status --json``), plus the
+    pass's ``failures``; progress stays on stderr."""
     if not once:
         fail("sync needs --once (use `tether-integration run` to keep following the schedules)", 2,
              "tether-integration sync --once")
@@ -111,6 +115,8 @@ def sync(once: Annotated[bool, typer.Option("--once", help="One pass, then exit 
                      "keep_monthly": keep_monthly})
         out = Reporter()
         failures = one_pass(cfg, _kinds(cfg, kind), out)
+        if as_json:
+            emit({**_status_doc(cfg, cfg.state_dir), "pass_failures": failures}, True)
     if failures:
         fail(f"{len(failures)} kind(s) failed: " + "; ".join(f"{f['kind']}: {f['message']}" for f in failures),
              failures[0]["exit_code"], "tether-integration status --json shows what failed")
@@ -135,9 +141,20 @@ def _due(cfg: C.Config, state: State, now: float) -> tuple[list[str], float]:
     return due, nxt
 
 
+def _event(as_json: bool, out: Reporter, text: str, **doc) -> None:
+    """One line of ``run``: plain text on stderr, or with --json one JSON object per line on stdout."""
+    if as_json:
+        sys.stdout.write(json.dumps({"time": clock.now(), **doc}, sort_keys=True, default=str) + "\n")
+        sys.stdout.flush()
+    else:
+        out.line(text)
+
+
 @app.command()
-def run() -> None:
-    """Stay running: pull each kind when its schedule says (``every``), until SIGTERM or Ctrl-C."""
+def run(as_json: JsonOpt = False) -> None:
+    """Stay running: pull each kind when its schedule says (``every``), until SIGTERM or Ctrl-C.
+
+    With --json, each event (started, pass, stopped) is one JSON object per line on stdout."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -145,33 +162,28 @@ def run() -> None:
         cfg = _load()
         _kinds(cfg, None)
     out = Reporter()
-    out.line(f"tether-integration {__version__}: following the schedules of {cfg.site_url}")
+    _event(as_json, out, f"tether-integration {__version__}: following the schedules of {cfg.site_url}",
+           event="started", version=__version__, site=cfg.site_url)
     while not stop.is_set():
         with errors():
             state = State(cfg.state_dir).load()
         due, nxt = _due(cfg, state, clock.now())
         if due:
             try:
-                one_pass(cfg, due, out)
+                failures = one_pass(cfg, due, out)
+                if as_json:
+                    _event(True, out, "", event="pass", kinds=due, failures=failures)
             except Exception as exc:  # recorded in the state; a service keeps going
-                out.line(f"pass failed: {getattr(exc, 'message', exc)}")
+                msg = str(getattr(exc, "message", exc))
+                _event(as_json, out, f"pass failed: {msg}", event="pass", kinds=due, error=msg)
             continue
         stop.wait(max(0.2, min(nxt - clock.now(), 60.0)))
-    out.line("stopped")
+    _event(as_json, out, "stopped", event="stopped")
 
 
-@app.command()
-def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON.")] = False) -> None:
-    """What was pulled, when, and what failed (from the state file; the site is not contacted)."""
-    with errors():
-        try:
-            cfg = _load()
-        except Invalid:
-            cfg = None
-        sd = cfg.state_dir if cfg else (Path(_flags["state.dir"]) if _flags.get("state.dir") else None)
-        if sd is None:
-            raise Invalid("status: give --config or --state-dir", field="state_dir")
-        state = State(sd).load()
+def _status_doc(cfg: C.Config | None, sd: Path) -> dict:
+    """What was pulled, when and what failed, from the state file in ``sd``."""
+    state = State(sd).load()
     doc = {"state_dir": str(sd), "site": state.doc["site"], "kinds": {}, "failures": state.doc["failures"],
            "uploads_in_progress": sorted(state.doc["uploads"])}
     due = _due(cfg, state, clock.now()) if cfg else None
@@ -186,8 +198,23 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
                               **({"still_open": len(k.get("open", []))} if kind == "sessions" else {}),
                               **({"missing": k.get("missing", [])} if kind == "recordings" else {}),
                               **({"last_backup": k.get("last")} if kind == "backups" else {})}
+    return doc
+
+
+@app.command()
+def status(as_json: JsonOpt = False) -> None:
+    """What was pulled, when, and what failed (from the state file; the site is not contacted)."""
+    with errors():
+        try:
+            cfg = _load()
+        except Invalid:
+            cfg = None
+        sd = cfg.state_dir if cfg else (Path(_flags["state.dir"]) if _flags.get("state.dir") else None)
+        if sd is None:
+            raise Invalid("status: give --config or --state-dir", field="state_dir")
+        doc = _status_doc(cfg, sd)
     if as_json:
-        sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+        emit(doc, True)
         return
     for kind, k in doc["kinds"].items():
         err = f"; last error: {k['last_error']['message']}" if k["last_error"] else ""
@@ -197,7 +224,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
 @app.command()
 def prune(keep_last: Keep = None, keep_daily: Keep = None, keep_weekly: Keep = None, keep_monthly: Keep = None,
           dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would go; delete nothing.")] = False,
-          as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+          as_json: JsonOpt = False) -> None:
     """Apply the backups' retention (restic-style --keep-* flags over the config's) at the destination."""
     with errors():
         cfg = _load({"keep_last": keep_last, "keep_daily": keep_daily, "keep_weekly": keep_weekly,
@@ -222,11 +249,13 @@ def prune(keep_last: Keep = None, keep_daily: Keep = None, keep_weekly: Keep = N
 
 
 @app.command()
-def version() -> None:
+def version(as_json: JsonOpt = False) -> None:
     """This program's version and the reporting API versions it supports."""
     from .siteapi import supported_api
 
-    sys.stdout.write(f"tether-integration {__version__} (reporting API {', '.join(map(str, sorted(supported_api())))})\n")
+    apis = sorted(supported_api())
+    emit({"version": __version__, "reporting_api": apis}, as_json,
+         f"tether-integration {__version__} (reporting API {', '.join(map(str, apis))})")
 
 
 def main() -> None:

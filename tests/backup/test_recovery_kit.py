@@ -1,6 +1,8 @@
 """DR-05 with real processes and the CLI: appliance A (its own CA-signed
 certificate assigned, a jump client deployed and connected, users,
-settings) writes its recovery kit with `tether kit export`; A is killed and
+settings) writes its recovery kit with `tether kit export` (or, in the
+browser variant, with the button of /appliance Maintenance in Chromium, and
+the recovered site's Clients page is checked there too); A is killed and
 its data directory deleted; on B, at another loopback address, exactly the
 commands of the runbook the kit carries are run (`tether recover --kit`,
 `tether serve`, the host-name swing, a check), and the original jump client
@@ -56,8 +58,38 @@ def _steps(runbook: str) -> list[tuple[str, str | None]]:
     return steps
 
 
+def _export_in_browser(page, url: str, out: Path) -> Path:
+    """The recovery kit through /appliance Maintenance (its button), saved into ``out``."""
+    page.goto(f"{url}/appliance/login")
+    page.fill("#username", "admin")
+    page.fill("#password", NEW_ADMIN_PASSWORD)
+    page.click("#login-submit")
+    page.click("a[href='/appliance/maintenance']")
+    page.fill("#kit-password", KIT_PW)
+    page.fill("#kit-password-again", KIT_PW)
+    with page.expect_download(timeout=60000) as info:
+        page.click("#kit-export")
+    out.mkdir(exist_ok=True)
+    kit = out / info.value.suggested_filename
+    info.value.save_as(kit)
+    return kit
+
+
+def _jump_client_row_in_browser(page, url: str, name: str) -> str:
+    """The status cell of jump client ``name`` on /login Clients, as a site admin sees it."""
+    page.goto(f"{url}/login")
+    page.fill("#username", "admin")
+    page.fill("#password", NEW_SITE_PASSWORD)
+    page.click("#login-submit")
+    page.goto(f"{url}/login/clients")
+    return page.inner_text(f"#jump-clients tr[data-name='{name}'] td.status")
+
+
 @pytest.mark.req("DR-05", "CL-03", "OPS-02")
-def test_kit_export_kill_recover_on_another_address_by_the_runbook(make_appliance, tmp_path):
+@pytest.mark.parametrize("face", ["cli", "browser"])
+def test_kit_export_kill_recover_on_another_address_by_the_runbook(make_appliance, tmp_path, request, face):
+    """``face``: the kit exported by `tether kit export`, or by the button of /appliance Maintenance in Chromium
+    (then the recovered site's Clients page shows the original jump client online, too)."""
     port = free_port(A_IP)
     a = make_appliance(site=True, listen=[f"{A_IP}:{port}"])
     c = a.client()
@@ -107,10 +139,15 @@ def test_kit_export_kill_recover_on_another_address_by_the_runbook(make_applianc
         # the kit, over HTTPS pinned to the site's own CA-signed certificate (issue 17 item 2)
         env = {"TETHER_PASSWORD": NEW_ADMIN_PASSWORD, "TETHER_KIT_PASSWORD": KIT_PW}
         kits = tmp_path / "kits"
-        r = run_cli("kit", "export", "--out", str(kits), "--url", f"https://{A_IP}:{port}",
-                    "--pin-cert", str(leaf_pem), "--json", env=env, check=True)
-        kit = Path(json.loads(r.stdout)["file"])
-        assert kit.suffix == ".tkit" and kit.stat().st_mode & 0o077 == 0
+        page = request.getfixturevalue("page") if face == "browser" else None
+        if page is not None:
+            kit = _export_in_browser(page, f"https://{A_IP}:{port}", kits)
+        else:
+            r = run_cli("kit", "export", "--out", str(kits), "--url", f"https://{A_IP}:{port}",
+                        "--pin-cert", str(leaf_pem), "--json", env=env, check=True)
+            kit = Path(json.loads(r.stdout)["file"])
+            assert kit.stat().st_mode & 0o077 == 0
+        assert kit.suffix == ".tkit" and kit.name.startswith("tether-kit-")
 
         with httpx.Client(base_url=f"https://{A_IP}:{port}", verify=_pin(leaf_pem), timeout=30) as c:
             audit = ok(c.get("/appliance/api/audit?limit=20", headers=ah))
@@ -210,6 +247,8 @@ def test_kit_export_kill_recover_on_another_address_by_the_runbook(make_applianc
             assert listing["assignments"] == {B_IP: next(x["id"] for x in listing["certificates"]
                                                          if x["name"] == "site")}
             cb.close()
+            if page is not None:
+                assert _jump_client_row_in_browser(page, f"https://{B_IP}:{port}", "db-01") == "online"
         finally:
             stop_process(serve)
             log.close()

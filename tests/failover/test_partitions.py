@@ -51,9 +51,14 @@ def vendor(tmp_path_factory):
 @contextlib.contextmanager
 def _pair(work, vendor):
     """A fresh pair on 127.0.5.3 (primary) / 127.0.5.2 with automatic failover (T = 3 s) and one test-address
-    listener per appliance; everything stopped and every cut of this process removed afterwards."""
+    listener per appliance; everything stopped and every cut of this process removed afterwards. Each freezes
+    in its failover monitor, just after a heartbeat was answered, when its ``stop_file`` is written
+    (``freeze_in_monitor``)."""
     need_nft()
     a, b = make_members(work, vendor, ("127.0.5.3", "127.0.5.2"))
+    for m in (a, b):
+        m.env.update({"TETHER_STOP_AT": "failover.monitor: answered",
+                      "TETHER_STOP_FILE": str(work / f"{m.name}.stop")})
     probes = {}
     try:
         start_all(a, b)
@@ -298,6 +303,47 @@ def test_a_frozen_appliance_does_not_act_on_its_own_freeze_when_it_thaws(settled
     (code, _), = answers
     assert code != 200, "the thawed old primary answered 200 beside the new one"
     assert b.health()[0] == 200
+
+
+def freeze_in_monitor(m) -> None:
+    """``m`` stops itself (SIGSTOP) in its failover monitor, between a heartbeat's answer and acting on it."""
+    stop_file = m.env["TETHER_STOP_FILE"]
+    with open(stop_file, "w"):
+        pass
+
+    def stopped() -> bool:
+        with open(f"/proc/{m.proc.pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "T"
+
+    wait_until(stopped, 10, every=0.02, what=f"{m.name} frozen in its failover monitor")
+    m.paused = True
+
+
+@pytest.mark.req("ROB-03", "FO-05")
+def test_a_primary_frozen_between_a_heartbeat_and_its_decision_does_not_act_on_it_when_it_thaws(settled):
+    """The primary freezes just after its peer answered a heartbeat, before it acted on the answer, and the
+    link is cut meanwhile (so that nothing newer waits in its sockets); the backup takes over. Thawed, the old
+    primary must not take that answer (from before its freeze) for fresh contact and confirm itself at once:
+    like any thawed appliance it counts the silence from its thaw, and serves again (the documented case of
+    a cut link) only once it has heard nothing for T/2 and reaches its test address."""
+    (a, b), _ = settled  # a: the primary now
+    with LinkCut(a.address, b.address, table=f"tether_held_{os.getpid()}", port=a.port) as link:
+        freeze_in_monitor(a)
+        link.cut()
+        try:
+            wait_until(lambda: b.health()[0] == 200, 30, every=0.05, what="b taking over from the frozen a")
+        finally:
+            a.cont()
+        thawed = time.monotonic()
+        first_200 = None
+        while time.monotonic() < thawed + TIMEOUT / 2 + 2:
+            if a.health(timeout=2)[0] == 200:
+                first_200 = time.monotonic() - thawed
+                break
+            time.sleep(0.02)
+    assert first_200 is None or first_200 >= TIMEOUT / 2 - 0.2, \
+        f"the thawed old primary confirmed itself on a heartbeat from before its freeze ({first_200:.2f} s)"
+    wait_until(lambda: a.status()["role"] == "backup" and b.health()[0] == 200, 30, what="a stepping down for b")
 
 
 @pytest.mark.req("ROB-03", "FO-11", "FO-08")

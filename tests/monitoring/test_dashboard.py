@@ -55,17 +55,23 @@ def _figures_match(page, dash: dict) -> None:
     assert page.locator("svg#dashboard-chart polyline").count() >= 1 or len(dash["last_hour"]) == 0
 
 
-def test_appliance_first_page_is_the_dashboard(watched, page):
-    a, c = watched.a, watched.c
-    csp = _watch_csp(page)
-    page.goto(f"{a.url}/appliance/login")
+def _log_in_to_the_dashboard(watched, page, face: str, password: str, api: str, headers: dict) -> None:
+    """Log in on ``face`` (/appliance or /login) as admin: the first page is Status with the dashboard, whose
+    figures are those of its JSON twin ``api``."""
+    page.goto(f"{watched.a.url}{face}" + ("/login" if face == "/appliance" else ""))
     page.fill("#username", "admin")
-    page.fill("#password", NEW_ADMIN_PASSWORD)
+    page.fill("#password", password)
     page.click("#login-submit")
-    assert page.url.endswith("/appliance/status")
-    dash = ok(c.get("/appliance/api/dashboard", headers=watched.ah))
+    assert page.url.endswith(f"{face}/status")
+    dash = ok(watched.c.get(api, headers=headers))
     page.reload()
     _figures_match(page, dash)
+
+
+def test_appliance_first_page_is_the_dashboard(watched, page):
+    c = watched.c
+    csp = _watch_csp(page)
+    _log_in_to_the_dashboard(watched, page, "/appliance", NEW_ADMIN_PASSWORD, "/appliance/api/dashboard", watched.ah)
     assert page.inner_text("#status-basics #hostname")  # Status > Basics is still there, below
     assert blocking(page) == []
     # Status > Readiness: the audit's checks, each with its result and mend
@@ -81,16 +87,9 @@ def test_appliance_first_page_is_the_dashboard(watched, page):
 
 
 def test_login_first_page_is_the_dashboard(watched, page):
-    a, c = watched.a, watched.c
+    c = watched.c
     csp = _watch_csp(page)
-    page.goto(f"{a.url}/login")
-    page.fill("#username", "admin")
-    page.fill("#password", NEW_SITE_PASSWORD)
-    page.click("#login-submit")
-    assert page.url.endswith("/login/status")
-    dash = ok(c.get("/api/dashboard", headers=watched.sh))
-    page.reload()
-    _figures_match(page, dash)
+    _log_in_to_the_dashboard(watched, page, "/login", NEW_SITE_PASSWORD, "/api/dashboard", watched.sh)
     assert page.inner_text("#status-information #site_name")
     assert blocking(page) == []
     assert csp == []

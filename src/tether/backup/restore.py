@@ -260,13 +260,7 @@ def restore(data: DataDir, path: Path, password: str | None, *, force: bool = Fa
         if stores is not None and stores.backend != "local":
             _publish(staging / "files", stores.files)
         new_db = location.target(target_url, staging)
-        if new_db.external:  # last: the schema exists only while everything else is staged
-            pgcopy.load(staging / "site.db", new_db)
-            (staging / "site.db").unlink()
-        location.write_pointer(staging, new_db)
-        fsync_dir(staging / "files")
-        fsync_dir(staging)
-        checkpoint("staged")
+        _stage_database(staging, new_db)
     except OSError as exc:
         _abandon(staging, new_db)
         raise _disk_error(exc) from None
@@ -291,6 +285,21 @@ def restore(data: DataDir, path: Path, password: str | None, *, force: bool = Fa
         checkpoint("old database dropped")
     m = result.manifest
     return RestoreResult(m["site_name"], m["edition"], running, m["product_version"], verdict.action, warnings, m)
+
+
+def _stage_database(staging: Path, new_db) -> dict:
+    """The last step of staging a site: on an external database, the staged copy loaded into the new schema
+    (last, so that the schema exists only while everything else is staged; -> rows per table); the pointer
+    to it; everything synced."""
+    counts = {}
+    if new_db.external:
+        counts = pgcopy.load(staging / "site.db", new_db)
+        (staging / "site.db").unlink()
+    location.write_pointer(staging, new_db)
+    fsync_dir(staging / "files")
+    fsync_dir(staging)
+    checkpoint("staged")
+    return counts
 
 
 def move(data: DataDir, db_url: str | None, target_url: str | None) -> dict:
@@ -327,16 +336,9 @@ def move(data: DataDir, db_url: str | None, target_url: str | None) -> dict:
                                hint="update the site package first, then move it")
         finally:
             old_engine.dispose()
-        new_db = location.target(target_url, staging)
-        counts = {}
-        if new_db.external:
-            counts = pgcopy.load(staging / "site.db", new_db)
-            (staging / "site.db").unlink()
-        location.write_pointer(staging, new_db)
         _carry_over(link.resolve(), staging)
-        fsync_dir(staging / "files")
-        fsync_dir(staging)
-        checkpoint("staged")
+        new_db = location.target(target_url, staging)
+        counts = _stage_database(staging, new_db)
     except OSError as exc:
         _abandon(staging, new_db)
         raise _disk_error(exc) from None

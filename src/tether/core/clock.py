@@ -1,6 +1,7 @@
 """The one clock that lifetimes and deadlines read: ``now()`` (wall clock,
 seconds since the epoch), ``now_utc()`` (the same as an aware datetime) and
-``monotonic()`` (for measuring intervals). Login-session and API-token
+``monotonic()`` (for measuring intervals), and ``span(seconds)``, a
+duration in words for pages and messages. Login-session and API-token
 lifetimes and the certificates' expiry warnings call these instead of
 ``time.time()`` or ``datetime.now()``. Timestamps that only record when
 something happened, and the validity dates written into new certificates,
@@ -67,3 +68,15 @@ def now_utc() -> dt.datetime:
 def monotonic() -> float:
     """``time.monotonic()``: for intervals; never offset."""
     return time.monotonic()
+
+
+def span(seconds: float) -> str:
+    """A duration in words, as pages and messages say it: ``42 s``, ``5 min``, ``3.2 h``, ``1.5 days``."""
+    seconds = max(0, int(seconds))
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"

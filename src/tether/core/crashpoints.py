@@ -17,6 +17,12 @@ it is about, the same in every run):
 - ``TETHER_CRASH_SKIP`` (``skip=``): label prefixes that never count.
 - ``TETHER_CRASH_FROM`` (``start=``): a label prefix; nothing counts before
   the first checkpoint whose label starts with it (that one is point 1).
+
+Freezing at a point (a process stopped where a scheduler or a debugger
+could stop it): with ``TETHER_STOP_AT`` (a label prefix) and
+``TETHER_STOP_FILE`` (a path) set, the first such checkpoint reached while
+that file exists removes it and stops the process (SIGSTOP); SIGCONT
+resumes it right there. Independent of the counting above.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ _start: str | None = os.environ.get("TETHER_CRASH_FROM") or None
 _started = _start is None
 _count = 0
 _observer: Callable[[int, str], None] | None = None
+_stop_at: str | None = os.environ.get("TETHER_STOP_AT") or None
+_stop_file: str | None = os.environ.get("TETHER_STOP_FILE") or None
 
 
 def arm(n: int | None, *, only: tuple[str, ...] = (), skip: tuple[str, ...] = (), start: str | None = None) -> None:
@@ -54,8 +62,18 @@ def observe(fn: Callable[[int, str], None] | None) -> None:
     _observer = fn
 
 
+def _stop_here() -> None:
+    try:
+        os.unlink(_stop_file)  # type: ignore[arg-type]
+    except OSError:
+        return  # not asked (or another thread took it)
+    os.kill(os.getpid(), signal.SIGSTOP)
+
+
 def checkpoint(label: str) -> None:
     global _count, _started
+    if _stop_at is not None and _stop_file is not None and label.startswith(_stop_at):
+        _stop_here()
     if _only and not label.startswith(_only):
         return
     if _skip and label.startswith(_skip):

@@ -34,8 +34,10 @@ that changes, safely.
   peer, just heard, is an older primary still serving (it steps down as
   soon as it hears this one).
 - **Held up.** A heartbeat answered (or failing) more than ``STALL``
-  seconds after it was sent, or a monitor loop that did not come round for
-  that long, means this process was frozen or starved: that answer is not
+  seconds after it was sent, a monitor loop that did not come round for
+  that long, or a round that took that long from its heartbeat to its
+  decision (frozen after the answer came, before it was acted on), means
+  this process was frozen or starved: that answer is not
   counted as contact, and silence is counted again from then on
   (``watching_since``), so neither a thawed backup nor a thawed primary
   acts on the silence of its own freeze or on news from before it.
@@ -189,6 +191,8 @@ class RoleManager:
                     except Exception as exc:  # noqa: BLE001 - the monitor never dies of one bad answer
                         log.warning("heartbeat to the peer failed: %s: %s", type(exc).__name__, exc)
                     took = time.monotonic() - started
+                    if answer is not None:
+                        checkpoint("failover.monitor: answered")  # tests freeze here (TETHER_STOP_AT)
                     if took > STALL:  # answered or failed, it was sent before a freeze: it says nothing of now
                         self.held_up(f"a heartbeat took {took:.1f} s to be answered or to fail")
                     elif answer is not None:
@@ -199,7 +203,7 @@ class RoleManager:
                             self.compare(answer)  # even a stale answer may show a newer primary: stepping down is safe
                         except Exception as exc:  # noqa: BLE001 - the monitor never dies of one bad answer
                             log.warning("the peer's heartbeat answer: %s: %s", type(exc).__name__, exc)
-                    self.evaluate()
+                    self.evaluate(None if took > STALL else started)  # held up already: not twice
                     last = time.monotonic()
                     stop.wait(max(0.0, HEARTBEAT_SECONDS - (last - started)))
                     if self.s.pairs.load() is None:
@@ -216,10 +220,22 @@ class RoleManager:
         self.compare(body)
         return self.mine()
 
-    def evaluate(self) -> None:
-        """Automatic failover on a backup; stepping aside on an isolated primary."""
+    def held_since(self, started: float | None) -> bool:
+        """Whether this monitor round, begun at ``started``, was held up (frozen or starved) since: what it
+        heard or measured before then says nothing of now, so it must not act on it (``held_up``)."""
+        if started is None or time.monotonic() - started <= STALL:
+            return False
+        self.held_up(f"the failover monitor was held up for {time.monotonic() - started:.1f} s in one round")
+        return True
+
+    def evaluate(self, started: float | None = None) -> None:
+        """Automatic failover on a backup; stepping aside on an isolated primary. ``started``: when this round
+        of the monitor began; a round held up since then (the process frozen between the heartbeat and this
+        decision) acts on nothing it saw before, and neither takes the role nor confirms it."""
         site = self.host.site
         if site is None or self.s.pairs.load() is None or self.drill_hold is not None:
+            return
+        if self.held_since(started):
             return
         fs = self.s.settings()
         role = self.host.role
@@ -268,6 +284,8 @@ class RoleManager:
                 return
             if age < timeout / 2 and now - self.watching_since < timeout:
                 return  # heard, but not by an answered heartbeat, and just after the monitor started or was held up: wait
+            if self.held_since(started):  # frozen since the round began: ``age`` may rest on news from before
+                return
             checked = time.monotonic()
             if swing.reachable_any(fs.connectivity_test_ips, fs.connectivity_test_method, fs.connectivity_test_port,
                                    timeout=min(1.0, timeout / 4)):

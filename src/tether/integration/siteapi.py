@@ -15,7 +15,7 @@ import os
 import re
 import ssl
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import httpx
 
@@ -185,15 +185,10 @@ class Site:
                 have = 0
             elif complete:
                 r.read()
-            with open(part, mode) as f:
-                for chunk in ([] if complete and r.status_code == 206 else r.iter_bytes(CHUNK)):
-                    f.write(chunk)
-                    have += len(chunk)
-                    progress(have, total)
-                    checkpoint("integration.download.chunk")
-                f.flush()
-                os.fsync(f.fileno())
+            chunks = [] if complete and r.status_code == 206 else r.iter_bytes(CHUNK)
+            have = _save(chunks, part, mode, have, total, progress, "integration.download.chunk")
         except httpx.TransportError as exc:
+            have = part.stat().st_size if part.exists() else 0
             raise Unreachable(f"downloading recording {rec['id']}: the connection broke after {have} bytes "
                               f"({exc!r}); the next pass resumes from there") from None
         finally:
@@ -217,16 +212,9 @@ class Site:
         h, n = hashlib.sha256(), 0
         try:
             total = int(r.headers.get("content-length") or 0)
-            with open(out, "wb") as f:
-                for chunk in r.iter_bytes(CHUNK):
-                    f.write(chunk)
-                    h.update(chunk)
-                    n += len(chunk)
-                    progress(n, total)
-                    checkpoint("integration.backup.chunk")
-                f.flush()
-                os.fsync(f.fileno())
+            n = _save(r.iter_bytes(CHUNK), out, "wb", 0, total, progress, "integration.backup.chunk", h)
         except httpx.TransportError as exc:
+            n = out.stat().st_size if out.exists() else 0
             raise Unreachable(f"downloading a site backup: the connection broke after {n} bytes ({exc!r})") \
                 from None
         finally:
@@ -234,6 +222,23 @@ class Site:
         if total and n != total:
             raise E.IntegrityError(f"site backup: {n} bytes received of {total}")
         return _filename(r) or "site.nsb", h.hexdigest(), n
+
+
+def _save(chunks: Iterable[bytes], path: Path, mode: str, have: int, total: int,
+          progress: Callable[[int, int], None], point: str, h=None) -> int:
+    """Write (or append) ``chunks`` to ``path``, reporting progress and passing the crash point ``point`` at
+    each chunk (into ``h`` too, a hash, when given); synced to disk. Returns the bytes there after ``have``."""
+    with open(path, mode) as f:
+        for chunk in chunks:
+            f.write(chunk)
+            if h is not None:
+                h.update(chunk)
+            have += len(chunk)
+            progress(have, total)
+            checkpoint(point)
+        f.flush()
+        os.fsync(f.fileno())
+    return have
 
 
 def _filename(r: httpx.Response) -> str | None:

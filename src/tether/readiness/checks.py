@@ -19,6 +19,7 @@ from typing import Any, Callable, Protocol
 from tether.appliance import config_export
 from tether.appliance.admin import AdminAccount
 from tether.appliance.settings import ApplianceSettings, Readiness
+from tether.core import clock
 from tether.core.audit import AuditLog
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
@@ -84,13 +85,7 @@ class Context:
 
 
 def _ago(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s ago"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min ago"
-    if seconds < 2 * 86400:
-        return f"{seconds / 3600:.1f} h ago"
-    return f"{seconds / 86400:.1f} days ago"
+    return f"{clock.span(seconds)} ago"
 
 
 NO_SITE = "install a site package: /appliance/site (or `tether site-package install FILE --url URL`)"
@@ -370,8 +365,6 @@ CHECKS: tuple[Callable[[Context], Check], ...] = (
 
 def run(host: ReadinessHost, now: float | None = None) -> dict:
     """Every check, in order; the report's ``status`` is the worst of them."""
-    from tether.core import clock
-
     ctx = Context(host, host.settings.get("monitoring").readiness, clock.now() if now is None else now)
     checks = []
     for fn in CHECKS:

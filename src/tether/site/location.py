@@ -18,10 +18,12 @@ interrupted restore and is dropped at the next start (``orphan_schemas``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import sqlalchemy as sa
 
@@ -92,27 +94,26 @@ def write_pointer(site_dir: Path, db: SiteDatabase) -> None:
 
 
 # --- schemas on the PostgreSQL server -------------------------------------------------------------
-def _admin(server_url: str):
-    return make_engine(server_url)
+@contextlib.contextmanager
+def _connected(server_url: str, begin: bool = True) -> Iterator[sa.Connection]:
+    """A connection to the server (in a transaction committed at the end when ``begin``), then disposed of."""
+    eng = make_engine(server_url)
+    try:
+        with (eng.begin() if begin else eng.connect()) as c:
+            yield c
+    finally:
+        eng.dispose()
 
 
 def create_schema(db: SiteDatabase) -> None:
-    eng = _admin(db.url)
-    try:
-        with eng.begin() as c:
-            c.execute(sa.text(f'CREATE SCHEMA "{db.schema}"'))
-    finally:
-        eng.dispose()
+    with _connected(db.url) as c:
+        c.execute(sa.text(f'CREATE SCHEMA "{db.schema}"'))
 
 
 def our_schemas(server_url: str) -> list[str]:
-    eng = _admin(server_url)
-    try:
-        with eng.connect() as c:
-            rows = c.execute(sa.text("SELECT nspname FROM pg_namespace WHERE starts_with(nspname, :p) "
-                                     "ORDER BY nspname"), {"p": SCHEMA_PREFIX}).all()
-    finally:
-        eng.dispose()
+    with _connected(server_url, begin=False) as c:
+        rows = c.execute(sa.text("SELECT nspname FROM pg_namespace WHERE starts_with(nspname, :p) "
+                                 "ORDER BY nspname"), {"p": SCHEMA_PREFIX}).all()
     return [r[0] for r in rows]
 
 
@@ -122,12 +123,8 @@ def drop(db: SiteDatabase) -> list[str]:
     if not db.external:
         return []
     if db.schema:
-        eng = _admin(db.url)
-        try:
-            with eng.begin() as c:
-                c.execute(sa.text(f'DROP SCHEMA IF EXISTS "{db.schema}" CASCADE'))
-        finally:
-            eng.dispose()
+        with _connected(db.url) as c:
+            c.execute(sa.text(f'DROP SCHEMA IF EXISTS "{db.schema}" CASCADE'))
         return [f"schema {db.schema}"]
     from .tables import metadata
 

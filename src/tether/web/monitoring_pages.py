@@ -11,6 +11,7 @@ import time
 
 from fastapi import APIRouter, Request
 
+from tether.core import clock
 from tether.core.errors import TetherError
 from tether.monitoring import chart
 from tether.monitoring.sampler import Sample
@@ -26,15 +27,7 @@ from .uploads import COPIES
 router = APIRouter()
 
 
-def age(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    if seconds < 120:
-        return f"{seconds} s"
-    if seconds < 7200:
-        return f"{seconds // 60} min"
-    if seconds < 2 * 86400:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
+age = clock.span  # the templates' age(seconds)
 
 
 def dashboard_context(request: Request) -> dict:

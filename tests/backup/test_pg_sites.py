@@ -41,6 +41,25 @@ def _users(data: Path) -> list[str]:
         eng.dispose()
 
 
+CHANGED_BY_A_START = {"audit_log", "change_log", "sessions", "api_tokens", "users"}  # logins: audit, sessions
+
+
+def _rows(data: Path) -> dict[str, list]:
+    """Every row of every site table, read through SQLAlchemy's types (JSON parsed, booleans as bools): what
+    must survive a move between databases unchanged."""
+    import sqlalchemy as sa
+
+    from tether.site.tables import metadata
+
+    eng = site_database(data).engine()
+    try:
+        with eng.connect() as c:
+            return {t.name: sorted((tuple(r) for r in c.execute(sa.select(t))), key=repr)
+                    for t in metadata.sorted_tables}
+    finally:
+        eng.dispose()
+
+
 def _serve(data: Path, started: list) -> ApplianceProc:
     a = ApplianceProc(data, ["127.0.0.1:0"]).start()
     started.append(a)
@@ -105,6 +124,11 @@ def test_move_db_moves_a_site_to_postgresql_and_back_with_a_dry_run(tmp_path, ve
     cp = run_cli("site", "move-db", "--data", str(data), "--to", url)
     assert cp.returncode == 5 and "is running" in cp.stderr, cp.stderr
     a.stop()
+    # generated data of every kind (JSON columns, booleans, floats, binary), to compare row for row after each move
+    run_cli("site", "seed", "--data", str(data), "--sessions", "200", "--files", "3", "--recordings", "3",
+            "--users", "8", "--jump-clients", "20", "--max-file-mb", "0.1", "--recording-mb", "0.05", check=True)
+    rows = _rows(data)
+    assert sum(map(len, rows.values())) > 1000
     # bad targets: clear errors, nothing changed
     cp = run_cli("site", "move-db", "--data", str(data), "--to", "mysql://x/y")
     assert cp.returncode == 2 and "postgresql+psycopg://" in cp.stderr, cp.stderr
@@ -118,8 +142,8 @@ def test_move_db_moves_a_site_to_postgresql_and_back_with_a_dry_run(tmp_path, ve
     cp = run_cli("site", "move-db", "--data", str(data), "--to", url, "--dry-run", "--json")
     assert cp.returncode == 0, cp.stderr
     plan = json.loads(cp.stdout)
-    assert plan["dry_run"] and plan["to"]["backend"] == "postgresql" and plan["rows"]["users"] == 2
-    assert plan["blobs"]["files"] == 1 and "password" not in cp.stdout
+    assert plan["dry_run"] and plan["to"]["backend"] == "postgresql" and plan["rows"]["users"] == len(rows["users"]) == 10
+    assert plan["blobs"]["files"] >= 2 and "password" not in cp.stdout
     assert (data / "site").resolve() == before and location.our_schemas(url) == []
     assert site_database(data).backend == "sqlite"
     # the move
@@ -127,7 +151,8 @@ def test_move_db_moves_a_site_to_postgresql_and_back_with_a_dry_run(tmp_path, ve
     assert cp.returncode == 0 and "Moved the site to PostgreSQL" in cp.stdout, cp.stderr
     db = site_database(data)
     assert db.external and location.our_schemas(url) == [db.schema]
-    assert not (data / "site" / "site.db").exists() and _users(data) == ["admin", "quinn"]
+    assert not (data / "site" / "site.db").exists() and "quinn" in _users(data)
+    assert _rows(data) == rows  # row for row (COPY into the new schema)
     # a second database cannot take it while one holds it; a move onto a non-empty database is refused
     cp = run_cli("site", "move-db", "--data", str(data), "--to", url)
     assert cp.returncode == 5 and "already on PostgreSQL" in cp.stderr, cp.stderr
@@ -141,7 +166,10 @@ def test_move_db_moves_a_site_to_postgresql_and_back_with_a_dry_run(tmp_path, ve
     cp = run_cli("site", "move-db", "--data", str(data), "--to", "sqlite", "--json")
     assert cp.returncode == 0, cp.stderr
     assert site_database(data).backend == "sqlite" and (data / "site" / "site.db").exists()
-    assert location.our_schemas(url) == [] and _users(data) == ["admin", "quinn"]
+    assert location.our_schemas(url) == [] and "quinn" in _users(data)
+    moved_back = _rows(data)  # row for row again (a server-side cursor into SQLite), but what the start changed
+    assert {t: r for t, r in moved_back.items() if t not in CHANGED_BY_A_START} == \
+        {t: r for t, r in rows.items() if t not in CHANGED_BY_A_START}
     a.start()
     with a.client() as c:
         assert c.post("/api/session", json={"username": "quinn", "password": "Quinn-initial-1"}).status_code == 200

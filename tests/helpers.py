@@ -266,3 +266,11 @@ def ok(r: httpx.Response, status: int = 200):
     """Assert the status (the body is the message when it differs); the JSON body, None when empty."""
     assert r.status_code == status, r.text
     return r.json() if r.content else None
+
+
+def browser_login(page, login_url: str, password: str, user: str = "admin") -> None:
+    """Log in through a face's login form in the browser (``login_url``: .../login or .../appliance/login)."""
+    page.goto(login_url)
+    page.fill("#username", user)
+    page.fill("#password", password)
+    page.click("#login-submit")

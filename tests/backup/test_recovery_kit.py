@@ -32,7 +32,7 @@ from tether.core.errors import IntegrityError
 from tests.certs.conftest import Pki
 from tests.certs.e2e import p12
 from tests.clients.conftest import SITE_HOST, Clients, Hosts, online
-from tests.helpers import (NEW_ADMIN_PASSWORD, NEW_SITE_PASSWORD, TETHER, first_admin_login, first_site_login,
+from tests.helpers import (NEW_ADMIN_PASSWORD, NEW_SITE_PASSWORD, TETHER, browser_login, first_admin_login, first_site_login,
                            free_port, ok, run_cli, stop_process, wait_for)
 
 KIT_PW = "Kit-password-1-long"
@@ -60,10 +60,7 @@ def _steps(runbook: str) -> list[tuple[str, str | None]]:
 
 def _export_in_browser(page, url: str, out: Path) -> Path:
     """The recovery kit through /appliance Maintenance (its button), saved into ``out``."""
-    page.goto(f"{url}/appliance/login")
-    page.fill("#username", "admin")
-    page.fill("#password", NEW_ADMIN_PASSWORD)
-    page.click("#login-submit")
+    browser_login(page, f"{url}/appliance/login", NEW_ADMIN_PASSWORD)
     page.click("a[href='/appliance/maintenance']")
     page.fill("#kit-password", KIT_PW)
     page.fill("#kit-password-again", KIT_PW)
@@ -77,10 +74,7 @@ def _export_in_browser(page, url: str, out: Path) -> Path:
 
 def _jump_client_row_in_browser(page, url: str, name: str) -> str:
     """The status cell of jump client ``name`` on /login Clients, as a site admin sees it."""
-    page.goto(f"{url}/login")
-    page.fill("#username", "admin")
-    page.fill("#password", NEW_SITE_PASSWORD)
-    page.click("#login-submit")
+    browser_login(page, f"{url}/login", NEW_SITE_PASSWORD)
     page.goto(f"{url}/login/clients")
     return page.inner_text(f"#jump-clients tr[data-name='{name}'] td.status")
 

@@ -11,14 +11,11 @@ import pytest
 
 from tests.browser.axe import blocking
 from tests.desk.process import PASSWORD as DESK_PASSWORD
-from tests.helpers import NEW_ADMIN_PASSWORD, NEW_SITE_PASSWORD, ok
+from tests.helpers import NEW_ADMIN_PASSWORD, NEW_SITE_PASSWORD, browser_login, ok
 
 
 def _login(page, url, user, password):
-    page.goto(url)
-    page.fill("#username", user)
-    page.fill("#password", password)
-    page.click("#login-submit")
+    browser_login(page, url, password, user)
 
 
 def _menu(page, prefix) -> list[str]:

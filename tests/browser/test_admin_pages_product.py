@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import NEW_ADMIN_PASSWORD, NEW_SITE_PASSWORD, ok, run_cli, site_token
+from tests.helpers import NEW_ADMIN_PASSWORD, NEW_SITE_PASSWORD, browser_login, ok, run_cli, site_token
 
 
 def _login(page, url, user, password):
-    page.goto(f"{url}/login")
-    page.fill("#username", user)
-    page.fill("#password", password)
-    page.click("#login-submit")
+    browser_login(page, f"{url}/login", password, user)
 
 
 @pytest.mark.req("OPS-05", "OPS-02")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from tests.browser.axe import blocking
-from tests.helpers import NEW_ADMIN_PASSWORD, NEW_SITE_PASSWORD, ok, site_token
+from tests.helpers import NEW_ADMIN_PASSWORD, NEW_SITE_PASSWORD, browser_login, ok, site_token
 
 pytestmark = [pytest.mark.req("OPS-07"), pytest.mark.req("OPS-05")]
 
@@ -58,10 +58,7 @@ def _figures_match(page, dash: dict) -> None:
 def _log_in_to_the_dashboard(watched, page, face: str, password: str, api: str, headers: dict) -> None:
     """Log in on ``face`` (/appliance or /login) as admin: the first page is Status with the dashboard, whose
     figures are those of its JSON twin ``api``."""
-    page.goto(f"{watched.a.url}{face}" + ("/login" if face == "/appliance" else ""))
-    page.fill("#username", "admin")
-    page.fill("#password", password)
-    page.click("#login-submit")
+    browser_login(page, f"{watched.a.url}{face}" + ("/login" if face == "/appliance" else ""), password)
     assert page.url.endswith(f"{face}/status")
     dash = ok(watched.c.get(api, headers=headers))
     page.reload()

@@ -105,13 +105,13 @@ class BodyLimit:
         async def limited_receive() -> Message:
             nonlocal seen, exceeded
             if exceeded:
-                raise error
+                raise _raised(error)
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
                     exceeded = True
-                    raise error
+                    raise _raised(error)
             return message
 
         async def guarded_send(message: Message) -> None:
@@ -132,6 +132,13 @@ class BodyLimit:
                 raise
             if not started:
                 await _answer_413(send, error)
+
+
+def _raised(error: TooLarge) -> TooLarge:
+    """A new exception for each raise: ``error`` is shared by every request of its route, and raising it
+    would keep the traceback, and through it the frames and the connection of the last request refused
+    (a reference cycle with the frame holding ``error``, freed only by a full garbage collection)."""
+    return type(error)(error.message, hint=error.hint, field=error.field)
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -19,26 +19,25 @@ Every accepted TCP connection takes a ``Slot`` before its TLS handshake:
   transport closed, whatever protocol ended up owning it (a WebSocket after
   the upgrade).
 
-Memory after a flood: the memory the TLS and HTTP objects of thousands of
-connections used is freed to the allocator, but glibc keeps it in its
-arenas, so RSS stays high until ``malloc_trim(0)`` gives the free pages
-back. Measured (bench/flood.py, 2,000 connections a wave): not a leak (the
-Python object count and tracemalloc's total come back to their starting
-values; a second wave of the same size reuses the memory of the first);
-idle TCP and stuck handshakes 100 -> 205 MB during, 113 MB after the trim.
-Idle WebSockets still keep a high-water mark after the trim (+44 MB after
-2,000, +73 MB after 4,000; neither malloc_trim, MALLOC_ARENA_MAX nor
-PYTHONMALLOC=malloc gives it back): it lies in pymalloc arenas outside the
-glibc heap, kept by objects that outlive the flood (bench/README.md). The sweep calls it once
-the number of open connections has dropped by ``TRIM_AFTER`` from its peak,
-or by ``TRIM_MIN`` when none is left (bench/flood.py measures RSS before,
-during and after)."""
+Memory after a flood (bench/flood.py measures RSS before, during and after):
+not a leak, but memory kept alive longer than its connection, and then kept
+by the allocators. Objects a connection leaves in a reference cycle are
+freed only by a full garbage collection, which is rare: a WebSocket lost
+before its closing handshake (``web/connections.GuardedWebSocket`` now breaks
+that cycle at its root), or a body refused while FastAPI parsed it (its
+parse error keeps the frame that holds it), each with its TLS objects and
+buffers. The memory freed goes back to pymalloc's 1 MiB arenas and glibc's
+heap, which return it only when whole arenas are empty or after
+``malloc_trim(0)``. So once the number of open connections has dropped by
+``TRIM_AFTER`` from its peak, or by ``TRIM_MIN`` when none is left, the
+sweep runs a full collection, then the trim."""
 
 from __future__ import annotations
 
 import asyncio
 import ctypes
 import ctypes.util
+import gc
 import logging
 import resource
 import time
@@ -159,6 +158,7 @@ class ConnectionGuard:
 
     def trim(self) -> None:
         self._peak = len(self.slots)
+        gc.collect()  # the cycles a connection can leave behind (see the module docstring) go first
         if self._trim is not None:
             self._trim(0)
             self.trims += 1

@@ -21,7 +21,7 @@ from tether.clients.protocol import WS_MAX_SIZE
 from tether.runtime import Appliance
 
 from .app import create_app
-from .connections import GuardedServer
+from .connections import GuardedServer, GuardedWebSocket
 
 log = logging.getLogger("tether.server")
 
@@ -62,7 +62,7 @@ async def serve_forever(appliance: Appliance, listens: list[tuple[str, int]], on
         lst = appliance.listeners.add(host, actual_port)
         config = uvicorn.Config(asgi, lifespan="off", log_level=os.environ.get("TETHER_LOG_LEVEL", "warning"),
                                 access_log=False, server_header=False, proxy_headers=False, timeout_graceful_shutdown=5,
-                                ws="websockets-sansio", ws_max_size=WS_MAX_SIZE, ws_ping_interval=None,
+                                ws=GuardedWebSocket, ws_max_size=WS_MAX_SIZE, ws_ping_interval=None,
                                 backlog=4096)
         config.load()
         config.ssl = lst.context

@@ -1,16 +1,14 @@
 """HTTP plumbing shared by the API and the HTML pages: the desk instance on
 the app, who is calling (staff session by bearer token or cookie + CSRF,
-appliance token), uploads, and the JSON error shape
-``{"error", "message", "field"[, "hint"]}`` for every 4xx.
+appliance token) and uploads. Errors answer the shape every Tether API
+shares (``tether.core.apierrors``, installed by ``app``).
 """
 
 from __future__ import annotations
 
 from fastapi import Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 
-from tether.core.errors import Forbidden, Invalid, TetherError, Unauthorized
+from tether.core.errors import Forbidden, Unauthorized
 
 from .attachments import Upload
 from .auth import appliance_for_token, staff_for_session
@@ -71,26 +69,3 @@ async def uploads_from(files) -> list[Upload]:
             continue
         out.append(Upload(f.filename, await f.read(), f.content_type))
     return out
-
-
-def error_response(exc: TetherError) -> JSONResponse:
-    headers = {"Retry-After": str(exc.retry_after)} if hasattr(exc, "retry_after") else None
-    return JSONResponse(exc.to_dict(), status_code=exc.status, headers=headers)
-
-
-def validation_error(exc: RequestValidationError) -> Invalid:
-    first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
-    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "form")]
-    field = ".".join(loc) or None
-    msg = str(first.get("msg", "invalid")).removeprefix("Value error, ")
-    return Invalid(f"{field}: {msg}" if field else msg, field=field)
-
-
-def install_error_handlers(app) -> None:
-    @app.exception_handler(TetherError)
-    async def _tether(request: Request, exc: TetherError):
-        return error_response(exc)
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError):
-        return error_response(validation_error(exc))

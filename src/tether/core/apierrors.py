@@ -101,6 +101,10 @@ def validation_body(exc: RequestValidationError) -> dict:
     ``field`` and ``message``, every one in ``errors``."""
     errs = exc.errors()
     first = errs[0] if errs else {"loc": (), "msg": "invalid request"}
+    if first.get("type") == "json_invalid":  # its loc is a character position, not a field
+        why = (first.get("ctx") or {}).get("error") or "JSON decode error"
+        return {"error": "invalid", "message": f"the body is not valid JSON: {why}", "field": None,
+                "errors": [{"field": "body", "message": str(first.get("msg"))}]}
     loc = [str(p) for p in first.get("loc", ()) if p not in _LOCATIONS]
     field = ".".join(loc) or None
     msg = str(first.get("msg", "invalid request")).removeprefix("Value error, ")

@@ -6,7 +6,10 @@ shares (``tether.core.apierrors``, installed by ``app``).
 
 from __future__ import annotations
 
-from fastapi import Request
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyCookie, HTTPBearer
 
 from tether.core.errors import Forbidden, Unauthorized
 
@@ -60,6 +63,26 @@ def staff(request: Request) -> dict:
 
 def appliance(request: Request) -> dict:
     return appliance_for_token(desk_of(request), _bearer(request))
+
+
+# How the document names the credentials (OpenAPI security schemes). They only document: ``staff`` and
+# ``appliance`` above decide who is calling. An operation listing several accepts any one of them.
+STAFF_TOKEN = HTTPBearer(scheme_name="staff_token", auto_error=False,
+                         description="a staff session token from POST /api/login")
+STAFF_COOKIE = APIKeyCookie(name=COOKIE, scheme_name="staff_cookie", auto_error=False,
+                            description="the staff session cookie POST /api/login sets; a change made with it "
+                                        "must carry the session's csrf_token as the X-CSRF-Token header")
+APPLIANCE_TOKEN = HTTPBearer(scheme_name="appliance_token", auto_error=False,
+                             description="an appliance token (tda_...) from POST /api/tokens")
+APPLIANCE_CREDENTIALS = [Security(APPLIANCE_TOKEN)]
+STAFF_OR_APPLIANCE_CREDENTIALS = [Security(STAFF_TOKEN), Security(STAFF_COOKIE), Security(APPLIANCE_TOKEN)]
+
+
+def _staff_session(request: Request, _token=Security(STAFF_TOKEN), _cookie=Security(STAFF_COOKIE)) -> dict:
+    return staff(request)
+
+
+Staff = Annotated[dict, Depends(_staff_session)]  # a route's staff caller, documented as needing a session
 
 
 async def uploads_from(files) -> list[Upload]:

@@ -189,3 +189,43 @@ def test_arrival_outside_business_hours_starts_the_clock_at_the_next_opening(des
     assert datetime.fromisoformat(inc["received_at"]) == datetime.fromisoformat(arrival)
     assert inc["sla"]["clock_start"] == clock_start
     assert inc["sla"]["first_response"]["due"] == due
+
+
+@pytest.mark.req("DESK-01", "ROB-02")
+@pytest.mark.parametrize("change, field", [
+    ({"inquirer_name": "n" * 201}, "inquirer_name"),  # longer than the column that stores it
+    ({"os": "o" * 201}, "os"),
+    ({"attachments": [{"filename": "a", "content_base64": "aGk=", "content_type": "not a type"}]},
+     "attachments.0.content_type"),
+])
+def test_input_longer_than_its_column_or_no_media_type_is_refused(desk, change, field):
+    before = _count(desk)
+    body = {"summary": "ok", "inquirer_email": "bob@acme.test", "product_version": "1.1.0", **change}
+    r = desk.public.post("/api/incidents", json=body)
+    assert r.status_code == 422 and r.json()["field"] == field, r.text
+    assert _count(desk) == before
+
+
+@pytest.mark.req("DESK-01")
+def test_an_attachment_is_served_with_its_media_type_and_a_body_that_is_no_json_is_named(desk):
+    inc = desk.open("bob@acme.test", attachments=[{"filename": "page.html", "content_base64": "PGI+aGk8L2I+",
+                                                   "content_type": "Text/HTML; charset=utf-8"}])
+    [att] = inc["attachments"]
+    assert att["content_type"] == "text/html"
+    got = desk.api.get(f"/api/incidents/{inc['number']}/attachments/{att['id']}")
+    assert got.headers["content-type"].startswith("text/html")
+    assert got.headers["content-disposition"] == 'attachment; filename="page.html"'
+    r = desk.public.post("/api/incidents", content=b'{"summary": ', headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["field"] is None, r.text
+    assert r.json()["message"].startswith("the body is not valid JSON")
+
+
+@pytest.mark.req("DESK-04")
+def test_a_staff_reply_that_would_reopen_a_closed_incident_is_refused_and_not_stored(desk):
+    n = desk.open("bob@acme.test")["number"]
+    assert desk.api.post(f"/api/incidents/{n}/status", json={"status": "closed"}).status_code == 200
+    before = len(desk.incident(n)["history"])
+    r = desk.api.post(f"/api/incidents/{n}/messages", json={"text": "back to work", "status": "open"})
+    assert r.status_code == 409 and r.json()["field"] == "status", r.text
+    assert len(desk.incident(n)["history"]) == before  # the reply was not stored either
+    assert desk.api.post(f"/api/incidents/{n}/messages", json={"text": "noted"}).status_code == 200

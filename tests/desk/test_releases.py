@@ -79,6 +79,8 @@ def test_upgrade_sources_are_published(desk):
     assert check("1.0.1", "1.1.0")["upgrade_allowed"] is True
     assert check("1.0.0", "1.0.1")["upgrade_allowed"] is True
     assert check("1.1.0", "1.0.1")["upgrade_allowed"] is False
+    assert check("1.0.1", " 1.1.0\n")["target"] == "1.1.0"  # the target as parsed, not as written
+    assert "target" not in check("1.0.1", "")
 
 
 def _register(d, name, version, level):

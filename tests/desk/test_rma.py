@@ -100,3 +100,28 @@ def test_international_repair_and_return_within_four_weeks(desk):
     assert got["status"] == "received" and got["repair_due"] == "2027-03-01T10:00:00+00:00"
     assert desk.api.post(f"/api/rmas/{rma['id']}/repaired").json()["status"] == "repaired"
     assert desk.api.post(f"/api/rmas/{rma['id']}/teleport").json()["field"] == "step"
+
+
+@pytest.mark.req("DESK-08", "ROB-02")
+@pytest.mark.parametrize("at, says", [
+    ("0001-01-01T00:00+14:00", "out of range"),  # before the first instant a datetime holds, in UTC
+    ("9999-12-31T00:00+00:00", "out of range"),  # two weeks later would be past the last one
+    ("2027-01-05T10:00", "no UTC offset"),
+    ("soon", "not an ISO 8601"),
+    (1800000000, "ISO 8601"),
+])
+def test_a_step_time_out_of_range_or_without_offset_is_refused(desk, at, says):
+    rid = _rma(desk).json()["id"]
+    r = desk.api.post(f"/api/rmas/{rid}/ship", json={"at": at})
+    assert r.status_code == 422 and r.json()["field"] == "at" and says in r.json()["message"], r.text
+    assert desk.api.get(f"/api/rmas/{rid}").json()["status"] == "requested"
+    r = desk.api.post(f"/api/rmas/{rid}/ship", json={"at": "2027-01-06T09:00-06:00"})
+    assert r.status_code == 200 and r.json()["shipped_at"] == "2027-01-06T15:00:00+00:00", r.text
+    assert desk.api.post(f"/api/rmas/{rid}/fly").status_code == 422  # no such step
+
+
+@pytest.mark.req("DESK-08", "ROB-02")
+@pytest.mark.parametrize("change, field", [({"serial": "S" * 65}, "serial"), ({"vat_number": "V" * 33}, "vat_number")])
+def test_rma_input_longer_than_its_column_is_refused(desk, change, field):
+    r = _rma(desk, **change)
+    assert r.status_code == 422 and r.json()["field"] == field, r.text

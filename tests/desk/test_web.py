@@ -41,6 +41,9 @@ def test_incident_page_shows_due_times_and_acts_with_csrf(desk, browser):
     assert page.status_code == 200 and "First response due" in page.text and "Test clock in use" in page.text
     no_csrf = browser.post(f"/incidents/{n}/severity", data={"severity": "2"})
     assert no_csrf.status_code == 403 and desk.incident(n)["severity"] == 1
+    for bad in ("two", "9", ""):  # a clear error page, never a 500
+        r = browser.post(f"/incidents/{n}/severity", data={"severity": bad, "csrf": _csrf(page.text)})
+        assert r.status_code == 422 and "severity must be 1, 2 or 3" in r.text and desk.incident(n)["severity"] == 1
     ok = browser.post(f"/incidents/{n}/severity", data={"severity": "2", "csrf": _csrf(page.text)})
     assert ok.status_code == 303 and desk.incident(n)["severity"] == 2
     assert "2027-01-06T23:00:00+00:00" in browser.get(f"/incidents/{n}").text  # 24 business hours

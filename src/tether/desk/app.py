@@ -14,10 +14,10 @@ from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
 from tether.core import apidocs
+from tether.core.apierrors import install_json_handlers
 from tether.core.bodylimit import KIB, MIB, BodyLimit, BodyLimits, Limit
 
 from . import api, api_ops, web
-from .deps import install_error_handlers
 from .jobs import run_jobs
 from .mailin import start_listener
 
@@ -59,7 +59,7 @@ def create_app(desk, *, smtp_listen: tuple[str, int] | None = None, jobs_interva
     app.state.desk = desk
     # Swagger UI from the package itself: an air-gapped desk shows it too (no CDN)
     app.router.routes.extend(apidocs.routes("/api/docs", "/api/openapi.json", "Tether support desk API"))
-    install_error_handlers(app)
+    install_json_handlers(app)
     app.include_router(api.router)
     app.include_router(api_ops.router)
     app.include_router(web.router)

@@ -22,6 +22,8 @@ from . import tables
 from .context import one
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_TOKEN = r"[a-z0-9][a-z0-9!#$&^_.+-]{0,62}"  # the column holds 128
+_MEDIA_TYPE = re.compile(f"{_TOKEN}/{_TOKEN}")
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,13 @@ def safe_name(name: str) -> str:
     base = os.path.basename((name or "").replace("\\", "/")).strip()
     base = _UNSAFE.sub("_", base).strip("._") or "attachment"
     return base[:120]
+
+
+def media_type(value: str | None) -> str | None:
+    """``type/subtype`` of a declared content type, lower-case and without parameters; None when
+    there is none or it is no media type (the file is then served as application/octet-stream)."""
+    v = (value or "").split(";", 1)[0].strip().lower()
+    return v if _MEDIA_TYPE.fullmatch(v) else None
 
 
 def check(desk, uploads: list[Upload], field: str = "attachments") -> None:
@@ -57,7 +66,7 @@ def store(desk, conn, incident: int, event_id: int | None, uploads: list[Upload]
     for up in uploads:
         name = safe_name(up.filename)
         aid = conn.execute(tables.attachments.insert().values(
-            incident=incident, event=event_id, filename=name, content_type=up.content_type,
+            incident=incident, event=event_id, filename=name, content_type=media_type(up.content_type),
             size=len(up.data), sha256=hashlib.sha256(up.data).hexdigest(), path="")).inserted_primary_key[0]
         rel = Path("attachments") / str(incident) / f"{aid}-{name}"
         target = desk.config.data_dir / rel

@@ -19,17 +19,27 @@ from pathlib import Path
 from tether.core.errors import Invalid
 
 UTC = timezone.utc
+# the instants the desk takes from outside (an RMA step's time, --now, the clock file): far enough either
+# side of any real one, and near enough that the weeks added to them stay within datetime's range
+EARLIEST, LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(3000, 1, 1, tzinfo=UTC)
 
 
 def parse_instant(text: str, *, field: str = "at") -> datetime:
-    """An aware datetime from ISO 8601 text; a missing offset is refused."""
+    """An aware datetime from ISO 8601 text, in UTC; a missing offset, or an instant before 2000 or
+    from 3000 on, is refused."""
     try:
         t = datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))
     except ValueError:
         raise Invalid(f"{text!r} is not an ISO 8601 date and time", field=field) from None
     if t.tzinfo is None:
         raise Invalid(f"{text!r} has no UTC offset (write e.g. 2027-01-05T10:00-06:00)", field=field)
-    return t.astimezone(UTC)
+    try:
+        t = t.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+14:00 is before the first instant datetime holds
+        t = None
+    if t is None or not EARLIEST <= t < LATEST:
+        raise Invalid(f"{text!r} is out of range: give a time from the year 2000 to 2999", field=field)
+    return t
 
 
 def iso(t: datetime | None) -> str | None:

@@ -1,16 +1,17 @@
 """HTTP plumbing shared by the API and the HTML pages: the desk instance on
 the app, who is calling (staff session by bearer token or cookie + CSRF,
-appliance token), uploads, and the JSON error shape
-``{"error", "message", "field"[, "hint"]}`` for every 4xx.
+appliance token) and uploads. Errors answer the shape every Tether API
+shares (``tether.core.apierrors``, installed by ``app``).
 """
 
 from __future__ import annotations
 
-from fastapi import Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from typing import Annotated
 
-from tether.core.errors import Forbidden, Invalid, TetherError, Unauthorized
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyCookie, HTTPBearer
+
+from tether.core.errors import Forbidden, Unauthorized
 
 from .attachments import Upload
 from .auth import appliance_for_token, staff_for_session
@@ -64,6 +65,26 @@ def appliance(request: Request) -> dict:
     return appliance_for_token(desk_of(request), _bearer(request))
 
 
+# How the document names the credentials (OpenAPI security schemes). They only document: ``staff`` and
+# ``appliance`` above decide who is calling. An operation listing several accepts any one of them.
+STAFF_TOKEN = HTTPBearer(scheme_name="staff_token", auto_error=False,
+                         description="a staff session token from POST /api/login")
+STAFF_COOKIE = APIKeyCookie(name=COOKIE, scheme_name="staff_cookie", auto_error=False,
+                            description="the staff session cookie POST /api/login sets; a change made with it "
+                                        "must carry the session's csrf_token as the X-CSRF-Token header")
+APPLIANCE_TOKEN = HTTPBearer(scheme_name="appliance_token", auto_error=False,
+                             description="an appliance token (tda_...) from POST /api/tokens")
+APPLIANCE_CREDENTIALS = [Security(APPLIANCE_TOKEN)]
+STAFF_OR_APPLIANCE_CREDENTIALS = [Security(STAFF_TOKEN), Security(STAFF_COOKIE), Security(APPLIANCE_TOKEN)]
+
+
+def _staff_session(request: Request, _token=Security(STAFF_TOKEN), _cookie=Security(STAFF_COOKIE)) -> dict:
+    return staff(request)
+
+
+Staff = Annotated[dict, Depends(_staff_session)]  # a route's staff caller, documented as needing a session
+
+
 async def uploads_from(files) -> list[Upload]:
     out = []
     for f in files or []:
@@ -71,26 +92,3 @@ async def uploads_from(files) -> list[Upload]:
             continue
         out.append(Upload(f.filename, await f.read(), f.content_type))
     return out
-
-
-def error_response(exc: TetherError) -> JSONResponse:
-    headers = {"Retry-After": str(exc.retry_after)} if hasattr(exc, "retry_after") else None
-    return JSONResponse(exc.to_dict(), status_code=exc.status, headers=headers)
-
-
-def validation_error(exc: RequestValidationError) -> Invalid:
-    first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
-    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "form")]
-    field = ".".join(loc) or None
-    msg = str(first.get("msg", "invalid")).removeprefix("Value error, ")
-    return Invalid(f"{field}: {msg}" if field else msg, field=field)
-
-
-def install_error_handlers(app) -> None:
-    @app.exception_handler(TetherError)
-    async def _tether(request: Request, exc: TetherError):
-        return error_response(exc)
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError):
-        return error_response(validation_error(exc))

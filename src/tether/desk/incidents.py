@@ -15,7 +15,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from tether.core.errors import Forbidden, Invalid, NotFound
+from tether.core.errors import Conflict, Forbidden, Invalid, NotFound
 from tether.core.releases import Version
 
 from . import attachments, sla, tables
@@ -184,6 +184,9 @@ def add_message(desk, number: int, *, text: str, uploads: list[Upload], channel:
     attachments.check(desk, uploads)
     with desk.read() as c:
         inc = load(c, number)
+    if status and status != inc["status"] and inc["status"] == "closed":  # refused before anything is stored
+        raise Conflict(f"incident {number} is closed; reopen it first", field="status",
+                       hint=f"POST /api/incidents/{number}/reopen")
     if staff is None:
         rep, cust = check_entitled(desk, channel=channel, email=sender_email, incident=number,
                                    reply=channel == "mail", field="email")

@@ -19,14 +19,14 @@ requested -> received -> repaired (repair_return).
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
 from tether.core.errors import Conflict, Invalid, NotFound
 
 from . import tables
-from .clock import from_iso, iso, parse_instant
+from .clock import from_iso, iso
 from .context import one
 from .incidents import event
 from .mailout import queue
@@ -92,8 +92,8 @@ def list_all(desk) -> list[dict]:
     return [get(desk, i) for i in ids]
 
 
-def _when(desk, at: str | None):
-    return parse_instant(at) if at else desk.now()
+def _when(desk, at: datetime | None) -> datetime:
+    return at or desk.now()
 
 
 def _set(desk, rid: int, **values) -> dict:
@@ -107,7 +107,7 @@ def consent_vat(desk, rid: int) -> dict:
     return _set(desk, rid, vat_consent=True)
 
 
-def ship(desk, rid: int, at: str | None = None) -> dict:
+def ship(desk, rid: int, at: datetime | None = None) -> dict:
     r = get(desk, rid)
     if r["service"] != "replacement" or r["status"] != "requested":
         raise Conflict(f"RMA {rid} ({r['service']}, {r['status']}) cannot ship a replacement", field="status")
@@ -117,7 +117,7 @@ def ship(desk, rid: int, at: str | None = None) -> dict:
     return _set(desk, rid, status="shipped", shipped_at=iso(_when(desk, at)))
 
 
-def live(desk, rid: int, at: str | None = None) -> dict:
+def live(desk, rid: int, at: datetime | None = None) -> dict:
     r = get(desk, rid)
     if r["status"] != "shipped":
         raise Conflict(f"RMA {rid} is {r['status']}, not shipped", field="status")
@@ -125,7 +125,7 @@ def live(desk, rid: int, at: str | None = None) -> dict:
     return _set(desk, rid, status="live", live_at=iso(t), defective_due=iso(t + DEFECTIVE_RETURN))
 
 
-def received(desk, rid: int, at: str | None = None) -> dict:
+def received(desk, rid: int, at: datetime | None = None) -> dict:
     """The defective unit (replacement) or the unit to repair (repair_return) arrived."""
     r = get(desk, rid)
     t = _when(desk, at)
@@ -145,7 +145,7 @@ def received(desk, rid: int, at: str | None = None) -> dict:
     return _set(desk, rid, **values)
 
 
-def repaired(desk, rid: int, at: str | None = None) -> dict:
+def repaired(desk, rid: int, at: datetime | None = None) -> dict:
     r = get(desk, rid)
     if r["service"] != "repair_return" or r["status"] != "received":
         raise Conflict(f"RMA {rid} is not a received repair", field="status")

@@ -7,19 +7,29 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
 
 from tether.core.releases import Version
 from tether.core.validate import Bool, Id
 
+from .attachments import media_type
+from .clock import parse_instant
+
+NAME = re.compile(r"^[A-Za-z0-9._-]{1,128}$")  # an appliance token's or a hosted appliance's name
 EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 
 Short = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
 Text = Annotated[str, StringConstraints(max_length=100_000)]
 Line = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)]
+# the same, as long as the column they are stored in (tables): longer is bad input, not a database error
+Short200 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Short64 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Line200 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+Line64 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)]
+Line32 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=32)]
 
 STATUSES = {
     "open": "Open",
@@ -47,7 +57,17 @@ def version(value: str) -> str:
         raise ValueError(getattr(exc, "message", str(exc))) from None
 
 
+def instant(value: object) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError("give an ISO 8601 date and time with its UTC offset (e.g. 2027-01-05T10:00-06:00)")
+    try:
+        return parse_instant(value)
+    except Exception as exc:  # Invalid -> a pydantic error naming the field
+        raise ValueError(getattr(exc, "message", str(exc))) from None
+
+
 Email = Annotated[str, AfterValidator(email)]
+Instant = Annotated[datetime, BeforeValidator(instant)]  # ISO 8601 with an offset, 2000..2999; in UTC
 VersionText = Annotated[str, AfterValidator(version)]
 
 
@@ -63,6 +83,13 @@ class AttachmentIn(Strict):
     def decoded(self) -> bytes:
         return base64.b64decode(self.content_base64, validate=True)
 
+    @field_validator("content_type")
+    @classmethod
+    def _media_type(cls, v: str | None) -> str | None:
+        if v and media_type(v) is None:
+            raise ValueError(f"{v!r} is not a media type (e.g. text/plain)")
+        return v or None
+
     @field_validator("content_base64")
     @classmethod
     def _b64(cls, v: str) -> str:
@@ -76,15 +103,15 @@ class AttachmentIn(Strict):
 class IncidentIn(Strict):
     summary: Short
     inquirer_email: Email
-    inquirer_name: Line | None = None
+    inquirer_name: Line200 | None = None
     product_version: str | None = None
     severity: int = Field(3, ge=1, le=3)
     error_messages: Text | None = None
     reproduction_steps: Text | None = None
     prior_actions: Text | None = None
     changes_made: Text | None = None
-    duration: Line | None = None
-    os: Line | None = None
+    duration: Line200 | None = None
+    os: Line200 | None = None
     server_roles: Line | None = None
     description: Text | None = None
     attachments: list[AttachmentIn] = []
@@ -132,25 +159,28 @@ class FeedbackIn(Strict):
 
 
 class CustomerIn(Strict):
-    name: Short
+    name: Short200
     country: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2}$")] = "US"
-    vat_number: Line | None = None
+    vat_number: Line32 | None = None
 
 
 class AgreementIn(Strict):
     starts: date
     ends: date
-    level: Line = "standard"
+    level: Line32 = "standard"
 
 
 class RepresentativeIn(Strict):
-    name: Short
+    name: Short200
     email: Email
-    phone: Line | None = None
+    phone: Line64 | None = None
+
+
+Name = Annotated[str, StringConstraints(pattern=NAME.pattern)]
 
 
 class TokenIn(Strict):
-    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,128}$")]
+    name: Name
     customer_id: Id
     contact_email: Email
 
@@ -161,7 +191,7 @@ class LoginIn(Strict):
 
 
 class HostedIn(Strict):
-    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,128}$")]
+    name: Name
     customer_id: Id
     version: VersionText
     level: int = Field(1, ge=1, le=2)
@@ -182,15 +212,15 @@ class RmaIn(Strict):
     customer_id: Id
     incident: Id | None = None
     model: Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[Bb]\d{3}$")]
-    serial: Short
+    serial: Short64
     part: Literal["disk", "power_supply", "appliance"]
     service: Literal["replacement", "repair_return"] = "replacement"
     contact: ContactIn
     shipping_address: Short
     country: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2}$")]
-    vat_number: Line | None = None
+    vat_number: Line32 | None = None
     vat_consent: Bool = False
 
 
 class RmaEventIn(Strict):
-    at: str | None = None  # ISO 8601; default now
+    at: Instant | None = None  # default now

@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from tether.core.errors import Forbidden, TetherError, Unauthorized
+from tether.core.errors import Forbidden, Invalid, TetherError, Unauthorized
 from tether.core.validate import Id, parse_model
 
 from . import auth, workflow
@@ -153,6 +153,13 @@ async def feedback_post(number: Id, request: Request):
     return render(request, "feedback.html", number=number, thanks=True)
 
 
+def _severity(value) -> int:
+    text = str(value or "").strip()
+    if text not in ("1", "2", "3"):
+        raise Invalid("severity must be 1, 2 or 3", field="severity")
+    return int(text)
+
+
 @router.post("/incidents/{number}/{action}")
 async def incident_action(number: Id, action: str, request: Request):
     desk = desk_of(request)
@@ -166,7 +173,7 @@ async def incident_action(number: Id, action: str, request: Request):
             await run_in_threadpool(workflow.set_status, desk, number, str(form.get("status")), actor=who,
                                     note=str(form.get("note") or "") or None)
         elif action == "severity":
-            await run_in_threadpool(workflow.set_severity, desk, number, int(form.get("severity", 0) or 0),
+            await run_in_threadpool(workflow.set_severity, desk, number, _severity(form.get("severity")),
                                     actor=who, reason=str(form.get("reason") or "") or None)
         elif action == "escalate":
             await run_in_threadpool(workflow.escalate, desk, number, engineer=str(form.get("engineer", "")),

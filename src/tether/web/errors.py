@@ -1,106 +1,21 @@
-"""Turning domain errors into responses: JSON bodies
-``{"error", "message", "field"?, "hint"?}`` for the APIs, with the status the
-error class names (see tether.core.errors)."""
+"""Turning domain errors into responses on the appliance's faces: the JSON
+APIs answer the shape every Tether API shares (``tether.core.apierrors``:
+``{"error", "message", "field"?, "hint"?}`` with the status the error class
+names, see tether.core.errors); this module adds the HTML app's own HTTP
+error handler."""
 
 from __future__ import annotations
 
-import logging
-from typing import Any
-
-import fastapi.routing
 from fastapi import FastAPI
 from fastapi.exception_handlers import http_exception_handler
-from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Match
 
-from tether.core.errors import Throttled, TetherError
+from tether.core.apierrors import (ERROR_RESPONSES, ErrorBody, allowed_methods, error_headers, error_response,
+                                   errors, install_json_handlers)
 
-log = logging.getLogger("tether.web")
-
-
-class ErrorBody(BaseModel):
-    """The one error shape every JSON API answers (tether.core.errors.TetherError.to_dict)."""
-    model_config = ConfigDict(extra="allow")
-    error: str
-    message: str
-    hint: str | None = None
-    field: str | None = None
-    errors: list[dict[str, Any]] | None = None
-
-
-_ERROR_STATUSES = {400: "Bad request (an integrity or format problem)", 401: "Not authenticated",
-                   403: "Not permitted", 404: "Not found", 405: "Method not allowed", 409: "Conflict",
-                   413: "Request body too large", 422: "Invalid input (names the field)",
-                   429: "Too many attempts (see Retry-After)", 503: "Not available on this appliance now"}
-# declared once per API app (FastAPI(responses=...)): every operation documents the codes the
-# handlers here can answer, with the error schema
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody, "description": text} for status, text in _ERROR_STATUSES.items()}
-
-
-def error_headers(exc: TetherError, *, bearer: bool = True) -> dict | None:
-    """The headers an error's status calls for, the same on the JSON APIs and the HTML pages:
-    ``Retry-After`` on a 429, ``WWW-Authenticate: Bearer`` on an API's 401 (``bearer``; a page's
-    login form is no bearer challenge)."""
-    if isinstance(exc, Throttled):
-        return {"Retry-After": str(exc.retry_after)}
-    if exc.status == 401 and bearer:
-        return {"WWW-Authenticate": "Bearer"}
-    return None
-
-
-# FastAPI keeps an included router as one entry of the app's routes; this walks them to the
-# routes with their full paths (plain Starlette route lists are already flat)
-_flat_routes = getattr(fastapi.routing, "_iter_included_route_candidates", iter)
-
-
-def allowed_methods(request: Request) -> str:
-    """The ``Allow`` header of a 405: the methods of every route of the answering app whose path
-    matches, not only the first one's (Starlette stops at the first route with the path, and
-    GET and PUT of one path are often two routes)."""
-    methods: set[str] = set()
-    for route in _flat_routes(request.app.router.routes):
-        match, _child = route.matches({**request.scope, "method": "\x00"})
-        if match != Match.NONE and getattr(route, "methods", None):
-            methods |= set(route.methods)
-    return ", ".join(sorted(methods))
-
-
-def error_response(exc: TetherError) -> JSONResponse:
-    body = exc.to_dict()
-    details = getattr(exc, "details", None)
-    if details:
-        body["errors"] = details
-    return JSONResponse(body, status_code=exc.status, headers=error_headers(exc))
-
-
-def install_json_handlers(app: FastAPI) -> None:
-    @app.exception_handler(TetherError)
-    async def _tether(_request: Request, exc: TetherError):
-        return error_response(exc)
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError):
-        errors = exc.errors()
-        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
-        loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
-        field = ".".join(loc) or None
-        msg = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
-        return JSONResponse({"error": "invalid", "message": f"{field}: {msg}" if field else msg, "field": field,
-                             "errors": [{"field": ".".join(str(p) for p in e.get("loc", ())),
-                                         "message": str(e.get("msg"))} for e in errors]}, status_code=422)
-
-    @app.exception_handler(HTTPException)
-    async def _http(request: Request, exc: HTTPException):
-        headers = dict(getattr(exc, "headers", None) or {})
-        if exc.status_code == 405:
-            headers["Allow"] = allowed_methods(request)
-        return JSONResponse({"error": "http", "message": str(exc.detail)}, status_code=exc.status_code,
-                            headers=headers or None)
+__all__ = ["ERROR_RESPONSES", "ErrorBody", "allowed_methods", "error_headers", "error_response", "errors",
+           "install_json_handlers", "install_page_handlers"]
 
 
 def install_page_handlers(app: FastAPI) -> None:

@@ -30,7 +30,7 @@ from tether.site import location
 from . import crypto, pgcopy
 from .kinds import SNAPSHOT
 from .reader import SinkError, read_archive
-from .writer import sha256_file, write_archive
+from .writer import write_archive
 
 def _sqlite_copy(src: Path, dest: Path) -> None:
     s, d = sqlite3.connect(src), sqlite3.connect(dest)
@@ -90,7 +90,7 @@ def create(appliance: SnapshotHost, out_dir: Path, password: str) -> Path:
                 for p in sorted(base.rglob("*")) if base.is_dir() else []:
                     if p.is_file():
                         sources.append((f"site/{sub}/{p.relative_to(base)}", p))
-        members = [{"name": n, "size": p.stat().st_size, "sha256": sha256_file(p)} for n, p in sources]
+        members = [{"name": n, "size": p.stat().st_size, "sha256": None} for n, p in sources]  # hashed as written
         iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
         manifest = {"format": SNAPSHOT.manifest_format, "snapshot_id": snap_id,
                     "appliance_version": basics["appliance_version"], "serial_number": basics["serial_number"],
@@ -102,7 +102,7 @@ def create(appliance: SnapshotHost, out_dir: Path, password: str) -> Path:
                   "serial_number": basics["serial_number"], "snapshot_id": snap_id, "created_at": iso,
                   "payload": "payload.tar.zst.age"}
         final = out_dir / file_name(basics, now)
-        write_archive(SNAPSHOT, final, header, manifest, sources, password)
+        write_archive(SNAPSHOT, final, header, manifest, sources, password, spool_dir=work)
         return final
     finally:
         shutil.rmtree(work, ignore_errors=True)

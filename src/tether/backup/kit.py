@@ -28,7 +28,7 @@ from tether.core.paths import DataDir
 from . import crypto, runbook
 from .kinds import KIT
 from .reader import SinkError, read_archive
-from .writer import sha256_file, write_archive
+from .writer import write_archive
 
 SUFFIX = ".tkit"
 
@@ -124,12 +124,12 @@ def export(host: KitHost, out_dir: Path, password: str, actor: str, source_ip: s
             put(f"vendor-keys/{i}.pem", pem)
         for member, content in cert_members:
             put(member, content)
-        manifest["members"] = [{"name": n, "size": p.stat().st_size, "sha256": sha256_file(p)} for n, p in sources]
+        manifest["members"] = [{"name": n, "size": p.stat().st_size, "sha256": None} for n, p in sources]  # hashed as written
         header = {"format": KIT.format, "protected": True, "appliance_version": basics["appliance_version"],
                   "serial_number": basics["serial_number"], "hostname": manifest["hostname"], "kit_id": kit_id,
                   "created_at": manifest["created_at"], "payload": "payload.tar.zst.age"}
         final = out_dir / name
-        write_archive(KIT, final, header, manifest, sources, password)
+        write_archive(KIT, final, header, manifest, sources, password, spool_dir=work)
         return final
     finally:
         shutil.rmtree(work, ignore_errors=True)

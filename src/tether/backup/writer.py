@@ -1,10 +1,14 @@
 """Writing a site backup (.nsb), streamed end to end (BK-01..05, SEC-02).
 
 Order (docs/formats/nsb.md): snapshot the site database into a private
-working directory, choose the file-store members, write the manifest, then
-stream the inner tar through Zstandard (and age, when protected) into the
-outer tar in ``<name>.partial``, fsync, and rename to the final name. Memory
-stays flat whatever the site's size; a failure leaves no partial file.
+working directory, choose the file-store members, compress them (the inner
+tar after its manifest) into a spool file in that directory while computing
+the SHA-256 the manifest still lacks (site.db's: each member is read once),
+then write the manifest as a Zstandard frame of its own followed by the
+spooled frame, through age when protected, into the outer tar in
+``<name>.partial``, fsync, and rename to the final name. Memory stays flat
+whatever the site's size; a failure leaves no partial file. Kits and
+appliance snapshots are written by the same ``write_archive``.
 """
 
 from __future__ import annotations
@@ -94,7 +98,7 @@ def write_backup(site, out_dir: Path, *, password: str | None, include_history: 
             raise TetherError(f"the backup could not be written: {exc}",
                               hint="check free space where the appliance keeps its work files") from None
         entries, left_out = choose_files(files or [], info.edition)
-        members = [{"name": "site.db", "size": db_path.stat().st_size, "sha256": sha256_file(db_path)}]
+        members = [{"name": "site.db", "size": db_path.stat().st_size, "sha256": None}]  # hashed as it is written
         members += [{"name": f"files/{e.sha256}", "size": e.size, "sha256": e.sha256} for e in entries]
         left_out += [{"what": "table", "name": t, "reason": why}
                      for t, why in excluded_tables(site_tables(), include_history).items()]
@@ -109,16 +113,20 @@ def write_backup(site, out_dir: Path, *, password: str | None, include_history: 
                   "site_name": info.name, "edition": info.edition, "created_at": _iso(now),
                   "backup_id": backup_id, "payload": "payload.tar.zst" + (".age" if password else "")}
         sources = [("site.db", db_path)] + [(f"files/{e.sha256}", e.open) for e in entries]
-        write_archive(NSB, final, header, manifest, sources, password)
+        write_archive(NSB, final, header, manifest, sources, password, spool_dir=work)
         return BackupResult(final, manifest)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
 def write_archive(kind: ArchiveKind, final: Path, header: dict, manifest: dict,
-                  sources: list[tuple[str, Path | Callable[[], BinaryIO]]], password: str | None) -> None:
-    """Write header, (identity,) and the streamed payload to ``<final>.partial``, fsync, rename."""
+                  sources: list[tuple[str, Path | Callable[[], BinaryIO]]], password: str | None,
+                  spool_dir: Path | None = None) -> None:
+    """Write header, (identity,) and the streamed payload to ``<final>.partial``, fsync, rename.
+    Members whose ``sha256`` is None in the manifest get it computed on the way (``_write_payload``);
+    the compressed members wait in a spool file in ``spool_dir`` (default: beside ``final``)."""
     partial = final.with_name(final.name + ".partial")
+    spool = (spool_dir or final.parent) / (final.name + ".spool")
     try:
         with open_private(partial) as f:  # 0600: an unprotected backup holds hashes and secrets in clear
             outer = OuterWriter(f)
@@ -126,12 +134,13 @@ def write_archive(kind: ArchiveKind, final: Path, header: dict, manifest: dict,
             if password is not None:
                 identity = crypto.new_identity()
                 outer.add_bytes("identity.age", crypto.seal_identity(identity, password))
+            body = _compress_members(spool, manifest, sources)
             raw = outer.begin_stream(header["payload"])
             if password is not None:
                 with crypto.encrypting(raw, identity.to_public()) as sink:
-                    _write_payload(sink, manifest, sources)
+                    _write_payload(sink, manifest, body)
             else:
-                _write_payload(raw, manifest, sources)
+                _write_payload(raw, manifest, body)
             outer.end_stream()
             outer.close()
         os.rename(partial, final)
@@ -143,6 +152,8 @@ def write_archive(kind: ArchiveKind, final: Path, header: dict, manifest: dict,
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
+    finally:
+        spool.unlink(missing_ok=True)
 
 
 def site_tables():
@@ -151,26 +162,51 @@ def site_tables():
     return metadata
 
 
-def _write_payload(out, manifest: dict, sources: list[tuple[str, Path | Callable[[], BinaryIO]]]) -> None:
-    sizes = {m["name"]: m["size"] for m in manifest["members"]}
+def _compress_members(spool: Path, manifest: dict, sources: list[tuple[str, Path | Callable[[], BinaryIO]]]) -> Path:
+    """The inner tar after its manifest (every source member, then the end of the archive), as one
+    Zstandard frame in ``spool``, each member read once: the SHA-256 the manifest lacks for a member
+    is computed as it is compressed, so no member is read twice."""
+    listed = {m["name"]: m for m in manifest["members"]}
     cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=-1, write_checksum=True)
-    with cctx.stream_writer(out, closefd=False) as zw:
+    with open_private(spool) as out, cctx.stream_writer(out, closefd=False) as zw:
         with tarfile.open(fileobj=zw, mode="w|", format=tarfile.PAX_FORMAT, bufsize=CHUNK, copybufsize=CHUNK) as tar:
-            data = json.dumps(manifest, indent=1).encode()
-            _add(tar, "manifest.json", len(data), _BytesReader(data))
             for name, source in sources:  # a path, or an opener (a file-store object, maybe in a bucket)
+                m = listed[name]
                 with contextlib.closing(open(source, "rb") if isinstance(source, Path) else source()) as f:
-                    _add(tar, name, sizes[name], f)
+                    if m["sha256"] is None:
+                        h = hashlib.sha256()
+                        _add(tar, name, m["size"], _Hashing(f, h))
+                        m["sha256"] = h.hexdigest()
+                    else:
+                        _add(tar, name, m["size"], f)
+    return spool
 
 
-class _BytesReader:
-    def __init__(self, data: bytes):
-        self._data, self._pos = data, 0
+def _write_payload(out, manifest: dict, body: Path) -> None:
+    """The payload: the manifest member as a Zstandard frame of its own, then the spooled frame of
+    the other members (docs/formats/nsb.md: the inner tar is one stream of frames)."""
+    data = json.dumps(manifest, indent=1).encode()
+    out.write(zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True).compress(_member("manifest.json", data)))
+    with open(body, "rb") as f:
+        shutil.copyfileobj(f, out, CHUNK)
+
+
+def _member(name: str, data: bytes) -> bytes:
+    """A tar member as ``tarfile`` writes it (PAX header, content, padding to the block)."""
+    ti = tarfile.TarInfo(name)
+    ti.size, ti.mode, ti.mtime = len(data), 0o600, int(time.time())
+    return ti.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape") + data + b"\0" * (-len(data) % tarfile.BLOCKSIZE)
+
+
+class _Hashing:
+    """A reader that feeds what it reads into a hash."""
+
+    def __init__(self, f: BinaryIO, h):
+        self._f, self._h = f, h
 
     def read(self, n: int = -1) -> bytes:
-        n = len(self._data) - self._pos if n < 0 else n
-        chunk = self._data[self._pos:self._pos + n]
-        self._pos += len(chunk)
+        chunk = self._f.read(n)
+        self._h.update(chunk)
         return chunk
 
 

@@ -38,6 +38,23 @@ def make_engine(url: str, schema: str | None = None) -> sa.Engine:
     return sa.create_engine(url, pool_pre_ping=True)
 
 
+def scratch_engine(path: Path) -> sa.Engine:
+    """An engine on a private SQLite work file that a crash makes us write again from the start (a
+    backup's snapshot, the copy of a site on its way between databases): no journal, no syncs and no
+    foreign-key checks (the rows come from one consistent source, parents first). Never a live site:
+    whoever opens the file afterwards sets its own pragmas (the live ones are ``make_engine``'s)."""
+    engine = sa.create_engine(sqlite_url(path), connect_args={"check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=OFF")
+        cur.execute("PRAGMA synchronous=OFF")
+        cur.close()
+
+    return engine
+
+
 def sessions_table(md: sa.MetaData) -> sa.Table:
     return sa.Table(
         "sessions",

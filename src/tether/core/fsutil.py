@@ -16,12 +16,16 @@ from typing import BinaryIO
 from tether.core.crashpoints import checkpoint
 
 
-def fsync_dir(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """Make a file's content (or a directory's entries: a rename in it) durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+fsync_dir = fsync_file = fsync_path
 
 
 def open_private(path: Path) -> BinaryIO:

@@ -15,14 +15,13 @@ site directory that names it.
 Between the two databases the rows go through the drivers (psycopg, the
 sqlite3 module) as tuples, not through SQLAlchemy's row and parameter
 processing, which cost most of the time; the one type the drivers do not
-carry alike, JSON (a parsed value from psycopg, text in SQLite), is
-converted here as SQLAlchemy would store it. Other pairs (SQLite to
+carry alike, JSON (a parsed value from psycopg, text in SQLite), goes as
+its text both ways. Other pairs (SQLite to
 SQLite) take SQLAlchemy's path.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -78,18 +77,18 @@ def _copy_rows(src: sa.Connection, dst: sa.Connection, label: str, skip=frozense
 
 
 def _pg_to_sqlite(src: sa.Connection, dst: sa.Connection, table: sa.Table, cols, label: str) -> int:
-    """A server-side cursor in the source's snapshot -> ``executemany`` on the SQLite file."""
+    """A server-side cursor in the source's snapshot -> ``executemany`` on the SQLite file. JSON columns
+    are read as their text (``json`` keeps what SQLAlchemy wrote, which is what it writes in SQLite), so
+    no value is parsed and dumped again."""
     pg, lite = src.connection.driver_connection, dst.connection.driver_connection
-    js = _json_at(cols)
+    js = set(_json_at(cols))
+    select = ", ".join(f'"{c.name}"::text' if i in js else f'"{c.name}"' for i, c in enumerate(cols))
     insert = f'INSERT INTO "{table.name}" ({_select(cols)}) VALUES ({", ".join("?" * len(cols))})'
     n = 0
     with pg.cursor(name=f"tether_dump_{table.name}") as cur:
         cur.itersize = BATCH
-        cur.execute(f'SELECT {_select(cols)} FROM "{table.name}"')
+        cur.execute(f'SELECT {select} FROM "{table.name}"')
         while rows := cur.fetchmany(BATCH):
-            if js:
-                rows = [tuple(json.dumps(v) if i in js and v is not None else v for i, v in enumerate(r))
-                        for r in rows]
             lite.executemany(insert, rows)
             n += len(rows)
             checkpoint(f"{label} rows {table.name}")

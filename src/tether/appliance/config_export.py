@@ -9,6 +9,7 @@ import time
 from typing import Protocol
 
 import yaml
+from pydantic import BaseModel
 
 from tether.core.audit import AuditLog
 from tether.core.errors import IntegrityError, TetherError
@@ -95,6 +96,25 @@ def address_warnings(doc: dict, listening: list[str]) -> list[str]:
     return [f"the export's interface addresses ({', '.join(exported)}) differ from where this appliance "
             f"listens ({', '.join(here)}): check Networking before relying on them (an export from another "
             "machine keeps that machine's addresses)"]
+
+
+class Refused(BaseModel):
+    section: str
+    field: str | None
+    message: str
+
+
+class Ignored(BaseModel):
+    section: str
+    reason: str
+
+
+class ImportReport(BaseModel):
+    """What ``import_document`` did with each section of the export."""
+    applied: list[str]
+    refused: list[Refused]
+    ignored: list[Ignored]
+    warnings: list[str]
 
 
 def import_document(appliance: ConfigHost, data: bytes, actor: str, source_ip: str | None) -> dict:

@@ -27,13 +27,28 @@ import uuid
 from typing import Any, Callable, Protocol
 
 import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict
 
 from tether.appliance import store
 from tether.appliance.settings import ApplianceSettings
 from tether.core.audit import AuditLog
 from tether.core.errors import Conflict, TetherError
+from tether.core.shapes import of_table
 
 log = logging.getLogger("tether.support")
+
+PENDING_COLUMNS = ("key", "summary", "severity", "created_at", "attempts", "next_attempt_at", "last_error")
+PendingIncident = of_table(store.support_outbox, "PendingIncident", only=PENDING_COLUMNS)  # as ``pending`` lists one
+
+
+class DeskAnswer(BaseModel):
+    """The support desk's answer to an incident (the desk's document: its known fields typed, any
+    other it adds kept)."""
+    model_config = ConfigDict(extra="allow")
+    number: int
+    status: str | None = None
+    severity: int | None = None
+    duplicate: bool | None = None
 
 
 class DeskRefused(Exception):
@@ -197,6 +212,5 @@ class Support:
         """The incidents waiting for the desk: summary, key, attempts, last error, next attempt."""
         o = store.support_outbox
         with self.host.engine.connect() as c:
-            rows = c.execute(sa.select(o.c.key, o.c.summary, o.c.severity, o.c.created_at, o.c.attempts,
-                                       o.c.next_attempt_at, o.c.last_error).order_by(o.c.id)).mappings()
+            rows = c.execute(sa.select(*(o.c[n] for n in PENDING_COLUMNS)).order_by(o.c.id)).mappings()
             return [dict(r) for r in rows]

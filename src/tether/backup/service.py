@@ -8,6 +8,8 @@ import functools
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
+from pydantic import BaseModel
+
 from tether.core.audit import AuditLog
 from tether.core.errors import Conflict, Invalid, NotFound, TetherError
 from tether.core.paths import DataDir
@@ -100,6 +102,38 @@ class BackupService:
         self.audit.record(actor, "site.restore", result.site_name, source_ip, details)
         self._site().audit.record(actor, "site.restore", result.site_name, source_ip, details)
         return result.public()
+
+
+class Verified(BaseModel):
+    """``verify_file``'s findings (DR-03)."""
+    file: str
+    ok: bool
+    protected: bool
+    site_name: str
+    edition: str
+    product_version: str
+    schema_revision: Any
+    created_at: Any
+    backup_id: str
+    include_history: bool
+    restorable_here: bool
+    version_note: str
+    members: int
+    bytes: int
+    tables: dict[str, Any]
+    left_out: list[Any]
+
+
+class Restored(BaseModel):
+    """``RestoreResult.public``: the site put in place, and what the backup left out."""
+    site_name: str
+    edition: str
+    version: str
+    backup_version: str
+    action: str
+    warnings: list[str]
+    left_out: list[Any]
+    tables: dict[str, Any]
 
 
 def verify_file(path: Path, password: str | None, running_version: str | None = None) -> dict:

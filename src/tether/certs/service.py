@@ -19,17 +19,68 @@ import threading
 from typing import Any, Protocol, Sequence
 
 import sqlalchemy as sa
+from pydantic import BaseModel
 
 from tether.appliance.store import certificates
 from tether.core.audit import AuditLog
 from tether.core.errors import Conflict, Invalid
 from tether.core.paths import DataDir
+from tether.core.shapes import of_table
 
 from . import assign, pkcs12, tls
 from .classify import describe, fingerprint
 from .generate import DEFAULT_KEY_TYPE, SELF_SIGNED_DAYS, generate_self_signed, load_pem_certificates
-from .pending import PendingRequests
+from .pending import PendingRequests, certificate_requests
 from .store import CertStore
+
+
+class CertificateWarning(BaseModel):
+    code: str
+    message: str
+
+
+class Certificate(BaseModel):
+    """A certificate as ``CertificateService.describe`` presents it (an unreadable one has only the
+    identity fields, its kind ``unreadable``, and a warning)."""
+    id: int | None
+    name: str | None
+    builtin: bool
+    has_private_key: bool
+    addresses: list[str]
+    kind: str
+    chain: list[dict[str, Any]]
+    warnings: list[CertificateWarning]
+    issued_to: str | None = None
+    issued_by: str | None = None
+    subject: str | None = None
+    issuer: str | None = None
+    alt_names: list[str] | None = None
+    not_before: str | None = None
+    not_after: str | None = None
+    serial: str | None = None
+    fingerprint_sha256: str | None = None
+    key: str | None = None
+
+
+CertificateRequest = of_table(certificate_requests, "CertificateRequest", omit=("key_sealed",))
+
+
+class Assignments(BaseModel):
+    """Which certificate (id) each address presents, and the addresses there are to assign."""
+    assignments: dict[str, int]
+    addresses: list[str]
+
+
+class Listing(Assignments):
+    certificates: list[Certificate]
+    requests: list[CertificateRequest]  # type: ignore[valid-type]
+
+
+class Assigned(BaseModel):
+    address: str
+    id: int
+    name: str
+    assignments: dict[str, int]
 
 
 class Host(Protocol):

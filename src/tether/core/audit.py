@@ -19,9 +19,12 @@ from typing import Callable
 
 import sqlalchemy as sa
 
+from .db import audit_table
 from .errors import NotPrimary
+from .shapes import of_table
 
 log = logging.getLogger("tether.audit")
+AuditEntry = of_table(audit_table(sa.MetaData()), "AuditEntry")  # one entry as ``AuditLog.list`` reads it
 
 
 class AuditLog:

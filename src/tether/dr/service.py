@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
+from pydantic import BaseModel, ConfigDict
+
 from tether.core.audit import AuditLog
 from tether.core.errors import Conflict, Invalid, TetherError
 from tether.core.paths import DataDir
@@ -214,6 +216,43 @@ class DrillService:
         else:
             out["result"] = "warn" if lost else "pass"  # unplanned: what asynchronous sync loses, measured
         return out
+
+
+class DrillFigures(BaseModel):
+    restore_seconds: float | None
+    restore_to_answer_seconds: float | None
+    differences: int | None
+    rto_seconds: float | None
+    rpo_writes_lost: int | None
+
+
+class DrillSummary(DrillFigures):
+    """A drill as ``DrillService.list`` lists it: its outcome and headline figures."""
+    id: str
+    state: str
+    result: str | None
+    started_at: float
+    finished_at: float | None
+    by: str | None
+    restore: str | None
+    failover: str | None
+
+
+class DrillReport(BaseModel):
+    """A drill's report (docs/formats/drill.md); its restore and failover parts as the format says."""
+    model_config = ConfigDict(extra="allow")
+    version: int
+    id: str
+    state: str
+    result: str | None
+    started_at: float
+    finished_at: float | None
+    by: str | None
+    options: dict[str, Any]
+    progress: list[Any]
+    errors: list[Any]
+    restore: dict[str, Any] | None
+    failover: dict[str, Any] | None
 
 
 def figures(r: dict) -> dict:

@@ -14,8 +14,10 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
+from pydantic import BaseModel
 
 from tether.core.errors import Invalid, NotFound
 from tether.core.fsutil import write_atomic
@@ -23,6 +25,29 @@ from tether.site import changelog
 from tether.site.locality import is_synced_entry
 
 FORMAT = "tether-orphans/1"
+
+
+class _OrphanHead(BaseModel):
+    created_at: float
+    reason: str = ""
+    from_generation: int
+    to_generation: int
+    fork_seq: int
+    count: int
+
+
+class OrphanFileSummary(_OrphanHead):
+    """One orphan file as ``list_files`` lists it."""
+    file: str
+    path: str
+    tables: list[str]
+
+
+class OrphanFile(_OrphanHead):
+    """An orphan file's document (docs/formats/orphans.md)."""
+    format: str
+    site_name: str
+    entries: list[dict[str, Any]]
 
 
 def write(orphans_dir: Path, engine: sa.Engine, *, fork_seq: int, from_generation: int, to_generation: int,

@@ -21,6 +21,7 @@ import time
 from typing import Any, AsyncIterator, Iterator, Protocol
 
 import sqlalchemy as sa
+from pydantic import BaseModel
 
 from tether.core import netaddr
 from tether.core.audit import AuditLog
@@ -39,6 +40,45 @@ from .syncmode import SyncMode
 from .worker import HEARTBEAT_SECONDS, SyncWorker
 
 log = logging.getLogger("tether.failover")
+
+
+class FailoverStatus(BaseModel):
+    """``FailoverService.status_doc``: the role and the pair; with a site installed, the settings, the
+    contact with the peer and the sync position (``sync``: the backup's worker, or the primary's acks)."""
+    role: str
+    generation: int
+    paired: bool
+    peer: dict[str, Any] | None
+    appliance_id: str
+    settings: dict[str, Any] | None = None
+    psk_set: bool | None = None
+    peer_contact_age_seconds: float | None = None
+    serving: bool | None = None
+    suspended: Any = None
+    automatic_failover: dict[str, Any] | None = None
+    last_swing: Any = None
+    witness: dict[str, Any] | None = None
+    synchronous: dict[str, Any] | None = None
+    orphan_files: int | None = None
+    sync: dict[str, Any] | None = None
+
+
+class PairBroken(FailoverStatus):
+    peer_told: bool  # false: the peer could not be told (force), break it there too
+
+
+class Health(BaseModel):
+    """The command API's check_health (IC-04)."""
+    appliance_id: str
+    hostname: str
+    version: str
+    success: bool
+    error_message: str
+    failover_role: str
+    generation: int
+    enabled_shared_ips: list[str]
+    last_data_sync_time: float | None
+    last_data_sync_status: str | None
 
 
 class RolePort(Protocol):

@@ -8,9 +8,12 @@ same functions, so no two of them can disagree."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Protocol
+from typing import Any, Protocol
+
+from pydantic import BaseModel
 
 from tether.readiness import ReadinessHost, run as run_readiness
+from tether.readiness.checks import Counts
 
 from .sampler import Sampler
 
@@ -20,6 +23,70 @@ class DashboardHost(ReadinessHost, Protocol):
 
     def client_counts(self) -> dict: ...
     def status_basics(self) -> dict: ...
+
+
+class ConnectedClients(BaseModel):
+    """The clients connected now, by kind, and their total (``ClientCounts.public``)."""
+    representatives: int
+    jump_clients: int
+    jumpoints: int
+    total: int
+
+
+class FailoverFigures(BaseModel):
+    role: str
+    generation: int
+    paired: bool
+    peer: str | None
+    peer_reachable: bool | None
+    serving: bool | None
+    suspended: Any
+    lag_seconds: float | None
+    lag_entries: int | None
+    last_sync_result: Any
+
+
+class CertificateFigures(BaseModel):
+    id: int
+    name: str
+    builtin: bool
+    addresses: list[str]
+    not_after: str
+    seconds_to_expiry: int
+    days_to_expiry: int
+
+
+class LastBackup(BaseModel):
+    at: float
+    age_seconds: int
+    file: str | None
+    by: str
+    size: int | None
+
+
+class ReadinessSummary(BaseModel):
+    status: str
+    counts: Counts
+    failing: list[str]
+    warning: list[str]
+
+
+class Sample(BaseModel):
+    at: float
+    clients: int
+    lag_seconds: float | None
+    lag_entries: int | None
+
+
+class Dashboard(BaseModel):
+    """The dashboard's figures (OPS-07), as ``dashboard`` gathers them."""
+    at: float
+    failover: FailoverFigures
+    readiness: ReadinessSummary
+    certificates: list[CertificateFigures]
+    last_backup: LastBackup | None
+    connected_clients: ConnectedClients
+    last_hour: list[Sample]
 
 
 def failover_figures(host: DashboardHost) -> dict:

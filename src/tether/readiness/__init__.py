@@ -12,6 +12,6 @@ administrator holds the installed site package and the vendor key off the
 appliance (they present them, the appliance compares them).
 """
 
-from .checks import CHECKS, Check, ReadinessHost, run
+from .checks import CHECKS, Check, ReadinessHost, Report, run
 
-__all__ = ["CHECKS", "Check", "ReadinessHost", "run"]
+__all__ = ["CHECKS", "Check", "ReadinessHost", "Report", "run"]

@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
+from pydantic import BaseModel, Field
+
 from tether.appliance import config_export
 from tether.appliance.admin import AdminAccount
 from tether.appliance.settings import ApplianceSettings, Readiness
@@ -39,6 +41,31 @@ class ReadinessHost(Protocol):
 
     @property
     def site(self) -> Any: ...
+
+
+class Counts(BaseModel):
+    model_config = {"populate_by_name": True}
+    pass_: int = Field(alias="pass")
+    warn: int
+    fail: int
+
+
+class CheckResult(BaseModel):
+    """One check as ``Check.public`` reports it."""
+    name: str
+    title: str
+    status: str
+    detail: str
+    mend: str | None
+    data: dict[str, Any]
+
+
+class Report(BaseModel):
+    """The readiness audit's report (``run``): every check, the worst status, how many of each."""
+    checked_at: float
+    status: str
+    counts: Counts
+    checks: list[CheckResult]
 
 
 @dataclass

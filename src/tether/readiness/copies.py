@@ -10,10 +10,20 @@ from __future__ import annotations
 
 import hashlib
 
+from pydantic import BaseModel
+
 from tether.core.errors import Invalid, NotFound
 from tether.site import package as site_package
 
 from .checks import SOFTWARE_ACTIONS, ReadinessHost
+
+
+class CopiesConfirmed(BaseModel):
+    """What ``confirm`` recorded: the package and vendor key shown match the installed ones."""
+    ok: bool
+    package_sha256: str
+    key_id: str
+    version: str | None
 
 
 def confirm(host: ReadinessHost, package: bytes, vendor_key: bytes, actor: str, source_ip: str | None) -> dict:

@@ -21,8 +21,10 @@ import hashlib
 import ipaddress
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from pydantic import BaseModel
 
 from tether import __version__
 from tether.appliance import store
@@ -47,6 +49,7 @@ from tether.dr.service import DrillService
 from tether.core.throttle import LoginThrottle
 from tether.failover.service import FailoverService
 from tether.monitoring import figures
+from tether.monitoring.figures import ConnectedClients
 from tether.monitoring.sampler import INTERVAL as SAMPLE_INTERVAL, Sampler
 from tether.site import package as site_package
 from tether.site import storage as storage_mod
@@ -73,6 +76,45 @@ class ClientCounts:
     def public(self) -> dict:
         return {"representatives": self.representatives, "jump_clients": self.jump_clients,
                 "jumpoints": self.jumpoints, "total": self.representatives + self.jump_clients + self.jumpoints}
+
+
+class SiteInformation(BaseModel):
+    """Status > Information (``Appliance.site_information``)."""
+    product_version: str
+    site_name: str
+    edition: str
+    appliance_role: str
+    generation: int
+    connected_clients: ConnectedClients
+
+
+class StatusBasics(BaseModel):
+    """Status > Basics (``Appliance.status_basics``)."""
+    model: str
+    serial_number: str
+    appliance_id: str
+    appliance_version: str
+    base_software_version: str
+    hostname: str
+    system_time: str
+    uptime_seconds: int
+
+
+class SiteInstalled(BaseModel):
+    """What ``Appliance.install_site_package`` did: install, update or none (already installed)."""
+    action: str
+    site_name: str
+    edition: str
+    version: str
+    message: str | None = None  # with action none
+    pre_update_backup: str | None = None  # with action update: the backup taken first (BK-10)
+
+
+class FactoryReset(BaseModel):
+    ok: bool
+    files_wiped: int
+    serial_number: str
+    external_database: dict[str, Any] | None = None  # a site on PostgreSQL: what was dropped, what stays
 
 
 def _desk_opener(*args, **kwargs) -> dict:

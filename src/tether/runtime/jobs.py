@@ -44,10 +44,27 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from pydantic import BaseModel
+
 log = logging.getLogger("tether.jobs")
 
 ENV_INTERVAL = "TETHER_JOB_INTERVAL"
 ALL_ROLES = frozenset({"none", "primary", "backup"})
+
+
+class JobStatus(BaseModel):
+    """One background job as ``Job.public`` reports it."""
+    name: str
+    kind: str
+    interval_seconds: float | None
+    roles: list[str]
+    runs: int
+    failures: int
+    last_started: float | None
+    last_finished: float | None
+    next_run: float | None
+    last_error: str | None
+    running: bool
 
 
 @dataclass

@@ -15,10 +15,12 @@ import time
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from pydantic import BaseModel
 
 from tether.core import clock
 from tether.core.errors import Conflict, Invalid, NotFound, Unauthorized
 from tether.core.passwords import hash_password, verify_password
+from tether.core.shapes import of_table
 from tether.core.sessions import token_hash
 from tether.core.throttle import LoginThrottle
 
@@ -34,6 +36,30 @@ class ApiPrincipal:
     account_id: int
     name: str
     granted: frozenset[str]
+
+
+LISTED = ("id", "name", "client_id", "permissions", "enabled", "token_ttl", "created_at", "created_by")
+ApiAccount = of_table(api_accounts, "ApiAccount", only=LISTED)  # as ``ApiAccounts.list`` answers it
+
+
+class ApiAccountRef(BaseModel):
+    name: str
+    client_id: str
+
+
+class NewApiAccountSecret(ApiAccountRef):
+    """A new account, with its client secret: the only time it is shown."""
+    client_secret: str
+    permissions: list[str]
+    token_ttl: int
+
+
+class IssuedToken(BaseModel):
+    """The token endpoint's answer (OAuth 2 client credentials)."""
+    access_token: str
+    token_type: str
+    expires_in: int
+    scope: str
 
 
 class ApiAccounts:
@@ -62,8 +88,7 @@ class ApiAccounts:
                 "token_ttl": token_ttl}
 
     def list(self) -> list[dict]:
-        cols = [api_accounts.c[n] for n in ("id", "name", "client_id", "permissions", "enabled", "token_ttl",
-                                            "created_at", "created_by")]
+        cols = [api_accounts.c[n] for n in LISTED]
         with self.engine.connect() as c:
             return [dict(r) for r in c.execute(sa.select(*cols).order_by(api_accounts.c.name)).mappings()]
 

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 import sqlalchemy as sa
+from pydantic import BaseModel
 
 from tether.core.audit import AuditLog
 from tether.core.errors import NotFound, Unauthorized
@@ -45,6 +46,32 @@ from tether.core.errors import NotFound, Unauthorized
 from .config_tables import security_providers
 from .external import Challenge, ChallengeRequired, ExternalUser, Report, Unavailable
 from .users import REALM, User, Users
+
+
+class TestedStep(BaseModel):
+    step: str
+    ok: bool
+    detail: str
+
+
+class TestedUser(BaseModel):
+    username: str
+    display_name: str
+    email: str | None
+    groups: list[str]
+
+
+class ProviderTest(BaseModel):
+    """A security provider's test (``check_provider``), with the group policies the user would get
+    when one was found (``actions.config.test_provider``)."""
+    provider: str
+    kind: str
+    enabled: bool
+    ok: bool
+    outcome: str
+    steps: list[TestedStep]
+    user: TestedUser | None
+    group_policies: list[str] | None = None
 
 log = logging.getLogger("tether.site.authn")
 

@@ -33,11 +33,29 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.sql.dml import Delete, Insert, Update
 
+from pydantic import BaseModel
+
 from tether.core.errors import NotPrimary
+from tether.core.shapes import of_table
 
 from .history_tables import change_log
 from .locality import LOCAL_TABLES as _LOCAL
 from .tables import metadata
+
+ChangeEntry = of_table(change_log, "ChangeEntry")  # one entry as ``entries_after`` reads it
+
+
+class Changes(BaseModel):
+    """A page of the change log after a sequence number (docs/formats/changelog.md)."""
+    format: int
+    last_seq: int
+    entries: list[ChangeEntry]  # type: ignore[valid-type]
+
+
+class Reapplied(BaseModel):
+    """What ``reapply`` did: how many entries it applied, the sequence numbers of those it skipped."""
+    applied: int
+    skipped: list[int | None]
 
 FORMAT_VERSION = 2
 LOCAL_TABLES = frozenset(_LOCAL)

@@ -34,10 +34,15 @@ from typing import Callable
 import httpx
 import sqlalchemy as sa
 
+from tether.core.shapes import of_table
+
 from . import sections
 from .config_tables import event_targets
 from .history_tables import event_deliveries
 from .models import EVENT_TYPES
+
+DELIVERY_COLUMNS = ("id", "target", "event_type", "status", "attempts", "last_error", "created_at", "delivered_at")
+Delivery = of_table(event_deliveries, "Delivery", only=DELIVERY_COLUMNS)  # as ``deliveries`` lists one
 
 log = logging.getLogger("tether.site.events")
 _AUDITED = {"login", "login.failed", "user.create", "user.update", "user.delete", "file.upload", "file.delete",
@@ -171,6 +176,5 @@ class Events:
     def deliveries(self, limit: int = 100) -> list[dict]:
         d = event_deliveries
         with self.engine.connect() as c:
-            q = sa.select(d.c.id, d.c.target, d.c.event_type, d.c.status, d.c.attempts, d.c.last_error,
-                          d.c.created_at, d.c.delivered_at).order_by(d.c.id.desc()).limit(limit)
+            q = sa.select(*(d.c[n] for n in DELIVERY_COLUMNS)).order_by(d.c.id.desc()).limit(limit)
             return [dict(r) for r in c.execute(q).mappings()]

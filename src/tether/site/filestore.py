@@ -14,11 +14,23 @@ import unicodedata
 
 import sqlalchemy as sa
 
+from pydantic import BaseModel
+
 from tether.core.errors import Conflict, Invalid, NotFound, TetherError
+from tether.core.shapes import of_table
 
 from . import sections
 from .blobs import BlobStore, TooLarge
 from .config_tables import branding_assets, presentations, store_files
+
+StoredFile = of_table(store_files, "StoredFile")  # a file of the store as listed, read and indexed
+
+
+class Logo(BaseModel):
+    """The branding logo as ``put_logo`` stored it."""
+    content_type: str
+    sha256: str
+    size: int
 
 log = logging.getLogger(__name__)
 NAME_MAX = 255

@@ -15,12 +15,14 @@ import datetime as dt
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Annotated, Callable, Literal
+from functools import cache
+from typing import Annotated, Any, Callable, Literal
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from tether.core.errors import Invalid, NotFound
+from tether.core.shapes import of_table
 from tether.core.validate import parse_model
 
 from . import history_tables as H
@@ -48,6 +50,42 @@ class HistoryKind:
     type_col: str | None
     edition: str | None = None
     client_cols: tuple[str, ...] = ()
+
+    @property
+    def page(self) -> type[BaseModel]:
+        """A page of this kind as ``History.list`` answers it."""
+        return _page(self.table)
+
+
+@cache
+def _page(table: sa.Table) -> type[BaseModel]:
+    row = of_table(table)
+    return create_model(f"{row.__name__}Page", items=(list[row], ...), next_cursor=(str | None, ...))
+
+
+Recording = of_table(H.recordings, "Recording")  # a recording's index row
+SessionEventRow = of_table(H.session_events, "SessionEventRow")
+
+
+class SessionRecord(of_table(H.session_records, "SessionRow")):  # type: ignore[misc]
+    """One session record with its events and recordings (``History.session``)."""
+    events: list[SessionEventRow]  # type: ignore[valid-type]
+    recordings: list[Recording]  # type: ignore[valid-type]
+
+
+class ReportedSite(BaseModel):
+    name: str
+    edition: str
+    version: str
+
+
+class ReportingInfo(BaseModel):
+    """What a reporting client checks first (``actions.history.reporting_info``)."""
+    software_version: str
+    reporting_api: int
+    site: ReportedSite
+    kinds: list[str]
+    recording_kinds: list[str]
 
 
 KINDS: dict[str, HistoryKind] = {k.slug: k for k in (

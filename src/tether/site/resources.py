@@ -13,10 +13,13 @@ import base64
 import time
 from dataclasses import dataclass
 
+from typing import Any
+
 import sqlalchemy as sa
 from pydantic import BaseModel
 
 from tether.core.errors import Conflict, Invalid, NotFound
+from tether.core.shapes import of_table
 
 from . import config_tables as T
 from . import models as M
@@ -55,6 +58,12 @@ class Kind:
     @property
     def key(self) -> str:
         return self.table.primary_key.columns.values()[0].name
+
+    @property
+    def entry(self) -> type[BaseModel]:
+        """An entry as ``ConfigStore`` answers it: its columns (secrets as ``<field>_set``) and child lists."""
+        return of_table(self.table, f"{self.model.__name__}Entry", secrets=self.secrets,
+                        extra=tuple((ch.field, list[dict[str, Any]]) for ch in self.children))
 
 
 KINDS: dict[str, Kind] = {k.slug: k for k in (

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 
 from tether.core.errors import NotFound
+from tether.core.shapes import public_of
 
 from . import models as M
 from . import permissions as P
@@ -41,6 +42,11 @@ class Section:
     @property
     def key(self) -> str:
         return self.slug.replace("-", "_")
+
+    @property
+    def public(self) -> type[BaseModel]:
+        """The section's document as ``public`` answers it (secrets as ``<field>_set``)."""
+        return public_of(self.model, self.secrets)
 
 
 SECTIONS: dict[str, Section] = {s.slug: s for s in (

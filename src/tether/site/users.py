@@ -177,6 +177,26 @@ class UserUpdate(BaseModel):
     teams: list[Annotated[str, Field(min_length=1, max_length=64)]] = []
 
 
+class PublicUser(BaseModel):
+    """A user as ``User.public`` answers it."""
+    id: int
+    username: str
+    display_name: str
+    is_admin: bool
+    permissions: list[str]
+    enabled: bool
+    must_change_password: bool
+
+
+class UserDetail(PublicUser):
+    """A user as ``UserAdmin.detail`` answers it: with e-mail, time zone, teams and last login."""
+    email: str | None
+    timezone: str | None
+    created_at: float
+    last_login_at: float | None
+    teams: list[str]
+
+
 class UserAdmin:
     """SITE-01 user accounts as administrators see them: details with team
     membership and last login, editing (enable/disable, teams) and deleting."""

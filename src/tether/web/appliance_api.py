@@ -19,7 +19,11 @@ from starlette.background import BackgroundTask
 from starlette.responses import FileResponse, JSONResponse, Response
 
 from tether.appliance import config_export
-from tether.appliance.settings import SECTIONS
+from tether.appliance.settings import SECTIONS, LoginAgreement
+from tether.appliance.support import DeskAnswer, PendingIncident
+from tether.core.audit import AuditEntry
+from tether.runtime.appliance import FactoryReset, SiteInstalled, StatusBasics
+from tether.runtime.jobs import JobStatus
 from tether.backup.writer import sha256_file
 from tether.core.errors import Invalid, Unauthorized
 from tether.core.validate import Bool, Int, Natural
@@ -27,6 +31,7 @@ from tether.site.package import MAX_PACKAGE_BYTES
 
 from . import auth, bodies, cert_api, drill_api
 from .auth import Principal, appliance_of, client_ip
+from .bodies import Ok, file_reply, reply
 from .errors import ERROR_RESPONSES, install_json_handlers
 from .uploads import FORM_OVERHEAD, SITE_PACKAGE
 
@@ -58,6 +63,28 @@ class KitBody(BaseModel):
 class PasswordBody(BaseModel):
     current_password: str
     new_password: str
+
+
+class ApplianceSession(BaseModel):
+    """The answer of an /appliance login: the bearer token, and the CSRF token of its cookie twin."""
+    token: str
+    csrf_token: str
+    expires_at: float
+    must_change_password: bool
+
+
+class InstalledSite(BaseModel):
+    """The installed site (``SiteInfo.public``), or ``installed: false`` alone."""
+    installed: bool
+    name: str | None = None
+    edition: str | None = None
+    version: str | None = None
+    installed_at: float | None = None
+    updated_at: float | None = None
+
+
+class ShuttingDown(Ok):
+    message: str
 
 
 async def admin(request: Request) -> Principal:
@@ -195,9 +222,10 @@ def _settings_routes(api: FastAPI, section: str, title: str) -> None:
     def put(request: Request, body: dict[str, Any], p: Admin) -> dict:
         return appliance_of(request).update_settings(section, body, p.name, client_ip(request))
 
-    api.add_api_route(f"/{section}", get, methods=["GET"], summary=title, name=f"get_{section}")
+    api.add_api_route(f"/{section}", get, methods=["GET"], summary=title, name=f"get_{section}",
+                      **reply(SECTIONS[section]))
     api.add_api_route(f"/{section}", put, methods=["PUT"], summary=f"Replace: {title}", name=f"put_{section}",
-                      openapi_extra=bodies.body_of(SECTIONS[section]))
+                      openapi_extra=bodies.body_of(SECTIONS[section]), **reply(SECTIONS[section]))
 
 
 def create() -> FastAPI:
@@ -211,43 +239,51 @@ def create() -> FastAPI:
 
     api.include_router(monitoring_api.appliance_router)
 
-    @api.get("/agreement", summary="The prerequisite login agreement (no authentication)")
+    @api.get("/agreement", summary="The prerequisite login agreement (no authentication)",
+            **reply(LoginAgreement))
     def get_agreement(request: Request) -> dict:
         a = appliance_of(request).settings.get("security").login_agreement
         return a.model_dump()
 
-    @api.post("/session", summary="Log in; returns a bearer session token")
+    @api.post("/session", summary="Log in; returns a bearer session token",
+              **reply(ApplianceSession))
     def post_session(request: Request, body: LoginBody) -> dict:
         token, s = login(request, body.username, body.password, body.accept_agreement)
         return {"token": token, "csrf_token": s.csrf_token, "expires_at": s.expires_at,
                 "must_change_password": appliance_of(request).admin.must_change_password(body.username)}
 
-    @api.delete("/session", summary="Log out")
+    @api.delete("/session", summary="Log out",
+                **reply(Ok))
     def delete_session(request: Request, p: Annotated[Principal, Depends(admin_pending)]) -> dict:
         appliance_of(request).sessions.delete(p.token)
         return {"ok": True}
 
-    @api.post("/password", summary="Change the admin password (required at first login)")
+    @api.post("/password", summary="Change the admin password (required at first login)",
+              **reply(Ok))
     def post_password(request: Request, body: PasswordBody, p: Annotated[Principal, Depends(admin_pending)]) -> dict:
         change_password(request, p, body.current_password, body.new_password)
         return {"ok": True}
 
-    @api.get("/status", summary="Status > Basics")
+    @api.get("/status", summary="Status > Basics",
+            **reply(StatusBasics))
     def get_status(request: Request, _p: Admin) -> dict:
         return appliance_of(request).status_basics()
 
     for section, title in SETTINGS_SECTIONS.items():
         _settings_routes(api, section, title)
 
-    @api.get("/jobs", summary="Every background job: kind, roles, runs, failures, last and next run, last error")
+    @api.get("/jobs", summary="Every background job: kind, roles, runs, failures, last and next run, last error",
+            **reply(list[JobStatus]))
     def get_jobs(request: Request, _p: Admin) -> list[dict]:
         return appliance_of(request).jobs.status()
 
-    @api.get("/audit", summary="The /appliance audit log, newest first")
+    @api.get("/audit", summary="The /appliance audit log, newest first",
+            **reply(list[AuditEntry]))
     def get_audit(request: Request, _p: Admin, limit: Int = 100, offset: Natural = 0) -> list[dict]:
         return appliance_of(request).audit.list(min(max(limit, 1), 1000), max(offset, 0))
 
-    @api.get("/site", summary="The installed site, if any")
+    @api.get("/site", summary="The installed site, if any",
+            **reply(InstalledSite))
     def get_site(request: Request, _p: Admin) -> dict:
         app = appliance_of(request)
         return {"installed": app.site is not None, **(app.site.info().public() if app.site else {})}
@@ -261,40 +297,45 @@ def create() -> FastAPI:
         return Response(text, media_type="application/yaml",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
-    @api.post("/config/import", summary="Import an /appliance configuration export; reports each section")
+    @api.post("/config/import", summary="Import an /appliance configuration export; reports each section",
+              **reply(config_export.ImportReport))
     async def post_config_import(request: Request, p: Admin, file: UploadFile) -> dict:
         return import_config(request, p, await read_config_upload(file))
 
-    @api.post("/factory-reset", summary="Wipe everything and return to a fresh appliance (APPL-06)")
+    @api.post("/factory-reset", summary="Wipe everything and return to a fresh appliance (APPL-06)",
+              **reply(FactoryReset))
     def post_factory_reset(request: Request, body: ConfirmBody, p: Admin) -> dict:
         return factory_reset(request, p, body.confirm)
 
     @api.post("/snapshot", summary="Download a whole-appliance snapshot (APPL-07); password in the body",
-              response_class=FileResponse)
+              response_class=FileResponse, **file_reply(description="The snapshot"))
     def post_snapshot(request: Request, body: SnapshotBody, p: Admin):
         return download(take_snapshot(request, p, body.password))
 
     @api.post("/kit", summary="Download the recovery kit (DR-05): configuration, certificates (.p12), a fresh "
               "site backup, the site package, vendor keys and a runbook, under one password",
-              response_class=FileResponse)
+              response_class=FileResponse, **file_reply(description="The recovery kit"))
     def post_kit(request: Request, body: KitBody, p: Admin):
         return download(make_kit(request, p, body.password))
 
-    @api.post("/shutdown", summary="Shut the appliance down cleanly (APPL-06)")
+    @api.post("/shutdown", summary="Shut the appliance down cleanly (APPL-06)",
+              **reply(ShuttingDown))
     def post_shutdown(request: Request, p: Admin) -> Response:
         return JSONResponse({"ok": True, "message": "shutting down"}, background=shutdown(request, p))
 
-    @api.get("/support/pending", summary="Support incidents waiting for the desk (sent again until it takes them)")
+    @api.get("/support/pending", summary="Support incidents waiting for the desk (sent again until it takes them)",
+            **reply(list[PendingIncident]))
     def get_support_pending(request: Request, _p: Admin) -> list[dict]:
         return appliance_of(request).support.pending()
 
-    @api.post("/support/incident", status_code=201, summary="Open a support incident with version, status and logs")
+    @api.post("/support/incident", status_code=201, summary="Open a support incident with version, status and logs",
+              **reply(DeskAnswer, 201))
     def post_support_incident(request: Request, body: IncidentBody, p: Admin) -> dict:
         return appliance_of(request).support.open_incident(body.summary, body.details, body.severity, p.name,
                                                            client_ip(request))
 
     @api.post("/site-package", summary="Install or update the site from a signed site package",
-              openapi_extra=SITE_PACKAGE_BODY)
+              openapi_extra=SITE_PACKAGE_BODY, **reply(SiteInstalled))
     async def post_site_package(request: Request) -> dict:
         request = SITE_PACKAGE.bounded(request)  # before authenticating: a cookie's CSRF token is in the body
         return await install_site_package(request, await admin(request))

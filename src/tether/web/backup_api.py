@@ -16,12 +16,14 @@ from starlette.background import BackgroundTask
 from starlette.responses import FileResponse
 
 from tether.backup import protection
+from tether.backup.service import Restored, Verified
 from tether.core.errors import Invalid
 from tether.core.fsutil import open_private
 from tether.core.validate import Bool
 from tether.site import permissions as P
 
 from .auth import Principal, appliance_of, client_ip
+from .bodies import file_reply, reply
 from .site_deps import Caller
 
 router = APIRouter()
@@ -80,12 +82,13 @@ def restore_upload(request: Request, p: Principal, path: Path, password: str | N
 
 
 @router.post("/backup", summary="Download a site backup (.nsb); the password goes in the body (or no_password: true)",
-             response_class=FileResponse)
+             response_class=FileResponse, **file_reply(description="The site backup (.nsb)"))
 def post_backup(request: Request, body: BackupRequest, p: Caller):
     return download_backup(request, p, body.password, body.no_password, body.include_history, API_HINT)
 
 
-@router.post("/backup/verify", summary="Verify an uploaded backup without restoring it (DR-03)")
+@router.post("/backup/verify", summary="Verify an uploaded backup without restoring it (DR-03)",
+             **reply(Verified))
 async def post_verify(request: Request, p: Caller, file: UploadFile,
                       password: Annotated[str, Form()] = "") -> dict:
     p.require(P.BACKUP)
@@ -96,7 +99,7 @@ async def post_verify(request: Request, p: Caller, file: UploadFile,
         path.unlink(missing_ok=True)
 
 
-@router.post("/restore", summary="Restore the site from an uploaded backup (BK-06)")
+@router.post("/restore", summary="Restore the site from an uploaded backup (BK-06)", **reply(Restored))
 async def post_restore(request: Request, p: Caller, file: UploadFile, password: Annotated[str, Form()] = "",
                        force: Annotated[bool, Form()] = False,
                        confirm_failover: Annotated[bool, Form()] = False) -> dict:

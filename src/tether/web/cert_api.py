@@ -16,12 +16,13 @@ from starlette.responses import Response
 
 from tether.certs.generate import DEFAULT_KEY_TYPE, MAX_ANSWER_BYTES, SELF_SIGNED_DAYS
 from tether.certs.pkcs12 import MAX_P12_BYTES
-from tether.certs.service import safe_filename
+from tether.certs.service import Assigned, Assignments, Certificate, CertificateRequest, Listing, safe_filename
 from tether.core.errors import Invalid
 from tether.core.validate import Bool, Id, Int
 
 from . import auth
 from .auth import Principal, appliance_of, client_ip
+from .bodies import Ok, file_reply, reply
 
 
 async def _admin(request: Request) -> Principal:
@@ -81,24 +82,28 @@ async def read_limited(file: UploadFile | None, limit: int, what: str) -> bytes:
     return data
 
 
-@router.get("/certificates", summary="Certificates, pending requests, assignments and assignable addresses")
+@router.get("/certificates", summary="Certificates, pending requests, assignments and assignable addresses",
+             **reply(Listing))
 def list_certificates(request: Request, _p: Admin) -> dict:
     return appliance_of(request).certificates.listing()
 
 
-@router.get("/certificates/{cert_id}", summary="One certificate, described as in the listing")
+@router.get("/certificates/{cert_id}", summary="One certificate, described as in the listing",
+             **reply(Certificate))
 def get_certificate(request: Request, cert_id: Id, _p: Admin) -> dict:
     return appliance_of(request).certificates.get(cert_id)
 
 
-@router.post("/certificates/self-signed", status_code=201, summary="Generate a self-signed certificate")
+@router.post("/certificates/self-signed", status_code=201, summary="Generate a self-signed certificate",
+             **reply(Certificate, 201))
 def post_self_signed(request: Request, body: SelfSignedBody, p: Admin) -> dict:
     return appliance_of(request).certificates.generate(
         p.name, client_ip(request), name=body.name, fqdn=body.fqdn, alt_names=body.alt_names,
         key_type=body.key_type, days=body.days)
 
 
-@router.post("/certificates/import", status_code=201, summary="Import a .p12 (certificate, key, chain)")
+@router.post("/certificates/import", status_code=201, summary="Import a .p12 (certificate, key, chain)",
+             **reply(Certificate, 201))
 async def post_import(request: Request, p: Admin, file: UploadFile, name: Annotated[str, Form()],
                       password: Annotated[str, Form()] = "") -> dict:
     from starlette.concurrency import run_in_threadpool
@@ -109,7 +114,7 @@ async def post_import(request: Request, p: Admin, file: UploadFile, name: Annota
 
 
 @router.post("/certificates/{cert_id}/export", summary="Export as a passphrase-protected .p12",
-             response_class=Response, responses={200: {"content": {"application/x-pkcs12": {}}}})
+             response_class=Response, **file_reply("application/x-pkcs12", description="The .p12"))
 def post_export(request: Request, cert_id: Id, body: ExportBody, p: Admin) -> Response:
     filename, data = appliance_of(request).certificates.export_p12(
         p.name, client_ip(request), cert_id, body.passphrase, include_cert=body.include_certificate,
@@ -117,18 +122,21 @@ def post_export(request: Request, cert_id: Id, body: ExportBody, p: Admin) -> Re
     return download(data, filename, "application/x-pkcs12")
 
 
-@router.delete("/certificates/{cert_id}", summary="Delete a certificate (not the built-in one, not an assigned one)")
+@router.delete("/certificates/{cert_id}", summary="Delete a certificate (not the built-in one, not an assigned one)",
+             **reply(Ok))
 def delete_certificate(request: Request, cert_id: Id, p: Admin) -> dict:
     appliance_of(request).certificates.delete(p.name, client_ip(request), cert_id)
     return {"ok": True}
 
 
-@router.get("/certificate-requests", summary="Pending key + CSR requests")
+@router.get("/certificate-requests", summary="Pending key + CSR requests",
+             **reply(list[CertificateRequest]))
 def list_requests(request: Request, _p: Admin) -> list[dict]:
     return appliance_of(request).certificates.listing()["requests"]
 
 
-@router.post("/certificate-requests", status_code=201, summary="Generate a key and a CSR for a CA")
+@router.post("/certificate-requests", status_code=201, summary="Generate a key and a CSR for a CA",
+             **reply(CertificateRequest, 201))
 def post_request(request: Request, body: RequestBody, p: Admin) -> dict:
     return appliance_of(request).certificates.request(
         p.name, client_ip(request), name=body.name, fqdn=body.fqdn, alt_names=body.alt_names,
@@ -136,21 +144,23 @@ def post_request(request: Request, body: RequestBody, p: Admin) -> dict:
 
 
 @router.get("/certificate-requests/{request_id}/csr", summary="Download a pending request's CSR (PEM)",
-            response_class=Response, responses={200: {"content": {"application/pkcs10": {}}}})
+            response_class=Response, **file_reply("application/pkcs10", description="The CSR (PEM)"))
 def get_csr(request: Request, request_id: Id, _p: Admin) -> Response:
     req = appliance_of(request).certificates.csr(request_id)
     return download(req["csr_pem"].encode(), safe_filename(req["name"], f"request-{request_id}", ".csr"),
                         "application/pkcs10")
 
 
-@router.delete("/certificate-requests/{request_id}", summary="Drop a pending request and its key")
+@router.delete("/certificate-requests/{request_id}", summary="Drop a pending request and its key",
+             **reply(Ok))
 def delete_request(request: Request, request_id: Id, p: Admin) -> dict:
     appliance_of(request).certificates.delete_request(p.name, client_ip(request), request_id)
     return {"ok": True}
 
 
 @router.post("/certificate-requests/answer", status_code=201,
-             summary="Install the CA's answer (with its chain), matched to its pending key")
+             summary="Install the CA's answer (with its chain), matched to its pending key",
+             **reply(Certificate, 201))
 def post_answer(request: Request, body: AnswerBody, p: Admin) -> dict:
     if len(body.certificate) + len(body.chain) > 2 * MAX_ANSWER_BYTES:
         raise Invalid("the answer is larger than 2 MiB", field="certificate")
@@ -158,12 +168,14 @@ def post_answer(request: Request, body: AnswerBody, p: Admin) -> dict:
                                                              body.chain, body.name)
 
 
-@router.get("/certificate-assignments", summary="Which certificate each address presents")
+@router.get("/certificate-assignments", summary="Which certificate each address presents",
+             **reply(Assignments))
 def get_assignments(request: Request, _p: Admin) -> dict:
     listing = appliance_of(request).certificates.listing()
     return {"assignments": listing["assignments"], "addresses": listing["addresses"]}
 
 
-@router.put("/certificate-assignments/{address}", summary="Present a certificate on an address (no restart)")
+@router.put("/certificate-assignments/{address}", summary="Present a certificate on an address (no restart)",
+             **reply(Assigned))
 def put_assignment(request: Request, address: str, body: AssignBody, p: Admin) -> dict:
     return appliance_of(request).certificates.assign(p.name, client_ip(request), body.id, address)

@@ -12,10 +12,12 @@ from fastapi import APIRouter, Depends, Form, Request, UploadFile
 from pydantic import BaseModel, ConfigDict
 
 from tether.core.validate import Bool
+from tether.dr.service import DrillReport, DrillSummary
 
 from . import auth
 from .auth import Principal, appliance_of, client_ip
 from .backup_api import save_upload
+from .bodies import reply
 
 
 async def _admin(request: Request) -> Principal:
@@ -33,13 +35,15 @@ class DrillBody(BaseModel):
     unplanned: Bool = False  # a controlled stop of the primary's serving instead of a planned handover
 
 
-@router.post("/drills", status_code=202, summary="Start a drill (restore rehearsal; failover of the pair and back)")
+@router.post("/drills", status_code=202, summary="Start a drill (restore rehearsal; failover of the pair and back)",
+             **reply(DrillReport, 202))
 def post_drill(request: Request, body: DrillBody, p: Admin) -> dict:
     return appliance_of(request).drills.start(p, client_ip(request), backup=body.backup, failover=body.failover,
                                               unplanned=body.unplanned)
 
 
-@router.post("/drills/upload", status_code=202, summary="Start a drill rehearsing an uploaded backup")
+@router.post("/drills/upload", status_code=202, summary="Start a drill rehearsing an uploaded backup",
+             **reply(DrillReport, 202))
 async def post_drill_upload(request: Request, p: Admin, file: UploadFile, password: Annotated[str, Form()] = "",
                             failover: Annotated[bool, Form()] = True,
                             unplanned: Annotated[bool, Form()] = False) -> dict:
@@ -53,11 +57,12 @@ async def post_drill_upload(request: Request, p: Admin, file: UploadFile, passwo
         raise
 
 
-@router.get("/drills", summary="Past drills, newest first, with their figures")
+@router.get("/drills", summary="Past drills, newest first, with their figures",
+            **reply(list[DrillSummary]))
 def get_drills(request: Request, p: Admin) -> list[dict]:
     return appliance_of(request).drills.list(p)
 
 
-@router.get("/drills/{drill_id}", summary="One drill's report (docs/formats/drill.md)")
+@router.get("/drills/{drill_id}", summary="One drill's report (docs/formats/drill.md)", **reply(DrillReport))
 def get_drill(request: Request, drill_id: str, p: Admin) -> dict:
     return appliance_of(request).drills.get(p, drill_id)

@@ -10,8 +10,12 @@ from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
 
 from tether.core.validate import Bool
+from tether.failover.orphans import OrphanFile, OrphanFileSummary
+from tether.failover.service import FailoverStatus, PairBroken
+from tether.site.changelog import Reapplied
 
 from .auth import appliance_of, client_ip
+from .bodies import reply
 from .site_deps import Caller
 
 router = APIRouter()
@@ -36,23 +40,27 @@ def own_address(request: Request, given: str | None) -> str:
     return f"{host}:{port}"
 
 
-@router.get("/failover/status", summary="Failover status: role, generation, peer, sync position and lag (FO-02)")
+@router.get("/failover/status", summary="Failover status: role, generation, peer, sync position and lag (FO-02)",
+            **reply(FailoverStatus))
 def get_status(request: Request, p: Caller) -> dict:
     return appliance_of(request).failover.status(p)
 
 
-@router.post("/failover/establish", summary="Establish failover with the appliance at `peer` (this one: primary)")
+@router.post("/failover/establish", summary="Establish failover with the appliance at `peer` (this one: primary)",
+            **reply(FailoverStatus))
 def post_establish(request: Request, body: EstablishBody, p: Caller) -> dict:
     return appliance_of(request).failover.establish(p, body.peer, own_address(request, body.self_address),
                                                     client_ip(request))
 
 
-@router.post("/failover/break", summary="Break the failover pair (both appliances become standalone)")
+@router.post("/failover/break", summary="Break the failover pair (both appliances become standalone)",
+            **reply(PairBroken))
 def post_break(request: Request, body: BreakBody, p: Caller) -> dict:
     return appliance_of(request).failover.break_pair(p, client_ip(request), force=body.force)
 
 
-@router.post("/failover/sync-now", summary="Sync now (on the backup): reconnect and recheck every blob")
+@router.post("/failover/sync-now", summary="Sync now (on the backup): reconnect and recheck every blob",
+            **reply(FailoverStatus))
 def post_sync_now(request: Request, p: Caller) -> dict:
     return appliance_of(request).failover.sync_now(p, client_ip(request))
 
@@ -72,34 +80,40 @@ class OrphansBody(BaseModel):
     entries: list[dict]
 
 
-@router.post("/failover/become-primary", summary="Make this backup the primary (FO-06): planned, or alone with force")
+@router.post("/failover/become-primary", summary="Make this backup the primary (FO-06): planned, or alone with force",
+            **reply(FailoverStatus))
 def post_become_primary(request: Request, body: RoleChangeBody, p: Caller) -> dict:
     return appliance_of(request).failover.become_primary(p, client_ip(request), data_sync_first=body.data_sync_first,
                                                          force=body.force)
 
 
-@router.post("/failover/become-backup", summary="Make this primary the backup; the peer takes over (FO-06)")
+@router.post("/failover/become-backup", summary="Make this primary the backup; the peer takes over (FO-06)",
+            **reply(FailoverStatus))
 def post_become_backup(request: Request, body: RoleChangeBody, p: Caller) -> dict:
     return appliance_of(request).failover.become_backup(p, client_ip(request), data_sync_first=body.data_sync_first,
                                                         force=body.force)
 
 
-@router.post("/command/set_failover_role", summary="IC-04: role primary|backup, data_sync_first, force")
+@router.post("/command/set_failover_role", summary="IC-04: role primary|backup, data_sync_first, force",
+            **reply(FailoverStatus))
 def post_set_failover_role(request: Request, body: SetRoleBody, p: Caller) -> dict:
     return appliance_of(request).failover.set_failover_role(p, client_ip(request), body.role,
                                                             data_sync_first=body.data_sync_first, force=body.force)
 
 
-@router.get("/failover/orphans", summary="Orphan files: changes this appliance took that the new primary lacks (FO-08)")
+@router.get("/failover/orphans", summary="Orphan files: changes this appliance took that the new primary lacks (FO-08)",
+            **reply(list[OrphanFileSummary]))
 def get_orphans(request: Request, p: Caller) -> list[dict]:
     return appliance_of(request).failover.orphan_files(p)
 
 
-@router.get("/failover/orphans/{name}", summary="One orphan file (docs/formats/orphans.md)")
+@router.get("/failover/orphans/{name}", summary="One orphan file (docs/formats/orphans.md)",
+            **reply(OrphanFile))
 def get_orphan(request: Request, name: str, p: Caller) -> dict:
     return appliance_of(request).failover.orphan_file(p, name)
 
 
-@router.post("/failover/orphans/apply", summary="Re-apply orphaned changes here (the new primary) as new changes")
+@router.post("/failover/orphans/apply", summary="Re-apply orphaned changes here (the new primary) as new changes",
+            **reply(Reapplied))
 def post_apply_orphans(request: Request, body: OrphansBody, p: Caller) -> dict:
     return appliance_of(request).failover.apply_orphans(p, body.entries, client_ip(request))

@@ -15,11 +15,13 @@ from starlette.routing import Route
 
 from tether.core.errors import Forbidden, Invalid, TetherError, Unauthorized
 from tether.monitoring import metrics
-from tether.readiness import copies
+from tether.monitoring.figures import Dashboard
+from tether.readiness import Report, copies
 from tether.site import permissions as P
 
 from .appliance_api import Admin
 from .auth import Principal, appliance_of, client_ip
+from .bodies import reply
 from .errors import error_response
 from .site_deps import Caller
 from .uploads import COPIES
@@ -34,7 +36,8 @@ COPIES_BODY = {"requestBody": {"required": True, "content": {"multipart/form-dat
                        "description": "the vendor's Ed25519 public key (PEM) that signed it"}}}}}}}
 
 
-@appliance_router.get("/readiness", summary="The readiness audit (DR-01): every named check, pass, warn or fail")
+@appliance_router.get("/readiness", summary="The readiness audit (DR-01): every named check, pass, warn or fail",
+                      **reply(Report))
 def get_readiness(request: Request, _p: Admin) -> dict:
     return appliance_of(request).readiness()
 
@@ -56,7 +59,8 @@ async def confirm_copies(request: Request, p: Principal) -> dict:
 
 
 @appliance_router.post("/readiness/copies", summary="Show the appliance your off-appliance copies of the site "
-                       "package and the vendor key (DR-01)", openapi_extra=COPIES_BODY)
+                       "package and the vendor key (DR-01)", openapi_extra=COPIES_BODY,
+                      **reply(copies.CopiesConfirmed))
 async def post_readiness_copies(request: Request) -> dict:
     from .appliance_api import admin
 
@@ -65,18 +69,21 @@ async def post_readiness_copies(request: Request) -> dict:
 
 
 @appliance_router.get("/dashboard", summary="The dashboard's figures (OPS-07): role, peer, sync lag, readiness, "
-                      "certificates, last backup, clients, the last hour")
+                      "certificates, last backup, clients, the last hour",
+                      **reply(Dashboard))
 def get_dashboard(request: Request, _p: Admin) -> dict:
     return appliance_of(request).dashboard()
 
 
-@site_router.get("/dashboard", summary="The dashboard's figures (OPS-07), as /login/status shows them")
+@site_router.get("/dashboard", summary="The dashboard's figures (OPS-07), as /login/status shows them",
+                      **reply(Dashboard))
 def get_site_dashboard(request: Request, p: Caller) -> dict:
     p.require(P.CONFIG_READ)
     return appliance_of(request).dashboard()
 
 
-@site_router.get("/readiness", summary="The readiness audit (DR-01), as the /login dashboard summarises it")
+@site_router.get("/readiness", summary="The readiness audit (DR-01), as the /login dashboard summarises it",
+                      **reply(Report))
 def get_site_readiness(request: Request, p: Caller) -> dict:
     p.require(P.CONFIG_READ)
     return appliance_of(request).readiness()

@@ -9,18 +9,64 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
+from pydantic import BaseModel
 
 from tether.clients import admin
 from tether.core import netaddr
 from tether.clients.admin import Kind, NewDeployment
 from tether.appliance.settings import Networking
 from tether.clients.trust import pin_of_pem
+from tether.core.shapes import of_table
+from tether.site import client_tables as C
+from tether.site import config_tables as T
 
 from .auth import Principal, client_ip
+from .bodies import reply
 from .site_deps import Caller, site_of
 
 router = APIRouter()
 DEFAULT_HOSTNAME = Networking.model_fields["hostname"].default  # "tether.local": not configured
+
+# the answers, as tether.clients.admin builds them from the site's tables
+_DEPLOYMENT = ("id", "kind", "target", "trust", "created_by", "created_at", "expires_at", "used_at", "used_by")
+Deployment = of_table(C.client_deployments, "Deployment", only=_DEPLOYMENT)
+JumpClientState = of_table(T.jump_clients, "JumpClientState", only=(
+    "name", "hostname", "os", "group_name", "public_ip", "last_seen_at"), extra=(("online", bool),))
+JumpointState = of_table(T.jumpoints, "JumpointState", only=("name", "hostname", "enabled"),
+                         extra=(("online", bool),))
+Identity = of_table(C.client_identities, "Identity", only=(
+    "id", "kind", "name", "created_at", "revoked_at", "revoked_by"))
+
+
+class Connected(BaseModel):
+    representatives: int
+    jump_clients: int
+    jumpoints: int
+
+
+class ClientsOverview(BaseModel):
+    """Jump clients and jumpoints with their live state, the identities, and the pin clients trust."""
+    pin: str
+    connected: Connected
+    refused_busy: int
+    jump_clients: list[JumpClientState]  # type: ignore[valid-type]
+    jumpoints: list[JumpointState]  # type: ignore[valid-type]
+    identities: list[Identity]  # type: ignore[valid-type]
+
+
+class NewDeploymentAnswer(Deployment):  # type: ignore[misc, valid-type]
+    """A new deployment: its one-time token (shown only now), the site the command names, the command."""
+    token: str
+    site: str
+    site_source: str
+    site_note: str
+    command: str
+
+
+class Revoked(BaseModel):
+    kind: str
+    name: str
+    revoked_identities: int
 
 
 def presented_pin(request: Request) -> str:
@@ -75,18 +121,21 @@ def revoke(request: Request, p: Principal, kind: str, name: str) -> dict:
     return admin.revoke(site_of(request), request.app.state.appliance.clients, p, client_ip(request), kind, name)
 
 
-@router.get("/clients", summary="Jump clients and jumpoints with their live state, identities, and the pin")
+@router.get("/clients", summary="Jump clients and jumpoints with their live state, identities, and the pin",
+            **reply(ClientsOverview))
 def get_clients(request: Request, p: Caller) -> dict:
     return overview(request, p)
 
 
-@router.get("/clients/deployments", summary="Installer deployments (tokens are shown only when created)")
+@router.get("/clients/deployments", summary="Installer deployments (tokens are shown only when created)",
+            **reply(list[Deployment]))
 def list_deployments(request: Request, p: Caller) -> list[dict]:
     return admin.deployments(site_of(request), p)
 
 
 @router.post("/clients/deployments", status_code=201,
-             summary="Create a one-time installer token for a jump client or a jumpoint")
+             summary="Create a one-time installer token for a jump client or a jumpoint",
+             **reply(NewDeploymentAnswer, 201))
 def post_deployment(request: Request, body: NewDeployment, p: Caller) -> dict:
     return create_deployment(request, p, body)
 
@@ -96,6 +145,6 @@ def delete_deployment(request: Request, dep_id: Annotated[str, Path(pattern=r"^[
     admin.withdraw_deployment(site_of(request), p, client_ip(request), dep_id)
 
 
-@router.post("/clients/{kind}/{name}/revoke", summary="Revoke a client's identity and disconnect it")
+@router.post("/clients/{kind}/{name}/revoke", summary="Revoke a client's identity and disconnect it", **reply(Revoked))
 def post_revoke(request: Request, kind: Kind, name: Annotated[str, Path(max_length=64)], p: Caller) -> dict:
     return revoke(request, p, kind, name)

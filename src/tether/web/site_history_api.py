@@ -17,12 +17,14 @@ from starlette.responses import FileResponse
 from tether import __version__
 from tether.core.validate import Id, Natural
 from tether.site import changelog
+from tether.site.events import Delivery
 from tether.site import history as H
 from tether.site import permissions as P
 from tether.site.actions import history
 
 from .auth import client_ip
-from .bodies import body_of
+from . import bodies
+from .bodies import body_of, reply
 from .site_deps import Caller, send, site_of
 
 router = APIRouter()
@@ -49,10 +51,10 @@ def _list_route(slug: str, k: H.HistoryKind) -> None:
         extra += f" `type` matches `{k.type_col}`."
     if k.client_cols:
         extra += f" `client` matches any of {', '.join(f'`{c}`' for c in k.client_cols)}."
-    responses = {200: {"content": {"application/json": {"example": _SESSION_EXAMPLE}}}} if slug == "sessions" else None
+    example = {"content": {"application/json": {"example": _SESSION_EXAMPLE}}} if slug == "sessions" else {}
 
     @router.get(f"/reporting/{slug}", summary=f"{k.title}: filtered, paginated by cursor",
-                description=_PAGE_DOC + extra, name=f"history_{slug}", responses=responses)
+                description=_PAGE_DOC + extra, name=f"history_{slug}", **reply(k.page, **example))
     def list_(request: Request, p: Caller,
               since: Annotated[str | None, Query(description="from (inclusive): YYYY-MM-DD, ISO 8601 or epoch",
                                                  examples=["2026-01-01"])] = None,
@@ -75,20 +77,21 @@ for _slug, _k in H.KINDS.items():
 
 
 @router.get("/reporting/info", summary="What a reporting client checks first: versions and the kinds recorded",
-            responses={200: {"content": {"application/json": {"example": {
+            **reply(H.ReportingInfo, content={"application/json": {"example": {
                 "software_version": "1.2.1", "reporting_api": H.REPORTING_API,
                 "site": {"name": "demo", "edition": "remote-support", "version": "1.2.1"},
-                "kinds": list(H.KINDS), "recording_kinds": list(H.RECORDING_KINDS)}}}}})
+                "kinds": list(H.KINDS), "recording_kinds": list(H.RECORDING_KINDS)}}}))
 def get_info(request: Request, p: Caller) -> dict:
     return history.reporting_info(site_of(request), p, __version__)
 
 
-@router.get("/reporting/sessions/{lsid}", summary="One session record with its events and recordings")
+@router.get("/reporting/sessions/{lsid}", summary="One session record with its events and recordings",
+            **reply(H.SessionRecord))
 def get_session(request: Request, lsid: Lsid, p: Caller) -> dict:
     return history.session(site_of(request), p, lsid)
 
 
-_RECORDING_TYPES = {"application/octet-stream": {}, "application/x-asciicast": {}}
+_RECORDING_TYPES = {"application/octet-stream": bodies.BINARY, "application/x-asciicast": bodies.BINARY}
 _RANGE_HEADERS = {
     "X-Content-SHA256": {"description": "SHA-256 (hex) of the whole recording, whatever range was asked",
                          "schema": {"type": "string"}},
@@ -117,13 +120,15 @@ def get_recording(request: Request, rec_id: Id, p: Caller) -> FileResponse:
     return send(history.recording_download(site_of(request), p, rec_id), request)
 
 
-@router.get("/reporting/event-deliveries", summary="Outbound event deliveries (webhooks, e-mail), newest first")
+@router.get("/reporting/event-deliveries", summary="Outbound event deliveries (webhooks, e-mail), newest first",
+            **reply(list[Delivery]))
 def get_deliveries(request: Request, p: Caller, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict]:
     p.require(P.REPORTING)
     return site_of(request).events.deliveries(limit)
 
 
-@router.get("/changes", summary="The site's change log after a sequence number (docs/formats/changelog.md)")
+@router.get("/changes", summary="The site's change log after a sequence number (docs/formats/changelog.md)",
+            **reply(changelog.Changes))
 def get_changes(request: Request, p: Caller, after: Natural = 0,
                 limit: Annotated[int, Query(ge=1, le=10000)] = 1000) -> dict:
     p.require(P.BACKUP)
@@ -135,25 +140,26 @@ def get_changes(request: Request, p: Caller, after: Natural = 0,
 
 # --- ingest --------------------------------------------------------------------------------------
 @router.post("/command/sessions", status_code=201, summary="Record the start of a support session",
-             openapi_extra=body_of(H.SessionStart))
+             openapi_extra=body_of(H.SessionStart), **reply(H.SessionRecord, 201))
 def post_session(request: Request, body: Annotated[dict[str, Any], Body()], p: Caller) -> dict:
     return history.start_session(site_of(request), p, client_ip(request), body)
 
 
 @router.post("/command/sessions/{lsid}/events", status_code=201, summary="Add an event to a session record",
-             openapi_extra=body_of(H.SessionEvent))
+             openapi_extra=body_of(H.SessionEvent), **reply(H.SessionRecord, 201))
 def post_session_event(request: Request, lsid: Lsid, body: Annotated[dict[str, Any], Body()], p: Caller) -> dict:
     return history.add_event(site_of(request), p, lsid, body)
 
 
-@router.post("/command/sessions/{lsid}/end", summary="Record the end of a session")
+@router.post("/command/sessions/{lsid}/end", summary="Record the end of a session", **reply(H.SessionRecord))
 def post_session_end(request: Request, lsid: Lsid, p: Caller,
                      body: Annotated[dict[str, Any] | None, Body()] = None) -> dict:
     return history.end_session(site_of(request), p, client_ip(request), lsid, (body or {}).get("reason", "ended"))
 
 
 @router.put("/command/sessions/{lsid}/recordings/{kind}", status_code=201,
-            summary="Upload a recording of a session (raw body, streamed to the recordings store: disk or bucket)")
+            summary="Upload a recording of a session (raw body, streamed to the recordings store: disk or bucket)",
+            **reply(H.Recording, 201))
 async def put_recording(request: Request, lsid: Lsid, kind: Annotated[str, Path(pattern=r"^[a-z_]{1,32}$")],
                         p: Caller, duration_seconds: Annotated[float, Query(ge=0)] = 0.0,
                         started_at: Annotated[float | None, Query()] = None) -> dict:

@@ -22,11 +22,11 @@ import re
 import pytest
 import requests
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (content_type_conformance, response_schema_conformance,
                                                status_code_conformance)
 
+from tests.fuzzing import run_operation, summary
 from tests.helpers import ok
 
 EXCLUDED = [r"POST /api/logout"]  # would end the staff session the run uses
@@ -37,22 +37,6 @@ PUBLIC = {"GET /api/health", "POST /api/login", "POST /api/incidents", "POST /ap
           "GET /api/releases", "GET /api/releases/check"}
 APPLIANCE = {"POST /api/appliance/incidents", "GET /api/updates/appliances/{name}",
              "POST /api/updates/appliances/{name}/installed"}
-
-
-def _summary(exc: BaseException) -> str:
-    subs = exc.exceptions if isinstance(exc, BaseExceptionGroup) else [exc]
-    return "; ".join(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300] for e in subs)
-
-
-def _run(op, base_url: str, session: requests.Session, headers: dict, examples: int, on_response) -> None:
-    @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
-              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
-    @given(case=op.as_strategy())
-    def run(case):
-        response = case.call(base_url=base_url, session=session, headers=headers, timeout=20)
-        on_response(case, response)
-
-    run()
 
 
 def _schemes(doc: dict, op) -> list[set[str]]:
@@ -108,7 +92,7 @@ def test_fuzzing_the_desk_api_finds_no_5xx_no_schema_mismatch_and_no_unauthentic
             try:
                 case.validate_response(response, checks=CHECKS)
             except (AssertionError, BaseExceptionGroup) as exc:  # one grouped failure per case
-                failures.append(f"{label} [{who}]: {_summary(exc)}")
+                failures.append(f"{label} [{who}]: {summary(exc)}")
             if 200 <= response.status_code < 300:
                 successes.setdefault(who, set()).add(label)
         return on_response
@@ -119,9 +103,9 @@ def test_fuzzing_the_desk_api_finds_no_5xx_no_schema_mismatch_and_no_unauthentic
     with requests.Session() as session:
         for who, headers in callers.items():
             for label, op, _reqs in ops:
-                _run(op, desk.url, session, headers, 2, check(who, label))
+                run_operation(op, desk.url, session, headers, 2, check(who, label))
         for label, op, _reqs in ops:
-            _run(op, desk.url, session, dict(desk.api.headers), 5, check("staff", label))
+            run_operation(op, desk.url, session, dict(desk.api.headers), 5, check("staff", label))
     assert not failures, f"{len(failures)} failures in {calls} calls:\n" + "\n".join(failures[:40])
 
     # without the staff session: the public operations only; an appliance token its own too; the staff

@@ -14,10 +14,10 @@ import pytest
 import requests
 import requests.adapters
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance, status_code_conformance
 
+from tests.fuzzing import run_operation, summary
 from tests.helpers import api_token, ok, pinned_context
 
 # operations that would destroy the fixture the rest of the run needs, or reach outside loopback
@@ -65,22 +65,6 @@ def _operations(schema, face: str):
             yield label, op
 
 
-def _summary(exc: BaseException) -> str:
-    subs = exc.exceptions if isinstance(exc, BaseExceptionGroup) else [exc]
-    return "; ".join(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300] for e in subs)
-
-
-def _run(op, base_url: str, session: requests.Session, headers: dict, examples: int, on_response) -> None:
-    @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
-              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
-    @given(case=op.as_strategy())
-    def run(case):
-        response = case.call(base_url=base_url, session=session, headers=headers, timeout=20)
-        on_response(case, response)
-
-    run()
-
-
 @pytest.fixture
 def fuzz_target(ready_site):
     a, c, ah, sh = ready_site
@@ -113,13 +97,13 @@ def test_fuzzing_the_openapi_documents_finds_no_5xx_no_schema_mismatch_and_no_ou
             try:
                 case.validate_response(response, checks=CHECKS)
             except (AssertionError, BaseExceptionGroup) as exc:  # one grouped failure per case
-                failures.append(f"{label}: {_summary(exc)}")
+                failures.append(f"{label}: {summary(exc)}")
         return check
 
     # every operation with the face's all-permission login: no 5xx, the response as documented
     for face, (schema, base) in schemas.items():
         for label, op in _operations(schema, face):
-            _run(op, base, session, full[face], 4, validate(f"{face} {label}"))
+            run_operation(op, base, session, full[face], 4, validate(f"{face} {label}"))
     assert not failures, f"{len(failures)} failures in {calls} calls:\n" + "\n".join(failures[:30])
 
     # single-scope API accounts: no 5xx ever; an operation is open to every caller (all six reach it)
@@ -139,7 +123,7 @@ def test_fuzzing_the_openapi_documents_finds_no_5xx_no_schema_mismatch_and_no_ou
     for face, (schema, base) in schemas.items():
         for label, op in _operations(schema, face):
             for perm, headers in scoped.items():
-                _run(op, base, session, headers, 1, record(face, label, perm))
+                run_operation(op, base, session, headers, 1, record(face, label, perm))
     assert not failures, "\n".join(failures[:30])
     public = {k for k, perms in successes.items() if perms == set(SCOPES)}
     for key, perms in successes.items():

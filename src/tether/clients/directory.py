@@ -133,18 +133,21 @@ class Directory:
 
     # --- identities ------------------------------------------------------------------------------
     def authenticate(self, client_id: str, secret: str) -> tuple[str, str]:
-        """(kind, name) of a live identity; Unauthorized for an unknown one, Conflict for a revoked one."""
-        i = C.client_identities
+        """(kind, name) of a live identity; Unauthorized for an unknown one, Conflict for a revoked one or one
+        whose jump client or jumpoint was removed. One SELECT (every hello of a reconnecting fleet runs it)."""
+        row = self._identity_row(client_id)
+        if row is None or not hmac.compare_digest(row.secret_sha256, _sha(secret)):
+            raise Unauthorized("unknown client identity or wrong secret")
+        if row.revoked_at is not None:
+            raise Conflict(f"this client's identity was revoked by {row.revoked_by}")
+        if (row.jump_name if row.kind == "jump" else row.jumpoint_name) is None:
+            raise Conflict(f"{row.kind} {row.name!r} was removed from the site")
+        return row.kind, row.name
+
+    def _identity_row(self, client_id: str):
+        """The identity with the jump client or jumpoint it stands for (NULL when that item is gone)."""
         with self.engine.connect() as c:
-            row = c.execute(sa.select(i).where(i.c.id == client_id)).mappings().first()
-            if row is None or not hmac.compare_digest(row["secret_sha256"], _sha(secret)):
-                raise Unauthorized("unknown client identity or wrong secret")
-            if row["revoked_at"] is not None:
-                raise Conflict(f"this client's identity was revoked by {row['revoked_by']}")
-            table = T.jump_clients if row["kind"] == "jump" else T.jumpoints
-            if not c.execute(sa.select(table.c.name).where(table.c.name == row["name"])).first():
-                raise Conflict(f"{row['kind']} {row['name']!r} was removed from the site")
-        return row["kind"], row["name"]
+            return c.execute(_IDENTITY_QUERY, {"id": client_id}).first()
 
     def revoke(self, kind: str, name: str, actor: str) -> int:
         """Revoke every identity of a jump client or jumpoint; the number revoked."""
@@ -235,6 +238,18 @@ class Directory:
             who.append(sa.and_(m.c.kind == "provider_group", m.c.provider == provider,
                                sa.func.lower(m.c.group_name).in_([g.lower() for g in groups])))
         return sa.or_(*who)
+
+
+def _identity_query() -> sa.Select:
+    i, jc, jp = C.client_identities, T.jump_clients, T.jumpoints
+    return (sa.select(i.c.kind, i.c.name, i.c.secret_sha256, i.c.revoked_at, i.c.revoked_by,
+                      jc.c.name.label("jump_name"), jp.c.name.label("jumpoint_name"))
+            .select_from(i.outerjoin(jc, sa.and_(i.c.kind == "jump", jc.c.name == i.c.name))
+                         .outerjoin(jp, sa.and_(i.c.kind == "jumpoint", jp.c.name == i.c.name)))
+            .where(i.c.id == sa.bindparam("id")))
+
+
+_IDENTITY_QUERY = _identity_query()  # built once: its compiled form is then cached by the engine
 
 
 def _public_deployment(row: dict) -> dict:

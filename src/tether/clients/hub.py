@@ -42,6 +42,10 @@ SHUTDOWN_RETRY = 1.0  # seconds a client is told to wait before reconnecting aft
 NOT_PRIMARY_RETRY = 2.0  # seconds a client refused by a backup appliance waits (a failover is on its way)
 SWEEP_SECONDS = 2.0  # the housekeeping pass (heartbeat timeouts, last-seen writes)
 ENV_HELLO_TIMEOUT = "TETHER_HELLO_TIMEOUT"
+# identity look-ups of jump clients' and jumpoints' hellos in flight at once: within the site engine's
+# connection pool (5 kept), so a storm of hellos queues here instead of opening and closing an overflow
+# database connection for each (PERF-08)
+HELLO_LOOKUPS = 4
 
 
 def hello_timeout() -> float:
@@ -146,6 +150,7 @@ class ClientHub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.hello_timeout = hello_timeout()
         self.admitted: collections.deque[float] = collections.deque(maxlen=4096)  # wall times of the last welcomes
+        self._lookups = asyncio.Semaphore(HELLO_LOOKUPS)
 
     # --- status ------------------------------------------------------------------------------
     def counts(self) -> dict:
@@ -256,7 +261,8 @@ class ClientHub:
             cid = P.field(hello, "client_id", str, max_len=64)
             secret = P.field(hello, "secret", str, max_len=128)
             try:
-                kind, name = await asyncio.to_thread(directory.authenticate, cid, secret)
+                async with self._lookups:
+                    kind, name = await asyncio.to_thread(directory.authenticate, cid, secret)
             except Unauthorized as e:
                 raise P.ProtocolError("unauthorized", str(e), P.UNAUTHORIZED) from None
             except Conflict as e:

@@ -9,7 +9,9 @@ the 300/s target (the highest CL-04 connection rate).
                                                 [--workdir DIR] [--keep]
 
 Makes a fresh data directory with a site and N seeded jump clients (the
-helpers of bench/clients_hold.py), starts ``tether serve``, sets the Jump
+helpers of bench/clients_hold.py; each with the address it will connect
+from already recorded, as the clients of a recovery were connected before,
+so their reconnection reports nothing new), starts ``tether serve``, sets the Jump
 client settings (connection rate ``--rate``, 300/s: the CL-04 maximum) and
 the per-source limit (every connection comes from 127.0.0.1), pins every
 thread of the appliance to one CPU and this process (the load generator) to
@@ -41,6 +43,7 @@ import collections
 import json
 import os
 import random
+import sqlite3
 import sys
 import tempfile
 import time
@@ -67,6 +70,29 @@ def pin_process(pid: int, cpu: int) -> int:
     return n
 
 
+def as_if_seen_before(data: Path) -> None:
+    """Record the address the clients will report (127.0.0.1) as theirs, as the clients of a recovery
+    were connected before: their reconnection reports nothing new."""
+    from tether.core.paths import DataDir
+
+    con = sqlite3.connect(DataDir.at(data).site_db)
+    try:
+        with con:
+            con.execute("UPDATE jump_clients SET public_ip = '127.0.0.1'")
+    finally:
+        con.close()
+
+
+def loop_ticks(pid: int) -> int:
+    """utime + stime of the process's main thread (the event loop), in clock ticks (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except OSError:
+        return 0
+
+
 def self_ticks() -> int:
     t = os.times()
     return round((t.user + t.system) * CLK_TCK)
@@ -82,6 +108,8 @@ class Admissions:
         self.gave_up = 0
         self.sockets: list = []
         self.on_appliance: int | str = "unknown"
+        self.loop_ticks = 0  # the appliance's event loop thread, at the end (minus its start: ``loop_start``)
+        self.loop_start = 0
         self.end = (0, 0, 0, 0.0)  # (appliance, load generator, machine busy ticks, monotonic time) at the end
 
 
@@ -134,6 +162,7 @@ async def storm(host: str, port: int, pin: str, idents: list[dict], in_flight: i
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         out.end = (_ticks(apl_pid), self_ticks(), machine_ticks()[0], time.monotonic())
+        out.loop_ticks = loop_ticks(apl_pid)
         try:
             out.on_appliance = probe()  # the storm is over: a blocking look is fine
         except Exception as e:  # noqa: BLE001 - a figure we could not get is shown as such
@@ -175,6 +204,10 @@ def report(a, out: Admissions, t0: float, apl_ticks: int, gen_ticks: int, machin
     print(f"appliance CPU: {cpu_ms:.2f} ms per admission, {apl_pct:.0f}% of its core over {window:.2f} s "
           f"-> ceiling {1000 / cpu_ms if n else 0:.0f} admissions/s at 100% of one core; "
           f"{apl_ticks / CLK_TCK * 1000 / attempts if attempts else 0:.2f} ms per connection attempt ({attempts})")
+    if n:
+        loop_ms = (out.loop_ticks - out.loop_start) / CLK_TCK * 1000 / n
+        print(f"  of which the event loop thread {loop_ms:.2f} ms, the other threads (database look-ups, "
+              f"last-seen writes) {cpu_ms - loop_ms:.2f} ms")
     print(f"load generator CPU: {gen_pct:.0f}% of its core"
           + (" (near 100%: the figure may be the load generator's, not the appliance's)" if gen_pct > 90 else "")
           + f"; other processes on the machine: {others:.0f}% of one CPU, load average {os.getloadavg()[0]:.1f}")
@@ -214,21 +247,24 @@ def main() -> None:
         data = make_site(work)
         ids = work / "identities.json"
         seed_clients(data, a.clients, ids)
+        as_if_seen_before(data)
         idents = json.loads(ids.read_text())
         apl = Appliance(data, work).start()
         pin = apl.pin()
         with apl.client() as c:
             h = site_admin(c)
             set_jump_settings(c, h, a.rate, 600)  # heartbeats play no part in the storm
-            allow_one_source(c, a.clients)
+            allow_one_source(c, 2 * a.clients)  # refused attempts linger a moment in their WebSocket close
             time.sleep(2.5)  # the hub's cached settings (2 s) are the new ones
             threads = pin_process(apl.pid, a.appliance_cpu)
             os.sched_setaffinity(0, {a.loadgen_cpu})
             log(f"appliance pid {apl.pid} port {apl.port}: {threads} threads pinned to CPU {a.appliance_cpu}; "
                 f"load generator on CPU {a.loadgen_cpu}")
             apl0, gen0, m0, w0 = _ticks(apl.pid), self_ticks(), machine_ticks()[0], time.monotonic()
+            loop0 = loop_ticks(apl.pid)
             out, t0 = run_storm("127.0.0.1", apl.port, pin, idents, a, apl.pid, lambda: connected_on_appliance(c, h))
             apl1, gen1, m1, t_end = out.end
+            out.loop_start = loop0
             if apl.proc.poll() is not None:  # its CPU can no longer be read: say so, report the rest
                 log(f"the appliance exited during the storm ({apl.proc.returncode}); see {work}/serve1.log")
                 apl1 = apl0

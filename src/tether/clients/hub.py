@@ -562,6 +562,7 @@ class ClientHub:
     def _start(self) -> None:
         if self._loop is None or self._loop.is_closed():
             self._loop = asyncio.get_running_loop()
+            self._lookups = asyncio.Semaphore(HELLO_LOOKUPS)  # bound to the loop the hub serves on
 
     async def sweep(self) -> None:
         """One housekeeping pass, run every SWEEP_SECONDS by the appliance's job runner: kick the

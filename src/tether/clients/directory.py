@@ -24,6 +24,7 @@ KINDS = ("jump", "jumpoint")
 DEFAULT_TTL = 7 * 86400
 MAX_TTL = 365 * 86400
 _NAME_RE = re.compile(r"[^A-Za-z0-9._-]+")
+SEEN_BATCH = 500  # jump client names in one IN list of the last-seen writes
 
 
 def _sha(text: str) -> str:
@@ -133,18 +134,21 @@ class Directory:
 
     # --- identities ------------------------------------------------------------------------------
     def authenticate(self, client_id: str, secret: str) -> tuple[str, str]:
-        """(kind, name) of a live identity; Unauthorized for an unknown one, Conflict for a revoked one."""
-        i = C.client_identities
+        """(kind, name) of a live identity; Unauthorized for an unknown one, Conflict for a revoked one or one
+        whose jump client or jumpoint was removed. One SELECT (every hello of a reconnecting fleet runs it)."""
+        row = self._identity_row(client_id)
+        if row is None or not hmac.compare_digest(row.secret_sha256, _sha(secret)):
+            raise Unauthorized("unknown client identity or wrong secret")
+        if row.revoked_at is not None:
+            raise Conflict(f"this client's identity was revoked by {row.revoked_by}")
+        if (row.jump_name if row.kind == "jump" else row.jumpoint_name) is None:
+            raise Conflict(f"{row.kind} {row.name!r} was removed from the site")
+        return row.kind, row.name
+
+    def _identity_row(self, client_id: str):
+        """The identity with the jump client or jumpoint it stands for (NULL when that item is gone)."""
         with self.engine.connect() as c:
-            row = c.execute(sa.select(i).where(i.c.id == client_id)).mappings().first()
-            if row is None or not hmac.compare_digest(row["secret_sha256"], _sha(secret)):
-                raise Unauthorized("unknown client identity or wrong secret")
-            if row["revoked_at"] is not None:
-                raise Conflict(f"this client's identity was revoked by {row['revoked_by']}")
-            table = T.jump_clients if row["kind"] == "jump" else T.jumpoints
-            if not c.execute(sa.select(table.c.name).where(table.c.name == row["name"])).first():
-                raise Conflict(f"{row['kind']} {row['name']!r} was removed from the site")
-        return row["kind"], row["name"]
+            return c.execute(_IDENTITY_QUERY, {"id": client_id}).first()
 
     def revoke(self, kind: str, name: str, actor: str) -> int:
         """Revoke every identity of a jump client or jumpoint; the number revoked."""
@@ -184,19 +188,44 @@ class Directory:
 
     def seen_many(self, seen: dict[tuple[str, str], tuple]) -> None:
         """Record jump clients' last-seen times (and what they reported about themselves) in one
-        transaction: ``{(kind, name): (when, hostname, os, public_ip)}``."""
+        transaction: ``{(kind, name): (when, hostname, os, public_ip)}``.
+
+        A client whose report matches what is recorded (a reconnection: nearly every client of a
+        recovering fleet) and a disconnection are written together with the others of the same second,
+        in one UPDATE (``last_seen_at`` then the earliest time of that second's), so a storm of
+        reconnections costs a statement a second, not one (and its change-log capture) a client
+        (PERF-08); a client that reported something new is updated alone, at its own time."""
+        jumps = {name: v for (kind, name), v in seen.items() if kind == "jump"}
+        if not jumps:
+            return
+        t = T.jump_clients
         with self.engine.begin() as c:
-            for (kind, name), (when, hostname, os_name, public_ip) in seen.items():
-                if kind != "jump":
+            recorded = self._reported_now(c, list(jumps))
+            same_second: dict[int, list[tuple[float, str]]] = {}
+            for name, (when, hostname, os_name, public_ip) in jumps.items():
+                if name not in recorded:  # removed meanwhile: nothing to update
                     continue
-                values: dict = {"last_seen_at": when}
-                if hostname:
-                    values["hostname"] = hostname[:253]
-                if os_name:
-                    values["os"] = os_name[:64]
-                if public_ip:
-                    values["public_ip"] = public_ip
-                c.execute(T.jump_clients.update().where(T.jump_clients.c.name == name).values(**values))
+                values = _reported(hostname, os_name, public_ip)
+                if all(recorded[name][k] == v for k, v in values.items()):
+                    same_second.setdefault(int(when), []).append((when, name))
+                else:
+                    c.execute(t.update().where(t.c.name == name).values(last_seen_at=when, **values))
+            for group in same_second.values():
+                when = min(w for w, _ in group)
+                names = [n for _, n in group]
+                for i in range(0, len(names), SEEN_BATCH):
+                    c.execute(t.update().where(t.c.name.in_(names[i:i + SEEN_BATCH])).values(last_seen_at=when))
+
+    @staticmethod
+    def _reported_now(c: sa.Connection, names: list[str]) -> dict[str, dict]:
+        """{name: {"hostname", "os", "public_ip"}} as recorded, for those of ``names`` that exist."""
+        t = T.jump_clients
+        out = {}
+        for i in range(0, len(names), SEEN_BATCH):
+            for r in c.execute(sa.select(t.c.name, t.c.hostname, t.c.os, t.c.public_ip)
+                               .where(t.c.name.in_(names[i:i + SEEN_BATCH]))):
+                out[r.name] = {"hostname": r.hostname, "os": r.os, "public_ip": r.public_ip}
+        return out
 
     # --- what a representative may do ------------------------------------------------------------
     def rep_permissions(self, username: str, provider: str | None = None,
@@ -235,6 +264,30 @@ class Directory:
             who.append(sa.and_(m.c.kind == "provider_group", m.c.provider == provider,
                                sa.func.lower(m.c.group_name).in_([g.lower() for g in groups])))
         return sa.or_(*who)
+
+
+def _reported(hostname: str | None, os_name: str | None, public_ip: str | None) -> dict:
+    """The columns a connecting jump client's report sets (a disconnection reports nothing)."""
+    values: dict = {}
+    if hostname:
+        values["hostname"] = hostname[:253]
+    if os_name:
+        values["os"] = os_name[:64]
+    if public_ip:
+        values["public_ip"] = public_ip
+    return values
+
+
+def _identity_query() -> sa.Select:
+    i, jc, jp = C.client_identities, T.jump_clients, T.jumpoints
+    return (sa.select(i.c.kind, i.c.name, i.c.secret_sha256, i.c.revoked_at, i.c.revoked_by,
+                      jc.c.name.label("jump_name"), jp.c.name.label("jumpoint_name"))
+            .select_from(i.outerjoin(jc, sa.and_(i.c.kind == "jump", jc.c.name == i.c.name))
+                         .outerjoin(jp, sa.and_(i.c.kind == "jumpoint", jp.c.name == i.c.name)))
+            .where(i.c.id == sa.bindparam("id")))
+
+
+_IDENTITY_QUERY = _identity_query()  # built once: its compiled form is then cached by the engine
 
 
 def _public_deployment(row: dict) -> dict:

@@ -42,6 +42,10 @@ SHUTDOWN_RETRY = 1.0  # seconds a client is told to wait before reconnecting aft
 NOT_PRIMARY_RETRY = 2.0  # seconds a client refused by a backup appliance waits (a failover is on its way)
 SWEEP_SECONDS = 2.0  # the housekeeping pass (heartbeat timeouts, last-seen writes)
 ENV_HELLO_TIMEOUT = "TETHER_HELLO_TIMEOUT"
+# identity look-ups of jump clients' and jumpoints' hellos in flight at once: within the site engine's
+# connection pool (5 kept), so a storm of hellos queues here instead of opening and closing an overflow
+# database connection for each (PERF-08)
+HELLO_LOOKUPS = 4
 
 
 def hello_timeout() -> float:
@@ -141,11 +145,12 @@ class ClientHub:
         self._next_channel = 1
         self.pacer = Pacer()
         self.refused_busy = 0
-        self._settings = (0.0, 50, 30)  # (read at, rate, heartbeat)
+        self._settings: tuple = (None, 0.0, 50, 30, None)  # (site read, read at, rate, heartbeat, site name)
         self._seen: dict[tuple[str, str], tuple] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self.hello_timeout = hello_timeout()
         self.admitted: collections.deque[float] = collections.deque(maxlen=4096)  # wall times of the last welcomes
+        self._lookups = asyncio.Semaphore(HELLO_LOOKUPS)
 
     # --- status ------------------------------------------------------------------------------
     def counts(self) -> dict:
@@ -163,18 +168,25 @@ class ClientHub:
 
     def settings(self) -> tuple[int, int]:
         """(connection rate per second, heartbeat seconds) from the site's Jump client settings."""
-        at, rate, hb = self._settings
+        return self._read_settings()[:2]
+
+    def _read_settings(self) -> tuple[int, int, str | None]:
+        """(rate, heartbeat, site name), read from the site at most every ``SETTINGS_TTL`` seconds (and at
+        once when another site object is installed: a restore): the hello reads them, and a storm of hellos
+        must not read the site database for each."""
+        site_obj, at, rate, hb, name = self._settings
         now = time.monotonic()
-        if now - at > SETTINGS_TTL:
-            site = self._site()
+        site = self._site()
+        if now - at > SETTINGS_TTL or site is not site_obj:
             if site is not None:
                 try:
                     s = sections.get_model(site.engine, sections.section("jump-clients"))
                     rate, hb = s.connection_rate_per_second, s.heartbeat_seconds
+                    name = site.info().name
                 except Exception:  # keep the last known values
                     log.exception("reading the jump client settings")
-            self._settings = (now, rate, hb)
-        return rate, hb
+            self._settings = (site, now, rate, hb, name)
+        return rate, hb, name
 
     # --- one connection ------------------------------------------------------------------------
     async def serve(self, link: Link, ip: str | None) -> None:
@@ -239,7 +251,7 @@ class ClientHub:
         if refusal is not None:
             raise P.ProtocolError("not_primary", refusal, P.UNAVAILABLE, retry_after=NOT_PRIMARY_RETRY)
         directory = Directory(site.engine)
-        rate, heartbeat = self.settings()
+        rate, heartbeat, site_name = self._read_settings()
         if role in P.AGENT_ROLES:
             wait = self.pacer.admit(rate, time.monotonic())
             if wait is not None:
@@ -249,7 +261,8 @@ class ClientHub:
             cid = P.field(hello, "client_id", str, max_len=64)
             secret = P.field(hello, "secret", str, max_len=128)
             try:
-                kind, name = await asyncio.to_thread(directory.authenticate, cid, secret)
+                async with self._lookups:
+                    kind, name = await asyncio.to_thread(directory.authenticate, cid, secret)
             except Unauthorized as e:
                 raise P.ProtocolError("unauthorized", str(e), P.UNAUTHORIZED) from None
             except Conflict as e:
@@ -287,7 +300,7 @@ class ClientHub:
             await asyncio.to_thread(site.audit.record, user.username, "rep.login", user.username, ip,
                                     {"agent": str(hello.get("agent", ""))[:64], "provider": login.provider})
         self.admitted.append(time.time())
-        await peer.send({"type": "welcome", "v": P.VERSION, "site": site.info().name, "role": role,
+        await peer.send({"type": "welcome", "v": P.VERSION, "site": site_name or site.info().name, "role": role,
                          "name": peer.name, "heartbeat": heartbeat, "server": f"tether/{__version__}"})
         return peer
 
@@ -549,6 +562,7 @@ class ClientHub:
     def _start(self) -> None:
         if self._loop is None or self._loop.is_closed():
             self._loop = asyncio.get_running_loop()
+            self._lookups = asyncio.Semaphore(HELLO_LOOKUPS)  # bound to the loop the hub serves on
 
     async def sweep(self) -> None:
         """One housekeeping pass, run every SWEEP_SECONDS by the appliance's job runner: kick the

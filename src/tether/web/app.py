@@ -149,5 +149,8 @@ def create_app(appliance: Appliance) -> ASGIApp:
         ok, text = request.app.state.appliance.health()
         return PlainTextResponse(text + "\n", status_code=200 if ok else 500)
 
-    # the body cap first: a request over its limit is answered 413 before any other code reads it
-    return SecurityHeaders(BodyLimit(AdminNetworks(ReplicationBarrier(app, appliance), appliance), BODY_LIMITS))
+    # /client WebSockets before the framework (PERF-08); then the body cap: a request over its limit is
+    # answered 413 before any other code reads it
+    return client_channel.ClientChannel(
+        SecurityHeaders(BodyLimit(AdminNetworks(ReplicationBarrier(app, appliance), appliance), BODY_LIMITS)),
+        appliance)

@@ -1,7 +1,14 @@
 """The client channel's web side: ``/client`` (the WebSocket every
 representative console, jump client and jumpoint keeps open, handed to the
 appliance's client hub) and ``POST /client/register`` (an installer token
-redeemed for a client identity). docs/formats/client-protocol.md."""
+redeemed for a client identity). docs/formats/client-protocol.md.
+
+``ClientChannel`` answers the ``/client`` WebSocket in front of the web
+framework (PERF-08): a reconnecting fleet opens hundreds of them a second,
+and FastAPI's router and middleware (which do nothing for a WebSocket: the
+security headers, body limits, admin networks and replication barrier are
+HTTP-only) cost more CPU than the hello itself. Every other request, HTTP or
+WebSocket, goes to the app behind it."""
 
 from __future__ import annotations
 
@@ -9,8 +16,8 @@ import asyncio
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route, WebSocketRoute
-from starlette.websockets import WebSocket
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tether.clients.directory import Directory
 from tether.clients.protocol import load_json
@@ -20,32 +27,52 @@ from .errors import error_response
 
 
 class _Link:
-    __slots__ = ("ws",)
+    """One /client WebSocket as the hub sees it (clients.hub.Link), on the raw ASGI messages."""
 
-    def __init__(self, ws: WebSocket):
-        self.ws = ws
+    __slots__ = ("_receive", "_send", "_gone")
+
+    def __init__(self, receive: Receive, send: Send):
+        self._receive, self._send = receive, send
+        self._gone = False
 
     async def receive(self) -> str | bytes | None:
-        msg = await self.ws.receive()
-        if msg["type"] == "websocket.disconnect":
+        if self._gone:
+            return None
+        msg = await self._receive()
+        if msg["type"] != "websocket.receive":  # websocket.disconnect
+            self._gone = True
             return None
         text = msg.get("text")
         return text if text is not None else msg.get("bytes") or b""
 
     async def send_text(self, text: str) -> None:
-        await self.ws.send({"type": "websocket.send", "text": text})
+        await self._send({"type": "websocket.send", "text": text})
 
     async def send_bytes(self, data: bytes) -> None:
-        await self.ws.send({"type": "websocket.send", "bytes": data})
+        await self._send({"type": "websocket.send", "bytes": data})
 
     async def close(self, code: int, reason: str = "") -> None:
-        await self.ws.close(code, reason)
+        await self._send({"type": "websocket.close", "code": code, "reason": reason})
 
 
-async def client_socket(ws: WebSocket) -> None:
-    appliance = ws.app.state.appliance
-    await ws.accept()
-    await appliance.clients.serve(_Link(ws), ws.client.host if ws.client else None)
+class ClientChannel:
+    """ASGI: ``/client`` WebSockets go straight to the client hub; everything else to ``app``."""
+
+    def __init__(self, app: ASGIApp, appliance):
+        self.app, self.appliance = app, appliance
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == "/client":
+            return await self.client_socket(scope, receive, send)
+        await self.app(scope, receive, send)
+
+    async def client_socket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Accept the upgrade and hand the connection to the hub until it ends."""
+        if (await receive())["type"] != "websocket.connect":  # the peer left before the upgrade completed
+            return
+        await send({"type": "websocket.accept"})
+        client = scope.get("client")
+        await self.appliance.clients.serve(_Link(receive, send), client[0] if client else None)
 
 
 async def register(request: Request) -> JSONResponse:
@@ -71,4 +98,4 @@ async def register(request: Request) -> JSONResponse:
         return error_response(e)
 
 
-routes = [WebSocketRoute("/client", client_socket), Route("/client/register", register, methods=["POST"])]
+routes = [Route("/client/register", register, methods=["POST"])]

@@ -86,3 +86,12 @@ def main() -> None:
     from tether.cli.main import app
 
     app()
+
+
+def __getattr__(name: str):
+    """``tether.cli.entry.app``: the command tree, imported only when asked for (not before a re-execution)."""
+    if name == "app":
+        from tether.cli.main import app
+
+        return app
+    raise AttributeError(name)

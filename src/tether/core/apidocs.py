@@ -64,6 +64,8 @@ _CONTRAST_CSS = """\
 .swagger-ui .prop-format, .swagger-ui .response-col_links { color: #333; }
 .swagger-ui .opblock-tag small { color: #333; }
 .swagger-ui .json-schema-2020-12-expand-deep-button { color: #1f4f8f; }
+.swagger-ui .btn.authorize { color: #1b6e3f; border-color: #1b6e3f; }
+.swagger-ui .btn.authorize svg { fill: #1b6e3f; }
 """
 
 _ASSETS = {"swagger-ui.css": "text/css", "swagger-ui-bundle.js": "text/javascript"}

@@ -57,7 +57,10 @@ def main() -> None:
     print(f"site.db: {db.stat().st_size / 1e6:.0f} MB")
     # a realistic filter: one representative, a 90-day window in the middle of the year, 50 per page
     con = sqlite3.connect(db)
-    rep = con.execute("SELECT rep FROM session_records WHERE id = 12345").fetchone()[0]
+    n = con.execute("SELECT count(*) FROM session_records").fetchone()[0]
+    if n == 0:
+        sys.exit("the site holds no session records to list")
+    rep = con.execute("SELECT rep FROM session_records ORDER BY id LIMIT 1 OFFSET ?", (min(12344, n // 2),)).fetchone()[0]
     t_hi = con.execute("SELECT max(started_at) FROM session_records").fetchone()[0]
     since, until = t_hi - 200 * 86400, t_hi - 110 * 86400
     QUERY.update(since=since, until=until, user=rep)

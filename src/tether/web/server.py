@@ -62,8 +62,13 @@ def parse_listen(text: str) -> tuple[str, int]:
 
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio turns Nagle off only on sockets that say they are TCP, and with it on
+    # a response written in two parts (headers, body) waited ~40 ms for the client's delayed ACK
+    # (bench/site_listing.py: a 43 ms floor on the asyncio loop). TCP_NODELAY on the listener is
+    # inherited by every accepted socket, whichever loop serves it.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
     sock.listen(4096)
     sock.set_inheritable(True)

@@ -90,6 +90,7 @@ def write_backup(site, out_dir: Path, *, password: str | None, include_history: 
     except OSError as exc:
         raise TetherError(f"the backup could not be written: {exc.strerror or exc} ({exc.filename})",
                           hint="check the appliance's backups folder and free space") from None
+    sealing = crypto.Sealing(password) if password is not None else None  # scrypt beside the snapshot
     try:
         db_path = work / "site.db"
         try:
@@ -113,7 +114,7 @@ def write_backup(site, out_dir: Path, *, password: str | None, include_history: 
                   "site_name": info.name, "edition": info.edition, "created_at": _iso(now),
                   "backup_id": backup_id, "payload": "payload.tar.zst" + (".age" if password else "")}
         sources = [("site.db", db_path)] + [(f"files/{e.sha256}", e.open) for e in entries]
-        write_archive(NSB, final, header, manifest, sources, password, spool_dir=work)
+        write_archive(NSB, final, header, manifest, sources, password, spool_dir=work, sealing=sealing)
         return BackupResult(final, manifest)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -121,23 +122,25 @@ def write_backup(site, out_dir: Path, *, password: str | None, include_history: 
 
 def write_archive(kind: ArchiveKind, final: Path, header: dict, manifest: dict,
                   sources: list[tuple[str, Path | Callable[[], BinaryIO]]], password: str | None,
-                  spool_dir: Path | None = None) -> None:
+                  spool_dir: Path | None = None, sealing: crypto.Sealing | None = None) -> None:
     """Write header, (identity,) and the streamed payload to ``<final>.partial``, fsync, rename.
     Members whose ``sha256`` is None in the manifest get it computed on the way (``_write_payload``);
-    the compressed members wait in a spool file in ``spool_dir`` (default: beside ``final``)."""
+    the compressed members wait in a spool file in ``spool_dir`` (default: beside ``final``).
+    ``sealing``: the identity, already being sealed with ``password`` (default: started here)."""
     partial = final.with_name(final.name + ".partial")
     spool = (spool_dir or final.parent) / (final.name + ".spool")
+    if password is not None and sealing is None:
+        sealing = crypto.Sealing(password)  # on its thread while the members are compressed
     try:
         with open_private(partial) as f:  # 0600: an unprotected backup holds hashes and secrets in clear
             outer = OuterWriter(f)
             outer.add_bytes(kind.header_name, json.dumps(header, indent=2).encode())
-            if password is not None:
-                identity = crypto.new_identity()
-                outer.add_bytes("identity.age", crypto.seal_identity(identity, password))
             body = _compress_members(spool, manifest, sources)
+            if sealing is not None:
+                outer.add_bytes("identity.age", sealing.sealed())
             raw = outer.begin_stream(header["payload"])
-            if password is not None:
-                with crypto.encrypting(raw, identity.to_public()) as sink:
+            if sealing is not None:
+                with crypto.encrypting(raw, sealing.identity.to_public()) as sink:
                     _write_payload(sink, manifest, body)
             else:
                 _write_payload(raw, manifest, body)

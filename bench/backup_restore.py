@@ -127,9 +127,7 @@ def _measure(args, work: Path, tether: str, data: Path, site: Path, seed_s: floa
     import sqlalchemy as sa
 
     recipient = str(pyrage.x25519.Identity.generate().to_public())
-    base = work / "baseline"
-    shutil.rmtree(base, ignore_errors=True)
-    base.mkdir()
+    base = work / "baseline"  # made afresh in each run
     db = _pg(data)
     if db.external:
         eng = db.engine()

@@ -126,18 +126,19 @@ def write_archive(kind: ArchiveKind, final: Path, header: dict, manifest: dict,
     """Write header, (identity,) and the streamed payload to ``<final>.partial``, fsync, rename.
     Members whose ``sha256`` is None in the manifest get it computed on the way (``_write_payload``);
     the compressed members wait in a spool file in ``spool_dir`` (default: beside ``final``).
-    ``sealing``: the identity, already being sealed with ``password`` (default: started here)."""
+    ``sealing``: the identity, already being sealed with ``password`` beside the caller's earlier work
+    (write_backup's snapshot); default: sealed here."""
     partial = final.with_name(final.name + ".partial")
     spool = (spool_dir or final.parent) / (final.name + ".spool")
     if password is not None and sealing is None:
-        sealing = crypto.Sealing(password)  # on its thread while the members are compressed
+        sealing = crypto.Sealing(password)
     try:
         with open_private(partial) as f:  # 0600: an unprotected backup holds hashes and secrets in clear
             outer = OuterWriter(f)
             outer.add_bytes(kind.header_name, json.dumps(header, indent=2).encode())
-            body = _compress_members(spool, manifest, sources)
-            if sealing is not None:
+            if sealing is not None:  # before compressing: scrypt's 128 MiB and zstd's buffers never add up
                 outer.add_bytes("identity.age", sealing.sealed())
+            body = _compress_members(spool, manifest, sources)
             raw = outer.begin_stream(header["payload"])
             if sealing is not None:
                 with crypto.encrypting(raw, sealing.identity.to_public()) as sink:

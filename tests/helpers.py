@@ -273,4 +273,5 @@ def browser_login(page, login_url: str, password: str, user: str = "admin") -> N
     page.goto(login_url)
     page.fill("#username", user)
     page.fill("#password", password)
-    page.click("#login-submit")
+    with page.expect_navigation():  # the form posts: wait for the page it leads to (the next page,
+        page.click("#login-submit")  # or the form again with its error), not just for the click
